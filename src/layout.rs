@@ -1,0 +1,320 @@
+//! Strided N-dimensional copies of fixed-size elements between byte
+//! buffers. This is the one kernel behind cache merges, reads into output
+//! arrays, and the npy store's gathers; it merges contiguous axes so that a
+//! whole-chunk copy is a single `memcpy`.
+//!
+//! Offsets and strides are in elements, not bytes.
+
+/// C-order (row-major) strides, in elements, of `shape`.
+pub fn c_strides(shape: &[u64]) -> Vec<usize> {
+    let mut strides = vec![1usize; shape.len()];
+    for i in (0..shape.len().saturating_sub(1)).rev() {
+        strides[i] = strides[i + 1] * shape[i + 1] as usize;
+    }
+    strides
+}
+
+/// Fortran-order (column-major) strides, in elements, of `shape`.
+pub fn f_strides(shape: &[u64]) -> Vec<usize> {
+    let mut strides = vec![1usize; shape.len()];
+    for i in 1..shape.len() {
+        strides[i] = strides[i - 1] * shape[i - 1] as usize;
+    }
+    strides
+}
+
+/// One side of a strided copy: where the first element is and how far apart
+/// neighbours are along each axis (both in elements).
+#[derive(Debug, Clone, Copy)]
+pub struct Strided<'a> {
+    /// Element offset of the region's first element.
+    pub offset: usize,
+    /// Element distance between neighbours, one per axis.
+    pub strides: &'a [usize],
+}
+
+/// Axes after dropping length-1 axes and merging contiguous neighbours:
+/// (count, src stride, dst stride), outermost first.
+fn simplify(counts: &[usize], a: &[usize], b: &[usize]) -> Vec<(usize, usize, usize)> {
+    let mut axes: Vec<(usize, usize, usize)> = Vec::with_capacity(counts.len());
+    for i in 0..counts.len() {
+        if counts[i] == 1 {
+            continue;
+        }
+        axes.push((counts[i], a[i], b[i]));
+    }
+    // Merge from the innermost outwards.
+    let mut merged: Vec<(usize, usize, usize)> = Vec::with_capacity(axes.len());
+    for ax in axes.into_iter().rev() {
+        if let Some(inner) = merged.last_mut()
+            && ax.1 == inner.1 * inner.0
+            && ax.2 == inner.2 * inner.0
+        {
+            inner.0 *= ax.0;
+            continue;
+        }
+        merged.push(ax);
+    }
+    merged.reverse();
+    merged
+}
+
+/// Calls `f(src_offset, dst_offset, len)` for every innermost run, in
+/// elements. Runs are contiguous on both sides when `len > 1`; otherwise
+/// `len == 1` and `inner_strides` gives the step along the innermost axis.
+fn for_each_run(
+    counts: &[usize],
+    src: Strided<'_>,
+    dst: Strided<'_>,
+    mut f: impl FnMut(usize, usize, usize, usize, usize),
+) {
+    debug_assert_eq!(counts.len(), src.strides.len());
+    debug_assert_eq!(counts.len(), dst.strides.len());
+    if counts.contains(&0) {
+        return;
+    }
+    let axes = simplify(counts, src.strides, dst.strides);
+    let Some(&(inner_n, inner_s, inner_d)) = axes.last() else {
+        f(src.offset, dst.offset, 1, 1, 1);
+        return;
+    };
+    let outer = &axes[..axes.len() - 1];
+    let mut idx = vec![0usize; outer.len()];
+    let (mut so, mut dof) = (src.offset, dst.offset);
+    loop {
+        f(so, dof, inner_n, inner_s, inner_d);
+        // Odometer over the outer axes.
+        let mut k = outer.len();
+        loop {
+            if k == 0 {
+                return;
+            }
+            k -= 1;
+            idx[k] += 1;
+            so += outer[k].1;
+            dof += outer[k].2;
+            if idx[k] < outer[k].0 {
+                break;
+            }
+            so -= outer[k].1 * outer[k].0;
+            dof -= outer[k].2 * outer[k].0;
+            idx[k] = 0;
+        }
+    }
+}
+
+#[inline]
+fn copy_elems<const N: usize>(
+    src: &[u8],
+    dst: &mut [u8],
+    s: usize,
+    d: usize,
+    n: usize,
+    ss: usize,
+    ds: usize,
+) {
+    for i in 0..n {
+        let so = (s + i * ss) * N;
+        let dof = (d + i * ds) * N;
+        let v: [u8; N] = src[so..so + N].try_into().expect("N bytes");
+        dst[dof..dof + N].copy_from_slice(&v);
+    }
+}
+
+/// Copies a `counts`-shaped region of `elem`-byte elements from `src` to
+/// `dst`. Panics if a region exceeds its buffer (a caller bug: callers
+/// validate selections first).
+pub fn copy_region(
+    counts: &[usize],
+    elem: usize,
+    src: &[u8],
+    src_at: Strided<'_>,
+    dst: &mut [u8],
+    dst_at: Strided<'_>,
+) {
+    for_each_run(counts, src_at, dst_at, |s, d, n, ss, ds| {
+        if ss == 1 && ds == 1 {
+            dst[d * elem..(d + n) * elem].copy_from_slice(&src[s * elem..(s + n) * elem]);
+        } else {
+            match elem {
+                1 => copy_elems::<1>(src, dst, s, d, n, ss, ds),
+                2 => copy_elems::<2>(src, dst, s, d, n, ss, ds),
+                4 => copy_elems::<4>(src, dst, s, d, n, ss, ds),
+                8 => copy_elems::<8>(src, dst, s, d, n, ss, ds),
+                _ => {
+                    for i in 0..n {
+                        let so = (s + i * ss) * elem;
+                        let dof = (d + i * ds) * elem;
+                        dst[dof..dof + elem].copy_from_slice(&src[so..so + elem]);
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Writes `value` (one element's bytes) into every element of a
+/// `counts`-shaped region of `dst`.
+pub fn fill_region(counts: &[usize], value: &[u8], dst: &mut [u8], dst_at: Strided<'_>) {
+    let elem = value.len();
+    let zeros = vec![0usize; counts.len()];
+    let src_at = Strided {
+        offset: 0,
+        strides: &zeros,
+    };
+    for_each_run(counts, src_at, dst_at, |_, d, n, _, ds| {
+        if ds == 1 && value.iter().all(|&b| b == value[0]) {
+            dst[d * elem..(d + n) * elem].fill(value[0]);
+        } else {
+            for i in 0..n {
+                let o = (d + i * ds) * elem;
+                dst[o..o + elem].copy_from_slice(value);
+            }
+        }
+    });
+}
+
+/// Visits the runs of a region that are contiguous on the `file` side,
+/// calling `f(file_offset, buf_offset, len, buf_stride)` in elements:
+/// the run covers `len` elements at `file_offset..file_offset + len` and
+/// at `buf_offset + i * buf_stride` in the buffer. Stores that do
+/// positioned I/O use this to read or write one run per system call.
+pub fn for_each_file_run(
+    counts: &[usize],
+    file: Strided<'_>,
+    buf: Strided<'_>,
+    mut f: impl FnMut(usize, usize, usize, usize),
+) {
+    for_each_run(counts, file, buf, |fo, bo, n, fs, bs| {
+        if fs == 1 {
+            f(fo, bo, n, bs);
+        } else {
+            for i in 0..n {
+                f(fo + i * fs, bo + i * bs, 1, 1);
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reference: element-by-element copy via explicit index arithmetic.
+    fn naive(
+        counts: &[usize],
+        elem: usize,
+        src: &[u8],
+        sa: Strided<'_>,
+        dst: &mut [u8],
+        da: Strided<'_>,
+    ) {
+        let total: usize = counts.iter().product();
+        for lin in 0..total {
+            let mut rem = lin;
+            let (mut so, mut dof) = (sa.offset, da.offset);
+            for ax in (0..counts.len()).rev() {
+                let i = rem % counts[ax];
+                rem /= counts[ax];
+                so += i * sa.strides[ax];
+                dof += i * da.strides[ax];
+            }
+            dst[dof * elem..(dof + 1) * elem].copy_from_slice(&src[so * elem..(so + 1) * elem]);
+        }
+    }
+
+    #[test]
+    fn strides() {
+        assert_eq!(c_strides(&[2, 3, 4]), vec![12, 4, 1]);
+        assert_eq!(f_strides(&[2, 3, 4]), vec![1, 2, 6]);
+        assert_eq!(c_strides(&[]), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn matches_naive_copy_on_many_shapes() {
+        let shape = [5u64, 6, 7];
+        let cs = c_strides(&shape);
+        let fs = f_strides(&shape);
+        for elem in [1usize, 2, 4, 8, 3] {
+            let src: Vec<u8> = (0..5 * 6 * 7 * elem).map(|i| (i * 7 + 3) as u8).collect();
+            for (counts, starts, steps) in [
+                ([5usize, 6, 7], [0usize, 0, 0], [1usize, 1, 1]),
+                ([2, 3, 4], [1, 2, 3], [1, 1, 1]),
+                ([3, 2, 2], [0, 1, 0], [2, 2, 3]),
+                ([1, 6, 1], [4, 0, 6], [1, 1, 1]),
+                ([0, 3, 3], [0, 0, 0], [1, 1, 1]),
+            ] {
+                for src_strides in [&cs, &fs] {
+                    let off = starts
+                        .iter()
+                        .zip(src_strides.iter())
+                        .map(|(a, b)| a * b)
+                        .sum();
+                    let st: Vec<usize> =
+                        src_strides.iter().zip(steps).map(|(s, k)| s * k).collect();
+                    let sa = Strided {
+                        offset: off,
+                        strides: &st,
+                    };
+                    let out_shape: Vec<u64> = counts.iter().map(|&c| c as u64).collect();
+                    let ds = c_strides(&out_shape);
+                    let da = Strided {
+                        offset: 0,
+                        strides: &ds,
+                    };
+                    let n: usize = counts.iter().product();
+                    let mut a = vec![0u8; n * elem];
+                    let mut b = vec![0u8; n * elem];
+                    copy_region(&counts, elem, &src, sa, &mut a, da);
+                    naive(&counts, elem, &src, sa, &mut b, da);
+                    assert_eq!(a, b, "elem {elem} counts {counts:?} steps {steps:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn fill_writes_only_the_region() {
+        let mut buf = vec![0u8; 4 * 4 * 2];
+        let st = c_strides(&[4, 4]);
+        fill_region(
+            &[2, 2],
+            &[1, 2],
+            &mut buf,
+            Strided {
+                offset: 5,
+                strides: &st,
+            },
+        );
+        let vals: Vec<u16> = buf
+            .chunks(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .collect();
+        let want = u16::from_le_bytes([1, 2]);
+        for (i, v) in vals.iter().enumerate() {
+            let inside = [5, 6, 9, 10].contains(&i);
+            assert_eq!(*v, if inside { want } else { 0 }, "at {i}");
+        }
+    }
+
+    #[test]
+    fn file_runs_cover_region_once() {
+        // A 3x4 region of a 6x8 C-order file into a C-order 3x4 buffer.
+        let fst = c_strides(&[6, 8]);
+        let bst = c_strides(&[3, 4]);
+        let mut seen = Vec::new();
+        for_each_file_run(
+            &[3, 4],
+            Strided {
+                offset: 8 + 2,
+                strides: &fst,
+            },
+            Strided {
+                offset: 0,
+                strides: &bst,
+            },
+            |fo, bo, n, bs| seen.push((fo, bo, n, bs)),
+        );
+        assert_eq!(seen, vec![(10, 0, 4, 1), (18, 4, 4, 1), (26, 8, 4, 1)]);
+    }
+}

@@ -1,0 +1,20 @@
+//! # chunkyard
+//!
+//! An out-of-core chunked array engine: arrays live in standard files on
+//! disk (NumPy `.npy` today; Zarr and HDF5 next), and a program holds only
+//! a small, byte-budgeted set of their chunks in memory. Opening a file
+//! reads its metadata; an element or a tile is read when asked for.
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod chunk_grid;
+pub mod dtype;
+pub mod error;
+pub mod layout;
+pub mod selection;
+pub mod store;
+
+pub use chunk_grid::ChunkGrid;
+pub use dtype::{DType, Element, Endian};
+pub use error::{Error, Result, SelectionError};
+pub use selection::{IntoSelection, Selection};

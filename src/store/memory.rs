@@ -1,0 +1,222 @@
+//! The in-memory reference store. Tests and fuzzers compare every other
+//! store against it. It models durability: writes land in a volatile map
+//! and only [`flush`](ChunkStore::flush) makes them durable, so
+//! [`MemoryStore::reopen`] shows what a crash right now would leave. It can
+//! also inject an I/O failure after a given number of operations.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+
+use super::{Capabilities, ChunkStore, StoreMeta};
+use crate::error::{Error, Result};
+
+#[derive(Debug, Default)]
+struct State {
+    /// What a reader sees now: every completed write.
+    live: HashMap<Vec<u64>, Arc<Vec<u8>>>,
+    /// What survives a crash: the live map as of the last flush.
+    durable: HashMap<Vec<u64>, Arc<Vec<u8>>>,
+}
+
+/// In-memory [`ChunkStore`] with a durable/volatile split and failure
+/// injection.
+#[derive(Debug)]
+pub struct MemoryStore {
+    meta: StoreMeta,
+    state: Arc<Mutex<State>>,
+    /// Operations (reads, writes, erases, flushes) left before every
+    /// further operation fails; `u64::MAX` disables injection.
+    fail_after: AtomicU64,
+}
+
+impl MemoryStore {
+    /// An empty store (every chunk never written).
+    pub fn new(meta: StoreMeta) -> Self {
+        MemoryStore {
+            meta,
+            state: Arc::default(),
+            fail_after: AtomicU64::new(u64::MAX),
+        }
+    }
+
+    /// A new store holding what was durable at the last flush, as if the
+    /// process had been killed and the array reopened.
+    pub fn reopen(&self) -> MemoryStore {
+        let durable = self.state.lock().durable.clone();
+        MemoryStore {
+            meta: self.meta.clone(),
+            state: Arc::new(Mutex::new(State {
+                live: durable.clone(),
+                durable,
+            })),
+            fail_after: AtomicU64::new(u64::MAX),
+        }
+    }
+
+    /// Makes every operation after the next `n` fail with an I/O error.
+    pub fn fail_after(&self, n: u64) {
+        self.fail_after.store(n, Ordering::SeqCst);
+    }
+
+    /// Number of chunks stored (live).
+    pub fn chunk_count(&self) -> usize {
+        self.state.lock().live.len()
+    }
+
+    fn tick(&self) -> Result<()> {
+        let r = self
+            .fail_after
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| match n {
+                0 => None,
+                u64::MAX => Some(u64::MAX),
+                n => Some(n - 1),
+            });
+        match r {
+            Ok(_) => Ok(()),
+            Err(_) => Err(Error::Store {
+                backend: "memory",
+                message: "injected I/O failure".into(),
+            }),
+        }
+    }
+
+    fn check(&self, chunk: &[u64]) -> Result<()> {
+        let in_grid = chunk.len() == self.meta.shape.len()
+            && chunk
+                .iter()
+                .zip(self.meta.shape.iter().zip(&self.meta.chunks))
+                .all(|(&k, (&n, &c))| k < n.div_ceil(c));
+        if in_grid {
+            Ok(())
+        } else {
+            Err(Error::Store {
+                backend: "memory",
+                message: format!("chunk {chunk:?} is outside the grid"),
+            })
+        }
+    }
+}
+
+impl ChunkStore for MemoryStore {
+    fn backend(&self) -> &'static str {
+        "memory"
+    }
+
+    fn meta(&self) -> &StoreMeta {
+        &self.meta
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::new(true, false, true)
+    }
+
+    fn read_chunk(&self, chunk: &[u64]) -> Result<Option<Vec<u8>>> {
+        self.check(chunk)?;
+        self.tick()?;
+        Ok(self
+            .state
+            .lock()
+            .live
+            .get(chunk)
+            .map(|d| d.as_ref().clone()))
+    }
+
+    fn write_chunk(&self, chunk: &[u64], data: &[u8]) -> Result<()> {
+        self.check(chunk)?;
+        if data.len() != self.meta.chunk_bytes() {
+            return Err(Error::Store {
+                backend: "memory",
+                message: format!(
+                    "chunk {chunk:?}: {} bytes given, {} expected",
+                    data.len(),
+                    self.meta.chunk_bytes()
+                ),
+            });
+        }
+        self.tick()?;
+        self.state
+            .lock()
+            .live
+            .insert(chunk.to_vec(), Arc::new(data.to_vec()));
+        Ok(())
+    }
+
+    fn erase_chunk(&self, chunk: &[u64]) -> Result<()> {
+        self.check(chunk)?;
+        self.tick()?;
+        self.state.lock().live.remove(chunk);
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<()> {
+        self.tick()?;
+        let mut s = self.state.lock();
+        s.durable = s.live.clone();
+        Ok(())
+    }
+
+    fn stored_bytes(&self) -> Result<u64> {
+        Ok(self
+            .state
+            .lock()
+            .live
+            .values()
+            .map(|v| v.len() as u64)
+            .sum())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::DType;
+    use crate::store::conformance;
+
+    fn meta(dtype: DType, shape: &[u64], chunks: &[u64]) -> StoreMeta {
+        StoreMeta {
+            dtype,
+            shape: shape.to_vec(),
+            chunks: chunks.to_vec(),
+            fill: vec![0; dtype.size()],
+        }
+    }
+
+    #[test]
+    fn conformance_suite() {
+        conformance::run_all(&conformance::Harness {
+            create: &|m: &StoreMeta| {
+                let s = Arc::new(MemoryStore::new(m.clone()));
+                let reopen_from = s.clone();
+                Ok((
+                    s as Arc<dyn ChunkStore>,
+                    Box::new(move || Ok(Arc::new(reopen_from.reopen()) as Arc<dyn ChunkStore>))
+                        as conformance::Reopen,
+                ))
+            },
+        });
+    }
+
+    #[test]
+    fn reopen_shows_only_flushed_writes() {
+        let s = MemoryStore::new(meta(DType::U8, &[4], &[2]));
+        s.write_chunk(&[0], &[1, 2]).unwrap();
+        s.flush().unwrap();
+        s.write_chunk(&[1], &[3, 4]).unwrap();
+        let r = s.reopen();
+        assert_eq!(r.read_chunk(&[0]).unwrap(), Some(vec![1, 2]));
+        assert_eq!(r.read_chunk(&[1]).unwrap(), None);
+    }
+
+    #[test]
+    fn injected_failures() {
+        let s = MemoryStore::new(meta(DType::U8, &[4], &[2]));
+        s.fail_after(1);
+        s.write_chunk(&[0], &[1, 2]).unwrap();
+        assert!(s.write_chunk(&[1], &[1, 2]).is_err());
+        assert!(s.read_chunk(&[0]).is_err());
+        assert!(s.flush().is_err());
+    }
+}

@@ -1,0 +1,158 @@
+//! The one backend boundary: a [`ChunkStore`] reads, writes and erases whole
+//! decoded chunks of one array and makes them durable on [`flush`].
+//!
+//! # Contract
+//!
+//! - Chunks are addressed by their coordinate in the regular chunk grid
+//!   described by [`StoreMeta`].
+//! - Chunk bytes crossing this boundary are decoded: native byte order,
+//!   C order, the full chunk shape (edge chunks included; the part outside
+//!   the array holds the fill value on read and is ignored on write).
+//! - A chunk that was never written is `Ok(None)`, not an error; the caller
+//!   supplies the fill value. Stores without that notion (a dense `.npy`
+//!   file) always return `Some`.
+//! - Methods take `&self` and may be called from several threads at once,
+//!   for different chunks. The cache never calls two methods for the same
+//!   chunk at the same time.
+//! - [`flush`] returns only after everything written before it is durable
+//!   (fsync or equivalent).
+//! - Errors name the file or the backend. After a failed write a store
+//!   does not guess what reached the disk: the layer above refuses further
+//!   writes until the array is reopened.
+//!
+//! [`flush`]: ChunkStore::flush
+
+mod memory;
+
+#[doc(hidden)]
+pub mod conformance;
+
+pub use memory::MemoryStore;
+
+use std::fmt;
+
+use crate::dtype::DType;
+use crate::error::Result;
+use crate::layout::{Strided, c_strides, copy_region};
+
+/// What a store holds: element type, shape, chunk shape and fill value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreMeta {
+    /// Element type.
+    pub dtype: DType,
+    /// Array shape.
+    pub shape: Vec<u64>,
+    /// Chunk shape (same rank as `shape`, every entry >= 1).
+    pub chunks: Vec<u64>,
+    /// One element, native byte order: what never-written chunks read as.
+    pub fill: Vec<u8>,
+}
+
+impl StoreMeta {
+    /// Bytes in one decoded chunk.
+    pub fn chunk_bytes(&self) -> usize {
+        self.chunks.iter().product::<u64>() as usize * self.dtype.size()
+    }
+}
+
+/// What a store can do efficiently; the cache and the array adapt to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Capabilities {
+    /// `write_chunk` may run on several threads at once (parallel flush).
+    pub parallel_writes: bool,
+    /// `read_region` reads only the bytes it needs, not the whole chunk.
+    pub partial_reads: bool,
+    /// The store remembers which chunks were never written.
+    pub tracks_missing: bool,
+}
+
+impl Capabilities {
+    /// Builds capabilities from their three flags.
+    pub const fn new(parallel_writes: bool, partial_reads: bool, tracks_missing: bool) -> Self {
+        Capabilities {
+            parallel_writes,
+            partial_reads,
+            tracks_missing,
+        }
+    }
+}
+
+/// A region inside one chunk: per axis (first position, step, count).
+pub type ChunkRegion<'a> = &'a [(u64, u64, u64)];
+
+/// The backend boundary. See the [module docs](self) for the contract.
+pub trait ChunkStore: Send + Sync + fmt::Debug {
+    /// Short backend name for messages (`npy`, `memory`, `zarr`).
+    fn backend(&self) -> &'static str;
+
+    /// Element type, shape, chunk shape and fill value.
+    fn meta(&self) -> &StoreMeta;
+
+    /// What this store can do efficiently.
+    fn capabilities(&self) -> Capabilities;
+
+    /// Reads one decoded chunk; `Ok(None)` if it was never written.
+    fn read_chunk(&self, chunk: &[u64]) -> Result<Option<Vec<u8>>>;
+
+    /// Reads a region of one chunk into a dense C-order buffer of the
+    /// region's counts; `Ok(None)` if the chunk was never written.
+    ///
+    /// The default reads the whole chunk; stores with
+    /// [`Capabilities::partial_reads`] override it to read only what is
+    /// asked for.
+    fn read_region(&self, chunk: &[u64], region: ChunkRegion<'_>) -> Result<Option<Vec<u8>>> {
+        let Some(data) = self.read_chunk(chunk)? else {
+            return Ok(None);
+        };
+        Ok(Some(extract_region(self.meta(), &data, region)))
+    }
+
+    /// Writes one decoded chunk (`data.len() == meta().chunk_bytes()`).
+    fn write_chunk(&self, chunk: &[u64], data: &[u8]) -> Result<()>;
+
+    /// Forgets a chunk: it reads as the fill value afterwards.
+    fn erase_chunk(&self, chunk: &[u64]) -> Result<()>;
+
+    /// Makes every completed write durable before returning.
+    fn flush(&self) -> Result<()>;
+
+    /// Bytes the array occupies on disk (allocated blocks for sparse
+    /// files), for the memory report.
+    fn stored_bytes(&self) -> Result<u64>;
+}
+
+/// Copies `region` out of a decoded chunk into a dense C-order buffer.
+pub fn extract_region(meta: &StoreMeta, chunk: &[u8], region: ChunkRegion<'_>) -> Vec<u8> {
+    let elem = meta.dtype.size();
+    let chunk_strides = c_strides(&meta.chunks);
+    let counts: Vec<usize> = region.iter().map(|r| r.2 as usize).collect();
+    let out_shape: Vec<u64> = region.iter().map(|r| r.2).collect();
+    let out_strides = c_strides(&out_shape);
+    let offset = region
+        .iter()
+        .zip(&chunk_strides)
+        .map(|(r, s)| r.0 as usize * s)
+        .sum();
+    let strides: Vec<usize> = region
+        .iter()
+        .zip(&chunk_strides)
+        .map(|(r, s)| r.1 as usize * s)
+        .collect();
+    let mut out = vec![0u8; counts.iter().product::<usize>() * elem];
+    copy_region(
+        &counts,
+        elem,
+        chunk,
+        Strided {
+            offset,
+            strides: &strides,
+        },
+        &mut out,
+        Strided {
+            offset: 0,
+            strides: &out_strides,
+        },
+    );
+    out
+}
