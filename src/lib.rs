@@ -7,13 +7,18 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod array;
+pub mod cache;
 pub mod chunk_grid;
 pub mod dtype;
 pub mod error;
 pub mod layout;
 pub mod selection;
 pub mod store;
+pub mod units;
 
+pub use array::{Array, ArrayHandle, MemoryReport};
+pub use cache::{CacheStats, ChunkCache};
 pub use chunk_grid::ChunkGrid;
 pub use dtype::{DType, Element, Endian};
 pub use error::{Error, Result, SelectionError};

@@ -1,0 +1,748 @@
+//! The array API: [`ArrayHandle`] (element type known at run time) and the
+//! typed [`Array<T>`] over it. Both are cheap to clone, `Send + Sync`, and
+//! share one open array; the last clone to go flushes it.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ndarray::{ArrayD, AsArray, Dimension, IxDyn};
+
+use crate::cache::{Access, ChunkCache, Owner, entry_overhead};
+use crate::chunk_grid::{ChunkGrid, Piece};
+use crate::dtype::{DType, Element};
+use crate::error::{Error, Result, SelectionError};
+use crate::layout::{Strided, c_strides, copy_region, fill_region};
+use crate::selection::{IntoSelection, ResolvedSelection};
+use crate::store::ChunkStore;
+use crate::units::format_bytes;
+
+/// An open array whose element type is known at run time (tools such as the
+/// CLI). Data crosses this API as native-order bytes; [`Array<T>`] is the
+/// typed face of the same thing.
+#[derive(Clone)]
+pub struct ArrayHandle {
+    inner: Arc<ArrayInner>,
+}
+
+struct ArrayInner {
+    owner: Arc<Owner>,
+    cache: ChunkCache,
+    path: Option<PathBuf>,
+}
+
+impl Drop for ArrayInner {
+    fn drop(&mut self) {
+        if let Err(e) = self.cache.flush_owner(&self.owner) {
+            let name = self
+                .path
+                .as_ref()
+                .map_or_else(|| "array".to_string(), |p| p.display().to_string());
+            eprintln!(
+                "chunkyard: flushing {name} on drop failed: {e}; \
+                 writes since the last successful flush() may be lost"
+            );
+        }
+        self.cache.purge(&self.owner);
+    }
+}
+
+impl fmt::Debug for ArrayHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ArrayHandle")
+            .field("path", &self.inner.path)
+            .field("backend", &self.store().backend())
+            .field("dtype", &self.dtype())
+            .field("shape", &self.shape())
+            .field("chunks", &self.chunks())
+            .finish()
+    }
+}
+
+/// Where each element of a piece goes: offsets and strides in elements for
+/// the chunk side and the dense output side.
+struct PieceLayout {
+    counts: Vec<usize>,
+    chunk_offset: usize,
+    chunk_strides: Vec<usize>,
+    out_offset: usize,
+}
+
+impl PieceLayout {
+    fn new(piece: &Piece, chunk_c_strides: &[usize], out_strides: &[usize]) -> Self {
+        PieceLayout {
+            counts: piece.counts(),
+            chunk_offset: piece
+                .region
+                .iter()
+                .zip(chunk_c_strides)
+                .map(|(r, s)| r.0 as usize * s)
+                .sum(),
+            chunk_strides: piece
+                .region
+                .iter()
+                .zip(chunk_c_strides)
+                .map(|(r, s)| r.1 as usize * s)
+                .collect(),
+            out_offset: piece
+                .out_start
+                .iter()
+                .zip(out_strides)
+                .map(|(&o, s)| o as usize * s)
+                .sum(),
+        }
+    }
+
+    fn chunk(&self) -> Strided<'_> {
+        Strided {
+            offset: self.chunk_offset,
+            strides: &self.chunk_strides,
+        }
+    }
+}
+
+impl ArrayHandle {
+    /// Opens an array over any [`ChunkStore`] (custom backends, the
+    /// in-memory store), caching its chunks in `cache`.
+    pub fn from_store(store: Arc<dyn ChunkStore>, cache: ChunkCache) -> Result<Self> {
+        Self::from_store_at(store, cache, None)
+    }
+
+    pub(crate) fn from_store_at(
+        store: Arc<dyn ChunkStore>,
+        cache: ChunkCache,
+        path: Option<PathBuf>,
+    ) -> Result<Self> {
+        let meta = store.meta().clone();
+        let grid = ChunkGrid::new(&meta.shape, &meta.chunks, meta.dtype.size())?;
+        if meta.fill.len() != meta.dtype.size() {
+            return Err(Error::invalid(format!(
+                "fill value has {} bytes, a {} element has {}",
+                meta.fill.len(),
+                meta.dtype,
+                meta.dtype.size()
+            )));
+        }
+        let owner = cache.register(store, grid, meta.fill);
+        Ok(ArrayHandle {
+            inner: Arc::new(ArrayInner { owner, cache, path }),
+        })
+    }
+
+    fn grid(&self) -> &ChunkGrid {
+        &self.inner.owner.grid
+    }
+
+    /// The backend store.
+    pub fn store(&self) -> &Arc<dyn ChunkStore> {
+        &self.inner.owner.store
+    }
+
+    /// The cache this array uses.
+    pub fn cache(&self) -> &ChunkCache {
+        &self.inner.cache
+    }
+
+    /// The file the array lives in, if any.
+    pub fn path(&self) -> Option<&Path> {
+        self.inner.path.as_deref()
+    }
+
+    /// Element type.
+    pub fn dtype(&self) -> DType {
+        self.store().meta().dtype
+    }
+
+    /// Shape.
+    pub fn shape(&self) -> &[u64] {
+        self.grid().shape()
+    }
+
+    /// Chunk shape.
+    pub fn chunks(&self) -> &[u64] {
+        self.grid().chunk_shape()
+    }
+
+    /// Number of axes.
+    pub fn ndim(&self) -> usize {
+        self.grid().ndim()
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> u64 {
+        self.grid().num_elements()
+    }
+
+    /// Whether the array has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Logical size in bytes (NumPy's `nbytes`).
+    pub fn nbytes(&self) -> u64 {
+        self.len() * self.dtype().size() as u64
+    }
+
+    /// The fill value, one element in native order.
+    pub fn fill_value(&self) -> &[u8] {
+        &self.inner.owner.fill
+    }
+
+    /// Checks a selection against this array's shape.
+    pub fn resolve(&self, sel: impl IntoSelection) -> Result<ResolvedSelection> {
+        Ok(sel.into_selection()?.resolve(self.shape())?)
+    }
+
+    /// C-order strides of the selection's output with full rank
+    /// (integer-indexed axes have length 1).
+    fn out_strides(sel: &ResolvedSelection) -> Vec<usize> {
+        let counts: Vec<u64> = sel.axes().iter().map(|a| a.as_range().2).collect();
+        c_strides(&counts)
+    }
+
+    fn check_len(&self, sel: &ResolvedSelection, len: usize, what: &str) -> Result<()> {
+        let want = sel.num_elements() as u128 * self.dtype().size() as u128;
+        if want != len as u128 {
+            return Err(Error::ShapeMismatch {
+                message: format!(
+                    "{what} holds {len} bytes, the selection of shape {:?} needs {want}",
+                    sel.out_shape()
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Reads the selection into `out` (native-order bytes, C order over the
+    /// selection's output shape).
+    ///
+    /// Chunks in the cache are copied from memory. A chunk not in the cache
+    /// of which less than half is wanted is read partially, straight from
+    /// the store, if the store can; otherwise it is loaded into the cache.
+    pub fn read_bytes(&self, sel: &ResolvedSelection, out: &mut [u8]) -> Result<()> {
+        self.check_len(sel, out.len(), "the output buffer")?;
+        let elem = self.dtype().size();
+        let owner = &self.inner.owner;
+        let cache = &self.inner.cache;
+        let partial = self.store().capabilities().partial_reads;
+        let chunk_elems = self.grid().chunk_elements() as u64;
+        let cstrides = c_strides(self.chunks());
+        let out_strides = Self::out_strides(sel);
+        for piece in self.grid().pieces(sel) {
+            let lay = PieceLayout::new(&piece, &cstrides, &out_strides);
+            let out_at = Strided {
+                offset: lay.out_offset,
+                strides: &out_strides,
+            };
+            let copy = |chunk: &[u8], out: &mut [u8]| {
+                copy_region(&lay.counts, elem, chunk, lay.chunk(), out, out_at)
+            };
+            if cache.peek(owner, &piece.chunk, |c| copy(c, out)).is_some() {
+                continue;
+            }
+            if partial && piece.num_elements() * 2 < chunk_elems {
+                self.read_partial(&piece, &lay, out, out_at)?;
+                continue;
+            }
+            cache.with_chunk(owner, &piece.chunk, Access::Read, |c| copy(c, out))?;
+        }
+        Ok(())
+    }
+
+    fn read_partial(
+        &self,
+        piece: &Piece,
+        lay: &PieceLayout,
+        out: &mut [u8],
+        out_at: Strided<'_>,
+    ) -> Result<()> {
+        let elem = self.dtype().size();
+        match self.store().read_region(&piece.chunk, &piece.region)? {
+            Some(buf) => {
+                let shape: Vec<u64> = lay.counts.iter().map(|&c| c as u64).collect();
+                let st = c_strides(&shape);
+                let src = Strided {
+                    offset: 0,
+                    strides: &st,
+                };
+                if buf.len() != lay.counts.iter().product::<usize>() * elem {
+                    return Err(Error::Store {
+                        backend: self.store().backend(),
+                        message: format!(
+                            "partial read of chunk {:?} returned {} bytes",
+                            piece.chunk,
+                            buf.len()
+                        ),
+                    });
+                }
+                copy_region(&lay.counts, elem, &buf, src, out, out_at);
+            }
+            None => fill_region(&lay.counts, self.fill_value(), out, out_at),
+        }
+        Ok(())
+    }
+
+    /// Reads one element at `index` into `out` (one element's bytes).
+    pub fn get_bytes(&self, index: &[u64], out: &mut [u8]) -> Result<()> {
+        let elem = self.dtype().size();
+        if out.len() != elem {
+            return Err(Error::ShapeMismatch {
+                message: format!("an element is {elem} bytes, the buffer {}", out.len()),
+            });
+        }
+        let shape = self.shape();
+        if index.len() != shape.len() {
+            return Err(Error::Selection(if index.len() > shape.len() {
+                SelectionError::TooManyIndices {
+                    given: index.len(),
+                    ndim: shape.len(),
+                }
+            } else {
+                SelectionError::Parse {
+                    text: format!("{index:?}"),
+                    reason: format!("an element index needs {} integers", shape.len()),
+                }
+            }));
+        }
+        let chunks = self.chunks();
+        let mut coord = Vec::with_capacity(shape.len());
+        let mut offset = 0usize;
+        for (axis, ((&i, &n), &c)) in index.iter().zip(shape).zip(chunks).enumerate() {
+            if i >= n {
+                return Err(SelectionError::OutOfBounds {
+                    axis,
+                    index: i.min(i64::MAX as u64) as i64,
+                    size: n,
+                }
+                .into());
+            }
+            coord.push(i / c);
+            offset = offset * c as usize + (i % c) as usize;
+        }
+        let byte = offset * elem;
+        let owner = &self.inner.owner;
+        let copy = |c: &[u8], out: &mut [u8]| out.copy_from_slice(&c[byte..byte + elem]);
+        if self
+            .inner
+            .cache
+            .peek(owner, &coord, |c| copy(c, out))
+            .is_some()
+        {
+            return Ok(());
+        }
+        if self.store().capabilities().partial_reads {
+            let region: Vec<(u64, u64, u64)> = index
+                .iter()
+                .zip(chunks)
+                .map(|(&i, &c)| (i % c, 1, 1))
+                .collect();
+            match self.store().read_region(&coord, &region)? {
+                Some(b) if b.len() == elem => out.copy_from_slice(&b),
+                Some(b) => {
+                    return Err(Error::Store {
+                        backend: self.store().backend(),
+                        message: format!("element read returned {} bytes", b.len()),
+                    });
+                }
+                None => out.copy_from_slice(self.fill_value()),
+            }
+            return Ok(());
+        }
+        self.inner
+            .cache
+            .with_chunk(owner, &coord, Access::Read, |c| copy(c, out))
+    }
+
+    /// Writes `data` (native-order bytes, C order over the selection's
+    /// output shape) into the selection. Chunks the selection covers
+    /// completely are never read from the store.
+    pub fn write_bytes(&self, sel: &ResolvedSelection, data: &[u8]) -> Result<()> {
+        self.check_len(sel, data.len(), "the data")?;
+        let data_strides = Self::out_strides(sel);
+        self.for_each_chunk_mut(sel, &data_strides, |lay, chunk, elem| {
+            let src = Strided {
+                offset: lay.out_offset,
+                strides: &data_strides,
+            };
+            copy_region(&lay.counts, elem, data, src, chunk, lay.chunk());
+        })
+    }
+
+    /// Sets every element of the selection to `value` (one element's
+    /// native-order bytes).
+    pub fn fill_bytes(&self, sel: &ResolvedSelection, value: &[u8]) -> Result<()> {
+        if value.len() != self.dtype().size() {
+            return Err(Error::ShapeMismatch {
+                message: format!(
+                    "a {} value is {} bytes, {} given",
+                    self.dtype(),
+                    self.dtype().size(),
+                    value.len()
+                ),
+            });
+        }
+        let no_strides = vec![0; self.ndim()];
+        self.for_each_chunk_mut(sel, &no_strides, |lay, chunk, _| {
+            fill_region(&lay.counts, value, chunk, lay.chunk());
+        })
+    }
+
+    fn for_each_chunk_mut(
+        &self,
+        sel: &ResolvedSelection,
+        out_strides: &[usize],
+        f: impl Fn(&PieceLayout, &mut [u8], usize),
+    ) -> Result<()> {
+        self.inner.owner.check_writable()?;
+        let elem = self.dtype().size();
+        let cstrides = c_strides(self.chunks());
+        for piece in self.grid().pieces(sel) {
+            let lay = PieceLayout::new(&piece, &cstrides, out_strides);
+            let covers = piece.covers(&self.grid().chunk_extent(&piece.chunk));
+            let access = if covers {
+                Access::Overwrite
+            } else {
+                Access::Update
+            };
+            self.inner
+                .cache
+                .with_chunk(&self.inner.owner, &piece.chunk, access, |c| {
+                    f(&lay, c, elem)
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Writes every dirty chunk to the store and makes it durable: when
+    /// this returns `Ok`, the data written before it survives a crash.
+    pub fn flush(&self) -> Result<()> {
+        self.inner.cache.flush_owner(&self.inner.owner)
+    }
+
+    /// How much memory the array costs: logical size vs cached vs on disk.
+    pub fn memory_report(&self) -> MemoryReport {
+        let (resident, dirty, entries) = self.inner.cache.usage_of(&self.inner.owner);
+        let stats = self.inner.cache.stats();
+        MemoryReport {
+            logical_bytes: self.nbytes(),
+            resident_bytes: resident as u64,
+            dirty_bytes: dirty as u64,
+            overhead_bytes: (entries * entry_overhead(self.ndim())) as u64,
+            stored_bytes: self.store().stored_bytes().ok(),
+            cache_budget_bytes: stats.budget_bytes as u64,
+            cache_resident_bytes: stats.resident_bytes as u64,
+        }
+    }
+
+    /// The typed face of this array; fails if `T` is not its dtype.
+    pub fn typed<T: Element>(&self) -> Result<Array<T>> {
+        if T::DTYPE != self.dtype() {
+            return Err(Error::DTypeMismatch {
+                expected: T::DTYPE,
+                actual: self.dtype(),
+            });
+        }
+        Ok(Array {
+            handle: self.clone(),
+            _t: PhantomData,
+        })
+    }
+}
+
+/// Memory accounting for one array, the question "how much memory does this
+/// array really use?" answered in five numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryReport {
+    /// Elements times element size (NumPy's `nbytes`).
+    pub logical_bytes: u64,
+    /// Bytes of this array's chunks held in the cache.
+    pub resident_bytes: u64,
+    /// Of those, bytes not yet written to the store.
+    pub dirty_bytes: u64,
+    /// Estimated bookkeeping for the cached chunks.
+    pub overhead_bytes: u64,
+    /// Bytes the store occupies on disk (`None` if it could not be told).
+    pub stored_bytes: Option<u64>,
+    /// The shared cache's budget.
+    pub cache_budget_bytes: u64,
+    /// Bytes held by the shared cache for all arrays.
+    pub cache_resident_bytes: u64,
+}
+
+impl fmt::Display for MemoryReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "logical size (nbytes): {}",
+            format_bytes(self.logical_bytes)
+        )?;
+        writeln!(
+            f,
+            "resident in cache:     {} ({} dirty)",
+            format_bytes(self.resident_bytes),
+            format_bytes(self.dirty_bytes)
+        )?;
+        writeln!(
+            f,
+            "bookkeeping overhead:  {}",
+            format_bytes(self.overhead_bytes)
+        )?;
+        match self.stored_bytes {
+            Some(b) => writeln!(f, "stored on disk:        {}", format_bytes(b))?,
+            None => writeln!(f, "stored on disk:        unknown")?,
+        }
+        write!(
+            f,
+            "shared cache:          {} of {} budget",
+            format_bytes(self.cache_resident_bytes),
+            format_bytes(self.cache_budget_bytes)
+        )
+    }
+}
+
+/// A typed array of `T` on disk. Cheap to clone; clones share the array.
+pub struct Array<T: Element> {
+    handle: ArrayHandle,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T: Element> Clone for Array<T> {
+    fn clone(&self) -> Self {
+        Array {
+            handle: self.handle.clone(),
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<T: Element> fmt::Debug for Array<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.handle.fmt(f)
+    }
+}
+
+/// Number of elements as `usize`, or an error if a result that large could
+/// not be held in memory at all.
+fn result_len(sel: &ResolvedSelection, elem: usize) -> Result<usize> {
+    let n = sel.num_elements();
+    match (n as u128).checked_mul(elem as u128) {
+        Some(b) if b <= isize::MAX as u128 => Ok(n as usize),
+        _ => Err(Error::invalid(format!(
+            "a selection of shape {:?} does not fit in memory",
+            sel.out_shape()
+        ))),
+    }
+}
+
+impl<T: Element> Array<T> {
+    /// Opens a typed array over any store; see [`ArrayHandle::from_store`].
+    pub fn from_store(store: Arc<dyn ChunkStore>, cache: ChunkCache) -> Result<Self> {
+        ArrayHandle::from_store(store, cache)?.typed()
+    }
+
+    /// The untyped handle of the same array.
+    pub fn handle(&self) -> &ArrayHandle {
+        &self.handle
+    }
+
+    /// Shape.
+    pub fn shape(&self) -> &[u64] {
+        self.handle.shape()
+    }
+
+    /// Chunk shape.
+    pub fn chunks(&self) -> &[u64] {
+        self.handle.chunks()
+    }
+
+    /// Element type (always `T::DTYPE`).
+    pub fn dtype(&self) -> DType {
+        T::DTYPE
+    }
+
+    /// Number of axes.
+    pub fn ndim(&self) -> usize {
+        self.handle.ndim()
+    }
+
+    /// Logical size in bytes (NumPy's `nbytes`).
+    pub fn nbytes(&self) -> u64 {
+        self.handle.nbytes()
+    }
+
+    /// The fill value.
+    pub fn fill_value(&self) -> T {
+        T::from_ne_slice(self.handle.fill_value())
+    }
+
+    /// One element. An element of a chunk that is not cached is read on
+    /// its own (a few bytes), not with its chunk, when the store allows.
+    pub fn get(&self, index: impl AsRef<[u64]>) -> Result<T> {
+        let mut buf = [0u8; 8];
+        let elem = T::DTYPE.size();
+        self.handle.get_bytes(index.as_ref(), &mut buf[..elem])?;
+        Ok(T::from_ne_slice(&buf[..elem]))
+    }
+
+    /// Reads a selection (`s![..]`, NumPy text, `..`) into a new array.
+    pub fn read(&self, sel: impl IntoSelection) -> Result<ArrayD<T>> {
+        let sel = self.handle.resolve(sel)?;
+        let n = result_len(&sel, T::DTYPE.size())?;
+        let mut data = vec![T::default(); n];
+        T::with_bytes_mut(&mut data, |b| self.handle.read_bytes(&sel, b))?;
+        let shape: Vec<usize> = sel.out_shape().iter().map(|&d| d as usize).collect();
+        ArrayD::from_shape_vec(IxDyn(&shape), data).map_err(|e| Error::ShapeMismatch {
+            message: e.to_string(),
+        })
+    }
+
+    /// Reads a selection into `out`, which must hold exactly its elements
+    /// (C order over the selection's shape).
+    pub fn read_into(&self, sel: impl IntoSelection, out: &mut [T]) -> Result<()> {
+        let sel = self.handle.resolve(sel)?;
+        T::with_bytes_mut(out, |b| self.handle.read_bytes(&sel, b))
+    }
+
+    /// Writes `data` into the selection. `data` must have the selection's
+    /// shape or broadcast to it (NumPy rules: missing leading axes and
+    /// length-1 axes stretch).
+    pub fn write<'a, V, D>(&self, sel: impl IntoSelection, data: V) -> Result<()>
+    where
+        V: AsArray<'a, T, D>,
+        D: Dimension,
+        T: 'a,
+    {
+        let sel = self.handle.resolve(sel)?;
+        let view = data.into();
+        let shape: Vec<usize> = sel.out_shape().iter().map(|&d| d as usize).collect();
+        let view = view.into_dyn();
+        let b = view
+            .broadcast(IxDyn(&shape))
+            .ok_or_else(|| Error::ShapeMismatch {
+                message: format!(
+                    "data of shape {:?} does not fit the selection of shape {shape:?}",
+                    view.shape()
+                ),
+            })?;
+        let std = b.as_standard_layout();
+        let slice = std.as_slice().expect("standard layout is contiguous");
+        self.handle.write_bytes(&sel, T::as_bytes(slice))
+    }
+
+    /// Sets every element of the selection to `value`.
+    pub fn fill(&self, sel: impl IntoSelection, value: T) -> Result<()> {
+        let sel = self.handle.resolve(sel)?;
+        self.handle.fill_bytes(&sel, T::as_bytes(&[value]))
+    }
+
+    /// Writes dirty chunks and makes them durable; see
+    /// [`ArrayHandle::flush`].
+    pub fn flush(&self) -> Result<()> {
+        self.handle.flush()
+    }
+
+    /// Logical size vs cached vs on disk.
+    pub fn memory_report(&self) -> MemoryReport {
+        self.handle.memory_report()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{MemoryStore, StoreMeta};
+    use ndarray::{Array2, arr1, s};
+
+    fn mem_array<T: Element>(shape: &[u64], chunks: &[u64], budget: usize) -> Array<T> {
+        let meta = StoreMeta {
+            dtype: T::DTYPE,
+            shape: shape.to_vec(),
+            chunks: chunks.to_vec(),
+            fill: T::to_ne_vec(&[T::default()]),
+        };
+        Array::from_store(Arc::new(MemoryStore::new(meta)), ChunkCache::new(budget)).unwrap()
+    }
+
+    #[test]
+    fn write_read_round_trip_with_steps() {
+        let a = mem_array::<i32>(&[7, 9], &[3, 4], 1 << 20);
+        let data = Array2::from_shape_fn((7, 9), |(i, j)| (i * 100 + j) as i32);
+        a.write(.., &data).unwrap();
+        assert_eq!(a.read(..).unwrap(), data.clone().into_dyn());
+        let got = a.read(s![1..;2, 3]).unwrap();
+        assert_eq!(got, data.slice(s![1..;2, 3]).to_owned().into_dyn());
+        assert_eq!(
+            a.read("-1,::4").unwrap(),
+            data.slice(s![6, ..;4]).to_owned().into_dyn()
+        );
+        assert_eq!(a.get([6, 8]).unwrap(), 608);
+        let mut buf = vec![0i32; 4];
+        a.read_into("2:4,7:9", &mut buf).unwrap();
+        assert_eq!(buf, vec![207, 208, 307, 308]);
+    }
+
+    #[test]
+    fn fill_broadcast_and_errors() {
+        let a = mem_array::<f64>(&[4, 5], &[2, 2], 64);
+        a.fill("1:3, ::2", 2.5).unwrap();
+        a.write("0", &arr1(&[1.0, 2.0, 3.0, 4.0, 5.0])).unwrap();
+        a.write("3, 1:4", &ndarray::arr0(7.0)).unwrap();
+        let r = a.read(..).unwrap();
+        assert_eq!(r[[1, 2]], 2.5);
+        assert_eq!(r[[1, 1]], 0.0);
+        assert_eq!(r[[0, 4]], 5.0);
+        assert_eq!(r[[3, 2]], 7.0);
+        let err = a.write("0", &arr1(&[1.0, 2.0])).unwrap_err();
+        assert!(matches!(err, Error::ShapeMismatch { .. }), "{err}");
+        let err = a.get([4, 0]).unwrap_err().to_string();
+        assert!(err.contains("axis 0"), "{err}");
+        assert!(a.get([1]).is_err());
+        assert!(a.read("0,0,0").is_err());
+        let h = a.handle().clone();
+        assert!(matches!(h.typed::<f32>(), Err(Error::DTypeMismatch { .. })));
+    }
+
+    #[test]
+    fn memory_report_counts_the_cache() {
+        let a = mem_array::<u16>(&[100, 100], &[10, 10], 1 << 20);
+        a.fill("0:20, 0:10", 3).unwrap();
+        let r = a.memory_report();
+        assert_eq!(r.logical_bytes, 20_000);
+        assert_eq!(r.resident_bytes, 2 * 200);
+        assert_eq!(r.dirty_bytes, 400);
+        assert!(r.overhead_bytes > 0);
+        a.flush().unwrap();
+        assert_eq!(a.memory_report().dirty_bytes, 0);
+        let text = r.to_string();
+        assert!(text.contains("logical size"), "{text}");
+    }
+
+    #[test]
+    fn drop_flushes() {
+        let meta = StoreMeta {
+            dtype: DType::U8,
+            shape: vec![10],
+            chunks: vec![5],
+            fill: vec![0],
+        };
+        let store = Arc::new(MemoryStore::new(meta));
+        {
+            let a: Array<u8> = Array::from_store(store.clone(), ChunkCache::new(1 << 20)).unwrap();
+            a.fill("3:7", 1).unwrap();
+        }
+        let r = store.reopen();
+        assert_eq!(r.read_chunk(&[0]).unwrap().unwrap(), vec![0, 0, 0, 1, 1]);
+        assert_eq!(r.read_chunk(&[1]).unwrap().unwrap(), vec![1, 1, 0, 0, 0]);
+    }
+
+    #[test]
+    fn bool_arrays() {
+        let a = mem_array::<bool>(&[6], &[4], 1 << 20);
+        a.write("1:4", &arr1(&[true, false, true])).unwrap();
+        assert_eq!(
+            a.read(..).unwrap().into_raw_vec_and_offset().0,
+            vec![false, true, false, true, false, false]
+        );
+    }
+}

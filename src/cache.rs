@@ -1,0 +1,780 @@
+//! The chunk cache: one byte budget over decoded chunks of any number of
+//! arrays, write-back, parallel flush.
+//!
+//! # Structure
+//!
+//! Entries live in `SHARDS` hash-sharded [`LruCache`]s, each behind its own
+//! short-lived mutex (the shard lock). The byte budget is global: when the
+//! cache holds more than its budget, the entry least recently used across
+//! all shards is evicted (each shard's LRU tail is compared by a global
+//! use tick), written back first if dirty.
+//!
+//! Each entry has its own mutex (the chunk lock) around its data. It is the
+//! single-flight mechanism: the first thread to lock an unloaded entry loads
+//! it from the store while holding the chunk lock; every other thread asking
+//! for the same chunk waits on that lock and then finds the data there. So
+//! concurrent loads of one chunk collapse into one read.
+//!
+//! # Invariants
+//!
+//! - A shard lock is never held across store I/O, and never held while
+//!   waiting for a chunk lock (lock order: chunk lock, then shard lock).
+//! - An entry is findable (in a shard's `lru` or `evicting` map) for as long
+//!   as it may hold data that is not in the store. An evicted dirty entry
+//!   stays in `evicting` until its write-back completes; a lookup that finds
+//!   it there takes it back (resurrects it) instead of reading stale data
+//!   from the store.
+//! - Once `detached` is set (under the chunk lock), the entry is in no map
+//!   and holds no data; a thread that locks a detached entry looks it up
+//!   again.
+//! - `resident` counts the bytes of every entry's data, in maps or being
+//!   evicted; `dirty` the bytes of entries whose data is newer than the
+//!   store's.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, OnceLock};
+
+use lru::LruCache;
+use parking_lot::Mutex;
+use rayon::prelude::*;
+
+use crate::chunk_grid::ChunkGrid;
+use crate::error::{Error, Result};
+use crate::store::ChunkStore;
+
+/// Default cache budget: 256 MiB.
+pub const DEFAULT_CACHE_BYTES: usize = 256 << 20;
+
+const SHARDS: usize = 16;
+
+/// A byte-budgeted LRU cache of decoded chunks, shareable between arrays.
+/// Cloning is cheap and shares the cache.
+#[derive(Clone)]
+pub struct ChunkCache {
+    inner: Arc<CacheInner>,
+}
+
+struct CacheInner {
+    shards: Box<[Mutex<Shard>]>,
+    /// Bytes the cache tries to stay under.
+    budget: usize,
+    /// Bytes of chunk data held (see the module invariants).
+    resident: AtomicUsize,
+    /// Bytes of chunk data newer than the store's.
+    dirty: AtomicUsize,
+    /// Global use clock; entries record it on every access.
+    clock: AtomicU64,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    evictions: AtomicU64,
+    writebacks: AtomicU64,
+    next_owner: AtomicU64,
+}
+
+struct Shard {
+    lru: LruCache<Key, Arc<Entry>>,
+    /// Evicted entries whose write-back has not finished.
+    evicting: HashMap<Key, Arc<Entry>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Key {
+    owner: u64,
+    chunk: u64,
+}
+
+/// What the cache knows of one open array: its store, grid and fill value,
+/// and its share of the cache.
+pub(crate) struct Owner {
+    pub(crate) id: u64,
+    pub(crate) store: Arc<dyn ChunkStore>,
+    pub(crate) grid: ChunkGrid,
+    /// One element, native order.
+    pub(crate) fill: Vec<u8>,
+    /// Set after a failed write-back or flush: further writes are refused.
+    poison: Mutex<Option<String>>,
+    resident: AtomicUsize,
+    dirty: AtomicUsize,
+    entries: AtomicUsize,
+    /// Chunks were written to the store since its last successful flush.
+    unsynced: AtomicBool,
+}
+
+impl Owner {
+    pub(crate) fn check_writable(&self) -> Result<()> {
+        match &*self.poison.lock() {
+            Some(why) => Err(Error::Poisoned(why.clone())),
+            None => Ok(()),
+        }
+    }
+
+    fn poison(&self, why: String) {
+        let mut p = self.poison.lock();
+        if p.is_none() {
+            *p = Some(why);
+        }
+    }
+
+    fn chunk_bytes(&self) -> usize {
+        self.grid.chunk_elements() * self.fill.len()
+    }
+
+    /// A chunk buffer holding the fill value everywhere.
+    fn fill_buffer(&self) -> Vec<u8> {
+        let n = self.chunk_bytes();
+        if self.fill.iter().all(|&b| b == 0) {
+            vec![0u8; n]
+        } else {
+            self.fill.iter().copied().cycle().take(n).collect()
+        }
+    }
+}
+
+struct Entry {
+    key: Key,
+    owner: Arc<Owner>,
+    coord: Vec<u64>,
+    last_use: AtomicU64,
+    slot: Mutex<Slot>,
+}
+
+#[derive(Default)]
+struct Slot {
+    /// Decoded chunk (full chunk shape); `None` until loaded.
+    data: Option<Vec<u8>>,
+    /// `data` is newer than the store's copy.
+    dirty: bool,
+    /// Removed from the cache; look the chunk up again.
+    detached: bool,
+}
+
+/// How a caller uses a chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// Read only.
+    Read,
+    /// Modify part of the chunk: load it first, mark it dirty.
+    Update,
+    /// Replace every element inside the array: never read it from the store.
+    Overwrite,
+}
+
+/// Counters and gauges of a cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CacheStats {
+    /// Accesses served from memory.
+    pub hits: u64,
+    /// Accesses that read a chunk from its store.
+    pub misses: u64,
+    /// Chunks dropped to stay within the budget.
+    pub evictions: u64,
+    /// Dirty chunks written back on eviction.
+    pub writebacks: u64,
+    /// Bytes of decoded chunks held now.
+    pub resident_bytes: usize,
+    /// Bytes of held chunks not yet written to their store.
+    pub dirty_bytes: usize,
+    /// The byte budget.
+    pub budget_bytes: usize,
+    /// Chunks held now.
+    pub entries: usize,
+}
+
+impl fmt::Debug for ChunkCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChunkCache")
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl Default for ChunkCache {
+    fn default() -> Self {
+        ChunkCache::new(DEFAULT_CACHE_BYTES)
+    }
+}
+
+fn shard_of(key: &Key) -> usize {
+    // splitmix64 finaliser over both halves of the key.
+    let mut z = key
+        .owner
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(key.chunk);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    ((z ^ (z >> 31)) % SHARDS as u64) as usize
+}
+
+impl ChunkCache {
+    /// A cache that keeps at most about `budget_bytes` of decoded chunks.
+    /// A budget smaller than one chunk works: each access then loads,
+    /// uses and writes back its chunk.
+    pub fn new(budget_bytes: usize) -> Self {
+        let shards = (0..SHARDS)
+            .map(|_| {
+                Mutex::new(Shard {
+                    lru: LruCache::unbounded(),
+                    evicting: HashMap::new(),
+                })
+            })
+            .collect();
+        ChunkCache {
+            inner: Arc::new(CacheInner {
+                shards,
+                budget: budget_bytes,
+                resident: AtomicUsize::new(0),
+                dirty: AtomicUsize::new(0),
+                clock: AtomicU64::new(0),
+                hits: AtomicU64::new(0),
+                misses: AtomicU64::new(0),
+                evictions: AtomicU64::new(0),
+                writebacks: AtomicU64::new(0),
+                next_owner: AtomicU64::new(1),
+            }),
+        }
+    }
+
+    /// The process-wide cache arrays share when none is given
+    /// ([`DEFAULT_CACHE_BYTES`]).
+    pub fn global() -> ChunkCache {
+        static GLOBAL: OnceLock<ChunkCache> = OnceLock::new();
+        GLOBAL.get_or_init(ChunkCache::default).clone()
+    }
+
+    /// The byte budget.
+    pub fn budget(&self) -> usize {
+        self.inner.budget
+    }
+
+    /// Current counters.
+    pub fn stats(&self) -> CacheStats {
+        let i = &self.inner;
+        CacheStats {
+            hits: i.hits.load(Relaxed),
+            misses: i.misses.load(Relaxed),
+            evictions: i.evictions.load(Relaxed),
+            writebacks: i.writebacks.load(Relaxed),
+            resident_bytes: i.resident.load(Relaxed),
+            dirty_bytes: i.dirty.load(Relaxed),
+            budget_bytes: i.budget,
+            entries: i
+                .shards
+                .iter()
+                .map(|s| {
+                    let g = s.lock();
+                    g.lru.len() + g.evicting.len()
+                })
+                .sum(),
+        }
+    }
+
+    /// Whether two handles share one cache.
+    pub fn same_as(&self, other: &ChunkCache) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    pub(crate) fn register(
+        &self,
+        store: Arc<dyn ChunkStore>,
+        grid: ChunkGrid,
+        fill: Vec<u8>,
+    ) -> Arc<Owner> {
+        Arc::new(Owner {
+            id: self.inner.next_owner.fetch_add(1, Relaxed),
+            store,
+            grid,
+            fill,
+            poison: Mutex::new(None),
+            resident: AtomicUsize::new(0),
+            dirty: AtomicUsize::new(0),
+            entries: AtomicUsize::new(0),
+            unsynced: AtomicBool::new(false),
+        })
+    }
+
+    fn key(owner: &Owner, coord: &[u64]) -> Key {
+        Key {
+            owner: owner.id,
+            chunk: owner.grid.linear_index(coord),
+        }
+    }
+
+    fn tick(&self, e: &Entry) {
+        e.last_use
+            .store(self.inner.clock.fetch_add(1, Relaxed), Relaxed);
+    }
+
+    /// Finds or creates the entry for a chunk (creating it unloaded).
+    fn entry(&self, owner: &Arc<Owner>, coord: &[u64]) -> Arc<Entry> {
+        let key = Self::key(owner, coord);
+        let mut g = self.inner.shards[shard_of(&key)].lock();
+        if let Some(e) = g.lru.get(&key) {
+            return e.clone();
+        }
+        if let Some(e) = g.evicting.remove(&key) {
+            // Resurrect: its write-back (if any) completes under the chunk
+            // lock before we can use it, and it stays attached.
+            g.lru.put(key, e.clone());
+            return e;
+        }
+        let e = Arc::new(Entry {
+            key,
+            owner: owner.clone(),
+            coord: coord.to_vec(),
+            last_use: AtomicU64::new(0),
+            slot: Mutex::new(Slot::default()),
+        });
+        owner.entries.fetch_add(1, Relaxed);
+        g.lru.put(key, e.clone());
+        e
+    }
+
+    /// Runs `f` on the decoded chunk, loading it first unless `access` is
+    /// [`Access::Overwrite`]; marks it dirty unless `access` is
+    /// [`Access::Read`]. Evicts afterwards if over budget.
+    pub(crate) fn with_chunk<R>(
+        &self,
+        owner: &Arc<Owner>,
+        coord: &[u64],
+        access: Access,
+        f: impl FnOnce(&mut [u8]) -> R,
+    ) -> Result<R> {
+        if access != Access::Read {
+            owner.check_writable()?;
+        }
+        let r = loop {
+            let e = self.entry(owner, coord);
+            let mut slot = e.slot.lock();
+            if slot.detached {
+                continue;
+            }
+            self.tick(&e);
+            if slot.data.is_none() {
+                let data = if access == Access::Overwrite {
+                    owner.fill_buffer()
+                } else {
+                    self.inner.misses.fetch_add(1, Relaxed);
+                    self.load(owner, coord)?
+                };
+                self.inner.resident.fetch_add(data.len(), Relaxed);
+                owner.resident.fetch_add(data.len(), Relaxed);
+                slot.data = Some(data);
+            } else {
+                self.inner.hits.fetch_add(1, Relaxed);
+            }
+            let data = slot.data.as_mut().expect("loaded above");
+            let len = data.len();
+            let r = f(data);
+            if access != Access::Read && !slot.dirty {
+                slot.dirty = true;
+                self.inner.dirty.fetch_add(len, Relaxed);
+                owner.dirty.fetch_add(len, Relaxed);
+            }
+            break r;
+        };
+        self.make_room();
+        Ok(r)
+    }
+
+    /// Runs `f` on the chunk if it is in memory; never loads it.
+    pub(crate) fn peek<R>(
+        &self,
+        owner: &Arc<Owner>,
+        coord: &[u64],
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Option<R> {
+        let key = Self::key(owner, coord);
+        let e = {
+            let mut g = self.inner.shards[shard_of(&key)].lock();
+            match g.lru.get(&key) {
+                Some(e) => e.clone(),
+                None => g.evicting.get(&key)?.clone(),
+            }
+        };
+        let slot = e.slot.lock();
+        if slot.detached {
+            return None;
+        }
+        let data = slot.data.as_ref()?;
+        self.tick(&e);
+        self.inner.hits.fetch_add(1, Relaxed);
+        Some(f(data))
+    }
+
+    fn load(&self, owner: &Owner, coord: &[u64]) -> Result<Vec<u8>> {
+        match owner.store.read_chunk(coord)? {
+            None => Ok(owner.fill_buffer()),
+            Some(d) if d.len() == owner.chunk_bytes() => Ok(d),
+            Some(d) => Err(Error::Store {
+                backend: owner.store.backend(),
+                message: format!(
+                    "chunk {coord:?} decoded to {} bytes, {} expected",
+                    d.len(),
+                    owner.chunk_bytes()
+                ),
+            }),
+        }
+    }
+
+    /// Evicts least recently used entries until the cache is within budget.
+    fn make_room(&self) {
+        while self.inner.resident.load(Relaxed) > self.inner.budget {
+            let Some(victim) = self.pop_victim() else {
+                break;
+            };
+            if !self.retire(&victim) {
+                break;
+            }
+        }
+    }
+
+    /// Moves the globally least recently used entry to its shard's
+    /// `evicting` map and returns it.
+    fn pop_victim(&self) -> Option<Arc<Entry>> {
+        let mut best: Option<(usize, u64)> = None;
+        for (i, s) in self.inner.shards.iter().enumerate() {
+            let g = s.lock();
+            if let Some((_, e)) = g.lru.peek_lru() {
+                let t = e.last_use.load(Relaxed);
+                if best.is_none_or(|(_, bt)| t < bt) {
+                    best = Some((i, t));
+                }
+            }
+        }
+        let (i, _) = best?;
+        let mut g = self.inner.shards[i].lock();
+        let (k, e) = g.lru.pop_lru()?;
+        g.evicting.insert(k, e.clone());
+        Some(e)
+    }
+
+    /// Writes an evicted entry back if dirty, then detaches it unless it was
+    /// resurrected meanwhile. Returns false if the write-back failed (the
+    /// entry then stays findable and dirty, and its owner is poisoned).
+    fn retire(&self, e: &Arc<Entry>) -> bool {
+        let mut slot = e.slot.lock();
+        if slot.dirty {
+            let data = slot.data.as_ref().expect("dirty entries hold data");
+            match e.owner.store.write_chunk(&e.coord, data) {
+                Ok(()) => {
+                    e.owner.unsynced.store(true, Relaxed);
+                    let len = data.len();
+                    slot.dirty = false;
+                    self.inner.dirty.fetch_sub(len, Relaxed);
+                    e.owner.dirty.fetch_sub(len, Relaxed);
+                    self.inner.writebacks.fetch_add(1, Relaxed);
+                }
+                Err(err) => {
+                    e.owner
+                        .poison(format!("write-back of chunk {:?} failed: {err}", e.coord));
+                    return false;
+                }
+            }
+        }
+        let mut g = self.inner.shards[shard_of(&e.key)].lock();
+        let still_evicting = g.evicting.get(&e.key).is_some_and(|x| Arc::ptr_eq(x, e));
+        if still_evicting {
+            g.evicting.remove(&e.key);
+            drop(g);
+            self.detach(e, &mut slot);
+            self.inner.evictions.fetch_add(1, Relaxed);
+        }
+        true
+    }
+
+    /// Drops an entry's data; the entry must be in no map.
+    fn detach(&self, e: &Entry, slot: &mut Slot) {
+        slot.detached = true;
+        if let Some(d) = slot.data.take() {
+            self.inner.resident.fetch_sub(d.len(), Relaxed);
+            e.owner.resident.fetch_sub(d.len(), Relaxed);
+            if slot.dirty {
+                self.inner.dirty.fetch_sub(d.len(), Relaxed);
+                e.owner.dirty.fetch_sub(d.len(), Relaxed);
+            }
+        }
+        slot.dirty = false;
+        e.owner.entries.fetch_sub(1, Relaxed);
+    }
+
+    fn entries_of(&self, owner: &Owner) -> Vec<Arc<Entry>> {
+        let mut out = Vec::new();
+        for s in self.inner.shards.iter() {
+            let g = s.lock();
+            out.extend(
+                g.lru
+                    .iter()
+                    .map(|(_, e)| e)
+                    .chain(g.evicting.values())
+                    .filter(|e| e.key.owner == owner.id)
+                    .cloned(),
+            );
+        }
+        out
+    }
+
+    /// Writes every dirty chunk of `owner` to its store (in parallel when
+    /// the store allows), then makes the store durable.
+    pub(crate) fn flush_owner(&self, owner: &Arc<Owner>) -> Result<()> {
+        let entries = self.entries_of(owner);
+        let write = |e: &Arc<Entry>| -> Result<()> {
+            let mut slot = e.slot.lock();
+            if slot.detached || !slot.dirty {
+                return Ok(());
+            }
+            let data = slot.data.as_ref().expect("dirty entries hold data");
+            owner.store.write_chunk(&e.coord, data)?;
+            owner.unsynced.store(true, Relaxed);
+            let len = data.len();
+            slot.dirty = false;
+            self.inner.dirty.fetch_sub(len, Relaxed);
+            owner.dirty.fetch_sub(len, Relaxed);
+            Ok(())
+        };
+        let results: Vec<Result<()>> = if owner.store.capabilities().parallel_writes {
+            entries.par_iter().map(write).collect()
+        } else {
+            entries.iter().map(write).collect()
+        };
+        // Sync only if something reached the store since the last sync, so
+        // that dropping a read-only array costs no fsync.
+        let result = results.into_iter().collect::<Result<()>>().and_then(|()| {
+            if owner.unsynced.swap(false, Relaxed) {
+                owner
+                    .store
+                    .flush()
+                    .inspect_err(|_| owner.unsynced.store(true, Relaxed))
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(e) = &result {
+            owner.poison(format!("flush failed: {e}"));
+            return result;
+        }
+        owner.check_writable()
+    }
+
+    /// Removes every entry of `owner` (dirty data is dropped: flush first).
+    pub(crate) fn purge(&self, owner: &Owner) {
+        let mut removed = Vec::new();
+        for s in self.inner.shards.iter() {
+            let mut g = s.lock();
+            let keys: Vec<Key> = g
+                .lru
+                .iter()
+                .map(|(k, _)| *k)
+                .filter(|k| k.owner == owner.id)
+                .collect();
+            for k in keys {
+                removed.extend(g.lru.pop(&k));
+            }
+            g.evicting.retain(|k, e| {
+                if k.owner == owner.id {
+                    removed.push(e.clone());
+                    false
+                } else {
+                    true
+                }
+            });
+        }
+        for e in removed {
+            let mut slot = e.slot.lock();
+            if !slot.detached {
+                self.detach(&e, &mut slot);
+            }
+        }
+    }
+
+    /// Bytes of `owner`'s chunks in memory, of them dirty, and entries.
+    pub(crate) fn usage_of(&self, owner: &Owner) -> (usize, usize, usize) {
+        (
+            owner.resident.load(Relaxed),
+            owner.dirty.load(Relaxed),
+            owner.entries.load(Relaxed),
+        )
+    }
+}
+
+/// Bookkeeping bytes per cached chunk (entry, key, coordinate, LRU node),
+/// an estimate for the memory report.
+pub(crate) fn entry_overhead(ndim: usize) -> usize {
+    std::mem::size_of::<Entry>() + 2 * std::mem::size_of::<Key>() + 8 * ndim + 64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::DType;
+    use crate::store::{MemoryStore, StoreMeta};
+
+    fn owner(cache: &ChunkCache, n: u64, chunk: u64) -> (Arc<Owner>, Arc<MemoryStore>) {
+        let meta = StoreMeta {
+            dtype: DType::U8,
+            shape: vec![n],
+            chunks: vec![chunk],
+            fill: vec![9],
+        };
+        let store = Arc::new(MemoryStore::new(meta));
+        let grid = ChunkGrid::new(&[n], &[chunk], 1).unwrap();
+        (cache.register(store.clone(), grid, vec![9]), store)
+    }
+
+    #[test]
+    fn fill_hit_miss_and_dirty_accounting() {
+        let cache = ChunkCache::new(1 << 20);
+        let (o, store) = owner(&cache, 100, 10);
+        let v = cache.with_chunk(&o, &[3], Access::Read, |d| d[0]).unwrap();
+        assert_eq!(v, 9, "never-written chunk reads as fill");
+        cache
+            .with_chunk(&o, &[3], Access::Update, |d| d[1] = 1)
+            .unwrap();
+        let s = cache.stats();
+        assert_eq!((s.hits, s.misses), (1, 1));
+        assert_eq!(s.resident_bytes, 10);
+        assert_eq!(s.dirty_bytes, 10);
+        assert_eq!(store.chunk_count(), 0, "nothing written before flush");
+        cache.flush_owner(&o).unwrap();
+        assert_eq!(cache.stats().dirty_bytes, 0);
+        assert_eq!(
+            store.reopen().read_chunk(&[3]).unwrap().unwrap()[..2],
+            [9, 1]
+        );
+    }
+
+    #[test]
+    fn overwrite_never_reads_the_store() {
+        let cache = ChunkCache::new(1 << 20);
+        let (o, store) = owner(&cache, 100, 10);
+        store.fail_after(0); // any store read would fail
+        cache
+            .with_chunk(&o, &[0], Access::Overwrite, |d| d.fill(4))
+            .unwrap();
+        assert_eq!(cache.stats().misses, 0);
+    }
+
+    #[test]
+    fn eviction_writes_back_and_stays_within_budget() {
+        let cache = ChunkCache::new(35);
+        let (o, store) = owner(&cache, 100, 10);
+        for c in 0..10u64 {
+            cache
+                .with_chunk(&o, &[c], Access::Overwrite, |d| d.fill(c as u8))
+                .unwrap();
+            assert!(cache.stats().resident_bytes <= 35);
+        }
+        let s = cache.stats();
+        assert_eq!(s.evictions, 7);
+        assert_eq!(s.writebacks, 7);
+        assert_eq!(store.chunk_count(), 7);
+        // Evicted chunks read back from the store with their data.
+        for c in 0..10u64 {
+            let v = cache.with_chunk(&o, &[c], Access::Read, |d| d[5]).unwrap();
+            assert_eq!(v, c as u8);
+        }
+    }
+
+    #[test]
+    fn budget_smaller_than_a_chunk() {
+        let cache = ChunkCache::new(3);
+        let (o, store) = owner(&cache, 20, 10);
+        cache
+            .with_chunk(&o, &[1], Access::Update, |d| d[0] = 7)
+            .unwrap();
+        assert_eq!(cache.stats().resident_bytes, 0);
+        assert_eq!(store.read_chunk(&[1]).unwrap().unwrap()[0], 7);
+        let v = cache.with_chunk(&o, &[1], Access::Read, |d| d[0]).unwrap();
+        assert_eq!(v, 7);
+    }
+
+    #[test]
+    fn failed_write_back_poisons_and_keeps_data() {
+        let cache = ChunkCache::new(10);
+        let (o, store) = owner(&cache, 100, 10);
+        cache
+            .with_chunk(&o, &[0], Access::Overwrite, |d| d.fill(1))
+            .unwrap();
+        store.fail_after(0);
+        // Loading chunk 1 fails (store dead); chunk 0 is still dirty.
+        assert!(cache.with_chunk(&o, &[1], Access::Read, |_| ()).is_err());
+        // This write succeeds (its data is in memory); the eviction it
+        // triggers fails to write chunk 0 back and poisons the array.
+        cache
+            .with_chunk(&o, &[2], Access::Overwrite, |d| d.fill(2))
+            .unwrap();
+        let err = cache
+            .with_chunk(&o, &[3], Access::Overwrite, |_| ())
+            .unwrap_err();
+        assert!(matches!(err, Error::Poisoned(_)), "{err}");
+        assert!(cache.flush_owner(&o).is_err());
+        // The dirty data is still readable from the cache.
+        let v = cache.peek(&o, &[0], |d| d[0]);
+        assert_eq!(v, Some(1));
+    }
+
+    #[test]
+    fn concurrent_loads_collapse() {
+        let cache = ChunkCache::new(1 << 20);
+        let (o, _store) = owner(&cache, 100, 10);
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    for _ in 0..100 {
+                        cache.with_chunk(&o, &[5], Access::Read, |_| ()).unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(cache.stats().misses, 1);
+        assert_eq!(cache.stats().hits, 799);
+    }
+
+    #[test]
+    fn concurrent_updates_lose_nothing_under_eviction() {
+        // 8 threads increment interleaved elements of the same chunks with
+        // a cache that holds 2 of 10 chunks.
+        let cache = ChunkCache::new(25);
+        let (o, _store) = owner(&cache, 100, 10);
+        std::thread::scope(|s| {
+            for t in 0..8u64 {
+                let (cache, o) = (&cache, &o);
+                s.spawn(move || {
+                    for round in 0..50u64 {
+                        let c = (round + t) % 10;
+                        cache
+                            .with_chunk(o, &[c], Access::Update, |d| {
+                                d[t as usize] = d[t as usize].wrapping_add(1)
+                            })
+                            .unwrap();
+                    }
+                });
+            }
+        });
+        cache.flush_owner(&o).unwrap();
+        for c in 0..10u64 {
+            let d = cache
+                .with_chunk(&o, &[c], Access::Read, |d| d.to_vec())
+                .unwrap();
+            // Each thread visits each chunk 5 times; fill is 9.
+            assert_eq!(d[..8], [9 + 5; 8], "chunk {c}");
+        }
+    }
+
+    #[test]
+    fn purge_releases_everything() {
+        let cache = ChunkCache::new(1 << 20);
+        let (a, _) = owner(&cache, 100, 10);
+        let (b, _) = owner(&cache, 100, 10);
+        for c in 0..5u64 {
+            cache.with_chunk(&a, &[c], Access::Read, |_| ()).unwrap();
+            cache.with_chunk(&b, &[c], Access::Read, |_| ()).unwrap();
+        }
+        assert_eq!(cache.stats().resident_bytes, 100);
+        cache.purge(&a);
+        assert_eq!(cache.stats().resident_bytes, 50);
+        assert_eq!(cache.usage_of(&a), (0, 0, 0));
+        assert_eq!(cache.usage_of(&b), (50, 0, 5));
+    }
+}
