@@ -314,6 +314,19 @@ pub trait Element:
 
     /// Parses decimal text (`1.5`, `-3`, `nan`, `true`).
     fn parse_text(text: &str) -> Result<Self>;
+
+    /// The value as an integer: exact for integer types and bool,
+    /// truncated toward zero and saturated for floats (NaN is 0).
+    fn to_i128(self) -> i128;
+
+    /// From an integer, like NumPy's `astype` between integer types: wraps
+    /// modulo the type's range. Floats round to nearest; bool is `v != 0`.
+    fn from_i128(v: i128) -> Self;
+
+    /// From a float, like NumPy's `astype`: truncation toward zero for
+    /// integers, saturating at the type's range (NaN becomes 0, where NumPy
+    /// leaves it undefined); bool is `v != 0` (NaN is true).
+    fn from_f64(v: f64) -> Self;
 }
 
 macro_rules! impl_numeric {
@@ -344,6 +357,18 @@ macro_rules! impl_numeric {
                 text.trim().parse::<$t>().map_err(|e| {
                     Error::invalid(format!("cannot parse {text:?} as {}: {e}", DType::$d))
                 })
+            }
+
+            fn to_i128(self) -> i128 {
+                self as i128
+            }
+
+            fn from_i128(v: i128) -> Self {
+                v as $t
+            }
+
+            fn from_f64(v: f64) -> Self {
+                v as $t
             }
         }
     )*};
@@ -380,6 +405,18 @@ impl Element for bool {
         if self { 1.0 } else { 0.0 }
     }
 
+    fn to_i128(self) -> i128 {
+        self as i128
+    }
+
+    fn from_i128(v: i128) -> Self {
+        v != 0
+    }
+
+    fn from_f64(v: f64) -> Self {
+        v != 0.0
+    }
+
     fn parse_text(text: &str) -> Result<Self> {
         match text.trim().to_ascii_lowercase().as_str() {
             "true" | "1" => Ok(true),
@@ -389,6 +426,33 @@ impl Element for bool {
             ))),
         }
     }
+}
+
+/// Converts one element to another type with NumPy `astype` semantics
+/// (see [`Element::from_f64`] and [`Element::from_i128`]).
+pub fn cast<S: Element, D: Element>(v: S) -> D {
+    if S::DTYPE.is_float() {
+        D::from_f64(v.to_f64())
+    } else {
+        D::from_i128(v.to_i128())
+    }
+}
+
+/// Converts native-order elements of `from` in `src` into elements of `to`
+/// in `dst` (`dst.len() / to.size() == src.len() / from.size()`).
+pub fn cast_bytes(from: DType, src: &[u8], to: DType, dst: &mut [u8]) {
+    if from == to {
+        dst.copy_from_slice(src);
+        return;
+    }
+    dispatch!(from, S => dispatch!(to, D => {
+        let (ss, ds) = (S::DTYPE.size(), D::DTYPE.size());
+        debug_assert_eq!(src.len() / ss, dst.len() / ds);
+        for (s, d) in src.chunks_exact(ss).zip(dst.chunks_exact_mut(ds)) {
+            let v: D = cast(S::from_ne_slice(s));
+            d.copy_from_slice(D::as_bytes(&[v]));
+        }
+    }))
 }
 
 /// Reverses the byte order of every `size`-byte element of `buf` in place.
@@ -459,6 +523,30 @@ mod tests {
             let dt = dispatch!(d, T => <T as Element>::DTYPE);
             assert_eq!(dt, d);
         }
+    }
+
+    #[test]
+    fn casts_like_numpy_astype() {
+        // np.array([300, -1]).astype(np.uint8) -> [44, 255]
+        assert_eq!(cast::<i32, u8>(300), 44);
+        assert_eq!(cast::<i32, u8>(-1), 255);
+        // np.array([-2.7, 2.7]).astype(np.int32) -> [-2, 2]
+        assert_eq!(cast::<f64, i32>(-2.7), -2);
+        assert_eq!(cast::<f32, i32>(2.7), 2);
+        assert_eq!(cast::<f64, u8>(1e9), 255, "saturates");
+        assert_eq!(cast::<f64, i16>(f64::NAN), 0);
+        assert!(cast::<f64, bool>(f64::NAN));
+        assert!(!cast::<f32, bool>(0.0));
+        assert_eq!(cast::<bool, f32>(true), 1.0);
+        assert_eq!(cast::<u64, f64>(u64::MAX), u64::MAX as f64);
+        assert_eq!(cast::<i64, i64>(i64::MIN), i64::MIN);
+        let x = 0.1f64;
+        assert_eq!(cast::<f64, f32>(x), 0.1f32);
+        let src = f64::as_bytes(&[1.5, -2.5, 1e300]).to_vec();
+        let mut dst = vec![0u8; 12];
+        cast_bytes(DType::F64, &src, DType::F32, &mut dst);
+        let got: Vec<f32> = dst.chunks(4).map(f32::from_ne_slice).collect();
+        assert_eq!(got, vec![1.5, -2.5, f32::INFINITY]);
     }
 
     #[test]

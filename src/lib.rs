@@ -13,6 +13,7 @@ pub mod chunk_grid;
 pub mod dtype;
 pub mod error;
 pub mod layout;
+pub mod ops;
 pub mod selection;
 pub mod store;
 pub mod units;
