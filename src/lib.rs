@@ -14,6 +14,7 @@ pub mod dtype;
 pub mod error;
 pub mod layout;
 pub mod ops;
+pub mod procmem;
 pub mod selection;
 pub mod store;
 pub mod units;

@@ -89,6 +89,12 @@ pub trait ChunkStore: Send + Sync + fmt::Debug {
     /// Element type, shape, chunk shape and fill value.
     fn meta(&self) -> &StoreMeta;
 
+    /// One line about the storage layout for people (`info`), e.g.
+    /// `npy 1.0, C order, little-endian`.
+    fn describe(&self) -> String {
+        self.backend().to_string()
+    }
+
     /// What this store can do efficiently.
     fn capabilities(&self) -> Capabilities;
 
