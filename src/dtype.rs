@@ -266,6 +266,10 @@ macro_rules! dispatch {
                 type $t = f64;
                 $body
             }
+            // `DType` is non-exhaustive for other crates; every variant is
+            // listed above.
+            #[allow(unreachable_patterns)]
+            _ => unreachable!("every DType variant is dispatched"),
         }
     };
 }
