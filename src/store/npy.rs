@@ -1620,6 +1620,14 @@ mod tests {
         let h = encode_header(DType::F32, Endian::Little, Order::C, &[500, 2000, 2000]);
         assert_eq!(h.len(), 128);
         assert!(h.ends_with(b" \n"));
+        // Exactly on a 64-byte boundary once the growth digits count:
+        // NumPy pads with a whole further 64 bytes (182 = 0xb6 header bytes).
+        let mut shape = vec![1u64; 14];
+        shape.push(3);
+        let h = encode_header(DType::F32, Endian::Little, Order::Fortran, &shape);
+        assert_eq!(h.len(), 192);
+        assert_eq!(&h[8..10], &182u16.to_le_bytes());
+        assert_eq!(h[h.len() - 65..h.len() - 1], [b' '; 64]);
         // Data offsets are always a multiple of 64, whatever the shape.
         for ndim in 0..40 {
             // Growth axes of every digit count, the product within 64 bits.
