@@ -869,10 +869,7 @@ impl NpyStore {
             shape: shape.to_vec(),
             data_offset: bytes.len() as u64,
         };
-        let file = create_file(path, opts.overwrite)?;
-        file.write_all_at(&bytes, 0)
-            .map_err(|e| Error::io(path, e))?;
-        Self::finish_create(path, file, header, grid)
+        Self::create_with(path, header, grid, opts.overwrite, &bytes)
     }
 
     /// Creates a headerless file laid out as `layout` says (the first
@@ -884,24 +881,40 @@ impl NpyStore {
         overwrite: bool,
     ) -> Result<NpyStore> {
         let grid = grid_for(path, &layout.shape, chunks, layout.dtype)?;
-        let header = raw_header(layout);
-        let file = create_file(path, overwrite)?;
-        Self::finish_create(path, file, header, grid)
+        Self::create_with(path, raw_header(layout), grid, overwrite, &[])
     }
 
-    fn finish_create(path: &Path, file: File, header: NpyHeader, grid: ChunkGrid) -> Result<Self> {
+    /// Creates the file: `prefix` at the start, then a hole up to the end
+    /// of the data. A file this call created is removed again if a later
+    /// step fails, so a retry is not refused as "already exists".
+    fn create_with(
+        path: &Path,
+        header: NpyHeader,
+        grid: ChunkGrid,
+        overwrite: bool,
+        prefix: &[u8],
+    ) -> Result<Self> {
         let len = header
             .data_bytes()
             .and_then(|n| n.checked_add(header.data_offset))
             .ok_or_else(|| {
                 Error::invalid(format!(
-                    "{}: array of shape {:?} does not fit in a file",
+                    "{}: an array of shape {:?} and {} bytes of header does not fit in a file",
                     path.display(),
-                    header.shape
+                    header.shape,
+                    header.data_offset
                 ))
             })?;
-        file.set_len(len).map_err(|e| Error::io(path, e))?;
-        Self::build(path, file, header, grid, true)
+        let file = create_file(path, overwrite)?;
+        let made = file
+            .write_all_at(prefix, 0)
+            .and_then(|()| file.set_len(len))
+            .map_err(|e| Error::io(path, e))
+            .and_then(|()| Self::build(path, file, header, grid, true));
+        if made.is_err() {
+            let _ = std::fs::remove_file(path);
+        }
+        made
     }
 
     /// Opens an existing `.npy` file. Without `chunks`, the chunk shape is
@@ -1350,7 +1363,9 @@ impl ChunkStore for NpyStore {
         self.check_chunk(chunk)?;
         self.check_region(chunk, region)?;
         let Some(map) = &self.map else {
-            let data = self.read_chunk(chunk)?.expect("npy chunks always exist");
+            let Some(data) = self.read_chunk(chunk)? else {
+                return Ok(None);
+            };
             return Ok(Some(extract_region(&self.meta, &data, region)));
         };
         let elem = self.meta.dtype.size();
@@ -2040,6 +2055,15 @@ mod tests {
             "{e}"
         );
         assert!(!p.exists(), "nothing created for a refused chunk shape");
+        // Too large for any file system: refused, and nothing left behind.
+        let e = NpyStore::create(&p, DType::F64, &[1 << 58], &[1 << 20], &o).unwrap_err();
+        assert!(matches!(e, Error::Io { .. }), "{e}");
+        assert!(!p.exists(), "a failed create leaves no file");
+        let e = NpyStore::create(&p, DType::F64, &[1 << 61], &[1 << 20], &o).unwrap_err();
+        assert!(e.to_string().contains("64 bits"), "{e}");
+        let e = NpyStore::create(&p, DType::U8, &[u64::MAX - 10], &[1 << 20], &o).unwrap_err();
+        assert!(e.to_string().contains("does not fit in a file"), "{e}");
+        assert!(!p.exists());
         NpyStore::create(&p, DType::U8, &[4, 4], &[2, 2], &o).unwrap();
         assert!(NpyStore::open(&p, Some(&[5]), false).is_err());
     }
