@@ -23,11 +23,13 @@
 //! [`flush`]: ChunkStore::flush
 
 mod memory;
+pub mod npy;
 
 #[doc(hidden)]
 pub mod conformance;
 
 pub use memory::MemoryStore;
+pub use npy::{NpyHeader, NpyOptions, NpyStore, Order, RawLayout, parse_npy_header};
 
 use std::fmt;
 
