@@ -8,11 +8,13 @@
 #![warn(missing_docs)]
 
 pub mod array;
+pub mod bench;
 pub mod cache;
 pub mod chunk_grid;
 pub mod dtype;
 pub mod error;
 pub mod layout;
+pub mod open;
 pub mod ops;
 pub mod procmem;
 pub mod selection;
@@ -24,4 +26,7 @@ pub use cache::{CacheStats, ChunkCache};
 pub use chunk_grid::ChunkGrid;
 pub use dtype::{DType, Element, Endian};
 pub use error::{Error, Result, SelectionError};
+pub use ndarray;
+pub use ndarray::s;
+pub use open::{ArrayOptions, Format, OpenOptions, create, open, open_with};
 pub use selection::{IntoSelection, Selection};

@@ -1318,6 +1318,24 @@ impl ChunkStore for NpyStore {
         "npy"
     }
 
+    fn describe(&self) -> String {
+        let h = &self.header;
+        let kind = if h.version == (0, 0) {
+            format!("raw file, data at byte {}", h.data_offset)
+        } else {
+            format!("npy {}.{}", h.version.0, h.version.1)
+        };
+        let order = match h.order {
+            Order::C => "C order",
+            Order::Fortran => "Fortran order",
+        };
+        let endian = match h.endian {
+            Endian::Little => "little-endian",
+            Endian::Big => "big-endian",
+        };
+        format!("{kind}, {order}, {endian}")
+    }
+
     fn meta(&self) -> &StoreMeta {
         &self.meta
     }

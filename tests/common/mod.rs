@@ -5,13 +5,14 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use chunkyard::store::{ChunkStore, MemoryStore, StoreMeta};
+use chunkyard::store::{ChunkStore, MemoryStore, NpyOptions, NpyStore, StoreMeta};
 use chunkyard::{DType, Element};
 
 /// A backend the model tests run on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Memory,
+    Npy,
 }
 
 /// A store under test and how to get it back after a reopen or a crash.
@@ -24,7 +25,7 @@ pub struct TestStore {
 impl TestStore {
     pub fn create(
         backend: Backend,
-        _dir: &Path,
+        dir: &Path,
         dtype: DType,
         shape: &[u64],
         chunks: &[u64],
@@ -44,6 +45,16 @@ impl TestStore {
                     path: None,
                 }
             }
+            Backend::Npy => {
+                let path = dir.join("a.npy");
+                let s = NpyStore::create(&path, dtype, shape, chunks, &NpyOptions::default())
+                    .expect("create npy");
+                TestStore {
+                    store: Arc::new(s),
+                    memory: None,
+                    path: Some(path),
+                }
+            }
         }
     }
 
@@ -59,7 +70,16 @@ impl TestStore {
                     path: None,
                 }
             }
-            _ => unreachable!("every backend is handled above"),
+            (None, Some(path)) => {
+                let chunks = self.store.meta().chunks.clone();
+                let s = NpyStore::open(path, Some(&chunks), true).expect("reopen npy");
+                TestStore {
+                    store: Arc::new(s),
+                    memory: None,
+                    path: Some(path.clone()),
+                }
+            }
+            (None, None) => unreachable!("every store has a memory model or a path"),
         }
     }
 
@@ -135,4 +155,27 @@ impl<T: Element> Dense<T> {
     pub fn get(&self, idx: &[u64]) -> T {
         self.data[self.offset(idx)]
     }
+}
+
+/// Runs Python code (with numpy) and returns its stdout; fails the test if
+/// Python or numpy is missing, or the code fails (its assertion message is
+/// in the panic).
+pub fn python(code: &str) -> String {
+    let check = std::process::Command::new("python3")
+        .args(["-c", "import numpy"])
+        .output();
+    match check {
+        Ok(o) if o.status.success() => {}
+        _ => panic!("numpy is required: pip install numpy"),
+    }
+    let out = std::process::Command::new("python3")
+        .args(["-c", code])
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "python failed:\n{code}\n--- stderr ---\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
 }

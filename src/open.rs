@@ -1,0 +1,256 @@
+//! Opening and creating arrays by path; the format comes from the path's
+//! extension.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::array::{Array, ArrayHandle};
+use crate::cache::ChunkCache;
+use crate::chunk_grid::{DEFAULT_CHUNK_TARGET_BYTES, default_chunks};
+use crate::dtype::{DType, Element, Endian};
+use crate::error::{Error, Result};
+use crate::store::{ChunkStore, NpyOptions, NpyStore, Order, RawLayout};
+
+/// On-disk formats chunkyard reads and writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Format {
+    /// NumPy `.npy` (or a headerless raw file with a [`RawLayout`]).
+    Npy,
+}
+
+impl Format {
+    /// The format a path names, from its extension.
+    pub fn from_path(path: &Path) -> Result<Format> {
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(|e| e.to_ascii_lowercase());
+        match ext.as_deref() {
+            Some("npy") => Ok(Format::Npy),
+            Some("zarr") => Err(Error::Unsupported(format!(
+                "{}: Zarr arrays are not supported yet",
+                path.display()
+            ))),
+            Some("h5" | "hdf5") => Err(Error::Unsupported(format!(
+                "{}: HDF5 files are not supported yet",
+                path.display()
+            ))),
+            _ => Err(Error::invalid(format!(
+                "{}: cannot tell the format from the extension (expected .npy)",
+                path.display()
+            ))),
+        }
+    }
+}
+
+/// How to create an array: shape, chunk shape, fill value, cache and
+/// format details. Built with chained methods:
+///
+/// ```
+/// use chunkyard::ArrayOptions;
+/// let opts = ArrayOptions::new([500, 2000, 2000]).chunks([1, 2000, 2000]);
+/// ```
+#[derive(Debug, Clone)]
+pub struct ArrayOptions {
+    shape: Vec<u64>,
+    chunks: Option<Vec<u64>>,
+    fill: Option<(DType, Vec<u8>)>,
+    cache: Option<ChunkCache>,
+    order: Order,
+    endian: Endian,
+    overwrite: bool,
+}
+
+impl ArrayOptions {
+    /// Options for an array of `shape`, with defaults for everything else:
+    /// chunks of about 16 MiB, fill value zero, the global cache, C order,
+    /// little-endian, refuse to overwrite an existing file.
+    pub fn new(shape: impl AsRef<[u64]>) -> Self {
+        ArrayOptions {
+            shape: shape.as_ref().to_vec(),
+            chunks: None,
+            fill: None,
+            cache: None,
+            order: Order::C,
+            endian: Endian::Little,
+            overwrite: false,
+        }
+    }
+
+    /// The chunk shape (the cache's unit of I/O).
+    pub fn chunks(mut self, chunks: impl AsRef<[u64]>) -> Self {
+        self.chunks = Some(chunks.as_ref().to_vec());
+        self
+    }
+
+    /// The value never-written elements read as.
+    pub fn fill_value<T: Element>(mut self, value: T) -> Self {
+        self.fill = Some((T::DTYPE, T::to_ne_vec(&[value])));
+        self
+    }
+
+    /// The fill value as native-order bytes of `dtype` (for tools that
+    /// learn the type at run time).
+    pub fn fill_bytes(mut self, dtype: DType, bytes: Vec<u8>) -> Self {
+        self.fill = Some((dtype, bytes));
+        self
+    }
+
+    /// The cache to use instead of the global one.
+    pub fn cache(mut self, cache: ChunkCache) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// Element order in the file (`.npy`: C or Fortran).
+    pub fn order(mut self, order: Order) -> Self {
+        self.order = order;
+        self
+    }
+
+    /// Byte order in the file (`.npy`).
+    pub fn endian(mut self, endian: Endian) -> Self {
+        self.endian = endian;
+        self
+    }
+
+    /// Replace an existing file instead of failing.
+    pub fn overwrite(mut self, yes: bool) -> Self {
+        self.overwrite = yes;
+        self
+    }
+
+    /// The shape.
+    pub fn shape(&self) -> &[u64] {
+        &self.shape
+    }
+}
+
+/// How to open an existing array.
+#[derive(Debug, Clone, Default)]
+pub struct OpenOptions {
+    read_only: bool,
+    chunks: Option<Vec<u64>>,
+    cache: Option<ChunkCache>,
+    raw: Option<RawLayout>,
+}
+
+impl OpenOptions {
+    /// Defaults: read-write, the format's chunk shape (for `.npy`, chunks of
+    /// about 16 MiB), the global cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Open without write access; writes fail.
+    pub fn read_only(mut self, yes: bool) -> Self {
+        self.read_only = yes;
+        self
+    }
+
+    /// The chunk shape for formats that do not store one (`.npy`).
+    pub fn chunks(mut self, chunks: impl AsRef<[u64]>) -> Self {
+        self.chunks = Some(chunks.as_ref().to_vec());
+        self
+    }
+
+    /// The cache to use instead of the global one.
+    pub fn cache(mut self, cache: ChunkCache) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// Treat the file as headerless raw data with this layout (what
+    /// `numpy.memmap` opens), whatever its extension.
+    pub fn raw(mut self, layout: RawLayout) -> Self {
+        self.raw = Some(layout);
+        self
+    }
+}
+
+impl ArrayHandle {
+    /// Creates an array of `dtype` at `path`.
+    pub fn create(path: impl AsRef<Path>, dtype: DType, opts: &ArrayOptions) -> Result<Self> {
+        let path = path.as_ref();
+        let format = Format::from_path(path)?;
+        let fill = match &opts.fill {
+            None => vec![0; dtype.size()],
+            Some((d, _)) if *d != dtype => {
+                return Err(Error::DTypeMismatch {
+                    expected: dtype,
+                    actual: *d,
+                });
+            }
+            Some((_, bytes)) => bytes.clone(),
+        };
+        let chunks = opts.chunks.clone().unwrap_or_else(|| {
+            default_chunks(
+                &opts.shape,
+                dtype.size(),
+                opts.order == Order::Fortran,
+                DEFAULT_CHUNK_TARGET_BYTES,
+            )
+        });
+        let store: Arc<dyn ChunkStore> = match format {
+            Format::Npy => {
+                if fill.iter().any(|&b| b != 0) {
+                    return Err(Error::Unsupported(format!(
+                        "{}: .npy files have no fill value; create the array, then fill() it",
+                        path.display()
+                    )));
+                }
+                let npy = NpyOptions {
+                    order: opts.order,
+                    endian: opts.endian,
+                    overwrite: opts.overwrite,
+                };
+                Arc::new(NpyStore::create(path, dtype, &opts.shape, &chunks, &npy)?)
+            }
+        };
+        let cache = opts.cache.clone().unwrap_or_else(ChunkCache::global);
+        ArrayHandle::from_store_at(store, cache, Some(path.to_path_buf()))
+    }
+
+    /// Opens the array at `path`.
+    pub fn open(path: impl AsRef<Path>, opts: &OpenOptions) -> Result<Self> {
+        let path = path.as_ref();
+        let writable = !opts.read_only;
+        let chunks = opts.chunks.as_deref();
+        let store: Arc<dyn ChunkStore> = match &opts.raw {
+            Some(layout) => Arc::new(NpyStore::open_raw(path, layout, chunks, writable)?),
+            None => match Format::from_path(path)? {
+                Format::Npy => Arc::new(NpyStore::open(path, chunks, writable)?),
+            },
+        };
+        let cache = opts.cache.clone().unwrap_or_else(ChunkCache::global);
+        ArrayHandle::from_store_at(store, cache, Some(path.to_path_buf()))
+    }
+}
+
+/// Creates a typed array at `path` (format from the extension).
+///
+/// ```
+/// # fn main() -> chunkyard::Result<()> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let path = dir.path().join("volume.npy");
+/// use chunkyard::{ArrayOptions, s};
+/// let a = chunkyard::create::<f32>(&path, ArrayOptions::new([4, 300, 200]))?;
+/// a.fill(s![1, .., ..], 1.5)?;
+/// a.flush()?;
+/// assert_eq!(a.get([1, 299, 199])?, 1.5);
+/// # Ok(()) }
+/// ```
+pub fn create<T: Element>(path: impl AsRef<Path>, opts: ArrayOptions) -> Result<Array<T>> {
+    ArrayHandle::create(path, T::DTYPE, &opts)?.typed()
+}
+
+/// Opens a typed array at `path` read-write with default options.
+pub fn open<T: Element>(path: impl AsRef<Path>) -> Result<Array<T>> {
+    open_with(path, &OpenOptions::new())
+}
+
+/// Opens a typed array at `path` with options.
+pub fn open_with<T: Element>(path: impl AsRef<Path>, opts: &OpenOptions) -> Result<Array<T>> {
+    ArrayHandle::open(path, opts)?.typed()
+}
