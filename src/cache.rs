@@ -306,29 +306,30 @@ impl ChunkCache {
             .store(self.inner.clock.fetch_add(1, Relaxed), Relaxed);
     }
 
-    /// Finds or creates the entry for a chunk (creating it unloaded).
-    fn entry(&self, owner: &Arc<Owner>, coord: &[u64]) -> Arc<Entry> {
+    /// Finds or creates the entry for a chunk (creating it unloaded); the
+    /// flag says whether it was created.
+    fn entry(&self, owner: &Arc<Owner>, coord: &[u64]) -> (Arc<Entry>, bool) {
         let key = Self::key(owner, coord);
         let mut g = self.inner.shards[shard_of(&key)].lock();
         if let Some(e) = g.lru.get(&key) {
-            return e.clone();
+            return (e.clone(), false);
         }
         if let Some(e) = g.evicting.remove(&key) {
             // Resurrect: its write-back (if any) completes under the chunk
             // lock before we can use it, and it stays attached.
             g.lru.put(key, e.clone());
-            return e;
+            return (e, false);
         }
         let e = Arc::new(Entry {
             key,
             owner: owner.clone(),
             coord: coord.to_vec(),
-            last_use: AtomicU64::new(0),
+            last_use: AtomicU64::new(self.inner.clock.fetch_add(1, Relaxed)),
             slot: Mutex::new(Slot::default()),
         });
         owner.entries.fetch_add(1, Relaxed);
         g.lru.put(key, e.clone());
-        e
+        (e, true)
     }
 
     /// Runs `f` on the decoded chunk, loading it first unless `access` is
@@ -345,7 +346,13 @@ impl ChunkCache {
             owner.check_writable()?;
         }
         let r = loop {
-            let e = self.entry(owner, coord);
+            let (e, created) = self.entry(owner, coord);
+            if created {
+                // Evict before the new chunk's bytes arrive, so that
+                // streaming work does not overshoot the budget by a chunk
+                // per thread. No lock is held here.
+                self.make_room_for(owner.chunk_bytes(), Some(&e));
+            }
             let mut slot = e.slot.lock();
             if slot.detached {
                 continue;
@@ -420,25 +427,36 @@ impl ChunkCache {
 
     /// Evicts least recently used entries until the cache is within budget.
     fn make_room(&self) {
-        while self.inner.resident.load(Relaxed) > self.inner.budget {
-            let Some(victim) = self.pop_victim() else {
-                break;
+        self.make_room_for(0, None);
+    }
+
+    /// Evicts least recently used entries until `need` more bytes fit in
+    /// the budget (or nothing is left to evict), never evicting `keep`.
+    fn make_room_for(&self, need: usize, keep: Option<&Arc<Entry>>) {
+        loop {
+            let resident = self.inner.resident.load(Relaxed);
+            if resident + need <= self.inner.budget || resident == 0 {
+                return;
+            }
+            let Some(victim) = self.pop_victim(keep) else {
+                return;
             };
             if !self.retire(&victim) {
-                break;
+                return;
             }
         }
     }
 
-    /// Moves the globally least recently used entry to its shard's
-    /// `evicting` map and returns it.
-    fn pop_victim(&self) -> Option<Arc<Entry>> {
+    /// Moves the globally least recently used entry (other than `keep`) to
+    /// its shard's `evicting` map and returns it.
+    fn pop_victim(&self, keep: Option<&Arc<Entry>>) -> Option<Arc<Entry>> {
+        let is_kept = |e: &Arc<Entry>| keep.is_some_and(|k| Arc::ptr_eq(k, e));
         let mut best: Option<(usize, u64)> = None;
         for (i, s) in self.inner.shards.iter().enumerate() {
             let g = s.lock();
             if let Some((_, e)) = g.lru.peek_lru() {
                 let t = e.last_use.load(Relaxed);
-                if best.is_none_or(|(_, bt)| t < bt) {
+                if !is_kept(e) && best.is_none_or(|(_, bt)| t < bt) {
                     best = Some((i, t));
                 }
             }
@@ -446,6 +464,11 @@ impl ChunkCache {
         let (i, _) = best?;
         let mut g = self.inner.shards[i].lock();
         let (k, e) = g.lru.pop_lru()?;
+        if is_kept(&e) {
+            // It became the shard's tail since we looked; put it back.
+            g.lru.put(k, e);
+            return None;
+        }
         g.evicting.insert(k, e.clone());
         Some(e)
     }
@@ -697,17 +720,14 @@ mod tests {
             .with_chunk(&o, &[0], Access::Overwrite, |d| d.fill(1))
             .unwrap();
         store.fail_after(0);
-        // Loading chunk 1 fails (store dead); chunk 0 is still dirty.
+        // Making room for chunk 1 evicts chunk 0, whose write-back fails:
+        // the array is poisoned; the load of chunk 1 fails too.
         assert!(cache.with_chunk(&o, &[1], Access::Read, |_| ()).is_err());
-        // This write succeeds (its data is in memory); the eviction it
-        // triggers fails to write chunk 0 back and poisons the array.
-        cache
-            .with_chunk(&o, &[2], Access::Overwrite, |d| d.fill(2))
-            .unwrap();
         let err = cache
-            .with_chunk(&o, &[3], Access::Overwrite, |_| ())
+            .with_chunk(&o, &[2], Access::Overwrite, |_| ())
             .unwrap_err();
         assert!(matches!(err, Error::Poisoned(_)), "{err}");
+        assert!(err.to_string().contains("chunk [0]"), "{err}");
         assert!(cache.flush_owner(&o).is_err());
         // The dirty data is still readable from the cache.
         let v = cache.peek(&o, &[0], |d| d[0]);
