@@ -40,6 +40,7 @@ use lru::LruCache;
 use parking_lot::Mutex;
 use rayon::prelude::*;
 
+use crate::buffer::ChunkBuf;
 use crate::chunk_grid::ChunkGrid;
 use crate::error::{Error, Result};
 use crate::store::ChunkStore;
@@ -122,13 +123,8 @@ impl Owner {
     }
 
     /// A chunk buffer holding the fill value everywhere.
-    fn fill_buffer(&self) -> Vec<u8> {
-        let n = self.chunk_bytes();
-        if self.fill.iter().all(|&b| b == 0) {
-            vec![0u8; n]
-        } else {
-            self.fill.iter().copied().cycle().take(n).collect()
-        }
+    fn fill_buffer(&self) -> ChunkBuf {
+        ChunkBuf::filled(self.chunk_bytes(), &self.fill)
     }
 }
 
@@ -143,7 +139,7 @@ struct Entry {
 #[derive(Default)]
 struct Slot {
     /// Decoded chunk (full chunk shape); `None` until loaded.
-    data: Option<Vec<u8>>,
+    data: Option<ChunkBuf>,
     /// `data` is newer than the store's copy.
     dirty: bool,
     /// Removed from the cache; look the chunk up again.
@@ -410,7 +406,7 @@ impl ChunkCache {
         Some(f(data))
     }
 
-    fn load(&self, owner: &Owner, coord: &[u64]) -> Result<Vec<u8>> {
+    fn load(&self, owner: &Owner, coord: &[u64]) -> Result<ChunkBuf> {
         match owner.store.read_chunk(coord)? {
             None => Ok(owner.fill_buffer()),
             Some(d) if d.len() == owner.chunk_bytes() => Ok(d),

@@ -9,6 +9,7 @@
 
 pub mod array;
 pub mod bench;
+pub mod buffer;
 pub mod cache;
 pub mod chunk_grid;
 pub mod dtype;
@@ -22,6 +23,7 @@ pub mod store;
 pub mod units;
 
 pub use array::{Array, ArrayHandle, MemoryReport};
+pub use buffer::ChunkBuf;
 pub use cache::{CacheStats, ChunkCache};
 pub use chunk_grid::ChunkGrid;
 pub use dtype::{DType, Element, Endian};

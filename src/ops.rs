@@ -121,24 +121,27 @@ pub fn copy_selection(
     // chunks and never read them.
     let plan = BlockPlan::new(dst_sel, dst.chunks());
     let (sd, dd) = (src.dtype(), dst.dtype());
-    (0..plan.len()).into_par_iter().try_for_each(|i| {
-        let (lo, counts) = plan.block(i);
-        let n: u64 = counts.iter().product();
-        let s = sub_selection(src_sel, &lo, &counts);
-        let d = sub_selection(dst_sel, &lo, &counts);
-        let mut buf = vec![0u8; n as usize * sd.size()];
-        src.read_bytes(&s, &mut buf)?;
-        if sd == dd {
-            dst.write_bytes(&d, &buf)?;
-        } else {
-            let mut out = vec![0u8; n as usize * dd.size()];
-            cast_bytes(sd, &buf, dd, &mut out);
-            drop(buf);
-            dst.write_bytes(&d, &out)?;
-        }
-        progress(1);
-        Ok(())
-    })
+    // One pair of block buffers per rayon job, reused across its blocks.
+    (0..plan.len()).into_par_iter().try_for_each_init(
+        || (Vec::new(), Vec::new()),
+        |(buf, out): &mut (Vec<u8>, Vec<u8>), i| -> Result<()> {
+            let (lo, counts) = plan.block(i);
+            let n = counts.iter().product::<u64>() as usize;
+            let s = sub_selection(src_sel, &lo, &counts);
+            let d = sub_selection(dst_sel, &lo, &counts);
+            buf.resize(n * sd.size(), 0);
+            src.read_bytes(&s, buf)?;
+            if sd == dd {
+                dst.write_bytes(&d, buf)?;
+            } else {
+                out.resize(n * dd.size(), 0);
+                cast_bytes(sd, buf, dd, out);
+                dst.write_bytes(&d, out)?;
+            }
+            progress(1);
+            Ok(())
+        },
+    )
 }
 
 /// A reduction over elements.
@@ -343,13 +346,13 @@ fn reduce_typed<T: Element>(
     let plan = BlockPlan::new(sel, a.chunks());
     let acc = (0..plan.len())
         .into_par_iter()
-        .map(|i| -> Result<Acc<T>> {
+        .map_init(Vec::new, |buf: &mut Vec<T>, i| -> Result<Acc<T>> {
             let (lo, counts) = plan.block(i);
             let s = sub_selection(sel, &lo, &counts);
-            let mut buf = vec![T::default(); counts.iter().product::<u64>() as usize];
-            T::with_bytes_mut(&mut buf, |b| a.read_bytes(&s, b))?;
+            buf.resize(counts.iter().product::<u64>() as usize, T::default());
+            T::with_bytes_mut(buf, |b| a.read_bytes(&s, b))?;
             progress(1);
-            Ok(Acc::of_block(&buf))
+            Ok(Acc::of_block(buf))
         })
         .try_reduce(Acc::empty, |x, y| Ok(x.merge(y)))?;
     acc.finish(op)

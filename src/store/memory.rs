@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::Mutex;
 
 use super::{Capabilities, ChunkStore, StoreMeta};
+use crate::buffer::ChunkBuf;
 use crate::error::{Error, Result};
 
 #[derive(Debug, Default)]
@@ -113,7 +114,7 @@ impl ChunkStore for MemoryStore {
         Capabilities::new(true, false, true)
     }
 
-    fn read_chunk(&self, chunk: &[u64]) -> Result<Option<Vec<u8>>> {
+    fn read_chunk(&self, chunk: &[u64]) -> Result<Option<ChunkBuf>> {
         self.check(chunk)?;
         self.tick()?;
         Ok(self
@@ -121,7 +122,7 @@ impl ChunkStore for MemoryStore {
             .lock()
             .live
             .get(chunk)
-            .map(|d| d.as_ref().clone()))
+            .map(|d| ChunkBuf::copy_of(d)))
     }
 
     fn write_chunk(&self, chunk: &[u64], data: &[u8]) -> Result<()> {
@@ -206,7 +207,7 @@ mod tests {
         s.flush().unwrap();
         s.write_chunk(&[1], &[3, 4]).unwrap();
         let r = s.reopen();
-        assert_eq!(r.read_chunk(&[0]).unwrap(), Some(vec![1, 2]));
+        assert_eq!(r.read_chunk(&[0]).unwrap().unwrap(), vec![1, 2]);
         assert_eq!(r.read_chunk(&[1]).unwrap(), None);
     }
 

@@ -33,6 +33,7 @@ pub use npy::{NpyHeader, NpyOptions, NpyStore, Order, RawLayout, parse_npy_heade
 
 use std::fmt;
 
+use crate::buffer::ChunkBuf;
 use crate::dtype::DType;
 use crate::error::Result;
 use crate::layout::{Strided, c_strides, copy_region};
@@ -101,7 +102,9 @@ pub trait ChunkStore: Send + Sync + fmt::Debug {
     fn capabilities(&self) -> Capabilities;
 
     /// Reads one decoded chunk; `Ok(None)` if it was never written.
-    fn read_chunk(&self, chunk: &[u64]) -> Result<Option<Vec<u8>>>;
+    /// Allocate it with [`ChunkBuf::zeroed`] so that large chunks are
+    /// returned to the operating system when the cache drops them.
+    fn read_chunk(&self, chunk: &[u64]) -> Result<Option<ChunkBuf>>;
 
     /// Reads a region of one chunk into a dense C-order buffer of the
     /// region's counts; `Ok(None)` if the chunk was never written.

@@ -34,6 +34,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use memmap2::{Advice, Mmap, MmapOptions, UncheckedAdvice};
 
 use super::{Capabilities, ChunkRegion, ChunkStore, StoreMeta, extract_region};
+use crate::buffer::ChunkBuf;
 use crate::chunk_grid::{ChunkGrid, DEFAULT_CHUNK_TARGET_BYTES, default_chunks};
 use crate::dtype::{DType, Endian, normalize_bools, swap_bytes_in_place};
 use crate::error::{Error, Result};
@@ -1347,11 +1348,11 @@ impl ChunkStore for NpyStore {
         Capabilities::new(true, true, false)
     }
 
-    fn read_chunk(&self, chunk: &[u64]) -> Result<Option<Vec<u8>>> {
+    fn read_chunk(&self, chunk: &[u64]) -> Result<Option<ChunkBuf>> {
         self.check_chunk(chunk)?;
         let elem = self.meta.dtype.size();
         let chunk_strides = c_strides(&self.meta.chunks);
-        let mut buf = vec![0u8; self.meta.chunk_bytes()];
+        let mut buf = ChunkBuf::zeroed(self.meta.chunk_bytes());
         let (counts, offset) = self.geometry(chunk);
         if self.direct(&counts) {
             self.read_runs(&counts, offset, &mut buf, &chunk_strides)?;
@@ -2059,7 +2060,10 @@ mod tests {
             ..NpyOptions::default()
         };
         let s = NpyStore::create(&p, DType::U8, &[4], &[2], &opts).unwrap();
-        assert_eq!(s.read_chunk(&[1]).unwrap(), Some(vec![0, 0]));
+        assert_eq!(
+            s.read_chunk(&[1]).unwrap(),
+            Some(ChunkBuf::from(vec![0, 0]))
+        );
         assert_eq!(std::fs::metadata(&p).unwrap().len(), 128 + 4);
     }
 
@@ -2112,7 +2116,7 @@ mod tests {
         }
         assert_eq!(
             r.read_chunk(&[1]).unwrap(),
-            Some(vec![1, 0, 0, 0, 2, 0, 0, 0])
+            Some(ChunkBuf::from(vec![1, 0, 0, 0, 2, 0, 0, 0]))
         );
         r.flush().unwrap();
     }
@@ -2154,7 +2158,7 @@ mod tests {
         let s = NpyStore::open(&p, None, false).unwrap();
         assert_eq!(
             s.read_chunk(&[]).unwrap(),
-            Some(2.5f64.to_ne_bytes().to_vec())
+            Some(ChunkBuf::from(2.5f64.to_ne_bytes().to_vec()))
         );
         assert_eq!(
             s.read_region(&[], &[]).unwrap(),
@@ -2416,7 +2420,10 @@ mod tests {
         let f = OpenOptions::new().write(true).open(&p).unwrap();
         f.write_all_at(&[0, 2, 255, 1], 128).unwrap();
         let s = NpyStore::open(&p, None, false).unwrap();
-        assert_eq!(s.read_chunk(&[0]).unwrap(), Some(vec![0, 1, 1, 1]));
+        assert_eq!(
+            s.read_chunk(&[0]).unwrap(),
+            Some(ChunkBuf::from(vec![0, 1, 1, 1]))
+        );
         assert_eq!(s.read_region(&[0], &[(1, 1, 2)]).unwrap(), Some(vec![1, 1]));
     }
 
