@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::array::{Array, ArrayHandle};
 use crate::cache::ChunkCache;
 use crate::chunk_grid::{DEFAULT_CHUNK_TARGET_BYTES, default_chunks};
+use crate::codec::Codec;
 use crate::dtype::{DType, Element, Endian};
 use crate::error::{Error, Result};
 use crate::store::{ChunkStore, NpyOptions, NpyStore, Order, RawLayout};
@@ -60,6 +61,7 @@ pub struct ArrayOptions {
     order: Order,
     endian: Endian,
     overwrite: bool,
+    codec: Codec,
 }
 
 impl ArrayOptions {
@@ -75,6 +77,7 @@ impl ArrayOptions {
             order: Order::C,
             endian: Endian::Little,
             overwrite: false,
+            codec: Codec::None,
         }
     }
 
@@ -112,6 +115,12 @@ impl ArrayOptions {
     /// Byte order in the file (`.npy`).
     pub fn endian(mut self, endian: Endian) -> Self {
         self.endian = endian;
+        self
+    }
+
+    /// Compress chunks with `codec` (formats that support compression).
+    pub fn codec(mut self, codec: Codec) -> Self {
+        self.codec = codec;
         self
     }
 
@@ -194,6 +203,13 @@ impl ArrayHandle {
         });
         let store: Arc<dyn ChunkStore> = match format {
             Format::Npy => {
+                if opts.codec != Codec::None {
+                    return Err(Error::Unsupported(format!(
+                        "{}: .npy files cannot be compressed (codec {})",
+                        path.display(),
+                        opts.codec
+                    )));
+                }
                 if fill.iter().any(|&b| b != 0) {
                     return Err(Error::Unsupported(format!(
                         "{}: .npy files have no fill value; create the array, then fill() it",

@@ -16,7 +16,7 @@ use chunkyard::ops::{Reduction, copy_selection, reduce};
 use chunkyard::selection::ResolvedSelection;
 use chunkyard::store::Order;
 use chunkyard::units::{format_bytes, parse_size};
-use chunkyard::{ArrayHandle, ChunkCache, DType, Element, Endian, Error, Result, dispatch};
+use chunkyard::{ArrayHandle, ChunkCache, Codec, DType, Element, Endian, Error, Result, dispatch};
 
 /// Out-of-core chunked arrays: .npy files larger than memory, a chunk at a
 /// time.
@@ -57,7 +57,7 @@ enum Command {
         /// Chunk shape (the unit of caching), comma-separated.
         #[arg(long)]
         chunks: Option<String>,
-        /// Compression: none (npy files cannot be compressed).
+        /// Compression: none, lz4, zstd[:LEVEL], gzip[:LEVEL] (npy: none).
         #[arg(long, default_value = "none")]
         codec: String,
         /// Value never-written elements read as (npy: only 0).
@@ -116,7 +116,7 @@ enum Command {
         /// Chunk shape of the copy.
         #[arg(long)]
         chunks: Option<String>,
-        /// Compression of the copy: none (npy).
+        /// Compression of the copy: none, lz4, zstd[:LEVEL], gzip[:LEVEL].
         #[arg(long, default_value = "none")]
         codec: String,
         /// Replace an existing destination.
@@ -186,8 +186,8 @@ fn run(cli: Cli) -> Result<()> {
             overwrite,
         } => {
             let dtype: DType = dtype.parse()?;
-            check_codec(&path, &codec)?;
             let mut opts = ArrayOptions::new(parse_shape(&shape, "--shape")?)
+                .codec(codec.parse()?)
                 .cache(cache)
                 .overwrite(overwrite)
                 .order(match order {
@@ -235,10 +235,7 @@ fn run(cli: Cli) -> Result<()> {
             chunks,
             codec,
             overwrite,
-        } => {
-            check_codec(&dst, &codec)?;
-            convert(&src, &dst, dtype, chunks, overwrite, cache)
-        }
+        } => convert(&src, &dst, dtype, chunks, codec.parse()?, overwrite, cache),
         Command::Reduce {
             path,
             op,
@@ -296,19 +293,6 @@ fn parse_shape(text: &str, what: &str) -> Result<Vec<u64>> {
             })
         })
         .collect()
-}
-
-fn check_codec(path: &Path, codec: &str) -> Result<()> {
-    match codec {
-        "none" => Ok(()),
-        "lz4" | "zstd" | "gzip" => Err(Error::Unsupported(format!(
-            "{}: .npy files cannot be compressed (codec {codec})",
-            path.display()
-        ))),
-        other => Err(Error::invalid(format!(
-            "unknown codec {other:?} (expected none, lz4, zstd or gzip)"
-        ))),
-    }
 }
 
 fn tuple(v: &[u64]) -> String {
@@ -561,6 +545,7 @@ fn convert(
     dst: &Path,
     dtype: Option<String>,
     chunks: Option<String>,
+    codec: Codec,
     overwrite: bool,
     cache: ChunkCache,
 ) -> Result<()> {
@@ -581,6 +566,7 @@ fn convert(
     }
     let mut opts = ArrayOptions::new(a.shape())
         .cache(cache)
+        .codec(codec)
         .overwrite(overwrite);
     if let Some(c) = chunks {
         opts = opts.chunks(parse_shape(&c, "--chunks")?);
