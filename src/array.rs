@@ -238,11 +238,21 @@ impl ArrayHandle {
             let copy = |chunk: &[u8], out: &mut [u8]| {
                 copy_region(&lay.counts, elem, chunk, lay.chunk(), out, out_at)
             };
-            if cache.peek(owner, &piece.chunk, |c| copy(c, out)).is_some() {
-                continue;
-            }
             if partial && piece.num_elements() * 2 < chunk_elems {
-                self.read_partial(&piece, &lay, out, out_at)?;
+                // A small part of the chunk: copy it from the cache if the
+                // chunk is there, else read just the part from the store.
+                let buf = cache.read_or_else(
+                    owner,
+                    &piece.chunk,
+                    |c| {
+                        copy(c, out);
+                        None
+                    },
+                    || self.read_partial(&piece).map(Some),
+                )?;
+                if let Some(buf) = buf {
+                    self.place_partial(buf, &lay, out, out_at)?;
+                }
                 continue;
             }
             cache.with_chunk(owner, &piece.chunk, Access::Read, |c| copy(c, out))?;
@@ -250,15 +260,21 @@ impl ArrayHandle {
         Ok(())
     }
 
-    fn read_partial(
+    /// Reads a piece straight from the store (`None`: never written).
+    fn read_partial(&self, piece: &Piece) -> Result<Option<Vec<u8>>> {
+        self.store().read_region(&piece.chunk, &piece.region)
+    }
+
+    /// Copies a partial read into the output (or the fill value).
+    fn place_partial(
         &self,
-        piece: &Piece,
+        read: Option<Vec<u8>>,
         lay: &PieceLayout,
         out: &mut [u8],
         out_at: Strided<'_>,
     ) -> Result<()> {
         let elem = self.dtype().size();
-        match self.store().read_region(&piece.chunk, &piece.region)? {
+        match read {
             Some(buf) => {
                 let shape: Vec<u64> = lay.counts.iter().map(|&c| c as u64).collect();
                 let st = c_strides(&shape);
@@ -269,11 +285,7 @@ impl ArrayHandle {
                 if buf.len() != lay.counts.iter().product::<usize>() * elem {
                     return Err(Error::Store {
                         backend: self.store().backend(),
-                        message: format!(
-                            "partial read of chunk {:?} returned {} bytes",
-                            piece.chunk,
-                            buf.len()
-                        ),
+                        message: format!("a partial read returned {} bytes", buf.len()),
                     });
                 }
                 copy_region(&lay.counts, elem, &buf, src, out, out_at);
@@ -323,29 +335,33 @@ impl ArrayHandle {
         let byte = offset * elem;
         let owner = &self.inner.owner;
         let copy = |c: &[u8], out: &mut [u8]| out.copy_from_slice(&c[byte..byte + elem]);
-        if self
-            .inner
-            .cache
-            .peek(owner, &coord, |c| copy(c, out))
-            .is_some()
-        {
-            return Ok(());
-        }
         if self.store().capabilities().partial_reads {
             let region: Vec<(u64, u64, u64)> = index
                 .iter()
                 .zip(chunks)
                 .map(|(&i, &c)| (i % c, 1, 1))
                 .collect();
-            match self.store().read_region(&coord, &region)? {
-                Some(b) if b.len() == elem => out.copy_from_slice(&b),
-                Some(b) => {
+            // The cached chunk if there is one, else just this element from
+            // the store.
+            let read = self.inner.cache.read_or_else(
+                owner,
+                &coord,
+                |c| {
+                    copy(c, out);
+                    None
+                },
+                || self.store().read_region(&coord, &region).map(Some),
+            )?;
+            match read {
+                None => {}
+                Some(Some(b)) if b.len() == elem => out.copy_from_slice(&b),
+                Some(Some(b)) => {
                     return Err(Error::Store {
                         backend: self.store().backend(),
                         message: format!("element read returned {} bytes", b.len()),
                     });
                 }
-                None => out.copy_from_slice(self.fill_value()),
+                Some(None) => out.copy_from_slice(self.fill_value()),
             }
             return Ok(());
         }

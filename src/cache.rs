@@ -381,7 +381,45 @@ impl ChunkCache {
         Ok(r)
     }
 
+    /// Runs `hit` on the chunk if it is in memory; otherwise runs `miss`
+    /// (which reads what it needs from the store itself) while holding the
+    /// chunk's lock, so that no write-back of this chunk runs at the same
+    /// time. The chunk is not loaded into the cache.
+    pub(crate) fn read_or_else<R>(
+        &self,
+        owner: &Arc<Owner>,
+        coord: &[u64],
+        hit: impl FnOnce(&[u8]) -> R,
+        miss: impl FnOnce() -> Result<R>,
+    ) -> Result<R> {
+        loop {
+            let (e, created) = self.entry(owner, coord);
+            let mut slot = e.slot.lock();
+            if slot.detached {
+                continue;
+            }
+            if let Some(d) = &slot.data {
+                self.tick(&e);
+                self.inner.hits.fetch_add(1, Relaxed);
+                return Ok(hit(d));
+            }
+            let r = miss();
+            if created && slot.data.is_none() {
+                // Remove the placeholder so that misses do not pile up
+                // entries (lock order: chunk, then shard).
+                let mut g = self.inner.shards[shard_of(&e.key)].lock();
+                if g.lru.peek(&e.key).is_some_and(|x| Arc::ptr_eq(x, &e)) {
+                    g.lru.pop(&e.key);
+                    drop(g);
+                    self.detach(&e, &mut slot);
+                }
+            }
+            return r;
+        }
+    }
+
     /// Runs `f` on the chunk if it is in memory; never loads it.
+    #[cfg(test)]
     pub(crate) fn peek<R>(
         &self,
         owner: &Arc<Owner>,
@@ -728,6 +766,23 @@ mod tests {
         // The dirty data is still readable from the cache.
         let v = cache.peek(&o, &[0], |d| d[0]);
         assert_eq!(v, Some(1));
+    }
+
+    #[test]
+    fn misses_served_elsewhere_leave_no_entries() {
+        let cache = ChunkCache::new(1 << 20);
+        let (o, _store) = owner(&cache, 100, 10);
+        for c in 0..10u64 {
+            let r = cache
+                .read_or_else(&o, &[c], |_| "hit", || Ok("miss"))
+                .unwrap();
+            assert_eq!(r, "miss");
+        }
+        assert_eq!(cache.stats().entries, 0);
+        assert_eq!(cache.usage_of(&o), (0, 0, 0));
+        cache.with_chunk(&o, &[4], Access::Read, |_| ()).unwrap();
+        let r = cache.read_or_else(&o, &[4], |d| d[0], || Ok(0)).unwrap();
+        assert_eq!(r, 9, "a cached chunk is a hit");
     }
 
     #[test]

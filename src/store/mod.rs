@@ -12,8 +12,9 @@
 //!   supplies the fill value. Stores without that notion (a dense `.npy`
 //!   file) always return `Some`.
 //! - Methods take `&self` and may be called from several threads at once,
-//!   for different chunks. The cache never calls two methods for the same
-//!   chunk at the same time.
+//!   for different chunks. Through an array, two calls for the same chunk
+//!   never overlap: the cache holds the chunk's lock across loads,
+//!   write-backs and partial reads (`read_region`) alike.
 //! - [`flush`] returns only after everything written before it is durable
 //!   (fsync or equivalent).
 //! - Errors name the file or the backend. After a failed write a store

@@ -817,7 +817,8 @@ fn map_file(file: &File) -> io::Result<Mmap> {
     // for one `copy_region` call. The only writer this process has is the
     // same store's positioned writes, which touch the bytes of one chunk
     // while the layer above guarantees no read of that chunk runs (the
-    // contract in `store/mod.rs`); the kernel keeps the map coherent with
+    // cache holds the chunk's lock across write-backs and partial reads;
+    // the contract in `store/mod.rs`); the kernel keeps the map coherent with
     // those writes. The length is fixed at map time and the store never
     // shrinks the file. Another process truncating or rewriting the file
     // while it is mapped is outside what we can guard against (documented
