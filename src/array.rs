@@ -540,7 +540,7 @@ impl<T: Element> fmt::Debug for Array<T> {
 
 /// Number of elements as `usize`, or an error if a result that large could
 /// not be held in memory at all.
-fn result_len(sel: &ResolvedSelection, elem: usize) -> Result<usize> {
+pub(crate) fn result_len(sel: &ResolvedSelection, elem: usize) -> Result<usize> {
     let n = sel.num_elements();
     match (n as u128).checked_mul(elem as u128) {
         Some(b) if b <= isize::MAX as u128 => Ok(n as usize),

@@ -22,6 +22,7 @@ pub mod procmem;
 pub mod selection;
 pub mod store;
 pub mod units;
+pub mod view;
 
 pub use array::{Array, ArrayHandle, MemoryReport};
 pub use buffer::ChunkBuf;
@@ -34,3 +35,4 @@ pub use ndarray;
 pub use ndarray::s;
 pub use open::{ArrayOptions, Format, OpenOptions, create, open, open_with};
 pub use selection::{IntoSelection, Selection};
+pub use view::View;
