@@ -19,6 +19,7 @@ pub mod layout;
 pub mod open;
 pub mod ops;
 pub mod procmem;
+pub mod reduce;
 pub mod selection;
 pub mod store;
 pub mod units;

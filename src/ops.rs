@@ -1,14 +1,13 @@
 //! Whole-array operations that stream block by block with bounded memory:
-//! copying a selection into another array (with a dtype cast), and
-//! reductions. Blocks run in parallel on rayon's pool; each holds one
-//! block-sized buffer, so memory stays at the cache budget plus a few blocks.
-
-use std::fmt;
+//! block plans, and copying a selection into another array (with a dtype
+//! cast). Blocks run in parallel on rayon's pool; each job holds one
+//! block-sized buffer, so memory stays at the cache budget plus a few
+//! blocks. Reductions live in [`crate::reduce`].
 
 use rayon::prelude::*;
 
 use crate::array::ArrayHandle;
-use crate::dtype::{DType, Element, cast_bytes, dispatch};
+use crate::dtype::cast_bytes;
 use crate::error::{Error, Result};
 use crate::selection::{AxisSel, ResolvedSelection};
 
@@ -44,6 +43,28 @@ impl BlockPlan {
             block,
             grid,
         }
+    }
+
+    /// Halves the longest block side until a block holds at most `max`
+    /// elements (to give parallel workers enough blocks).
+    pub fn split_to(mut self, max: u64) -> Self {
+        loop {
+            let n: u64 = self.block.iter().product();
+            let Some((i, &b)) = self.block.iter().enumerate().max_by_key(|(_, b)| **b) else {
+                break;
+            };
+            if n <= max.max(1) || b <= 1 {
+                break;
+            }
+            self.block[i] = b.div_ceil(2);
+        }
+        self.grid = self
+            .out_shape
+            .iter()
+            .zip(&self.block)
+            .map(|(&n, &b)| n.div_ceil(b))
+            .collect();
+        self
     }
 
     /// Number of blocks.
@@ -144,235 +165,11 @@ pub fn copy_selection(
     )
 }
 
-/// A reduction over elements.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reduction {
-    /// Sum (integers exactly in 128 bits; floats in `f64` with pairwise
-    /// summation per block and compensated summation across blocks). NaN
-    /// propagates.
-    Sum,
-    /// Arithmetic mean as `f64`; NaN propagates; NaN for no elements.
-    Mean,
-    /// Smallest element; NaN propagates.
-    Min,
-    /// Largest element; NaN propagates.
-    Max,
-}
-
-impl std::str::FromStr for Reduction {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "sum" => Ok(Reduction::Sum),
-            "mean" => Ok(Reduction::Mean),
-            "min" => Ok(Reduction::Min),
-            "max" => Ok(Reduction::Max),
-            _ => Err(Error::invalid(format!(
-                "unknown reduction {s:?} (expected sum, mean, min or max)"
-            ))),
-        }
-    }
-}
-
-/// A reduction's result.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Scalar {
-    /// A boolean (min/max of a bool array).
-    Bool(bool),
-    /// An exact integer.
-    Int(i128),
-    /// A float.
-    Float(f64),
-}
-
-impl fmt::Display for Scalar {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Scalar::Bool(b) => write!(f, "{}", if *b { "True" } else { "False" }),
-            Scalar::Int(i) => write!(f, "{i}"),
-            Scalar::Float(x) if x.is_nan() => write!(f, "nan"),
-            Scalar::Float(x) if x.is_infinite() => {
-                write!(f, "{}", if *x > 0.0 { "inf" } else { "-inf" })
-            }
-            Scalar::Float(x) => write!(f, "{x:?}"),
-        }
-    }
-}
-
-/// Partial result of one block.
-#[derive(Debug, Clone, Copy)]
-struct Acc<T> {
-    count: u64,
-    int_sum: i128,
-    float_sum: f64,
-    /// Neumaier compensation for `float_sum`.
-    comp: f64,
-    nan: bool,
-    min: Option<T>,
-    max: Option<T>,
-}
-
-impl<T: Element> Acc<T> {
-    fn empty() -> Self {
-        Acc {
-            count: 0,
-            int_sum: 0,
-            float_sum: 0.0,
-            comp: 0.0,
-            nan: false,
-            min: None,
-            max: None,
-        }
-    }
-
-    fn add_float(&mut self, x: f64) {
-        let t = self.float_sum + x;
-        if self.float_sum.abs() >= x.abs() {
-            self.comp += (self.float_sum - t) + x;
-        } else {
-            self.comp += (x - t) + self.float_sum;
-        }
-        self.float_sum = t;
-    }
-
-    fn of_block(values: &[T]) -> Self {
-        let mut a = Self::empty();
-        a.count = values.len() as u64;
-        if T::DTYPE.is_float() {
-            a.add_float(pairwise(values));
-        } else {
-            a.int_sum = values.iter().map(|v| v.to_i128()).sum();
-        }
-        for &v in values {
-            #[allow(clippy::eq_op)]
-            let is_nan = v != v;
-            if is_nan {
-                a.nan = true;
-                continue;
-            }
-            if a.min.is_none_or(|m| v < m) {
-                a.min = Some(v);
-            }
-            if a.max.is_none_or(|m| v > m) {
-                a.max = Some(v);
-            }
-        }
-        a
-    }
-
-    fn merge(mut self, o: Self) -> Self {
-        self.count += o.count;
-        self.int_sum += o.int_sum;
-        self.add_float(o.float_sum);
-        self.comp += o.comp;
-        self.nan |= o.nan;
-        self.min = match (self.min, o.min) {
-            (Some(a), Some(b)) => Some(if b < a { b } else { a }),
-            (a, b) => a.or(b),
-        };
-        self.max = match (self.max, o.max) {
-            (Some(a), Some(b)) => Some(if b > a { b } else { a }),
-            (a, b) => a.or(b),
-        };
-        self
-    }
-
-    fn finish(&self, op: Reduction) -> Result<Scalar> {
-        let float = T::DTYPE.is_float();
-        let sum = if float {
-            Scalar::Float(self.float_sum + self.comp)
-        } else {
-            Scalar::Int(self.int_sum)
-        };
-        let elem = |v: T| {
-            if T::DTYPE == DType::Bool {
-                Scalar::Bool(v.to_i128() != 0)
-            } else if float {
-                Scalar::Float(v.to_f64())
-            } else {
-                Scalar::Int(v.to_i128())
-            }
-        };
-        Ok(match op {
-            Reduction::Sum => sum,
-            Reduction::Mean => {
-                if self.nan {
-                    Scalar::Float(f64::NAN)
-                } else {
-                    let s = match sum {
-                        Scalar::Int(i) => i as f64,
-                        Scalar::Float(f) => f,
-                        Scalar::Bool(_) => unreachable!("sums are numbers"),
-                    };
-                    Scalar::Float(s / self.count as f64)
-                }
-            }
-            Reduction::Min | Reduction::Max if self.count == 0 => {
-                return Err(Error::invalid(format!(
-                    "zero-size selection: {op:?} has no identity"
-                )));
-            }
-            Reduction::Min | Reduction::Max if self.nan => Scalar::Float(f64::NAN),
-            Reduction::Min => elem(self.min.expect("non-empty, not all NaN")),
-            Reduction::Max => elem(self.max.expect("non-empty, not all NaN")),
-        })
-    }
-}
-
-/// Pairwise summation in `f64` (error grows with log n, like NumPy's).
-fn pairwise<T: Element>(v: &[T]) -> f64 {
-    if v.len() <= 128 {
-        let mut acc = [0.0f64; 8];
-        let mut chunks = v.chunks_exact(8);
-        for c in &mut chunks {
-            for (a, x) in acc.iter_mut().zip(c) {
-                *a += x.to_f64();
-            }
-        }
-        let rest: f64 = chunks.remainder().iter().map(|x| x.to_f64()).sum();
-        ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + rest
-    } else {
-        let mid = v.len() / 2;
-        pairwise(&v[..mid]) + pairwise(&v[mid..])
-    }
-}
-
-fn reduce_typed<T: Element>(
-    a: &ArrayHandle,
-    sel: &ResolvedSelection,
-    op: Reduction,
-    progress: &(dyn Fn(u64) + Sync),
-) -> Result<Scalar> {
-    let plan = BlockPlan::new(sel, a.chunks());
-    let acc = (0..plan.len())
-        .into_par_iter()
-        .map_init(Vec::new, |buf: &mut Vec<T>, i| -> Result<Acc<T>> {
-            let (lo, counts) = plan.block(i);
-            let s = sub_selection(sel, &lo, &counts);
-            buf.resize(counts.iter().product::<u64>() as usize, T::default());
-            T::with_bytes_mut(buf, |b| a.read_bytes(&s, b))?;
-            progress(1);
-            Ok(Acc::of_block(buf))
-        })
-        .try_reduce(Acc::empty, |x, y| Ok(x.merge(y)))?;
-    acc.finish(op)
-}
-
-/// Reduces a selection of `a` in parallel, block by block.
-pub fn reduce(
-    a: &ArrayHandle,
-    sel: &ResolvedSelection,
-    op: Reduction,
-    progress: &(dyn Fn(u64) + Sync),
-) -> Result<Scalar> {
-    dispatch!(a.dtype(), T => reduce_typed::<T>(a, sel, op, progress))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::{MemoryStore, StoreMeta};
-    use crate::{Array, ChunkCache};
+    use crate::{Array, ChunkCache, Element};
     use ndarray::{ArrayD, IxDyn};
     use std::sync::Arc;
 
@@ -400,80 +197,5 @@ mod tests {
         assert_eq!(got, want.into_dyn());
         let bad = b.handle().resolve("0").unwrap();
         assert!(copy_selection(a.handle(), &ssel, b.handle(), &bad, &|_| ()).is_err());
-    }
-
-    #[test]
-    fn reductions_match_direct_computation() {
-        let a = mem::<f32>(&[50, 40], &[7, 9]);
-        let data = ArrayD::from_shape_fn(IxDyn(&[50, 40]), |i| {
-            ((i[0] * 40 + i[1]) as f32 * 0.37).sin() * 100.0
-        });
-        a.write(.., &data).unwrap();
-        let sel = a.handle().resolve("3:45:2, 1:").unwrap();
-        let part = data.slice(ndarray::s![3..45;2, 1..]);
-        let want_sum: f64 = part.iter().map(|&v| v as f64).sum();
-        let got = |op| reduce(a.handle(), &sel, op, &|_| ()).unwrap();
-        match got(Reduction::Sum) {
-            Scalar::Float(s) => assert!((s - want_sum).abs() < 1e-6 * want_sum.abs().max(1.0)),
-            other => panic!("{other:?}"),
-        }
-        let min = part.iter().copied().fold(f32::INFINITY, f32::min) as f64;
-        let max = part.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-        assert_eq!(got(Reduction::Min), Scalar::Float(min));
-        assert_eq!(got(Reduction::Max), Scalar::Float(max));
-        a.fill("10,10", f32::NAN).unwrap();
-        let all = a.handle().resolve(..).unwrap();
-        for op in [
-            Reduction::Sum,
-            Reduction::Mean,
-            Reduction::Min,
-            Reduction::Max,
-        ] {
-            match reduce(a.handle(), &all, op, &|_| ()).unwrap() {
-                Scalar::Float(x) => assert!(x.is_nan(), "{op:?} propagates NaN"),
-                other => panic!("{other:?}"),
-            }
-        }
-    }
-
-    #[test]
-    fn integer_sums_are_exact_and_empty_min_errors() {
-        let a = mem::<i64>(&[4], &[3]);
-        a.write(.., &ndarray::arr1(&[i64::MAX, i64::MAX, -5, 1]))
-            .unwrap();
-        let all = a.handle().resolve(..).unwrap();
-        assert_eq!(
-            reduce(a.handle(), &all, Reduction::Sum, &|_| ()).unwrap(),
-            Scalar::Int(2 * i64::MAX as i128 - 4)
-        );
-        assert_eq!(
-            reduce(a.handle(), &all, Reduction::Min, &|_| ()).unwrap(),
-            Scalar::Int(-5)
-        );
-        let empty = a.handle().resolve("2:2").unwrap();
-        assert_eq!(
-            reduce(a.handle(), &empty, Reduction::Sum, &|_| ()).unwrap(),
-            Scalar::Int(0)
-        );
-        assert!(reduce(a.handle(), &empty, Reduction::Max, &|_| ()).is_err());
-        let b = mem::<bool>(&[3], &[2]);
-        b.fill("1", true).unwrap();
-        let all = b.handle().resolve(..).unwrap();
-        assert_eq!(
-            reduce(b.handle(), &all, Reduction::Sum, &|_| ()).unwrap(),
-            Scalar::Int(1)
-        );
-        assert_eq!(
-            reduce(b.handle(), &all, Reduction::Max, &|_| ()).unwrap(),
-            Scalar::Bool(true)
-        );
-    }
-
-    #[test]
-    fn pairwise_is_accurate() {
-        // 10 million 0.1f32: naive f32 accumulation drifts by percents.
-        let v = vec![0.1f32; 10_000_000];
-        let s = pairwise(&v);
-        assert!((s - 1_000_000.0 * 0.1f32 as f64 * 10.0).abs() < 1e-3, "{s}");
     }
 }

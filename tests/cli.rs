@@ -81,6 +81,23 @@ fn create_put_get_reduce_convert_checked_by_numpy() {
     assert_eq!(ok(&["reduce", a, "sum"]).trim(), "35.5");
     assert_eq!(ok(&["reduce", a, "max", "5"]).trim(), "7.5");
     assert_eq!(ok(&["reduce", a, "min"]).trim(), "-7.0");
+    assert_eq!(ok(&["reduce", a, "count", "1:3"]).trim(), "14");
+    assert_eq!(
+        ok(&["reduce", a, "max", "4:, ::3", "--axis", "0"]).trim(),
+        "[0.0, 4.5, 0.0]"
+    );
+    let ax = dir.path().join("ax.npy");
+    ok(&[
+        "--cache",
+        "1KiB",
+        "reduce",
+        a,
+        "sum",
+        "--axis",
+        "1",
+        "--out",
+        p(&ax),
+    ]);
     ok(&[
         "--cache",
         "2KiB",
@@ -106,9 +123,12 @@ sub = np.load({sub:?})
 assert (sub == want[::2, 1:]).all(), sub
 wide = np.load({wide:?}, mmap_mode="r")
 assert wide.dtype == np.float64 and (wide == want.astype(np.float64)).all()
+ax = np.load({ax:?})
+assert ax.dtype == np.float64 and np.allclose(ax, want.astype(np.float64).sum(axis=1)), ax
 "#,
         sub = p(&sub),
-        wide = p(&wide)
+        wide = p(&wide),
+        ax = p(&ax)
     ));
     let info = ok(&["info", a, "--json"]);
     python(&format!(
@@ -199,6 +219,7 @@ fn bad_arguments_fail_cleanly() {
         (vec!["put", a, "0", "--value", "40000"], "cannot parse"),
         (vec!["put", a, "0", "--from", p(&other)], "shape"),
         (vec!["reduce", a, "median"], "unknown reduction"),
+        (vec!["reduce", a, "sum", "--axis", "2"], "axis 2"),
         (vec!["--cache", "lots", "info", a], "size"),
         (vec!["convert", a, a, "--overwrite"], "same file"),
         (vec!["convert", a, p(&other)], "exists"),

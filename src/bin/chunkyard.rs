@@ -12,7 +12,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use chunkyard::bench::{BuildOptions, BuildReport, build};
 use chunkyard::open::{ArrayOptions, Format, OpenOptions};
-use chunkyard::ops::{Reduction, copy_selection, reduce};
+use chunkyard::ops::copy_selection;
+use chunkyard::reduce::{Reduction, reduce, reduce_axis, reduce_axis_steps};
 use chunkyard::selection::ResolvedSelection;
 use chunkyard::store::Order;
 use chunkyard::units::{format_bytes, parse_size};
@@ -123,14 +124,21 @@ enum Command {
         #[arg(long)]
         overwrite: bool,
     },
-    /// Sum, mean, min or max of an array or a selection.
+    /// Sum, mean, min, max or count of an array or a selection, whole or
+    /// along one axis (nansum, nanmean, nanmin, nanmax skip NaN).
     Reduce {
         path: PathBuf,
-        /// sum, mean, min or max.
+        /// sum, nansum, mean, nanmean, min, nanmin, max, nanmax or count.
         op: String,
         /// NumPy selection (default: everything).
         #[arg(allow_hyphen_values = true)]
         selection: Option<String>,
+        /// Reduce along this axis of the selection; the result is an array.
+        #[arg(long)]
+        axis: Option<usize>,
+        /// Write an array result to this .npy file instead of printing it.
+        #[arg(long, requires = "axis")]
+        out: Option<PathBuf>,
     },
     /// Build a depth x rows x cols f32 volume plane by plane and report
     /// time, memory and size.
@@ -240,18 +248,25 @@ fn run(cli: Cli) -> Result<()> {
             path,
             op,
             selection,
+            axis,
+            out,
         } => {
             let op: Reduction = op.parse()?;
-            let a = open_read(&path, cache)?;
+            let a = open_read(&path, cache.clone())?;
             let sel = a.resolve(selection.as_deref().unwrap_or("..."))?;
-            let bar = progress_bar(
-                chunkyard::ops::BlockPlan::new(&sel, a.chunks()).len(),
-                "reduce",
-            );
-            let r = reduce(&a, &sel, op, &|n| bar.inc(n))?;
-            bar.finish_and_clear();
-            println!("{r}");
-            Ok(())
+            match axis {
+                None => {
+                    let bar = progress_bar(
+                        chunkyard::ops::BlockPlan::new(&sel, a.chunks()).len(),
+                        "reduce",
+                    );
+                    let r = reduce(&a, &sel, op, &|n| bar.inc(n))?;
+                    bar.finish_and_clear();
+                    println!("{r}");
+                    Ok(())
+                }
+                Some(axis) => reduce_along(&a, &sel, axis, op, out.as_deref(), cache),
+            }
         }
         Command::Bench {
             depth,
@@ -490,6 +505,43 @@ fn render<T: Element>(bytes: &[u8], shape: &[u64], json: bool) -> String {
         }
     }
     nest(&vals, shape)
+}
+
+fn reduce_along(
+    a: &ArrayHandle,
+    sel: &ResolvedSelection,
+    axis: usize,
+    op: Reduction,
+    out: Option<&Path>,
+    cache: ChunkCache,
+) -> Result<()> {
+    let bar = progress_bar(reduce_axis_steps(a, sel, axis), "reduce");
+    let r = reduce_axis(a, sel, axis, op, &|n| bar.inc(n));
+    bar.finish_and_clear();
+    let r = r?;
+    match out {
+        Some(out) => {
+            let dst = ArrayHandle::create(
+                out,
+                r.dtype,
+                &ArrayOptions::new(&r.shape).cache(cache).overwrite(true),
+            )?;
+            let all = dst.resolve("...")?;
+            dst.write_bytes(&all, &r.data)?;
+            dst.flush()
+        }
+        None => {
+            let n: u64 = r.shape.iter().product();
+            if n > PRINT_LIMIT {
+                return Err(Error::invalid(format!(
+                    "the result has {n} elements, too many to print; write it with --out FILE.npy"
+                )));
+            }
+            let text = dispatch!(r.dtype, T => render::<T>(&r.data, &r.shape, false));
+            println!("{text}");
+            Ok(())
+        }
+    }
 }
 
 fn copy_blocks(
