@@ -13,7 +13,7 @@ use crate::cache::{Access, ChunkCache, Owner, entry_overhead};
 use crate::chunk_grid::{ChunkGrid, Piece};
 use crate::dtype::{DType, Element};
 use crate::error::{Error, Result, SelectionError};
-use crate::layout::{Strided, c_strides, copy_region, fill_region};
+use crate::layout::{Strided, c_strides, copy_region, fill_region, single_run};
 use crate::selection::{IntoSelection, ResolvedSelection};
 use crate::store::ChunkStore;
 use crate::units::format_bytes;
@@ -221,6 +221,19 @@ impl ArrayHandle {
     /// of which less than half is wanted is read partially, straight from
     /// the store, if the store can; otherwise it is loaded into the cache.
     pub fn read_bytes(&self, sel: &ResolvedSelection, out: &mut [u8]) -> Result<()> {
+        self.read_impl(sel, out, false)
+    }
+
+    /// Like [`read_bytes`](Self::read_bytes), for a scan that will not come
+    /// back: chunks not in the cache are not loaded into it. A whole chunk
+    /// that lands as one contiguous run of `out` is read by the store
+    /// straight into `out`; other parts are read partially (or through a
+    /// temporary chunk). Reductions, copies and `blocks()` read this way.
+    pub fn read_bytes_streaming(&self, sel: &ResolvedSelection, out: &mut [u8]) -> Result<()> {
+        self.read_impl(sel, out, true)
+    }
+
+    fn read_impl(&self, sel: &ResolvedSelection, out: &mut [u8], streaming: bool) -> Result<()> {
         self.check_len(sel, out.len(), "the output buffer")?;
         let elem = self.dtype().size();
         let owner = &self.inner.owner;
@@ -238,24 +251,61 @@ impl ArrayHandle {
             let copy = |chunk: &[u8], out: &mut [u8]| {
                 copy_region(&lay.counts, elem, chunk, lay.chunk(), out, out_at)
             };
-            if partial && piece.num_elements() * 2 < chunk_elems {
-                // A small part of the chunk: copy it from the cache if the
-                // chunk is there, else read just the part from the store.
-                let buf = cache.read_or_else(
-                    owner,
-                    &piece.chunk,
-                    |c| {
-                        copy(c, out);
-                        None
-                    },
-                    || self.read_partial(&piece).map(Some),
-                )?;
-                if let Some(buf) = buf {
-                    self.place_partial(buf, &lay, out, out_at)?;
-                }
+            let small = piece.num_elements() * 2 < chunk_elems;
+            if !(streaming || (partial && small)) {
+                cache.with_chunk(owner, &piece.chunk, Access::Read, |c| copy(c, out))?;
                 continue;
             }
-            cache.with_chunk(owner, &piece.chunk, Access::Read, |c| copy(c, out))?;
+            // Copy from the cache if the chunk is there; else read from the
+            // store without caching, under the chunk's lock.
+            cache.read_or_else(owner, &piece.chunk, |cached| match cached {
+                Some(c) => {
+                    copy(c, out);
+                    Ok(())
+                }
+                None => self.read_uncached(&piece, &lay, out, out_at),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Reads one piece from the store into `out` without the cache.
+    fn read_uncached(
+        &self,
+        piece: &Piece,
+        lay: &PieceLayout,
+        out: &mut [u8],
+        out_at: Strided<'_>,
+    ) -> Result<()> {
+        let elem = self.dtype().size();
+        let whole = lay.counts.len() == self.ndim()
+            && lay
+                .counts
+                .iter()
+                .zip(self.chunks())
+                .all(|(&n, &c)| n as u64 == c);
+        if whole && let Some((0, dst, n)) = single_run(&lay.counts, lay.chunk(), out_at) {
+            let dst = &mut out[dst * elem..(dst + n) * elem];
+            if !self.store().read_chunk_into(&piece.chunk, dst)? {
+                fill_region(
+                    &[n],
+                    self.fill_value(),
+                    dst,
+                    Strided {
+                        offset: 0,
+                        strides: &[1],
+                    },
+                );
+            }
+            return Ok(());
+        }
+        if self.store().capabilities().partial_reads {
+            let read = self.read_partial(piece)?;
+            return self.place_partial(read, lay, out, out_at);
+        }
+        match self.store().read_chunk(&piece.chunk)? {
+            Some(c) => copy_region(&lay.counts, elem, &c, lay.chunk(), out, out_at),
+            None => fill_region(&lay.counts, self.fill_value(), out, out_at),
         }
         Ok(())
     }
@@ -343,15 +393,16 @@ impl ArrayHandle {
                 .collect();
             // The cached chunk if there is one, else just this element from
             // the store.
-            let read = self.inner.cache.read_or_else(
-                owner,
-                &coord,
-                |c| {
-                    copy(c, out);
-                    None
-                },
-                || self.store().read_region(&coord, &region).map(Some),
-            )?;
+            let read = self
+                .inner
+                .cache
+                .read_or_else(owner, &coord, |cached| match cached {
+                    Some(c) => {
+                        copy(c, out);
+                        Ok(None)
+                    }
+                    None => self.store().read_region(&coord, &region).map(Some),
+                })?;
             match read {
                 None => {}
                 Some(Some(b)) if b.len() == elem => out.copy_from_slice(&b),

@@ -381,16 +381,15 @@ impl ChunkCache {
         Ok(r)
     }
 
-    /// Runs `hit` on the chunk if it is in memory; otherwise runs `miss`
-    /// (which reads what it needs from the store itself) while holding the
-    /// chunk's lock, so that no write-back of this chunk runs at the same
-    /// time. The chunk is not loaded into the cache.
+    /// Runs `f(Some(chunk))` if the chunk is in memory; otherwise runs
+    /// `f(None)` (which reads what it needs from the store itself) while
+    /// holding the chunk's lock, so that no write-back of this chunk runs
+    /// at the same time. The chunk is not loaded into the cache.
     pub(crate) fn read_or_else<R>(
         &self,
         owner: &Arc<Owner>,
         coord: &[u64],
-        hit: impl FnOnce(&[u8]) -> R,
-        miss: impl FnOnce() -> Result<R>,
+        f: impl FnOnce(Option<&[u8]>) -> Result<R>,
     ) -> Result<R> {
         loop {
             let (e, created) = self.entry(owner, coord);
@@ -401,9 +400,9 @@ impl ChunkCache {
             if let Some(d) = &slot.data {
                 self.tick(&e);
                 self.inner.hits.fetch_add(1, Relaxed);
-                return Ok(hit(d));
+                return f(Some(d));
             }
-            let r = miss();
+            let r = f(None);
             if created && slot.data.is_none() {
                 // Remove the placeholder so that misses do not pile up
                 // entries (lock order: chunk, then shard).
@@ -774,14 +773,16 @@ mod tests {
         let (o, _store) = owner(&cache, 100, 10);
         for c in 0..10u64 {
             let r = cache
-                .read_or_else(&o, &[c], |_| "hit", || Ok("miss"))
+                .read_or_else(&o, &[c], |d| Ok(if d.is_some() { "hit" } else { "miss" }))
                 .unwrap();
             assert_eq!(r, "miss");
         }
         assert_eq!(cache.stats().entries, 0);
         assert_eq!(cache.usage_of(&o), (0, 0, 0));
         cache.with_chunk(&o, &[4], Access::Read, |_| ()).unwrap();
-        let r = cache.read_or_else(&o, &[4], |d| d[0], || Ok(0)).unwrap();
+        let r = cache
+            .read_or_else(&o, &[4], |d| Ok(d.map_or(0, |d| d[0])))
+            .unwrap();
         assert_eq!(r, 9, "a cached chunk is a hit");
     }
 

@@ -59,6 +59,21 @@ fn simplify(counts: &[usize], a: &[usize], b: &[usize]) -> Vec<(usize, usize, us
     merged
 }
 
+/// If copying the region is one contiguous run on both sides, its source
+/// offset, destination offset and length, in elements.
+pub fn single_run(
+    counts: &[usize],
+    src: Strided<'_>,
+    dst: Strided<'_>,
+) -> Option<(usize, usize, usize)> {
+    let axes = simplify(counts, src.strides, dst.strides);
+    match axes.as_slice() {
+        [] => Some((src.offset, dst.offset, usize::from(!counts.contains(&0)))),
+        [(n, 1, 1)] => Some((src.offset, dst.offset, *n)),
+        _ => None,
+    }
+}
+
 /// Calls `f(src_offset, dst_offset, len)` for every innermost run, in
 /// elements. Runs are contiguous on both sides when `len > 1`; otherwise
 /// `len == 1` and `inner_strides` gives the step along the innermost axis.

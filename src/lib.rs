@@ -9,6 +9,7 @@
 
 pub mod array;
 pub mod bench;
+pub mod blocks;
 pub mod buffer;
 pub mod cache;
 pub mod chunk_grid;

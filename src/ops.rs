@@ -6,10 +6,13 @@
 
 use rayon::prelude::*;
 
-use crate::array::ArrayHandle;
-use crate::dtype::cast_bytes;
+use ndarray::ArrayD;
+
+use crate::array::{Array, ArrayHandle};
+use crate::dtype::{Element, cast_bytes};
 use crate::error::{Error, Result};
-use crate::selection::{AxisSel, ResolvedSelection};
+use crate::selection::{AxisSel, ResolvedSelection, SelItem, Selection};
+use crate::view::View;
 
 /// The output space of a selection cut into blocks, each aligned to about
 /// one chunk of an array the selection addresses.
@@ -151,7 +154,7 @@ pub fn copy_selection(
             let s = sub_selection(src_sel, &lo, &counts);
             let d = sub_selection(dst_sel, &lo, &counts);
             buf.resize(n * sd.size(), 0);
-            src.read_bytes(&s, buf)?;
+            src.read_bytes_streaming(&s, buf)?;
             if sd == dd {
                 dst.write_bytes(&d, buf)?;
             } else {
@@ -163,6 +166,77 @@ pub fn copy_selection(
             Ok(())
         },
     )
+}
+
+/// The selection of the box at `lo` with `counts` (unit steps).
+pub fn box_selection(lo: &[u64], counts: &[u64]) -> Selection {
+    Selection::new(
+        lo.iter()
+            .zip(counts)
+            .map(|(&l, &c)| SelItem::Slice {
+                start: Some(l as i64),
+                stop: Some((l + c) as i64),
+                step: Some(1),
+            })
+            .collect(),
+    )
+}
+
+fn check_same_shape(what: &str, got: &[u64], dst: &[u64]) -> Result<()> {
+    if got != dst {
+        return Err(Error::ShapeMismatch {
+            message: format!("{what} has shape {got:?}, the destination {dst:?}"),
+        });
+    }
+    Ok(())
+}
+
+/// Writes `f(x)` for every element `x` of `src` into `dst` (same shape),
+/// streaming block by block in parallel (`b = a + 1` style). `src` may be
+/// any view: a slice, a permutation, a cast.
+pub fn map_into<T: Element, U: Element>(
+    src: &View<T>,
+    dst: &Array<U>,
+    f: impl Fn(T) -> U + Sync,
+) -> Result<()> {
+    check_same_shape("the source", &src.shape(), dst.shape())?;
+    for_each_block(dst, |sel| {
+        let x = src.read_streaming(sel)?;
+        Ok(x.mapv(&f))
+    })
+}
+
+/// Writes `f(x, y)` for the elements of `a` and `b` (same shape as `dst`)
+/// into `dst` (`c = a * b` style), streaming block by block in parallel.
+pub fn zip_map_into<A: Element, B: Element, U: Element>(
+    a: &View<A>,
+    b: &View<B>,
+    dst: &Array<U>,
+    f: impl Fn(A, B) -> U + Sync,
+) -> Result<()> {
+    check_same_shape("the first source", &a.shape(), dst.shape())?;
+    check_same_shape("the second source", &b.shape(), dst.shape())?;
+    for_each_block(dst, |sel| {
+        let x = a.read_streaming(sel)?;
+        let y = b.read_streaming(sel)?;
+        Ok(ndarray::Zip::from(&x).and(&y).map_collect(|&p, &q| f(p, q)))
+    })
+}
+
+/// Fills `dst` block by block (aligned to its chunks, in parallel) with
+/// what `make` returns for each block's selection.
+fn for_each_block<U: Element>(
+    dst: &Array<U>,
+    make: impl Fn(&Selection) -> Result<ArrayD<U>> + Sync,
+) -> Result<()> {
+    let all = ResolvedSelection::full(dst.shape());
+    let plan = BlockPlan::new(&all, dst.chunks());
+    (0..plan.len()).into_par_iter().try_for_each(|i| {
+        let (lo, counts) = plan.block(i);
+        let sel = box_selection(&lo, &counts);
+        let block = make(&sel)?;
+        dst.write(&sel, &block)
+    })
 }
 
 #[cfg(test)]
@@ -197,5 +271,26 @@ mod tests {
         assert_eq!(got, want.into_dyn());
         let bad = b.handle().resolve("0").unwrap();
         assert!(copy_selection(a.handle(), &ssel, b.handle(), &bad, &|_| ()).is_err());
+    }
+
+    #[test]
+    fn maps_stream_into_new_arrays() {
+        let a = mem::<i32>(&[7, 9], &[3, 4]);
+        let data = ArrayD::from_shape_fn(IxDyn(&[7, 9]), |i| (i[0] * 9 + i[1]) as i32 - 20);
+        a.write(.., &data).unwrap();
+        // b = a + 1, as f64
+        let b = mem::<f64>(&[7, 9], &[2, 5]);
+        map_into(&a.view(), &b, |x| x as f64 + 1.0).unwrap();
+        assert_eq!(b.read(..).unwrap(), data.mapv(|x| x as f64 + 1.0));
+        // c = a.T[::2] * b.T[::2] through views
+        let c = mem::<f64>(&[5, 7], &[4, 4]);
+        let at = a.t().slice("::2").unwrap();
+        let bt = b.t().slice("::2").unwrap();
+        zip_map_into(&at, &bt, &c, |x, y| x as f64 * y).unwrap();
+        let want = ndarray::Zip::from(data.t().slice(ndarray::s![..;2, ..]))
+            .map_collect(|&x| x as f64 * (x as f64 + 1.0));
+        assert_eq!(c.read(..).unwrap(), want.into_dyn());
+        let wrong = mem::<f64>(&[9, 7], &[2, 2]);
+        assert!(map_into(&a.view(), &wrong, |x| x as f64).is_err());
     }
 }

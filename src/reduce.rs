@@ -176,17 +176,32 @@ fn total(sum: f64, comp: f64) -> f64 {
 /// with log n, like NumPy's), and how many were NaN.
 fn pairwise<T: Element>(v: &[T]) -> (f64, u64) {
     if v.len() <= 128 {
+        // Eight independent lanes, branch-free, so the loop vectorises.
         let mut acc = [0.0f64; 8];
-        let mut nans = 0u64;
-        for (i, &x) in v.iter().enumerate() {
-            if is_nan(x) {
-                nans += 1;
-            } else {
-                acc[i % 8] += x.to_f64();
+        let mut nans = [0u64; 8];
+        let mut lanes = v.chunks_exact(8);
+        for c in &mut lanes {
+            for k in 0..8 {
+                let x = c[k].to_f64();
+                let nan = x.is_nan();
+                acc[k] += if nan { 0.0 } else { x };
+                nans[k] += nan as u64;
             }
         }
-        let s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-        (s, nans)
+        let mut rest = 0.0;
+        let mut rest_nans = 0u64;
+        for &x in lanes.remainder() {
+            let x = x.to_f64();
+            if x.is_nan() {
+                rest_nans += 1;
+            } else {
+                rest += x;
+            }
+        }
+        let s = ((acc[0] + acc[1]) + (acc[2] + acc[3]))
+            + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
+            + rest;
+        (s, nans.iter().sum::<u64>() + rest_nans)
     } else {
         let mid = v.len() / 2;
         let (a, n) = pairwise(&v[..mid]);
@@ -221,15 +236,29 @@ impl<T: Element> Acc<T> {
         }
     }
 
-    fn of_block(values: &[T]) -> Self {
+    fn of_block(values: &[T], op: Reduction) -> Self {
         let mut a = Self::empty();
         a.count = values.len() as u64;
+        let sums = matches!(
+            op,
+            Reduction::Sum | Reduction::NanSum | Reduction::Mean | Reduction::NanMean
+        );
         if T::DTYPE.is_float() {
-            let (s, nans) = pairwise(values);
-            a.nans = nans;
-            add_compensated(&mut a.float_sum, &mut a.comp, s);
-        } else {
+            if sums {
+                let (s, nans) = pairwise(values);
+                a.nans = nans;
+                add_compensated(&mut a.float_sum, &mut a.comp, s);
+            } else {
+                a.nans = values.iter().filter(|&&v| is_nan(v)).count() as u64;
+            }
+        } else if sums {
             a.int_sum = values.iter().map(|v| v.to_i128()).sum();
+        }
+        if !matches!(
+            op,
+            Reduction::Min | Reduction::NanMin | Reduction::Max | Reduction::NanMax
+        ) {
+            return a;
         }
         for &v in values {
             if is_nan(v) {
@@ -325,9 +354,9 @@ fn reduce_typed<T: Element>(
             let (lo, counts) = plan.block(i);
             let s = sub_selection(sel, &lo, &counts);
             buf.resize(counts.iter().product::<u64>() as usize, T::default());
-            T::with_bytes_mut(buf, |b| a.read_bytes(&s, b))?;
+            T::with_bytes_mut(buf, |b| a.read_bytes_streaming(&s, b))?;
             progress(1);
-            Ok(Acc::of_block(buf))
+            Ok(Acc::of_block(buf, op))
         })
         .try_reduce(Acc::empty, |x, y| Ok(x.merge(y)))?;
     acc.finish(op)
@@ -533,7 +562,7 @@ fn reduce_axis_typed<T: Element, R: Element>(
                 counts_full.insert(axis, seg);
                 let s = sub_selection(sel, &lo_full, &counts_full);
                 buf.resize(m * seg as usize, T::default());
-                T::with_bytes_mut(buf, |bytes| a.read_bytes(&s, bytes))?;
+                T::with_bytes_mut(buf, |bytes| a.read_bytes_streaming(&s, bytes))?;
                 acc.add(op, buf, outer, seg as usize, inner);
                 j += seg;
             }

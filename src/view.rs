@@ -250,18 +250,47 @@ impl<T: Element> View<T> {
 
     /// Reads a selection of the view into a new array.
     pub fn read(&self, sel: impl IntoSelection) -> Result<ArrayD<T>> {
+        self.read_with(sel, false)
+    }
+
+    /// Reads a selection without loading uncached chunks into the cache
+    /// (for scans; see [`ArrayHandle::read_bytes_streaming`]).
+    pub fn read_streaming(&self, sel: impl IntoSelection) -> Result<ArrayD<T>> {
+        self.read_with(sel, true)
+    }
+
+    fn read_with(&self, sel: impl IntoSelection, streaming: bool) -> Result<ArrayD<T>> {
         let sel = sel.into_selection()?.resolve(&self.shape())?;
         let (base_sel, perm) = self.to_base(&sel);
         let out_shape = sel.out_shape();
         let n = crate::array::result_len(&sel, self.base.dtype().size().max(T::DTYPE.size()))?;
         let d = self.base.dtype();
+        let shape: Vec<usize> = out_shape.iter().map(|&x| x as usize).collect();
+        let read = |b: &mut [u8]| {
+            if streaming {
+                self.base.read_bytes_streaming(&base_sel, b)
+            } else {
+                self.base.read_bytes(&base_sel, b)
+            }
+        };
+        if d == T::DTYPE && perm.iter().enumerate().all(|(k, &p)| k == p) {
+            // No cast, no permutation: read straight into the result.
+            let mut data = vec![T::default(); n];
+            T::with_bytes_mut(&mut data, read)?;
+            return ArrayD::from_shape_vec(IxDyn(&shape), data).map_err(|e| Error::ShapeMismatch {
+                message: e.to_string(),
+            });
+        }
         let mut raw = vec![0u8; n * d.size()];
-        self.base.read_bytes(&base_sel, &mut raw)?;
+        if streaming {
+            self.base.read_bytes_streaming(&base_sel, &mut raw)?;
+        } else {
+            self.base.read_bytes(&base_sel, &mut raw)?;
+        }
         // Array order -> view order.
         let raw = permute(&raw, d.size(), &base_sel.out_shape(), &perm, true);
         let mut data = vec![T::default(); n];
         T::with_bytes_mut(&mut data, |b| cast_bytes(d, &raw, T::DTYPE, b));
-        let shape: Vec<usize> = out_shape.iter().map(|&x| x as usize).collect();
         ArrayD::from_shape_vec(IxDyn(&shape), data).map_err(|e| Error::ShapeMismatch {
             message: e.to_string(),
         })

@@ -107,6 +107,28 @@ pub trait ChunkStore: Send + Sync + fmt::Debug {
     /// returned to the operating system when the cache drops them.
     fn read_chunk(&self, chunk: &[u64]) -> Result<Option<ChunkBuf>>;
 
+    /// Reads one decoded chunk into `out` (`meta().chunk_bytes()` long);
+    /// `Ok(false)` if it was never written (`out` is then unspecified).
+    /// Streaming reads use it to skip a copy; the default reads the chunk
+    /// with [`read_chunk`](ChunkStore::read_chunk) and copies it.
+    fn read_chunk_into(&self, chunk: &[u64], out: &mut [u8]) -> Result<bool> {
+        let Some(data) = self.read_chunk(chunk)? else {
+            return Ok(false);
+        };
+        if data.len() != out.len() {
+            return Err(crate::error::Error::Store {
+                backend: self.backend(),
+                message: format!(
+                    "chunk {chunk:?} decoded to {} bytes, {} expected",
+                    data.len(),
+                    out.len()
+                ),
+            });
+        }
+        out.copy_from_slice(&data);
+        Ok(true)
+    }
+
     /// Reads a region of one chunk into a dense C-order buffer of the
     /// region's counts; `Ok(None)` if the chunk was never written.
     ///
