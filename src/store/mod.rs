@@ -24,12 +24,14 @@
 
 mod memory;
 pub mod npy;
+pub mod zarr;
 
 #[doc(hidden)]
 pub mod conformance;
 
 pub use memory::MemoryStore;
 pub use npy::{NpyHeader, NpyOptions, NpyStore, Order, RawLayout, parse_npy_header};
+pub use zarr::{ZarrOptions, ZarrStore};
 
 use std::fmt;
 
