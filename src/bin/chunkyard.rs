@@ -46,7 +46,7 @@ enum EndianArg {
 enum Command {
     /// Create an array (a sparse file: no data is written).
     Create {
-        /// Path of the new array (*.npy).
+        /// Path of the new array (*.npy, or a *.zarr directory).
         path: PathBuf,
         /// Shape, comma-separated: 500,2000,2000.
         #[arg(long)]
@@ -142,7 +142,7 @@ enum Command {
         #[arg(long, default_value_t = 2000)]
         cols: u64,
         /// Formats to build, comma-separated.
-        #[arg(long, default_value = "npy")]
+        #[arg(long, default_value = "npy,zarr")]
         formats: String,
         /// Folder for the files.
         #[arg(long, default_value = ".")]
@@ -593,11 +593,12 @@ fn bench(opts: BuildOptions, formats: &str, json: bool) -> Result<()> {
         .split(',')
         .map(|f| match f.trim() {
             "npy" => Ok(Format::Npy),
-            "zarr" | "hdf5" | "h5" => Err(Error::Unsupported(format!(
-                "format {f:?} is not built into this version (available: npy)"
+            "zarr" => Ok(Format::Zarr),
+            "hdf5" | "h5" => Err(Error::Unsupported(format!(
+                "format {f:?} is not built into this version (available: npy, zarr)"
             ))),
             other => Err(Error::invalid(format!(
-                "unknown format {other:?} (available: npy)"
+                "unknown format {other:?} (available: npy, zarr)"
             ))),
         })
         .collect::<Result<_>>()?;
