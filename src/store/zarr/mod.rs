@@ -34,8 +34,8 @@ use std::sync::Arc;
 use zarrs::array::codec::{BytesCodec, GzipCodec, ZstdCodec};
 use zarrs::array::{
     Array as ZArray, ArrayBuilder, ArrayBytes, ArrayCreateError, ArrayMetadata,
-    ArrayMetadataOptions, ArraySubset, ArrayToBytesCodecTraits, BytesToBytesCodecTraits,
-    CodecOptions, CodecTraits, DataType, Endianness, FillValue, data_type,
+    ArrayMetadataOptions, ArraySubset, ArrayToBytesCodecTraits, BytesRepresentation,
+    BytesToBytesCodecTraits, CodecOptions, CodecTraits, DataType, Endianness, FillValue, data_type,
 };
 use zarrs::plugin::PluginCreateError;
 use zarrs::storage::{ReadableStorageTraits, StorageError};
@@ -105,6 +105,10 @@ pub struct ZarrStore {
     writable: bool,
     /// The codec chain reads parts of a chunk without decoding it whole.
     partial: bool,
+    /// Size of every encoded chunk when the codecs fix it (uncompressed
+    /// `bytes`): a partial read checks the file against it, so that a
+    /// truncated chunk is an error even where the bytes read exist.
+    fixed_encoded: Option<u64>,
     /// `info`'s layout line.
     summary: String,
 }
@@ -295,7 +299,12 @@ impl ZarrStore {
                     array.data_type()
                 ))
             })?;
-        let grid = grid_for(path, array.shape(), &chunks, dtype)?;
+        // A shape or chunk shape the metadata claims but chunkyard cannot
+        // hold is the file's fault, not the caller's.
+        let grid = ChunkGrid::new(array.shape(), &chunks, dtype.size()).map_err(|e| match e {
+            Error::InvalidArgument(m) => Error::format(metadata_file(path), m),
+            other => other,
+        })?;
         Self::build(path, storage, array, grid, writable)
     }
 
@@ -321,6 +330,21 @@ impl ZarrStore {
             normalize_bools(&mut fill);
         }
         let partial = array.codecs().partial_decoder_capability().partial_read;
+        let fixed_encoded = grid
+            .chunk_shape()
+            .iter()
+            .map(|&c| std::num::NonZeroU64::new(c))
+            .collect::<Option<Vec<_>>>()
+            .and_then(|shape| {
+                array
+                    .codecs()
+                    .encoded_representation(&shape, array.data_type(), array.fill_value())
+                    .ok()
+            })
+            .and_then(|r| match r {
+                BytesRepresentation::FixedSize(n) => Some(n),
+                _ => None,
+            });
         let summary = summarize(array.metadata());
         let meta = StoreMeta {
             dtype,
@@ -336,6 +360,7 @@ impl ZarrStore {
             grid,
             writable,
             partial,
+            fixed_encoded,
             summary,
         })
     }
@@ -552,8 +577,20 @@ impl ChunkStore for ZarrStore {
             .array
             .partial_decoder(chunk)
             .map_err(|e| self.corrupt(chunk, e))?;
-        if !decoder.exists().map_err(|e| self.storage_error(chunk, e))? {
-            return Ok(None);
+        let key = self.array.chunk_key(chunk);
+        match self.storage.size_key(&key) {
+            Err(e) => return Err(self.storage_error(chunk, e)),
+            Ok(None) => return Ok(None),
+            Ok(Some(n)) if self.fixed_encoded.is_some_and(|want| want != n) => {
+                return Err(self.corrupt(
+                    chunk,
+                    format!(
+                        "the chunk file holds {n} bytes, expected {}",
+                        self.fixed_encoded.unwrap_or_default()
+                    ),
+                ));
+            }
+            Ok(Some(_)) => {}
         }
         let bytes: ArrayBytes<'_> = decoder
             .partial_decode(
