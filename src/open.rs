@@ -11,7 +11,9 @@ use crate::codec::Codec;
 use crate::dtype::{DType, Element, Endian};
 use crate::error::{Error, Result};
 use crate::store::zarr::is_zarr_dir;
-use crate::store::{ChunkStore, NpyOptions, NpyStore, Order, RawLayout, ZarrOptions, ZarrStore};
+use crate::store::{
+    ChunkStore, Labels, NpyOptions, NpyStore, Order, RawLayout, ZarrOptions, ZarrStore,
+};
 
 /// On-disk formats chunkyard reads and writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +66,7 @@ pub struct ArrayOptions {
     endian: Endian,
     overwrite: bool,
     codec: Codec,
+    labels: Option<Labels>,
 }
 
 impl ArrayOptions {
@@ -80,6 +83,7 @@ impl ArrayOptions {
             endian: Endian::Little,
             overwrite: false,
             codec: Codec::None,
+            labels: None,
         }
     }
 
@@ -123,6 +127,12 @@ impl ArrayOptions {
     /// Compress chunks with `codec` (formats that support compression).
     pub fn codec(mut self, codec: Codec) -> Self {
         self.codec = codec;
+        self
+    }
+
+    /// Axis names and attributes (formats that keep them: Zarr).
+    pub fn labels(mut self, labels: Labels) -> Self {
+        self.labels = Some(labels);
         self
     }
 
@@ -236,6 +246,7 @@ impl ArrayHandle {
                     codec: opts.codec,
                     endian: opts.endian,
                     overwrite: opts.overwrite,
+                    labels: opts.labels.clone(),
                 };
                 Arc::new(ZarrStore::create(
                     path,

@@ -295,3 +295,46 @@ for path in [{v3:?}, {v2:?}]:
         v2 = p(&v2)
     ));
 }
+
+#[test]
+fn convert_keeps_dimension_names_and_attributes() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src.zarr");
+    let dst = dir.path().join("dst.zarr");
+    zpython(&format!(
+        r#"
+a = zarr.create_array({src:?}, shape=(4, 6), chunks=(2, 3), dtype="float32", fill_value=0.5,
+                      dimension_names=["y", None], attributes={{"units": "m", "scale": [1, 2]}})
+a[1] = np.arange(6)
+"#,
+        src = p(&src)
+    ));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_chunkyard"))
+        .args([
+            "convert",
+            p(&src),
+            p(&dst),
+            "--codec",
+            "zstd",
+            "--chunks",
+            "4,4",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    zpython(&format!(
+        r#"
+a = zarr.open_array({dst:?}, mode="r")
+assert a.metadata.dimension_names == ("y", None), a.metadata.dimension_names
+assert dict(a.attrs) == {{"units": "m", "scale": [1, 2]}}, dict(a.attrs)
+assert a.fill_value == 0.5 and a.chunks == (4, 4)
+want = np.full((4, 6), 0.5, dtype="float32"); want[1] = np.arange(6)
+assert (a[...] == want).all()
+"#,
+        dst = p(&dst)
+    ));
+}

@@ -571,6 +571,17 @@ fn convert(
     if let Some(c) = chunks {
         opts = opts.chunks(parse_shape(&c, "--chunks")?);
     }
+    if let Some(labels) = a.store().labels() {
+        opts = opts.labels(labels);
+    }
+    // Keep a fill value where the destination has one (.npy has none; there
+    // the copied elements carry it).
+    if a.fill_value().iter().any(|&b| b != 0) && matches!(Format::from_path(dst), Ok(Format::Zarr))
+    {
+        let mut fill = vec![0; dtype.size()];
+        chunkyard::dtype::cast_bytes(a.dtype(), a.fill_value(), dtype, &mut fill);
+        opts = opts.fill_bytes(dtype, fill);
+    }
     let b = ArrayHandle::create(dst, dtype, &opts)?;
     let (s, d) = (a.resolve("...")?, b.resolve("...")?);
     copy_blocks(&a, &s, &b, &d, "convert")?;

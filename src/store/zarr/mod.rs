@@ -40,7 +40,7 @@ use zarrs::array::{
 use zarrs::plugin::PluginCreateError;
 use zarrs::storage::{ReadableStorageTraits, StorageError};
 
-use super::{Capabilities, ChunkRegion, ChunkStore, StoreMeta, extract_region};
+use super::{Capabilities, ChunkRegion, ChunkStore, Labels, StoreMeta, extract_region};
 use crate::buffer::{ChunkBuf, MAP_THRESHOLD};
 use crate::chunk_grid::ChunkGrid;
 use crate::codec::Codec;
@@ -58,6 +58,8 @@ pub struct ZarrOptions {
     pub endian: Endian,
     /// Replace an existing Zarr array at the path instead of refusing.
     pub overwrite: bool,
+    /// Dimension names and attributes to write into the metadata.
+    pub labels: Option<Labels>,
 }
 
 impl Default for ZarrOptions {
@@ -66,6 +68,7 @@ impl Default for ZarrOptions {
             codec: Codec::None,
             endian: Endian::Little,
             overwrite: false,
+            labels: None,
         }
     }
 }
@@ -230,6 +233,34 @@ impl ZarrStore {
         builder
             .array_to_bytes_codec(Arc::new(BytesCodec::new(endian)))
             .bytes_to_bytes_codecs(compressor.into_iter().collect());
+        if let Some(labels) = &opts.labels {
+            let attributes = match serde_json::from_str(&labels.attributes) {
+                Ok(serde_json::Value::Object(m)) => m,
+                _ => {
+                    return Err(Error::invalid(format!(
+                        "{}: attributes must be a JSON object, got {:?}",
+                        path.display(),
+                        labels.attributes
+                    )));
+                }
+            };
+            if let Some(names) = &labels.dimension_names
+                && names.len() != shape.len()
+            {
+                return Err(Error::invalid(format!(
+                    "{}: {} dimension names for {} axes",
+                    path.display(),
+                    names.len(),
+                    shape.len()
+                )));
+            }
+            builder.attributes(attributes).dimension_names(
+                labels
+                    .dimension_names
+                    .as_ref()
+                    .map(|v| v.iter().map(Option::as_deref).collect::<Vec<_>>()),
+            );
+        }
         make_dir(path, opts.overwrite)?;
         let made = (|| {
             let storage = Arc::new(DirStorage::new(path, true));
@@ -504,6 +535,14 @@ impl ChunkStore for ZarrStore {
 
     fn capabilities(&self) -> Capabilities {
         Capabilities::new(true, self.partial, true)
+    }
+
+    fn labels(&self) -> Option<Labels> {
+        Some(Labels {
+            dimension_names: self.array.dimension_names().clone(),
+            attributes: serde_json::to_string(self.array.attributes())
+                .unwrap_or_else(|_| "{}".into()),
+        })
     }
 
     fn read_chunk(&self, chunk: &[u64]) -> Result<Option<ChunkBuf>> {
