@@ -70,6 +70,21 @@ fn create_fill_info_put_get() {
     );
     // Chunks never touched are not on disk.
     assert!(!dir.path().join("a.zarr/c/2/0").exists());
+    // Relative paths (the directory's parent is the current one).
+    let out = Command::new(env!("CARGO_BIN_EXE_chunkyard"))
+        .current_dir(dir.path())
+        .args(["convert", "a.zarr", "rel.zarr", "--codec", "lz4"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        ok(&["get", p(&dir.path().join("rel.zarr")), "2,2"]).trim(),
+        "-3"
+    );
     // A directory without an extension is recognised by its metadata.
     let bare = dir.path().join("bare");
     std::fs::rename(dir.path().join("a.zarr"), &bare).unwrap();

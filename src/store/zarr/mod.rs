@@ -264,8 +264,11 @@ impl ZarrStore {
         make_dir(path, opts.overwrite)?;
         let made = (|| {
             let storage = Arc::new(DirStorage::new(path, true));
-            if let Some(parent) = path.parent() {
-                storage.mark_dirty(parent);
+            // The new directory's entry in its parent ("" for a relative
+            // name means the current directory).
+            match path.parent() {
+                Some(p) if !p.as_os_str().is_empty() => storage.mark_dirty(p),
+                _ => storage.mark_dirty(Path::new(".")),
             }
             let array = builder
                 .build(storage.clone(), "/")
