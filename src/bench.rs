@@ -82,6 +82,7 @@ pub fn fill_plane(seed: u64, plane: u64, cols: usize, out: &mut [f32]) {
 fn format_name(f: Format) -> &'static str {
     match f {
         Format::Npy => "npy",
+        Format::Zarr => "zarr",
     }
 }
 
@@ -149,7 +150,12 @@ pub fn build(format: Format, opts: &BuildOptions, progress: &dyn Fn(u64)) -> Res
     drop(a);
     let memory = sampler.finish();
     if !opts.keep {
-        std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+        let removed = if path.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        removed.map_err(|e| Error::io(&path, e))?;
     }
     Ok(BuildReport {
         format: format_name(format),

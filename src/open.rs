@@ -10,7 +10,10 @@ use crate::chunk_grid::{DEFAULT_CHUNK_TARGET_BYTES, default_chunks};
 use crate::codec::Codec;
 use crate::dtype::{DType, Element, Endian};
 use crate::error::{Error, Result};
-use crate::store::{ChunkStore, NpyOptions, NpyStore, Order, RawLayout};
+use crate::store::zarr::is_zarr_dir;
+use crate::store::{
+    ChunkStore, Labels, NpyOptions, NpyStore, Order, RawLayout, ZarrOptions, ZarrStore,
+};
 
 /// On-disk formats chunkyard reads and writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,10 +21,13 @@ use crate::store::{ChunkStore, NpyOptions, NpyStore, Order, RawLayout};
 pub enum Format {
     /// NumPy `.npy` (or a headerless raw file with a [`RawLayout`]).
     Npy,
+    /// A Zarr v3 (or v2) array directory.
+    Zarr,
 }
 
 impl Format {
-    /// The format a path names, from its extension.
+    /// The format a path names, from its extension (or, for a directory,
+    /// from the Zarr metadata file in it).
     pub fn from_path(path: &Path) -> Result<Format> {
         let ext = path
             .extension()
@@ -29,16 +35,14 @@ impl Format {
             .map(|e| e.to_ascii_lowercase());
         match ext.as_deref() {
             Some("npy") => Ok(Format::Npy),
-            Some("zarr") => Err(Error::Unsupported(format!(
-                "{}: Zarr arrays are not supported yet",
-                path.display()
-            ))),
+            Some("zarr") => Ok(Format::Zarr),
+            _ if is_zarr_dir(path) => Ok(Format::Zarr),
             Some("h5" | "hdf5") => Err(Error::Unsupported(format!(
                 "{}: HDF5 files are not supported yet",
                 path.display()
             ))),
             _ => Err(Error::invalid(format!(
-                "{}: cannot tell the format from the extension (expected .npy)",
+                "{}: cannot tell the format from the extension (expected .npy or .zarr)",
                 path.display()
             ))),
         }
@@ -62,6 +66,7 @@ pub struct ArrayOptions {
     endian: Endian,
     overwrite: bool,
     codec: Codec,
+    labels: Option<Labels>,
 }
 
 impl ArrayOptions {
@@ -78,6 +83,7 @@ impl ArrayOptions {
             endian: Endian::Little,
             overwrite: false,
             codec: Codec::None,
+            labels: None,
         }
     }
 
@@ -121,6 +127,12 @@ impl ArrayOptions {
     /// Compress chunks with `codec` (formats that support compression).
     pub fn codec(mut self, codec: Codec) -> Self {
         self.codec = codec;
+        self
+    }
+
+    /// Axis names and attributes (formats that keep them: Zarr).
+    pub fn labels(mut self, labels: Labels) -> Self {
+        self.labels = Some(labels);
         self
     }
 
@@ -223,6 +235,28 @@ impl ArrayHandle {
                 };
                 Arc::new(NpyStore::create(path, dtype, &opts.shape, &chunks, &npy)?)
             }
+            Format::Zarr => {
+                if opts.order != Order::C {
+                    return Err(Error::Unsupported(format!(
+                        "{}: chunkyard creates Zarr arrays in C order only",
+                        path.display()
+                    )));
+                }
+                let zarr = ZarrOptions {
+                    codec: opts.codec,
+                    endian: opts.endian,
+                    overwrite: opts.overwrite,
+                    labels: opts.labels.clone(),
+                };
+                Arc::new(ZarrStore::create(
+                    path,
+                    dtype,
+                    &opts.shape,
+                    &chunks,
+                    &fill,
+                    &zarr,
+                )?)
+            }
         };
         let cache = opts.cache.clone().unwrap_or_else(ChunkCache::global);
         ArrayHandle::from_store_at(store, cache, Some(path.to_path_buf()))
@@ -237,6 +271,7 @@ impl ArrayHandle {
             Some(layout) => Arc::new(NpyStore::open_raw(path, layout, chunks, writable)?),
             None => match Format::from_path(path)? {
                 Format::Npy => Arc::new(NpyStore::open(path, chunks, writable)?),
+                Format::Zarr => Arc::new(ZarrStore::open(path, writable)?),
             },
         };
         let cache = opts.cache.clone().unwrap_or_else(ChunkCache::global);

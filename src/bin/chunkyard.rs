@@ -47,7 +47,7 @@ enum EndianArg {
 enum Command {
     /// Create an array (a sparse file: no data is written).
     Create {
-        /// Path of the new array (*.npy).
+        /// Path of the new array (*.npy, or a *.zarr directory).
         path: PathBuf,
         /// Shape, comma-separated: 500,2000,2000.
         #[arg(long)]
@@ -150,7 +150,7 @@ enum Command {
         #[arg(long, default_value_t = 2000)]
         cols: u64,
         /// Formats to build, comma-separated.
-        #[arg(long, default_value = "npy")]
+        #[arg(long, default_value = "npy,zarr")]
         formats: String,
         /// Folder for the files.
         #[arg(long, default_value = ".")]
@@ -623,6 +623,17 @@ fn convert(
     if let Some(c) = chunks {
         opts = opts.chunks(parse_shape(&c, "--chunks")?);
     }
+    if let Some(labels) = a.store().labels() {
+        opts = opts.labels(labels);
+    }
+    // Keep a fill value where the destination has one (.npy has none; there
+    // the copied elements carry it).
+    if a.fill_value().iter().any(|&b| b != 0) && matches!(Format::from_path(dst), Ok(Format::Zarr))
+    {
+        let mut fill = vec![0; dtype.size()];
+        chunkyard::dtype::cast_bytes(a.dtype(), a.fill_value(), dtype, &mut fill);
+        opts = opts.fill_bytes(dtype, fill);
+    }
     let b = ArrayHandle::create(dst, dtype, &opts)?;
     let (s, d) = (a.resolve("...")?, b.resolve("...")?);
     copy_blocks(&a, &s, &b, &d, "convert")?;
@@ -645,11 +656,12 @@ fn bench(opts: BuildOptions, formats: &str, json: bool) -> Result<()> {
         .split(',')
         .map(|f| match f.trim() {
             "npy" => Ok(Format::Npy),
-            "zarr" | "hdf5" | "h5" => Err(Error::Unsupported(format!(
-                "format {f:?} is not built into this version (available: npy)"
+            "zarr" => Ok(Format::Zarr),
+            "hdf5" | "h5" => Err(Error::Unsupported(format!(
+                "format {f:?} is not built into this version (available: npy, zarr)"
             ))),
             other => Err(Error::invalid(format!(
-                "unknown format {other:?} (available: npy)"
+                "unknown format {other:?} (available: npy, zarr)"
             ))),
         })
         .collect::<Result<_>>()?;

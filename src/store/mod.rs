@@ -25,12 +25,14 @@
 
 mod memory;
 pub mod npy;
+pub mod zarr;
 
 #[doc(hidden)]
 pub mod conformance;
 
 pub use memory::MemoryStore;
 pub use npy::{NpyHeader, NpyOptions, NpyStore, Order, RawLayout, parse_npy_header};
+pub use zarr::{ZarrOptions, ZarrStore};
 
 use std::fmt;
 
@@ -82,6 +84,16 @@ impl Capabilities {
     }
 }
 
+/// Descriptive metadata a format keeps beside the data: per-axis names and
+/// user attributes (a JSON object). `convert` carries them over.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Labels {
+    /// One optional name per axis, or `None` when the array names none.
+    pub dimension_names: Option<Vec<Option<String>>>,
+    /// A JSON object's text (`{}` when there are none).
+    pub attributes: String,
+}
+
 /// A region inside one chunk: per axis (first position, step, count).
 pub type ChunkRegion<'a> = &'a [(u64, u64, u64)];
 
@@ -101,6 +113,11 @@ pub trait ChunkStore: Send + Sync + fmt::Debug {
 
     /// What this store can do efficiently.
     fn capabilities(&self) -> Capabilities;
+
+    /// Axis names and attributes, for formats that keep them (Zarr).
+    fn labels(&self) -> Option<Labels> {
+        None
+    }
 
     /// Reads one decoded chunk; `Ok(None)` if it was never written.
     /// Allocate it with [`ChunkBuf::zeroed`] so that large chunks are

@@ -5,7 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use chunkyard::store::{ChunkStore, MemoryStore, NpyOptions, NpyStore, StoreMeta};
+use chunkyard::store::{
+    ChunkStore, MemoryStore, NpyOptions, NpyStore, StoreMeta, ZarrOptions, ZarrStore,
+};
 use chunkyard::{DType, Element};
 
 /// A backend the model tests run on.
@@ -13,6 +15,7 @@ use chunkyard::{DType, Element};
 pub enum Backend {
     Memory,
     Npy,
+    Zarr,
 }
 
 /// A store under test and how to get it back after a reopen or a crash.
@@ -20,6 +23,7 @@ pub struct TestStore {
     pub store: Arc<dyn ChunkStore>,
     memory: Option<Arc<MemoryStore>>,
     path: Option<PathBuf>,
+    backend: Backend,
 }
 
 impl TestStore {
@@ -43,6 +47,20 @@ impl TestStore {
                     store: m.clone(),
                     memory: Some(m),
                     path: None,
+                    backend,
+                }
+            }
+            Backend::Zarr => {
+                let path = dir.join("a.zarr");
+                let fill = vec![0; dtype.size()];
+                let s =
+                    ZarrStore::create(&path, dtype, shape, chunks, &fill, &ZarrOptions::default())
+                        .expect("create zarr");
+                TestStore {
+                    store: Arc::new(s),
+                    memory: None,
+                    path: Some(path),
+                    backend,
                 }
             }
             Backend::Npy => {
@@ -53,6 +71,7 @@ impl TestStore {
                     store: Arc::new(s),
                     memory: None,
                     path: Some(path),
+                    backend,
                 }
             }
         }
@@ -68,6 +87,16 @@ impl TestStore {
                     store: m.clone(),
                     memory: Some(m),
                     path: None,
+                    backend: self.backend,
+                }
+            }
+            (None, Some(path)) if self.backend == Backend::Zarr => {
+                let s = ZarrStore::open(path, true).expect("reopen zarr");
+                TestStore {
+                    store: Arc::new(s),
+                    memory: None,
+                    path: Some(path.clone()),
+                    backend: self.backend,
                 }
             }
             (None, Some(path)) => {
@@ -77,6 +106,7 @@ impl TestStore {
                     store: Arc::new(s),
                     memory: None,
                     path: Some(path.clone()),
+                    backend: self.backend,
                 }
             }
             (None, None) => unreachable!("every store has a memory model or a path"),

@@ -1,0 +1,316 @@
+//! A directory as zarrs storage, written so that no file is ever torn.
+//!
+//! zarrs' own `FilesystemStore` truncates a chunk file in place, writes
+//! it and fsyncs it: a process killed between the truncate and the end of
+//! the write leaves a short chunk, and the chunk's previous (flushed)
+//! contents are gone. Here every value is written to a temporary file in
+//! the same directory, `fdatasync`ed, and renamed over the old one, so a
+//! reader (or a process after a crash) sees either the old file or the
+//! new one, whole. The directories that gained or lost entries are
+//! fsynced by [`DirStorage::sync`], which the store's `flush` calls; only
+//! then are renames and removals durable across a power failure.
+//!
+//! Writes of different keys share no lock: the only shared state is the
+//! set of directories to sync, locked for an insert.
+
+use std::collections::HashSet;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+use zarrs::storage::byte_range::{ByteRange, ByteRangeIterator};
+use zarrs::storage::{
+    Bytes, MaybeBytesIterator, OffsetBytesIterator, ReadableStorageTraits, StorageError, StoreKey,
+    StorePrefix, WritableStorageTraits,
+};
+
+/// Temporary files start with this (and end with `.tmp`); a crash may
+/// leave one behind, which no Zarr reader looks at.
+pub const TMP_PREFIX: &str = ".chunkyard-";
+
+/// A directory of keys (`zarr.json`, `c/0/1`, ...) with atomic writes.
+#[derive(Debug)]
+pub struct DirStorage {
+    root: PathBuf,
+    writable: bool,
+    /// Directories whose entries changed since the last [`sync`](Self::sync).
+    dirty_dirs: Mutex<HashSet<PathBuf>>,
+    /// Makes temporary names unique within the process.
+    seq: AtomicU64,
+}
+
+/// An I/O error that names the file.
+fn io_err(path: &Path, e: io::Error) -> StorageError {
+    StorageError::IOError(Arc::new(io::Error::new(
+        e.kind(),
+        format!("{}: {e}", path.display()),
+    )))
+}
+
+impl DirStorage {
+    /// Storage rooted at `root` (which must exist to read anything).
+    pub fn new(root: &Path, writable: bool) -> DirStorage {
+        DirStorage {
+            root: root.to_path_buf(),
+            writable,
+            dirty_dirs: Mutex::new(HashSet::new()),
+            seq: AtomicU64::new(0),
+        }
+    }
+
+    /// Remembers that `dir` gained or lost an entry (for the next sync).
+    pub fn mark_dirty(&self, dir: &Path) {
+        self.dirty_dirs.lock().insert(dir.to_path_buf());
+    }
+
+    /// The file that holds `key`.
+    pub fn key_path(&self, key: &StoreKey) -> PathBuf {
+        self.root.join(key.as_str())
+    }
+
+    fn check_writable(&self) -> Result<(), StorageError> {
+        if self.writable {
+            Ok(())
+        } else {
+            Err(StorageError::ReadOnly)
+        }
+    }
+
+    /// Creates the directories above `path` that are missing, remembering
+    /// each new entry's directory for the next sync.
+    fn make_parents(&self, dir: &Path) -> Result<(), StorageError> {
+        if dir.is_dir() {
+            return Ok(());
+        }
+        fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+        let mut dirty = self.dirty_dirs.lock();
+        let mut d = dir;
+        while let Some(parent) = d.parent() {
+            dirty.insert(parent.to_path_buf());
+            if parent == self.root || !parent.starts_with(&self.root) {
+                break;
+            }
+            d = parent;
+        }
+        Ok(())
+    }
+
+    /// Writes `value` to `path` atomically: temporary file, fdatasync,
+    /// rename.
+    pub fn write_atomic(&self, path: &Path, value: &[u8]) -> Result<(), StorageError> {
+        self.check_writable()?;
+        let dir = path
+            .parent()
+            .ok_or_else(|| StorageError::Other(format!("{}: no parent", path.display())))?;
+        self.make_parents(dir)?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = dir.join(format!(
+            "{TMP_PREFIX}{name}.{}.{}.tmp",
+            std::process::id(),
+            self.seq.fetch_add(1, Ordering::Relaxed)
+        ));
+        let written = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .and_then(|mut f| {
+                f.write_all(value)?;
+                f.sync_data()
+            })
+            .and_then(|()| fs::rename(&tmp, path));
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(io_err(path, e));
+        }
+        self.dirty_dirs.lock().insert(dir.to_path_buf());
+        Ok(())
+    }
+
+    /// Makes every rename and removal so far durable: fsyncs the
+    /// directories they changed.
+    pub fn sync(&self) -> io::Result<()> {
+        let dirs: Vec<PathBuf> = self.dirty_dirs.lock().drain().collect();
+        let mut failed = None;
+        for d in &dirs {
+            if let Err(e) = File::open(d).and_then(|f| f.sync_all()) {
+                failed = Some(io::Error::new(e.kind(), format!("{}: {e}", d.display())));
+            }
+        }
+        match failed {
+            None => Ok(()),
+            Some(e) => {
+                // Try again next time.
+                self.dirty_dirs.lock().extend(dirs);
+                Err(e)
+            }
+        }
+    }
+}
+
+impl ReadableStorageTraits for DirStorage {
+    fn get_partial_many<'a>(
+        &'a self,
+        key: &StoreKey,
+        byte_ranges: ByteRangeIterator<'a>,
+    ) -> Result<MaybeBytesIterator<'a>, StorageError> {
+        let path = self.key_path(key);
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err(&path, e)),
+        };
+        let size = file.metadata().map_err(|e| io_err(&path, e))?.len();
+        let out: Vec<Result<Bytes, StorageError>> = byte_ranges
+            .map(|r| {
+                let (start, len) = (r.start(size), r.length(size));
+                let in_file = match r {
+                    ByteRange::FromStart(o, Some(n)) => o.checked_add(n).is_some_and(|e| e <= size),
+                    ByteRange::FromStart(o, None) => o <= size,
+                    ByteRange::Suffix(n) => n <= size,
+                };
+                if !in_file {
+                    return Err(StorageError::Other(format!(
+                        "{}: truncated: bytes {r} asked for, the file holds {size}",
+                        path.display()
+                    )));
+                }
+                let mut buf = vec![0u8; len as usize];
+                file.read_exact_at(&mut buf, start)
+                    .map_err(|e| io_err(&path, e))?;
+                Ok(Bytes::from(buf))
+            })
+            .collect();
+        Ok(Some(Box::new(out.into_iter())))
+    }
+
+    fn size_key(&self, key: &StoreKey) -> Result<Option<u64>, StorageError> {
+        let path = self.key_path(key);
+        match fs::metadata(&path) {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err(&path, e)),
+        }
+    }
+
+    fn supports_get_partial(&self) -> bool {
+        true
+    }
+}
+
+impl WritableStorageTraits for DirStorage {
+    fn set(&self, key: &StoreKey, value: Bytes) -> Result<(), StorageError> {
+        self.write_atomic(&self.key_path(key), &value)
+    }
+
+    fn set_partial_many(
+        &self,
+        key: &StoreKey,
+        _offset_values: OffsetBytesIterator,
+    ) -> Result<(), StorageError> {
+        Err(StorageError::Unsupported(format!(
+            "{}: partial writes would not be atomic",
+            self.key_path(key).display()
+        )))
+    }
+
+    fn erase(&self, key: &StoreKey) -> Result<(), StorageError> {
+        self.check_writable()?;
+        let path = self.key_path(key);
+        match fs::remove_file(&path) {
+            Ok(()) => {
+                if let Some(dir) = path.parent() {
+                    self.dirty_dirs.lock().insert(dir.to_path_buf());
+                }
+                Ok(())
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err(&path, e)),
+        }
+    }
+
+    fn erase_prefix(&self, prefix: &StorePrefix) -> Result<(), StorageError> {
+        self.check_writable()?;
+        let path = self.root.join(prefix.as_str());
+        match fs::remove_dir_all(&path) {
+            Ok(()) => {
+                if let Some(dir) = path.parent() {
+                    self.dirty_dirs.lock().insert(dir.to_path_buf());
+                }
+                Ok(())
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err(&path, e)),
+        }
+    }
+
+    fn supports_set_partial(&self) -> bool {
+        false
+    }
+}
+
+/// Allocated bytes of every file under `dir` (not following links).
+pub fn allocated_bytes(dir: &Path) -> io::Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0u64;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in fs::read_dir(&d)? {
+            let entry = entry?;
+            let m = entry.metadata()?;
+            if m.is_dir() {
+                stack.push(entry.path());
+            } else if m.is_file() {
+                total += m.blocks() * 512;
+            }
+        }
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_replace_whole_files_and_leave_no_temporaries() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = DirStorage::new(dir.path(), true);
+        let key = StoreKey::new("c/0/1").unwrap();
+        assert!(s.get(&key).unwrap().is_none());
+        s.set(&key, Bytes::from(vec![1u8; 100])).unwrap();
+        s.set(&key, Bytes::from(vec![2u8; 10])).unwrap();
+        assert_eq!(s.get(&key).unwrap().unwrap().as_ref(), &[2u8; 10]);
+        assert_eq!(s.size_key(&key).unwrap(), Some(10));
+        let names: Vec<_> = fs::read_dir(dir.path().join("c/0"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["1"], "no temporary file left");
+        s.sync().unwrap();
+        assert!(s.dirty_dirs.lock().is_empty());
+        let r = s
+            .get_partial(&key, ByteRange::FromStart(4, Some(10)))
+            .unwrap_err()
+            .to_string();
+        assert!(r.contains("truncated") && r.contains("c/0/1"), "{r}");
+        s.erase(&key).unwrap();
+        s.erase(&key).unwrap();
+        assert!(s.get(&key).unwrap().is_none());
+    }
+
+    #[test]
+    fn read_only_storage_refuses_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = DirStorage::new(dir.path(), false);
+        let key = StoreKey::new("zarr.json").unwrap();
+        assert!(s.set(&key, Bytes::from_static(b"{}")).is_err());
+        assert!(s.erase(&key).is_err());
+    }
+}

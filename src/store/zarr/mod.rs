@@ -1,0 +1,714 @@
+//! The Zarr backend: a Zarr v3 (or v2) array in a directory, through the
+//! `zarrs` crate for metadata and codecs, over [`DirStorage`] for files
+//! that are never torn.
+//!
+//! # Mapping
+//!
+//! - A chunkyard chunk is a Zarr chunk of the regular chunk grid (for a
+//!   sharded array: a whole shard). Chunks cross the store boundary
+//!   decoded, native byte order, C order, full chunk shape: what zarrs'
+//!   codec chain decodes to.
+//! - A chunk file that does not exist is `Ok(None)`: the fill value. A
+//!   chunk written as all fill value is erased instead (zarrs'
+//!   `store_chunk`), as zarr-python does by default.
+//! - New arrays are Zarr v3: `bytes` (little-endian unless asked
+//!   otherwise), then the codec: `zstd`, `gzip`, or `numcodecs.lz4` (which
+//!   zarr-python reads through numcodecs). Existing v2 and v3 arrays open
+//!   with whatever codecs zarrs (plus [`lz4`]) knows; anything else is
+//!   [`Error::Unsupported`] naming the file.
+//! - Partial reads ([`ChunkStore::read_region`]) go through zarrs' partial
+//!   decoders when the whole codec chain can read parts of a chunk
+//!   (uncompressed `bytes`, sharding): an element costs one small `pread`.
+//!   Compressed chunks are decoded whole, so for them the store does not
+//!   claim partial reads and the array caches the chunk instead.
+//!
+//! See `docs/zarr.md` for what is and is not supported.
+
+pub mod fs;
+pub mod lz4;
+
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use zarrs::array::codec::{BytesCodec, GzipCodec, ZstdCodec};
+use zarrs::array::{
+    Array as ZArray, ArrayBuilder, ArrayBytes, ArrayCreateError, ArrayMetadata,
+    ArrayMetadataOptions, ArraySubset, ArrayToBytesCodecTraits, BytesRepresentation,
+    BytesToBytesCodecTraits, CodecOptions, CodecTraits, DataType, Endianness, FillValue, data_type,
+};
+use zarrs::plugin::PluginCreateError;
+use zarrs::storage::{ReadableStorageTraits, StorageError};
+
+use super::{Capabilities, ChunkRegion, ChunkStore, Labels, StoreMeta, extract_region};
+use crate::buffer::{ChunkBuf, MAP_THRESHOLD};
+use crate::chunk_grid::ChunkGrid;
+use crate::codec::Codec;
+use crate::dtype::{DType, Endian, normalize_bools};
+use crate::error::{Error, Result};
+
+pub use fs::DirStorage;
+
+/// How [`ZarrStore::create`] lays out a new array.
+#[derive(Debug, Clone)]
+pub struct ZarrOptions {
+    /// Chunk compression.
+    pub codec: Codec,
+    /// Byte order of the stored elements (`bytes` codec).
+    pub endian: Endian,
+    /// Replace an existing Zarr array at the path instead of refusing.
+    pub overwrite: bool,
+    /// Dimension names and attributes to write into the metadata.
+    pub labels: Option<Labels>,
+}
+
+impl Default for ZarrOptions {
+    fn default() -> Self {
+        ZarrOptions {
+            codec: Codec::None,
+            endian: Endian::Little,
+            overwrite: false,
+            labels: None,
+        }
+    }
+}
+
+/// Zarr's name for a chunkyard element type.
+fn zarr_data_type(dtype: DType) -> DataType {
+    match dtype {
+        DType::Bool => data_type::bool(),
+        DType::I8 => data_type::int8(),
+        DType::I16 => data_type::int16(),
+        DType::I32 => data_type::int32(),
+        DType::I64 => data_type::int64(),
+        DType::U8 => data_type::uint8(),
+        DType::U16 => data_type::uint16(),
+        DType::U32 => data_type::uint32(),
+        DType::U64 => data_type::uint64(),
+        DType::F32 => data_type::float32(),
+        DType::F64 => data_type::float64(),
+    }
+}
+
+/// True if a path is a Zarr array directory (holds `zarr.json` or
+/// `.zarray`).
+pub fn is_zarr_dir(path: &Path) -> bool {
+    path.join("zarr.json").is_file() || path.join(".zarray").is_file()
+}
+
+/// A [`ChunkStore`] over one Zarr array directory. See the [module
+/// docs](self).
+#[derive(Debug)]
+pub struct ZarrStore {
+    path: PathBuf,
+    storage: Arc<DirStorage>,
+    array: ZArray<DirStorage>,
+    meta: StoreMeta,
+    grid: ChunkGrid,
+    writable: bool,
+    /// The codec chain reads parts of a chunk without decoding it whole.
+    partial: bool,
+    /// Size of every encoded chunk when the codecs fix it (uncompressed
+    /// `bytes`): a partial read checks the file against it, so that a
+    /// truncated chunk is an error even where the bytes read exist.
+    fixed_encoded: Option<u64>,
+    /// `info`'s layout line.
+    summary: String,
+}
+
+fn store_error(message: String) -> Error {
+    Error::Store {
+        backend: "zarr",
+        message,
+    }
+}
+
+/// Maps zarrs' open/create errors: unknown data types, codecs, grids and
+/// key encodings are unsupported; anything else wrong with the metadata
+/// is a format error on the metadata file.
+fn create_error(path: &Path, e: ArrayCreateError) -> Error {
+    let unsupported = |p: &PluginCreateError| matches!(p, PluginCreateError::Unsupported(_));
+    match e {
+        ArrayCreateError::DataTypeCreateError(p)
+        | ArrayCreateError::CodecsCreateError(p)
+        | ArrayCreateError::StorageTransformersCreateError(p)
+        | ArrayCreateError::ChunkGridCreateError(p)
+        | ArrayCreateError::ChunkKeyEncodingCreateError(p)
+            if unsupported(&p) =>
+        {
+            Error::Unsupported(format!("{}: {p}", metadata_file(path).display()))
+        }
+        ArrayCreateError::StorageError(StorageError::IOError(io)) => Error::Io {
+            path: path.to_path_buf(),
+            source: io,
+        },
+        ArrayCreateError::MissingMetadata => Error::format(
+            path,
+            "not a Zarr array: no zarr.json (v3) or .zarray (v2) in the directory",
+        ),
+        other => Error::format(metadata_file(path), other.to_string()),
+    }
+}
+
+/// The metadata file of the array at `path` (v3 if present, else v2).
+fn metadata_file(path: &Path) -> PathBuf {
+    let v2 = path.join(".zarray");
+    if !path.join("zarr.json").exists() && v2.exists() {
+        v2
+    } else {
+        path.join("zarr.json")
+    }
+}
+
+/// Prepares the directory of a new array; returns whether it made it.
+fn make_dir(path: &Path, overwrite: bool) -> Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(path, e)),
+        Ok(_) if !overwrite => {
+            return Err(Error::io(
+                path,
+                std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    "already exists (set overwrite to replace it)",
+                ),
+            ));
+        }
+        Ok(m) if m.is_dir() => {
+            let empty = std::fs::read_dir(path)
+                .map_err(|e| Error::io(path, e))?
+                .next()
+                .is_none();
+            if !empty && !is_zarr_dir(path) {
+                return Err(Error::invalid(format!(
+                    "{}: is a directory but not a Zarr array; refusing to replace it",
+                    path.display()
+                )));
+            }
+            std::fs::remove_dir_all(path).map_err(|e| Error::io(path, e))?;
+        }
+        Ok(_) => std::fs::remove_file(path).map_err(|e| Error::io(path, e))?,
+    }
+    std::fs::create_dir(path).map_err(|e| Error::io(path, e))
+}
+
+impl ZarrStore {
+    /// Creates a Zarr v3 array at `path` (a new directory) holding only
+    /// its metadata, and opens it for writing.
+    pub fn create(
+        path: &Path,
+        dtype: DType,
+        shape: &[u64],
+        chunks: &[u64],
+        fill: &[u8],
+        opts: &ZarrOptions,
+    ) -> Result<ZarrStore> {
+        lz4::register();
+        let grid = grid_for(path, shape, chunks, dtype)?;
+        if fill.len() != dtype.size() {
+            return Err(Error::invalid(format!(
+                "fill value of {} bytes for {dtype}",
+                fill.len()
+            )));
+        }
+        let endian = match opts.endian {
+            _ if dtype.size() == 1 => None,
+            Endian::Little => Some(Endianness::Little),
+            Endian::Big => Some(Endianness::Big),
+        };
+        let compressor: Option<Arc<dyn BytesToBytesCodecTraits>> = match opts.codec {
+            Codec::None => None,
+            Codec::Lz4 => Some(Arc::new(lz4::Lz4Codec::default())),
+            Codec::Zstd { level } => Some(Arc::new(ZstdCodec::new(level, false))),
+            Codec::Gzip { level } => Some(Arc::new(
+                GzipCodec::new(level).map_err(|e| Error::invalid(format!("gzip: {e}")))?,
+            )),
+        };
+        let mut builder = ArrayBuilder::new(
+            shape.to_vec(),
+            chunks,
+            zarr_data_type(dtype),
+            FillValue::from(fill.to_vec()),
+        );
+        builder
+            .array_to_bytes_codec(Arc::new(BytesCodec::new(endian)))
+            .bytes_to_bytes_codecs(compressor.into_iter().collect());
+        if let Some(labels) = &opts.labels {
+            let attributes = match serde_json::from_str(&labels.attributes) {
+                Ok(serde_json::Value::Object(m)) => m,
+                _ => {
+                    return Err(Error::invalid(format!(
+                        "{}: attributes must be a JSON object, got {:?}",
+                        path.display(),
+                        labels.attributes
+                    )));
+                }
+            };
+            if let Some(names) = &labels.dimension_names
+                && names.len() != shape.len()
+            {
+                return Err(Error::invalid(format!(
+                    "{}: {} dimension names for {} axes",
+                    path.display(),
+                    names.len(),
+                    shape.len()
+                )));
+            }
+            builder.attributes(attributes).dimension_names(
+                labels
+                    .dimension_names
+                    .as_ref()
+                    .map(|v| v.iter().map(Option::as_deref).collect::<Vec<_>>()),
+            );
+        }
+        make_dir(path, opts.overwrite)?;
+        let made = (|| {
+            let storage = Arc::new(DirStorage::new(path, true));
+            // The new directory's entry in its parent ("" for a relative
+            // name means the current directory).
+            match path.parent() {
+                Some(p) if !p.as_os_str().is_empty() => storage.mark_dirty(p),
+                _ => storage.mark_dirty(Path::new(".")),
+            }
+            let array = builder
+                .build(storage.clone(), "/")
+                .map_err(|e| create_error(path, e))?;
+            // The directory exists; the metadata comes last.
+            array
+                .store_metadata_opt(
+                    &ArrayMetadataOptions::default().with_include_zarrs_metadata(false),
+                )
+                .map_err(|e| store_error(format!("{}: {e}", path.display())))?;
+            Self::build(path, storage, array, grid, true)
+        })();
+        if made.is_err() {
+            let _ = std::fs::remove_dir_all(path);
+        }
+        made
+    }
+
+    /// Opens the Zarr array (v3 `zarr.json` or v2 `.zarray`) in the
+    /// directory `path`.
+    pub fn open(path: &Path, writable: bool) -> Result<ZarrStore> {
+        lz4::register();
+        let m = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+        if !m.is_dir() {
+            return Err(Error::format(
+                path,
+                "not a Zarr array: a Zarr array is a directory",
+            ));
+        }
+        let storage = Arc::new(DirStorage::new(path, writable));
+        let array = ZArray::open(storage.clone(), "/").map_err(|e| create_error(path, e))?;
+        let unsupported =
+            |what: String| Error::Unsupported(format!("{}: {what}", metadata_file(path).display()));
+        let chunks: Vec<u64> = match array.metadata() {
+            ArrayMetadata::V3(m) => {
+                if m.chunk_grid.name() != "regular" {
+                    return Err(unsupported(format!(
+                        "chunk grid {:?} (chunkyard reads regular grids)",
+                        m.chunk_grid.name()
+                    )));
+                }
+                m.chunk_grid
+                    .configuration()
+                    .and_then(|c| c.get("chunk_shape"))
+                    .and_then(|v| v.as_array())
+                    .and_then(|a| a.iter().map(serde_json::Value::as_u64).collect())
+                    .ok_or_else(|| {
+                        Error::format(
+                            metadata_file(path),
+                            "regular chunk grid without chunk_shape",
+                        )
+                    })?
+            }
+            ArrayMetadata::V2(m) => m.chunks.iter().map(|c| c.get()).collect(),
+        };
+        let dtype = DType::ALL
+            .into_iter()
+            .find(|&d| zarr_data_type(d) == *array.data_type())
+            .ok_or_else(|| {
+                unsupported(format!(
+                    "data type {} (chunkyard reads bool, int8-64, uint8-64, float32 and float64)",
+                    array.data_type()
+                ))
+            })?;
+        // A shape or chunk shape the metadata claims but chunkyard cannot
+        // hold is the file's fault, not the caller's.
+        let grid = ChunkGrid::new(array.shape(), &chunks, dtype.size()).map_err(|e| match e {
+            Error::InvalidArgument(m) => Error::format(metadata_file(path), m),
+            other => other,
+        })?;
+        Self::build(path, storage, array, grid, writable)
+    }
+
+    fn build(
+        path: &Path,
+        storage: Arc<DirStorage>,
+        array: ZArray<DirStorage>,
+        grid: ChunkGrid,
+        writable: bool,
+    ) -> Result<ZarrStore> {
+        let dtype = DType::ALL
+            .into_iter()
+            .find(|&d| zarr_data_type(d) == *array.data_type())
+            .expect("checked by the caller");
+        let mut fill = array.fill_value().as_ne_bytes().to_vec();
+        if fill.len() != dtype.size() {
+            return Err(Error::format(
+                metadata_file(path),
+                format!("fill value of {} bytes for {dtype}", fill.len()),
+            ));
+        }
+        if dtype == DType::Bool {
+            normalize_bools(&mut fill);
+        }
+        let partial = array.codecs().partial_decoder_capability().partial_read;
+        let fixed_encoded = grid
+            .chunk_shape()
+            .iter()
+            .map(|&c| std::num::NonZeroU64::new(c))
+            .collect::<Option<Vec<_>>>()
+            .and_then(|shape| {
+                array
+                    .codecs()
+                    .encoded_representation(&shape, array.data_type(), array.fill_value())
+                    .ok()
+            })
+            .and_then(|r| match r {
+                BytesRepresentation::FixedSize(n) => Some(n),
+                _ => None,
+            });
+        let summary = summarize(array.metadata());
+        let meta = StoreMeta {
+            dtype,
+            shape: grid.shape().to_vec(),
+            chunks: grid.chunk_shape().to_vec(),
+            fill,
+        };
+        Ok(ZarrStore {
+            path: path.to_path_buf(),
+            storage,
+            array,
+            meta,
+            grid,
+            writable,
+            partial,
+            fixed_encoded,
+            summary,
+        })
+    }
+
+    /// The array's directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The zarrs array underneath (metadata, codecs).
+    pub fn zarr(&self) -> &ZArray<DirStorage> {
+        &self.array
+    }
+
+    /// The file that holds a chunk.
+    pub fn chunk_path(&self, chunk: &[u64]) -> PathBuf {
+        self.storage.key_path(&self.array.chunk_key(chunk))
+    }
+
+    fn check_chunk(&self, chunk: &[u64]) -> Result<()> {
+        if self.grid.contains_chunk(chunk) {
+            Ok(())
+        } else {
+            Err(store_error(format!(
+                "{}: chunk {chunk:?} is outside the chunk grid {:?}",
+                self.path.display(),
+                self.grid.grid_shape()
+            )))
+        }
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        if self.writable {
+            Ok(())
+        } else {
+            Err(store_error(format!(
+                "{}: cannot write, the array was opened read-only",
+                self.path.display()
+            )))
+        }
+    }
+
+    fn check_region(&self, chunk: &[u64], region: ChunkRegion<'_>) -> Result<()> {
+        let ok = region.len() == self.meta.chunks.len()
+            && region
+                .iter()
+                .zip(&self.meta.chunks)
+                .all(|(&(start, step, count), &c)| {
+                    count == 0
+                        || (step >= 1
+                            && (count - 1)
+                                .checked_mul(step)
+                                .and_then(|d| d.checked_add(start))
+                                .is_some_and(|last| last < c))
+                });
+        if ok {
+            Ok(())
+        } else {
+            Err(store_error(format!(
+                "{}: region {region:?} does not fit chunk {chunk:?} of shape {:?}",
+                self.path.display(),
+                self.meta.chunks
+            )))
+        }
+    }
+
+    /// A decoding problem: the chunk file is corrupt.
+    fn corrupt(&self, chunk: &[u64], e: impl std::fmt::Display) -> Error {
+        Error::format(self.chunk_path(chunk), e.to_string())
+    }
+
+    fn storage_error(&self, chunk: &[u64], e: StorageError) -> Error {
+        match e {
+            StorageError::IOError(io) => Error::Io {
+                path: self.chunk_path(chunk),
+                source: io,
+            },
+            other => self.corrupt(chunk, other),
+        }
+    }
+
+    fn codec_options() -> CodecOptions {
+        CodecOptions::default()
+    }
+}
+
+/// Maps `ChunkGrid::new` errors so that they name the array.
+fn grid_for(path: &Path, shape: &[u64], chunks: &[u64], dtype: DType) -> Result<ChunkGrid> {
+    ChunkGrid::new(shape, chunks, dtype.size()).map_err(|e| match e {
+        Error::InvalidArgument(m) => Error::invalid(format!("{}: {m}", path.display())),
+        other => other,
+    })
+}
+
+/// `zarr v3, codecs [bytes {"endian":"little"}, zstd {"level":3,...}]`.
+fn summarize(m: &ArrayMetadata) -> String {
+    let json = |c: &zarrs::metadata::Configuration| serde_json::to_string(c).unwrap_or_default();
+    match m {
+        ArrayMetadata::V3(m) => {
+            let codecs: Vec<String> = m
+                .codecs
+                .iter()
+                .map(|c| match c.configuration() {
+                    Some(conf) if !conf.is_empty() => format!("{} {}", c.name(), json(conf)),
+                    _ => c.name().to_string(),
+                })
+                .collect();
+            format!("zarr v3, codecs [{}]", codecs.join(", "))
+        }
+        ArrayMetadata::V2(m) => {
+            let mut parts = Vec::new();
+            for f in m.filters.iter().flatten() {
+                parts.push(format!("filter {} {}", f.id(), json(f.configuration())));
+            }
+            match &m.compressor {
+                Some(c) => parts.push(format!("compressor {} {}", c.id(), json(c.configuration()))),
+                None => parts.push("no compressor".into()),
+            }
+            format!(
+                "zarr v2, {}, dtype {}, order {:?}",
+                parts.join(", "),
+                serde_json::to_string(&m.dtype).unwrap_or_default(),
+                m.order
+            )
+        }
+    }
+}
+
+impl ChunkStore for ZarrStore {
+    fn backend(&self) -> &'static str {
+        "zarr"
+    }
+
+    fn meta(&self) -> &StoreMeta {
+        &self.meta
+    }
+
+    fn describe(&self) -> String {
+        self.summary.clone()
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::new(true, self.partial, true)
+    }
+
+    fn labels(&self) -> Option<Labels> {
+        Some(Labels {
+            dimension_names: self.array.dimension_names().clone(),
+            attributes: serde_json::to_string(self.array.attributes())
+                .unwrap_or_else(|_| "{}".into()),
+        })
+    }
+
+    fn read_chunk(&self, chunk: &[u64]) -> Result<Option<ChunkBuf>> {
+        self.check_chunk(chunk)?;
+        let key = self.array.chunk_key(chunk);
+        let Some(encoded) = self
+            .storage
+            .get(&key)
+            .map_err(|e| self.storage_error(chunk, e))?
+        else {
+            return Ok(None);
+        };
+        let shape = self
+            .array
+            .chunk_shape(chunk)
+            .map_err(|e| self.corrupt(chunk, e))?;
+        let decoded = self
+            .array
+            .codecs()
+            .decode(
+                Cow::Owned(encoded.into()),
+                &shape,
+                self.array.data_type(),
+                self.array.fill_value(),
+                &Self::codec_options(),
+            )
+            .map_err(|e| self.corrupt(chunk, e))?
+            .into_fixed()
+            .map_err(|e| self.corrupt(chunk, e))?;
+        let want = self.meta.chunk_bytes();
+        if decoded.len() != want {
+            return Err(self.corrupt(
+                chunk,
+                format!("decodes to {} bytes, expected {want}", decoded.len()),
+            ));
+        }
+        // Large chunks live in their own maps (see `buffer`), small ones
+        // keep the decoder's allocation.
+        let mut buf = if want >= MAP_THRESHOLD {
+            ChunkBuf::copy_of(&decoded)
+        } else {
+            ChunkBuf::from(decoded.into_owned())
+        };
+        if self.meta.dtype == DType::Bool {
+            normalize_bools(&mut buf);
+        }
+        Ok(Some(buf))
+    }
+
+    fn read_region(&self, chunk: &[u64], region: ChunkRegion<'_>) -> Result<Option<Vec<u8>>> {
+        self.check_chunk(chunk)?;
+        self.check_region(chunk, region)?;
+        if !self.partial {
+            let Some(data) = self.read_chunk(chunk)? else {
+                return Ok(None);
+            };
+            return Ok(Some(extract_region(&self.meta, &data, region)));
+        }
+        if region.iter().any(|r| r.2 == 0) {
+            return Ok(Some(Vec::new()));
+        }
+        // Zarr subsets are boxes: read the bounding box of the (strided)
+        // region, then pick the strided elements out of it.
+        let bbox: Vec<u64> = region.iter().map(|&(_, s, n)| (n - 1) * s + 1).collect();
+        let ranges: Vec<std::ops::Range<u64>> = region
+            .iter()
+            .zip(&bbox)
+            .map(|(&(start, _, _), &len)| start..start + len)
+            .collect();
+        let decoder = self
+            .array
+            .partial_decoder(chunk)
+            .map_err(|e| self.corrupt(chunk, e))?;
+        let key = self.array.chunk_key(chunk);
+        match self.storage.size_key(&key) {
+            Err(e) => return Err(self.storage_error(chunk, e)),
+            Ok(None) => return Ok(None),
+            Ok(Some(n)) if self.fixed_encoded.is_some_and(|want| want != n) => {
+                return Err(self.corrupt(
+                    chunk,
+                    format!(
+                        "the chunk file holds {n} bytes, expected {}",
+                        self.fixed_encoded.unwrap_or_default()
+                    ),
+                ));
+            }
+            Ok(Some(_)) => {}
+        }
+        let bytes: ArrayBytes<'_> = decoder
+            .partial_decode(
+                &ArraySubset::new_with_ranges(&ranges),
+                &Self::codec_options(),
+            )
+            .map_err(|e| self.corrupt(chunk, e))?;
+        let mut bytes = bytes
+            .into_fixed()
+            .map_err(|e| self.corrupt(chunk, e))?
+            .into_owned();
+        let want = bbox.iter().product::<u64>() as usize * self.meta.dtype.size();
+        if bytes.len() != want {
+            return Err(self.corrupt(
+                chunk,
+                format!("partial read gave {} bytes, expected {want}", bytes.len()),
+            ));
+        }
+        if self.meta.dtype == DType::Bool {
+            normalize_bools(&mut bytes);
+        }
+        if region.iter().all(|r| r.1 == 1) {
+            return Ok(Some(bytes));
+        }
+        let boxed = StoreMeta {
+            chunks: bbox,
+            ..self.meta.clone()
+        };
+        let local: Vec<(u64, u64, u64)> = region.iter().map(|&(_, s, n)| (0, s, n)).collect();
+        Ok(Some(extract_region(&boxed, &bytes, &local)))
+    }
+
+    fn write_chunk(&self, chunk: &[u64], data: &[u8]) -> Result<()> {
+        self.check_writable()?;
+        self.check_chunk(chunk)?;
+        let want = self.meta.chunk_bytes();
+        if data.len() != want {
+            return Err(store_error(format!(
+                "{}: chunk {chunk:?}: {} bytes given, {want} expected",
+                self.path.display(),
+                data.len()
+            )));
+        }
+        self.array
+            .store_chunk_opt(
+                chunk,
+                ArrayBytes::new_flen(Cow::Borrowed(data)),
+                &Self::codec_options(),
+            )
+            .map_err(|e| {
+                store_error(format!(
+                    "{}: chunk {chunk:?}: {e}",
+                    self.chunk_path(chunk).display()
+                ))
+            })
+    }
+
+    fn erase_chunk(&self, chunk: &[u64]) -> Result<()> {
+        self.check_writable()?;
+        self.check_chunk(chunk)?;
+        self.array.erase_chunk(chunk).map_err(|e| {
+            store_error(format!(
+                "{}: chunk {chunk:?}: {e}",
+                self.chunk_path(chunk).display()
+            ))
+        })
+    }
+
+    fn flush(&self) -> Result<()> {
+        self.storage.sync().map_err(|e| Error::io(&self.path, e))
+    }
+
+    fn stored_bytes(&self) -> Result<u64> {
+        fs::allocated_bytes(&self.path).map_err(|e| Error::io(&self.path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,251 @@
+//! The `chunkyard` command on Zarr arrays end to end: create with a fill
+//! value, info, put/get, convert between .npy and .zarr both ways (codec,
+//! chunks, dtype), the Zarr bad-input corpus, and a process killed in the
+//! middle of writing.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use common::python;
+
+fn chunkyard(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_chunkyard"))
+        .args(args)
+        .output()
+        .expect("run chunkyard")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = chunkyard(args);
+    assert!(
+        out.status.success(),
+        "chunkyard {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+/// A command that must fail with one `chunkyard: error:` line, no panic.
+fn fails(args: &[&str]) -> String {
+    let out = chunkyard(args);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "chunkyard {args:?}: {stderr}");
+    assert!(!stderr.contains("panicked"), "chunkyard {args:?}: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "chunkyard {args:?}: {stderr}");
+    assert!(stderr.starts_with("chunkyard: error: "), "{stderr}");
+    stderr
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().expect("utf-8 path")
+}
+
+#[test]
+fn create_fill_info_put_get() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.zarr");
+    let a = p(&a);
+    ok(&[
+        "create", a, "--shape", "5,6", "--dtype", "i16", "--chunks", "2,4", "--fill", "5",
+        "--codec", "zstd:7",
+    ]);
+    let info = ok(&["info", a]);
+    assert!(
+        info.contains("zstd") && info.contains("\"level\":7"),
+        "{info}"
+    );
+    assert!(info.contains("fill value:  5"), "{info}");
+    let json = ok(&["info", a, "--json"]);
+    assert!(json.contains("\"format\": \"zarr\""), "{json}");
+    assert!(json.contains("\"fill_value\": \"5\""), "{json}");
+    assert_eq!(ok(&["get", a, "4,5"]).trim(), "5");
+    ok(&["put", a, "1:3, 2:", "--value", "-3"]);
+    assert_eq!(ok(&["get", a, "2, 1:4"]).trim(), "[5, -3, -3]");
+    assert_eq!(
+        ok(&["reduce", a, "sum"]).trim(),
+        (5 * 22 - 3 * 8).to_string()
+    );
+    // Chunks never touched are not on disk.
+    assert!(!dir.path().join("a.zarr/c/2/0").exists());
+    // Relative paths (the directory's parent is the current one).
+    let out = Command::new(env!("CARGO_BIN_EXE_chunkyard"))
+        .current_dir(dir.path())
+        .args(["convert", "a.zarr", "rel.zarr", "--codec", "lz4"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        ok(&["get", p(&dir.path().join("rel.zarr")), "2,2"]).trim(),
+        "-3"
+    );
+    // A directory without an extension is recognised by its metadata.
+    let bare = dir.path().join("bare");
+    std::fs::rename(dir.path().join("a.zarr"), &bare).unwrap();
+    assert_eq!(ok(&["get", p(&bare), "2,2"]).trim(), "-3");
+}
+
+#[test]
+fn convert_between_npy_and_zarr_both_ways() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src.npy");
+    let z = dir.path().join("z.zarr");
+    let z2 = dir.path().join("z2.zarr");
+    let back = dir.path().join("back.npy");
+    python(&format!(
+        "import numpy as np; np.save({:?}, np.arange(9 * 11 * 5, dtype=np.float64).reshape(9, 11, 5) / 4)",
+        p(&src)
+    ));
+    for codec in ["none", "lz4", "zstd", "gzip:2"] {
+        ok(&[
+            "--cache",
+            "4KiB",
+            "convert",
+            p(&src),
+            p(&z),
+            "--dtype",
+            "f32",
+            "--chunks",
+            "4,3,5",
+            "--codec",
+            codec,
+            "--overwrite",
+        ]);
+        ok(&[
+            "--cache",
+            "4KiB",
+            "convert",
+            p(&z),
+            p(&z2),
+            "--codec",
+            "lz4",
+            "--overwrite",
+        ]);
+        ok(&[
+            "--cache",
+            "4KiB",
+            "convert",
+            p(&z2),
+            p(&back),
+            "--dtype",
+            "f64",
+            "--overwrite",
+        ]);
+        python(&format!(
+            r#"
+import numpy as np, json
+src = np.load({src:?})
+back = np.load({back:?})
+assert back.dtype == np.float64 and (back == src.astype(np.float32)).all()
+meta = json.load(open({z:?} + "/zarr.json"))
+assert meta["data_type"] == "float32" and meta["chunk_grid"]["configuration"]["chunk_shape"] == [4, 3, 5], meta
+names = [c["name"] for c in meta["codecs"]]
+assert names == ["bytes"] + {{"none": [], "lz4": ["numcodecs.lz4"]}}.get({codec:?}, [{codec:?}.split(":")[0]]), names
+"#,
+            src = p(&src),
+            back = p(&back),
+            z = p(&z),
+        ));
+    }
+    // Refusals: an existing destination, F order, a non-Zarr directory.
+    fails(&["convert", p(&src), p(&z)]);
+    let e = fails(&[
+        "create",
+        p(&z2),
+        "--shape",
+        "3",
+        "--dtype",
+        "u8",
+        "--order",
+        "f",
+        "--overwrite",
+    ]);
+    assert!(e.contains("C order"), "{e}");
+    let plain = dir.path().join("plain.zarr");
+    std::fs::create_dir(&plain).unwrap();
+    std::fs::write(plain.join("keep.txt"), "mine").unwrap();
+    let e = fails(&["convert", p(&src), p(&plain), "--overwrite"]);
+    assert!(e.contains("not a Zarr array"), "{e}");
+    assert!(plain.join("keep.txt").exists());
+}
+
+#[test]
+fn bad_zarr_arrays_fail_cleanly() {
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bad_input/zarr");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&corpus).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        if !name.ends_with(".zarr") {
+            continue;
+        }
+        n += 1;
+        let mut commands = vec![
+            vec!["get", p(&path), "0,0"],
+            vec!["reduce", p(&path), "sum"],
+        ];
+        if name.starts_with("meta_") {
+            commands.push(vec!["info", p(&path)]);
+        } else {
+            // Good metadata: info works, reading the chunk does not.
+            ok(&["info", p(&path)]);
+        }
+        for args in commands {
+            let err = fails(&args);
+            assert!(
+                err.contains(&name),
+                "{args:?}: does not name the array: {err}"
+            );
+        }
+    }
+    assert!(n >= 25, "corpus has only {n} arrays");
+}
+
+#[test]
+fn a_killed_writer_leaves_every_chunk_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.zarr");
+    let a = p(&a);
+    ok(&[
+        "create",
+        a,
+        "--shape",
+        "64,256,256",
+        "--dtype",
+        "f64",
+        "--chunks",
+        "1,256,256",
+        "--codec",
+        "lz4",
+    ]);
+    ok(&["--cache", "2MiB", "put", a, "...", "--value", "1"]);
+    // Rewrite everything with 2, and kill the writer part way through.
+    for delay in [50, 150, 400] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_chunkyard"))
+            .args(["--cache", "2MiB", "put", a, "...", "--value", "2"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay));
+        let _ = child.kill();
+        child.wait().unwrap();
+        // Every plane (chunk) reads whole, either all 1 or all 2.
+        let mut twos = 0;
+        for z in 0..64 {
+            let min = ok(&["reduce", a, "min", &z.to_string()]);
+            let max = ok(&["reduce", a, "max", &z.to_string()]);
+            assert_eq!(min, max, "plane {z} is mixed after a kill at {delay} ms");
+            assert!(["1.0", "2.0"].contains(&min.trim()), "plane {z}: {min}");
+            twos += usize::from(min.trim() == "2.0");
+        }
+        eprintln!("killed after {delay} ms: {twos} of 64 planes rewritten");
+        ok(&["--cache", "2MiB", "put", a, "...", "--value", "1"]);
+    }
+}
