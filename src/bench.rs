@@ -82,6 +82,8 @@ pub fn fill_plane(seed: u64, plane: u64, cols: usize, out: &mut [f32]) {
 fn format_name(f: Format) -> &'static str {
     match f {
         Format::Npy => "npy",
+        #[cfg(feature = "hdf5")]
+        Format::Hdf5 => "h5",
     }
 }
 

@@ -141,8 +141,8 @@ enum Command {
         rows: u64,
         #[arg(long, default_value_t = 2000)]
         cols: u64,
-        /// Formats to build, comma-separated.
-        #[arg(long, default_value = "npy")]
+        /// Formats to build, comma-separated (npy, hdf5).
+        #[arg(long, default_value = DEFAULT_FORMATS)]
         formats: String,
         /// Folder for the files.
         #[arg(long, default_value = ".")]
@@ -158,6 +158,12 @@ enum Command {
         json: bool,
     },
 }
+
+/// What `bench` builds unless told otherwise: every format built in.
+#[cfg(not(feature = "hdf5"))]
+const DEFAULT_FORMATS: &str = "npy";
+#[cfg(feature = "hdf5")]
+const DEFAULT_FORMATS: &str = "npy,hdf5";
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -593,11 +599,14 @@ fn bench(opts: BuildOptions, formats: &str, json: bool) -> Result<()> {
         .split(',')
         .map(|f| match f.trim() {
             "npy" => Ok(Format::Npy),
+            #[cfg(feature = "hdf5")]
+            "hdf5" | "h5" => Ok(Format::Hdf5),
+            #[allow(unreachable_patterns)] // hdf5 and h5 when built without it
             "zarr" | "hdf5" | "h5" => Err(Error::Unsupported(format!(
-                "format {f:?} is not built into this version (available: npy)"
+                "format {f:?} is not built into this version (available: {DEFAULT_FORMATS})"
             ))),
             other => Err(Error::invalid(format!(
-                "unknown format {other:?} (available: npy)"
+                "unknown format {other:?} (available: {DEFAULT_FORMATS})"
             ))),
         })
         .collect::<Result<_>>()?;
