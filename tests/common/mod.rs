@@ -13,6 +13,18 @@ use chunkyard::{DType, Element};
 pub enum Backend {
     Memory,
     Npy,
+    #[cfg(feature = "hdf5")]
+    Hdf5,
+}
+
+/// Every backend built in, for property tests to draw from.
+pub fn backends() -> Vec<Backend> {
+    vec![
+        Backend::Memory,
+        Backend::Npy,
+        #[cfg(feature = "hdf5")]
+        Backend::Hdf5,
+    ]
 }
 
 /// A store under test and how to get it back after a reopen or a crash.
@@ -20,6 +32,7 @@ pub struct TestStore {
     pub store: Arc<dyn ChunkStore>,
     memory: Option<Arc<MemoryStore>>,
     path: Option<PathBuf>,
+    backend: Backend,
 }
 
 impl TestStore {
@@ -43,6 +56,25 @@ impl TestStore {
                     store: m.clone(),
                     memory: Some(m),
                     path: None,
+                    backend,
+                }
+            }
+            #[cfg(feature = "hdf5")]
+            Backend::Hdf5 => {
+                use chunkyard::Codec;
+                use chunkyard::store::{Hdf5Options, Hdf5Store};
+                let path = dir.join("a.h5");
+                let opts = Hdf5Options {
+                    codec: Codec::Lz4,
+                    overwrite: false,
+                };
+                let s = Hdf5Store::create(&path, "g/a", dtype, shape, chunks, &meta.fill, &opts)
+                    .expect("create hdf5");
+                TestStore {
+                    store: Arc::new(s),
+                    memory: None,
+                    path: Some(path),
+                    backend,
                 }
             }
             Backend::Npy => {
@@ -53,6 +85,7 @@ impl TestStore {
                     store: Arc::new(s),
                     memory: None,
                     path: Some(path),
+                    backend,
                 }
             }
         }
@@ -68,6 +101,18 @@ impl TestStore {
                     store: m.clone(),
                     memory: Some(m),
                     path: None,
+                    backend: self.backend,
+                }
+            }
+            #[cfg(feature = "hdf5")]
+            (None, Some(path)) if self.backend == Backend::Hdf5 => {
+                let s = chunkyard::store::Hdf5Store::open(path, "g/a", None, true)
+                    .expect("reopen hdf5");
+                TestStore {
+                    store: Arc::new(s),
+                    memory: None,
+                    path: Some(path.clone()),
+                    backend: self.backend,
                 }
             }
             (None, Some(path)) => {
@@ -77,6 +122,7 @@ impl TestStore {
                     store: Arc::new(s),
                     memory: None,
                     path: Some(path.clone()),
+                    backend: self.backend,
                 }
             }
             (None, None) => unreachable!("every store has a memory model or a path"),
