@@ -171,7 +171,19 @@ fn open_file(path: &Path, writable: bool) -> Result<File> {
     } else {
         File::open(path)
     };
-    f.map_err(|e| store_err(format!("{}: cannot open: {e}", path.display())))
+    f.map_err(|e| {
+        if e.to_string().contains("already open for read-only") {
+            // HDF5 cannot reopen for writing a file this process has open
+            // read-only (say, as the source of a convert).
+            Error::Unsupported(format!(
+                "{}: the file is already open read-only in this process; \
+                 write to another file",
+                path.display()
+            ))
+        } else {
+            store_err(format!("{}: cannot open: {e}", path.display()))
+        }
+    })
 }
 
 /// `group/data` -> `/group/data`.
