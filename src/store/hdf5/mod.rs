@@ -38,6 +38,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use hdf5_metno::dataset::Layout;
 use hdf5_metno::datatype::ByteOrder;
+use hdf5_metno::file::FileSpaceStrategy;
 use hdf5_metno::filters::Filter;
 use hdf5_metno::types::{FloatSize, IntSize, TypeDescriptor};
 use hdf5_metno::{
@@ -330,7 +331,12 @@ impl Hdf5Store {
                 ),
             ));
         } else {
-            File::create(path)
+            // Every allocation at the end of the file, freed space never
+            // reused: a chunk rewritten after a flush cannot land on bytes
+            // the flushed index still points at (see docs/hdf5.md).
+            File::with_options()
+                .with_fcpl(|p| p.file_space_strategy(FileSpaceStrategy::None))
+                .create(path)
                 .map_err(|e| store_err(format!("{}: cannot create: {e}", path.display())))?
         };
         let fail = |e: hdf5_metno::Error| store_err(format!("{}:{name}: {e}", path.display()));
