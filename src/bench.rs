@@ -83,6 +83,8 @@ fn format_name(f: Format) -> &'static str {
     match f {
         Format::Npy => "npy",
         Format::Zarr => "zarr",
+        #[cfg(feature = "hdf5")]
+        Format::Hdf5 => "h5",
     }
 }
 

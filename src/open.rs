@@ -1,7 +1,7 @@
 //! Opening and creating arrays by path; the format comes from the path's
 //! extension.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::array::{Array, ArrayHandle};
@@ -23,12 +23,24 @@ pub enum Format {
     Npy,
     /// A Zarr v3 (or v2) array directory.
     Zarr,
+    /// A dataset of an HDF5 file: `file.h5:/group/dataset` (feature `hdf5`).
+    #[cfg(feature = "hdf5")]
+    Hdf5,
 }
 
 impl Format {
     /// The format a path names, from its extension (or, for a directory,
     /// from the Zarr metadata file in it).
     pub fn from_path(path: &Path) -> Result<Format> {
+        if split_hdf5_path(path).is_some() {
+            #[cfg(feature = "hdf5")]
+            return Ok(Format::Hdf5);
+            #[cfg(not(feature = "hdf5"))]
+            return Err(Error::Unsupported(format!(
+                "{}: built without HDF5 support; rebuild with --features hdf5",
+                path.display()
+            )));
+        }
         let ext = path
             .extension()
             .and_then(|e| e.to_str())
@@ -37,16 +49,32 @@ impl Format {
             Some("npy") => Ok(Format::Npy),
             Some("zarr") => Ok(Format::Zarr),
             _ if is_zarr_dir(path) => Ok(Format::Zarr),
-            Some("h5" | "hdf5") => Err(Error::Unsupported(format!(
-                "{}: HDF5 files are not supported yet",
-                path.display()
-            ))),
             _ => Err(Error::invalid(format!(
-                "{}: cannot tell the format from the extension (expected .npy or .zarr)",
+                "{}: cannot tell the format from the extension (expected .npy, .zarr, .h5 or .hdf5)",
                 path.display()
             ))),
         }
     }
+}
+
+/// Splits an HDF5 path, `file.h5:/group/dataset` (or `.hdf5`), into the
+/// file and the dataset; `None` if the path names no HDF5 file. Without a
+/// `:dataset` suffix the dataset is `None` (callers use `data`).
+pub fn split_hdf5_path(path: &Path) -> Option<(PathBuf, Option<String>)> {
+    let s = path.to_str()?;
+    let lower = s.to_ascii_lowercase();
+    for ext in [".h5", ".hdf5"] {
+        if let Some(i) = lower.find(&format!("{ext}:")) {
+            let file = &s[..i + ext.len()];
+            let ds = s[i + ext.len() + 1..].trim_start_matches('/');
+            let ds = (!ds.is_empty()).then(|| ds.to_string());
+            return Some((PathBuf::from(file), ds));
+        }
+        if lower.ends_with(ext) {
+            return Some((path.to_path_buf(), None));
+        }
+    }
+    None
 }
 
 /// How to create an array: shape, chunk shape, fill value, cache and
@@ -257,6 +285,31 @@ impl ArrayHandle {
                     &zarr,
                 )?)
             }
+            #[cfg(feature = "hdf5")]
+            Format::Hdf5 => {
+                use crate::store::hdf5::{DEFAULT_DATASET, Hdf5Options, Hdf5Store};
+                if opts.order != Order::C || opts.endian != Endian::Little {
+                    return Err(Error::Unsupported(format!(
+                        "{}: chunkyard writes HDF5 datasets in C order, little-endian",
+                        path.display()
+                    )));
+                }
+                let (file, ds) = split_hdf5_path(path).expect("an HDF5 path");
+                let h5 = Hdf5Options {
+                    codec: opts.codec,
+                    overwrite: opts.overwrite,
+                };
+                let name = ds.as_deref().unwrap_or(DEFAULT_DATASET);
+                Arc::new(Hdf5Store::create(
+                    &file,
+                    name,
+                    dtype,
+                    &opts.shape,
+                    &chunks,
+                    &fill,
+                    &h5,
+                )?)
+            }
         };
         let cache = opts.cache.clone().unwrap_or_else(ChunkCache::global);
         ArrayHandle::from_store_at(store, cache, Some(path.to_path_buf()))
@@ -272,6 +325,14 @@ impl ArrayHandle {
             None => match Format::from_path(path)? {
                 Format::Npy => Arc::new(NpyStore::open(path, chunks, writable)?),
                 Format::Zarr => Arc::new(ZarrStore::open(path, writable)?),
+                #[cfg(feature = "hdf5")]
+                Format::Hdf5 => {
+                    let (file, ds) = split_hdf5_path(path).expect("an HDF5 path");
+                    let name = ds.as_deref().unwrap_or(crate::store::hdf5::DEFAULT_DATASET);
+                    Arc::new(crate::store::hdf5::Hdf5Store::open(
+                        &file, name, chunks, writable,
+                    )?)
+                }
             },
         };
         let cache = opts.cache.clone().unwrap_or_else(ChunkCache::global);

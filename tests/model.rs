@@ -77,11 +77,7 @@ fn case() -> impl Strategy<Value = (Vec<u64>, Vec<u64>, usize, Backend, Vec<Op>)
                 proptest::collection::vec(1u64..9, nd),
                 proptest::collection::vec(1u64..5, nd),
                 prop_oneof![Just(0usize), Just(1), Just(3), Just(1000)],
-                prop_oneof![
-                    Just(Backend::Memory),
-                    Just(Backend::Npy),
-                    Just(Backend::Zarr)
-                ],
+                proptest::sample::select(common::backends()),
             )
         })
         .prop_flat_map(|(shape, chunks, budget_chunks, backend)| {

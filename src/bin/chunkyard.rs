@@ -149,8 +149,8 @@ enum Command {
         rows: u64,
         #[arg(long, default_value_t = 2000)]
         cols: u64,
-        /// Formats to build, comma-separated.
-        #[arg(long, default_value = "npy,zarr")]
+        /// Formats to build, comma-separated (npy, zarr, hdf5).
+        #[arg(long, default_value = DEFAULT_FORMATS)]
         formats: String,
         /// Folder for the files.
         #[arg(long, default_value = ".")]
@@ -166,6 +166,12 @@ enum Command {
         json: bool,
     },
 }
+
+/// What `bench` builds unless told otherwise: every format built in.
+#[cfg(not(feature = "hdf5"))]
+const DEFAULT_FORMATS: &str = "npy,zarr";
+#[cfg(feature = "hdf5")]
+const DEFAULT_FORMATS: &str = "npy,zarr,hdf5";
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -346,6 +352,10 @@ fn fill_text(a: &ArrayHandle) -> String {
 }
 
 fn info(path: &Path, json: bool, cache: ChunkCache) -> Result<()> {
+    #[cfg(feature = "hdf5")]
+    if let Some((file, None)) = chunkyard::open::split_hdf5_path(path) {
+        return list_hdf5(&file, json);
+    }
     let a = open_read(path, cache)?;
     let report = a.memory_report();
     let store = a.store();
@@ -395,6 +405,48 @@ fn info(path: &Path, json: bool, cache: ChunkCache) -> Result<()> {
             Some(b) => println!("on disk:     {} ({b} bytes)", format_bytes(b)),
             None => println!("on disk:     unknown"),
         }
+    }
+    Ok(())
+}
+
+/// `info file.h5` without a dataset: one line (or JSON object) per dataset.
+#[cfg(feature = "hdf5")]
+fn list_hdf5(file: &Path, json: bool) -> Result<()> {
+    let list = chunkyard::store::hdf5::list_datasets(file)?;
+    let dtype = |d: &chunkyard::store::hdf5::DatasetSummary| match &d.dtype {
+        Ok(t) => t.name().to_string(),
+        Err(other) => format!("unsupported: {other}"),
+    };
+    let nums = |v: &[u64]| v.iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
+    if json {
+        let items: Vec<String> = list
+            .iter()
+            .map(|d| {
+                format!(
+                    "{{\"name\": {}, \"dtype\": {}, \"shape\": [{}], \"chunks\": {}}}",
+                    json_str(&d.name),
+                    json_str(&dtype(d)),
+                    nums(&d.shape),
+                    d.chunks
+                        .as_ref()
+                        .map_or_else(|| "null".to_string(), |c| format!("[{}]", nums(c)))
+                )
+            })
+            .collect();
+        println!(
+            "{{\"path\": {}, \"format\": \"hdf5\", \"datasets\": [{}]}}",
+            json_str(&file.display().to_string()),
+            items.join(", ")
+        );
+        return Ok(());
+    }
+    println!("{}: {} datasets", file.display(), list.len());
+    for d in &list {
+        let chunks = d.chunks.as_ref().map_or_else(
+            || "contiguous".to_string(),
+            |c| format!("chunks {}", tuple(c)),
+        );
+        println!("  {}  {}  {}  {chunks}", d.name, dtype(d), tuple(&d.shape));
     }
     Ok(())
 }
@@ -657,11 +709,14 @@ fn bench(opts: BuildOptions, formats: &str, json: bool) -> Result<()> {
         .map(|f| match f.trim() {
             "npy" => Ok(Format::Npy),
             "zarr" => Ok(Format::Zarr),
+            #[cfg(feature = "hdf5")]
+            "hdf5" | "h5" => Ok(Format::Hdf5),
+            #[allow(unreachable_patterns)] // hdf5 and h5 when built without it
             "hdf5" | "h5" => Err(Error::Unsupported(format!(
-                "format {f:?} is not built into this version (available: npy, zarr)"
+                "format {f:?} is not built into this version (available: {DEFAULT_FORMATS})"
             ))),
             other => Err(Error::invalid(format!(
-                "unknown format {other:?} (available: npy, zarr)"
+                "unknown format {other:?} (available: {DEFAULT_FORMATS})"
             ))),
         })
         .collect::<Result<_>>()?;

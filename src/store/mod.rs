@@ -23,6 +23,8 @@
 //!
 //! [`flush`]: ChunkStore::flush
 
+#[cfg(feature = "hdf5")]
+pub mod hdf5;
 mod memory;
 pub mod npy;
 pub mod zarr;
@@ -30,6 +32,8 @@ pub mod zarr;
 #[doc(hidden)]
 pub mod conformance;
 
+#[cfg(feature = "hdf5")]
+pub use hdf5::{Hdf5Options, Hdf5Store};
 pub use memory::MemoryStore;
 pub use npy::{NpyHeader, NpyOptions, NpyStore, Order, RawLayout, parse_npy_header};
 pub use zarr::{ZarrOptions, ZarrStore};

@@ -16,6 +16,19 @@ pub enum Backend {
     Memory,
     Npy,
     Zarr,
+    #[cfg(feature = "hdf5")]
+    Hdf5,
+}
+
+/// Every backend built in, for property tests to draw from.
+pub fn backends() -> Vec<Backend> {
+    vec![
+        Backend::Memory,
+        Backend::Npy,
+        Backend::Zarr,
+        #[cfg(feature = "hdf5")]
+        Backend::Hdf5,
+    ]
 }
 
 /// A store under test and how to get it back after a reopen or a crash.
@@ -63,6 +76,24 @@ impl TestStore {
                     backend,
                 }
             }
+            #[cfg(feature = "hdf5")]
+            Backend::Hdf5 => {
+                use chunkyard::Codec;
+                use chunkyard::store::{Hdf5Options, Hdf5Store};
+                let path = dir.join("a.h5");
+                let opts = Hdf5Options {
+                    codec: Codec::Lz4,
+                    overwrite: false,
+                };
+                let s = Hdf5Store::create(&path, "g/a", dtype, shape, chunks, &meta.fill, &opts)
+                    .expect("create hdf5");
+                TestStore {
+                    store: Arc::new(s),
+                    memory: None,
+                    path: Some(path),
+                    backend,
+                }
+            }
             Backend::Npy => {
                 let path = dir.join("a.npy");
                 let s = NpyStore::create(&path, dtype, shape, chunks, &NpyOptions::default())
@@ -92,6 +123,17 @@ impl TestStore {
             }
             (None, Some(path)) if self.backend == Backend::Zarr => {
                 let s = ZarrStore::open(path, true).expect("reopen zarr");
+                TestStore {
+                    store: Arc::new(s),
+                    memory: None,
+                    path: Some(path.clone()),
+                    backend: self.backend,
+                }
+            }
+            #[cfg(feature = "hdf5")]
+            (None, Some(path)) if self.backend == Backend::Hdf5 => {
+                let s = chunkyard::store::Hdf5Store::open(path, "g/a", None, true)
+                    .expect("reopen hdf5");
                 TestStore {
                     store: Arc::new(s),
                     memory: None,

@@ -1,0 +1,802 @@
+//! The HDF5 backend (cargo feature `hdf5`): one dataset of an HDF5 file,
+//! through the HDF5 C library (`hdf5-metno`).
+//!
+//! # I/O
+//!
+//! HDF5's library runs one call at a time (`hdf5-metno` holds a global
+//! lock around every call). So for chunked datasets whose filter pipeline
+//! chunkyard knows (none, shuffle, deflate, LZ4 32004) the store moves
+//! chunks as stored bytes: [`write_chunk`](ChunkStore::write_chunk)
+//! byte-swaps and compresses on the calling thread (the cache's parallel
+//! flush runs it on every rayon thread) and only then hands the encoded
+//! chunk to HDF5's direct chunk write; reads fetch the stored chunk
+//! (`H5Dread_chunk`) and decode it in Rust. Contiguous and compact
+//! datasets, and chunked ones with filters only HDF5 knows, go through
+//! HDF5's own hyperslab reads and writes (with its type conversion), one at
+//! a time.
+//!
+//! # Missing chunks
+//!
+//! A chunk HDF5 never allocated reads as `Ok(None)`. HDF5 cannot free one
+//! chunk, so [`erase_chunk`](ChunkStore::erase_chunk) stores the fill value,
+//! and a stored chunk whose every byte is the fill value also reads as
+//! `None`: the caller sees the same elements either way.
+//!
+//! # Durability
+//!
+//! [`flush`](ChunkStore::flush) is `H5Fflush` (metadata and raw data out
+//! of HDF5's caches) followed by `fsync`. See `docs/hdf5.md` for what a
+//! crash between flushes leaves.
+
+mod ffi;
+pub mod filters;
+
+use std::fs::File as StdFile;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use hdf5_metno::dataset::Layout;
+use hdf5_metno::datatype::ByteOrder;
+use hdf5_metno::file::FileSpaceStrategy;
+use hdf5_metno::filters::Filter;
+use hdf5_metno::types::{FloatSize, IntSize, TypeDescriptor};
+use hdf5_metno::{
+    Dataset, Extent, Extents, File, Group, H5Type, Hyperslab, Selection, SliceOrIndex,
+};
+use ndarray::{ArrayD, IxDyn};
+
+use self::filters::{FILTER_LZ4, Step};
+use super::{Capabilities, ChunkStore, StoreMeta, extract_region};
+use crate::buffer::ChunkBuf;
+use crate::chunk_grid::{ChunkGrid, DEFAULT_CHUNK_TARGET_BYTES, default_chunks};
+use crate::codec::Codec;
+use crate::dtype::{DType, Element, Endian, normalize_bools, swap_bytes_in_place};
+use crate::error::{Error, Result};
+use crate::layout::{Strided, c_strides, copy_region};
+
+/// The dataset a path without a `:/dataset` suffix names.
+pub const DEFAULT_DATASET: &str = "data";
+
+/// The eight bytes every HDF5 file's superblock starts with.
+const SIGNATURE: &[u8; 8] = b"\x89HDF\r\n\x1a\n";
+
+/// How [`Hdf5Store::create`] makes a dataset.
+#[derive(Debug, Clone, Default)]
+pub struct Hdf5Options {
+    /// Chunk compression: none, gzip (HDF5 deflate) or lz4 (filter 32004).
+    pub codec: Codec,
+    /// Replace an existing dataset of the same name, or an existing file
+    /// that is not HDF5.
+    pub overwrite: bool,
+}
+
+/// How chunks move between the cache and the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Access {
+    /// Chunked, every filter known: stored chunk bytes, coded in Rust.
+    Direct(Vec<Step>),
+    /// Through HDF5's hyperslab I/O (`chunked`: whether HDF5 can say a
+    /// chunk is unallocated).
+    Hyperslab {
+        /// The dataset is chunked.
+        chunked: bool,
+    },
+}
+
+/// One dataset of an HDF5 file as a [`ChunkStore`].
+pub struct Hdf5Store {
+    // Field order matters: the dataset closes before its file.
+    ds: Dataset,
+    file: File,
+    /// The file on disk.
+    path: PathBuf,
+    /// Absolute path of the dataset inside the file (`/group/data`).
+    name: String,
+    meta: StoreMeta,
+    grid: ChunkGrid,
+    access: Access,
+    /// Byte order of the elements in the file.
+    file_endian: Endian,
+    writable: bool,
+    /// One line for `describe`.
+    layout: String,
+    /// Something reached HDF5 since the last flush.
+    dirty: AtomicBool,
+}
+
+impl std::fmt::Debug for Hdf5Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hdf5Store")
+            .field("path", &self.path)
+            .field("dataset", &self.name)
+            .field("meta", &self.meta)
+            .field("access", &self.access)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A dataset found in a file, for listings (`chunkyard info file.h5`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatasetSummary {
+    /// Absolute path inside the file.
+    pub name: String,
+    /// The element type, if chunkyard reads it; else HDF5's description.
+    pub dtype: std::result::Result<DType, String>,
+    /// Shape.
+    pub shape: Vec<u64>,
+    /// Chunk shape, for chunked datasets.
+    pub chunks: Option<Vec<u64>>,
+}
+
+fn store_err(message: impl Into<String>) -> Error {
+    Error::Store {
+        backend: "hdf5",
+        message: message.into(),
+    }
+}
+
+/// Whether `path` starts with the HDF5 signature (at 0 or, after a user
+/// block, at 512, 1024, 2048, ...).
+fn has_signature(path: &Path) -> Result<bool> {
+    let mut f = StdFile::open(path).map_err(|e| Error::io(path, e))?;
+    let mut head = [0u8; 8];
+    let mut at = 0u64;
+    loop {
+        use std::io::{Seek, SeekFrom};
+        f.seek(SeekFrom::Start(at))
+            .map_err(|e| Error::io(path, e))?;
+        match f.read_exact(&mut head) {
+            Ok(()) if &head == SIGNATURE => return Ok(true),
+            Ok(()) => {}
+            Err(_) => return Ok(false),
+        }
+        at = if at == 0 { 512 } else { at * 2 };
+        if at > 1 << 30 {
+            return Ok(false);
+        }
+    }
+}
+
+/// Opens a file with HDF5, with typed errors for missing and foreign
+/// files (and none of HDF5's error stack on stderr).
+fn open_file(path: &Path, writable: bool) -> Result<File> {
+    if !has_signature(path)? {
+        return Err(Error::format(
+            path,
+            "not an HDF5 file (no HDF5 signature in its first bytes)",
+        ));
+    }
+    let f = if writable {
+        File::open_rw(path)
+    } else {
+        File::open(path)
+    };
+    f.map_err(|e| {
+        if e.to_string().contains("already open for read-only") {
+            // HDF5 cannot reopen for writing a file this process has open
+            // read-only (say, as the source of a convert).
+            Error::Unsupported(format!(
+                "{}: the file is already open read-only in this process; \
+                 write to another file",
+                path.display()
+            ))
+        } else {
+            store_err(format!("{}: cannot open: {e}", path.display()))
+        }
+    })
+}
+
+/// `group/data` -> `/group/data`.
+fn absolute(name: &str) -> String {
+    let trimmed = name.trim_matches('/');
+    format!("/{trimmed}")
+}
+
+/// The HDF5 type descriptor chunkyard writes for a dtype (native order).
+fn descriptor(dtype: DType) -> TypeDescriptor {
+    crate::dispatch!(dtype, T => <T as H5Type>::type_descriptor())
+}
+
+/// A dataset's element type and byte order, or why chunkyard cannot read it.
+fn element_type(ds: &Dataset) -> std::result::Result<(DType, Endian), String> {
+    let t = ds.dtype().map_err(|e| e.to_string())?;
+    let desc = t.to_descriptor().map_err(|e| e.to_string())?;
+    let dtype = match &desc {
+        TypeDescriptor::Boolean => DType::Bool,
+        TypeDescriptor::Integer(IntSize::U1) => DType::I8,
+        TypeDescriptor::Integer(IntSize::U2) => DType::I16,
+        TypeDescriptor::Integer(IntSize::U4) => DType::I32,
+        TypeDescriptor::Integer(IntSize::U8) => DType::I64,
+        TypeDescriptor::Unsigned(IntSize::U1) => DType::U8,
+        TypeDescriptor::Unsigned(IntSize::U2) => DType::U16,
+        TypeDescriptor::Unsigned(IntSize::U4) => DType::U32,
+        TypeDescriptor::Unsigned(IntSize::U8) => DType::U64,
+        TypeDescriptor::Float(FloatSize::U4) => DType::F32,
+        TypeDescriptor::Float(FloatSize::U8) => DType::F64,
+        other => return Err(format!("{other}")),
+    };
+    if t.size() != dtype.size() {
+        return Err(format!("{desc} of {} bytes", t.size()));
+    }
+    let endian = match t.byte_order() {
+        ByteOrder::BigEndian => Endian::Big,
+        ByteOrder::LittleEndian => Endian::Little,
+        _ => Endian::NATIVE,
+    };
+    Ok((dtype, endian))
+}
+
+/// The pipeline as steps chunkyard runs itself, or `None` if a filter is
+/// one only HDF5 knows.
+fn pipeline(ds: &Dataset, elem: usize) -> Option<Vec<Step>> {
+    ds.filters()
+        .into_iter()
+        .map(|f| match f {
+            Filter::Shuffle => Some(Step::Shuffle(elem)),
+            Filter::Deflate(level) => Some(Step::Deflate(u32::from(level))),
+            Filter::User(id, cd) if id == FILTER_LZ4 => {
+                Some(Step::Lz4(cd.first().copied().unwrap_or(0) as usize))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Every dataset in the file, depth first, sorted by name.
+pub fn list_datasets(path: &Path) -> Result<Vec<DatasetSummary>> {
+    init()?;
+    let file = open_file(path, false)?;
+    let mut out = Vec::new();
+    let err = |e: hdf5_metno::Error| store_err(format!("{}: {e}", path.display()));
+    fn walk(
+        g: &Group,
+        out: &mut Vec<DatasetSummary>,
+        err: &dyn Fn(hdf5_metno::Error) -> Error,
+    ) -> Result<()> {
+        for ds in g.datasets().map_err(err)? {
+            out.push(DatasetSummary {
+                name: ds.name(),
+                dtype: element_type(&ds).map(|(d, _)| d),
+                shape: ds.shape().into_iter().map(|n| n as u64).collect(),
+                chunks: ds
+                    .chunk()
+                    .map(|c| c.into_iter().map(|n| n as u64).collect()),
+            });
+        }
+        for sub in g.groups().map_err(err)? {
+            walk(&sub, out, err)?;
+        }
+        Ok(())
+    }
+    walk(&file, &mut out, &err)?;
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// Registers the LZ4 filter (once per process).
+fn init() -> Result<()> {
+    ffi::register_lz4().map_err(store_err)
+}
+
+impl Hdf5Store {
+    /// Creates a chunked dataset `name` (groups made as needed) in the file
+    /// at `path`, creating the file if it does not exist. `fill` is one
+    /// native-order element.
+    pub fn create(
+        path: &Path,
+        name: &str,
+        dtype: DType,
+        shape: &[u64],
+        chunks: &[u64],
+        fill: &[u8],
+        opts: &Hdf5Options,
+    ) -> Result<Hdf5Store> {
+        init()?;
+        let name = absolute(name);
+        if name == "/" {
+            return Err(Error::invalid(format!(
+                "{}: name a dataset (file.h5:/group/dataset)",
+                path.display()
+            )));
+        }
+        ChunkGrid::new(shape, chunks, dtype.size())
+            .map_err(|e| Error::invalid(format!("{}:{name}: {e}", path.display())))?;
+        if fill.len() != dtype.size() {
+            return Err(Error::invalid(format!(
+                "fill value of {} bytes for {dtype}",
+                fill.len()
+            )));
+        }
+        let steps = match opts.codec {
+            Codec::None => vec![],
+            Codec::Gzip { level } => vec![Step::Deflate(level)],
+            Codec::Lz4 => vec![Step::Lz4(0)],
+            other => {
+                return Err(Error::Unsupported(format!(
+                    "{}: HDF5 datasets are compressed with gzip or lz4, not {other}",
+                    path.display()
+                )));
+            }
+        };
+        let exists = path.exists();
+        let file = if exists && has_signature(path)? {
+            open_file(path, true)?
+        } else if exists && !opts.overwrite {
+            return Err(Error::io(
+                path,
+                std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    "file exists and is not an HDF5 file (pass overwrite to replace it)",
+                ),
+            ));
+        } else {
+            // Every allocation at the end of the file, freed space never
+            // reused: a chunk rewritten after a flush cannot land on bytes
+            // the flushed index still points at (see docs/hdf5.md).
+            File::with_options()
+                .with_fcpl(|p| p.file_space_strategy(FileSpaceStrategy::None))
+                .create(path)
+                .map_err(|e| store_err(format!("{}: cannot create: {e}", path.display())))?
+        };
+        let fail = |e: hdf5_metno::Error| store_err(format!("{}:{name}: {e}", path.display()));
+        if file.link_exists(&name) {
+            if !opts.overwrite {
+                return Err(Error::io(
+                    path,
+                    std::io::Error::new(
+                        std::io::ErrorKind::AlreadyExists,
+                        format!("dataset {name} exists (pass overwrite to replace it)"),
+                    ),
+                ));
+            }
+            file.unlink(&name).map_err(fail)?;
+        }
+        let mut b = file.new_dataset_builder();
+        b = crate::dispatch!(dtype, T => b.fill_value(T::from_ne_slice(fill)));
+        let extents: Extents = if shape.is_empty() {
+            Extents::Scalar
+        } else {
+            // HDF5 wants chunks no larger than a fixed axis; an axis
+            // shorter than its chunk is made growable instead.
+            Extents::from(
+                shape
+                    .iter()
+                    .zip(chunks)
+                    .map(|(&n, &c)| Extent::new(n as usize, (c <= n).then_some(n as usize)))
+                    .collect::<Vec<_>>(),
+            )
+        };
+        if !shape.is_empty() {
+            b = b.chunk(chunks.iter().map(|&c| c as usize).collect::<Vec<_>>());
+            for s in &steps {
+                b = match *s {
+                    Step::Deflate(level) => b.deflate(level as u8),
+                    Step::Lz4(_) => b.add_filter(FILTER_LZ4, &[0]),
+                    Step::Shuffle(_) => b.shuffle(),
+                };
+            }
+        } else if !steps.is_empty() {
+            return Err(Error::Unsupported(format!(
+                "{}:{name}: a 0-d HDF5 dataset cannot be compressed",
+                path.display()
+            )));
+        }
+        let ds = b
+            .empty_as(descriptor(dtype))
+            .shape(extents)
+            .create(name.as_str())
+            .map_err(fail)?;
+        Self::from_dataset(path, name, file, ds, true, None)
+    }
+
+    /// Opens dataset `name` of the HDF5 file at `path`. `chunks` is the
+    /// chunk shape used for contiguous datasets (default: about 16 MiB).
+    pub fn open(
+        path: &Path,
+        name: &str,
+        chunks: Option<&[u64]>,
+        writable: bool,
+    ) -> Result<Hdf5Store> {
+        init()?;
+        let name = absolute(name);
+        let file = open_file(path, writable)?;
+        let ds = match file.dataset(&name) {
+            Ok(ds) => ds,
+            Err(_) => {
+                let found = list_datasets(path)
+                    .map(|l| l.into_iter().map(|d| d.name).collect::<Vec<_>>().join(", "))
+                    .unwrap_or_default();
+                return Err(Error::format(
+                    path,
+                    format!(
+                        "no dataset {name} in this file (datasets: {})",
+                        if found.is_empty() { "none" } else { &found }
+                    ),
+                ));
+            }
+        };
+        Self::from_dataset(path, name, file, ds, writable, chunks)
+    }
+
+    fn from_dataset(
+        path: &Path,
+        name: String,
+        file: File,
+        ds: Dataset,
+        writable: bool,
+        chunks: Option<&[u64]>,
+    ) -> Result<Hdf5Store> {
+        let here = format!("{}:{name}", path.display());
+        let (dtype, file_endian) = element_type(&ds).map_err(|t| {
+            Error::Unsupported(format!(
+                "{here}: element type {t} (chunkyard reads bool, i8-i64, u8-u64, f32, f64)"
+            ))
+        })?;
+        let space = ds.space().map_err(|e| store_err(format!("{here}: {e}")))?;
+        if space.is_null() {
+            return Err(Error::Unsupported(format!("{here}: a null dataspace")));
+        }
+        let shape: Vec<u64> = ds.shape().into_iter().map(|n| n as u64).collect();
+        let layout_kind = ds.layout();
+        let (chunks, access) = match (layout_kind, ds.chunk()) {
+            (Layout::Chunked, Some(c)) => {
+                let c: Vec<u64> = c.into_iter().map(|n| n as u64).collect();
+                let access = match pipeline(&ds, dtype.size()) {
+                    Some(steps) => Access::Direct(steps),
+                    None => Access::Hyperslab { chunked: true },
+                };
+                (c, access)
+            }
+            (Layout::Chunked, None) => {
+                return Err(store_err(format!("{here}: chunked without a chunk shape")));
+            }
+            (Layout::Compact | Layout::Contiguous, _) => {
+                let c = match chunks {
+                    Some(c) => c.to_vec(),
+                    None => default_chunks(&shape, dtype.size(), false, DEFAULT_CHUNK_TARGET_BYTES),
+                };
+                (c, Access::Hyperslab { chunked: false })
+            }
+            #[allow(unreachable_patterns)]
+            (other, _) => {
+                return Err(Error::Unsupported(format!("{here}: {other:?} layout")));
+            }
+        };
+        let grid = ChunkGrid::new(&shape, &chunks, dtype.size())
+            .map_err(|e| Error::invalid(format!("{here}: {e}")))?;
+        let fill = crate::dispatch!(dtype, T => {
+            let v: Option<T> = ds
+                .dcpl()
+                .and_then(|p| p.get_fill_value_as::<T>())
+                .unwrap_or(None);
+            T::to_ne_vec(&[v.unwrap_or_default()])
+        });
+        let filters = ds
+            .filters()
+            .iter()
+            .map(|f| match f {
+                Filter::Deflate(l) => format!("gzip:{l}"),
+                Filter::Shuffle => "shuffle".into(),
+                Filter::User(id, _) if *id == FILTER_LZ4 => "lz4".into(),
+                other => format!("filter {}", other.id()),
+            })
+            .collect::<Vec<_>>();
+        let layout = format!(
+            "hdf5 {}, {}, {}{}{}",
+            name,
+            match layout_kind {
+                Layout::Chunked => "chunked",
+                Layout::Compact => "compact",
+                _ => "contiguous",
+            },
+            match file_endian {
+                Endian::Little => "little-endian",
+                Endian::Big => "big-endian",
+            },
+            if filters.is_empty() { "" } else { ", " },
+            filters.join(" + ")
+        );
+        Ok(Hdf5Store {
+            meta: StoreMeta {
+                dtype,
+                shape,
+                chunks,
+                fill,
+            },
+            ds,
+            file,
+            path: path.to_path_buf(),
+            name,
+            grid,
+            access,
+            file_endian,
+            writable,
+            layout,
+            dirty: AtomicBool::new(false),
+        })
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The dataset's absolute path inside the file.
+    pub fn dataset_name(&self) -> &str {
+        &self.name
+    }
+
+    fn here(&self) -> String {
+        format!("{}:{}", self.path.display(), self.name)
+    }
+
+    fn h5(&self, what: &str) -> impl Fn(hdf5_metno::Error) -> Error + '_ {
+        let what = what.to_string();
+        move |e| store_err(format!("{}: {what}: {e}", self.here()))
+    }
+
+    fn check_chunk(&self, chunk: &[u64]) -> Result<()> {
+        if chunk.len() != self.meta.shape.len() || !self.grid.contains_chunk(chunk) {
+            return Err(Error::invalid(format!(
+                "{}: chunk {chunk:?} is outside the chunk grid {:?}",
+                self.here(),
+                self.grid.grid_shape()
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_write(&self, chunk: &[u64], data: &[u8]) -> Result<()> {
+        if !self.writable {
+            return Err(Error::invalid(format!("{}: opened read-only", self.here())));
+        }
+        self.check_chunk(chunk)?;
+        if data.len() != self.meta.chunk_bytes() {
+            return Err(Error::invalid(format!(
+                "{}: chunk {chunk:?} has {} bytes, expected {}",
+                self.here(),
+                data.len(),
+                self.meta.chunk_bytes()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Position of the chunk's first element.
+    fn origin(&self, chunk: &[u64]) -> Vec<u64> {
+        chunk
+            .iter()
+            .zip(&self.meta.chunks)
+            .map(|(k, c)| k * c)
+            .collect()
+    }
+
+    fn is_fill(&self, data: &[u8]) -> bool {
+        let f = &self.meta.fill;
+        data.chunks_exact(f.len()).all(|e| e == f.as_slice())
+    }
+
+    /// Whether HDF5 has storage for the chunk (`true` for contiguous
+    /// datasets, which have no chunks).
+    fn allocated(&self, chunk: &[u64]) -> Result<Option<(u64, u32)>> {
+        match self.access {
+            Access::Hyperslab { chunked: false } => Ok(Some((0, 0))),
+            _ => ffi::chunk_storage(&self.ds, &self.origin(chunk)).map_err(self.h5("chunk index")),
+        }
+    }
+
+    /// The in-bounds part of a chunk as an HDF5 selection, with its counts.
+    fn hyperslab(&self, chunk: &[u64]) -> (Selection, Vec<usize>) {
+        let origin = self.origin(chunk);
+        let extent = self.grid.chunk_extent(chunk);
+        let counts: Vec<usize> = extent.iter().map(|&n| n as usize).collect();
+        if origin.is_empty() {
+            return (Selection::All, counts);
+        }
+        let slices: Vec<SliceOrIndex> = origin
+            .iter()
+            .zip(&extent)
+            .map(|(&o, &n)| SliceOrIndex::from(o as usize..(o + n) as usize))
+            .collect();
+        (Selection::from(Hyperslab::from(slices)), counts)
+    }
+
+    /// Strides to place the in-bounds region inside a full chunk buffer.
+    fn region_strides(&self) -> Vec<usize> {
+        c_strides(&self.meta.chunks)
+    }
+
+    fn read_hyperslab(&self, chunk: &[u64]) -> Result<ChunkBuf> {
+        let (sel, counts) = self.hyperslab(chunk);
+        let elem = self.meta.dtype.size();
+        let bytes: Vec<u8> = crate::dispatch!(self.meta.dtype, T => {
+            let a: ArrayD<T> = self
+                .ds
+                .read_slice::<T, _, IxDyn>(sel)
+                .map_err(self.h5("read"))?;
+            let a = a.as_standard_layout();
+            T::to_ne_vec(a.as_slice().expect("standard layout"))
+        });
+        let mut out = ChunkBuf::filled(self.meta.chunk_bytes(), &self.meta.fill);
+        let out_strides = self.region_strides();
+        copy_region(
+            &counts,
+            elem,
+            &bytes,
+            Strided {
+                offset: 0,
+                strides: &c_strides(&counts.iter().map(|&n| n as u64).collect::<Vec<_>>()),
+            },
+            &mut out,
+            Strided {
+                offset: 0,
+                strides: &out_strides,
+            },
+        );
+        Ok(out)
+    }
+
+    fn write_hyperslab(&self, chunk: &[u64], data: &[u8]) -> Result<()> {
+        let (sel, counts) = self.hyperslab(chunk);
+        let region: Vec<(u64, u64, u64)> = counts.iter().map(|&n| (0, 1, n as u64)).collect();
+        let inside = extract_region(&self.meta, data, &region);
+        crate::dispatch!(self.meta.dtype, T => {
+            let values: Vec<T> = inside
+                .chunks_exact(self.meta.dtype.size())
+                .map(T::from_ne_slice)
+                .collect();
+            let a = ArrayD::from_shape_vec(IxDyn(&counts), values).expect("region shape");
+            self.ds.write_slice(&a, sel).map_err(self.h5("write"))?;
+        });
+        Ok(())
+    }
+
+    /// Native-order decoded bytes to what the file stores.
+    fn encode(&self, steps: &[Step], data: &[u8]) -> Result<Vec<u8>> {
+        let swapped;
+        let file_order = if self.file_endian != Endian::NATIVE && self.meta.dtype.size() > 1 {
+            let mut v = data.to_vec();
+            swap_bytes_in_place(&mut v, self.meta.dtype.size());
+            swapped = v;
+            &swapped[..]
+        } else {
+            data
+        };
+        filters::encode(steps, file_order).map_err(|m| store_err(format!("{}: {m}", self.here())))
+    }
+}
+
+impl ChunkStore for Hdf5Store {
+    fn backend(&self) -> &'static str {
+        "hdf5"
+    }
+
+    fn meta(&self) -> &StoreMeta {
+        &self.meta
+    }
+
+    fn describe(&self) -> String {
+        self.layout.clone()
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        match self.access {
+            Access::Direct(_) => Capabilities::new(true, false, true),
+            Access::Hyperslab { chunked } => Capabilities::new(false, false, chunked),
+        }
+    }
+
+    fn read_chunk(&self, chunk: &[u64]) -> Result<Option<ChunkBuf>> {
+        self.check_chunk(chunk)?;
+        let Some((size, _)) = self.allocated(chunk)? else {
+            return Ok(None);
+        };
+        let mut buf = match &self.access {
+            Access::Direct(steps) => {
+                let (mask, raw) = ffi::read_chunk_raw(&self.ds, &self.origin(chunk), size)
+                    .map_err(self.h5("read chunk"))?;
+                let bytes = filters::decode(steps, mask, raw).map_err(|m| {
+                    Error::format(&self.path, format!("{}, chunk {chunk:?}: {m}", self.name))
+                })?;
+                if bytes.len() != self.meta.chunk_bytes() {
+                    return Err(Error::format(
+                        &self.path,
+                        format!(
+                            "{}, chunk {chunk:?}: decodes to {} bytes, expected {}",
+                            self.name,
+                            bytes.len(),
+                            self.meta.chunk_bytes()
+                        ),
+                    ));
+                }
+                let mut buf = ChunkBuf::copy_of(&bytes);
+                if self.file_endian != Endian::NATIVE {
+                    swap_bytes_in_place(&mut buf, self.meta.dtype.size());
+                }
+                buf
+            }
+            Access::Hyperslab { .. } => self.read_hyperslab(chunk)?,
+        };
+        if self.meta.dtype == DType::Bool {
+            normalize_bools(&mut buf);
+        }
+        if self.capabilities().tracks_missing && self.is_fill(&buf) {
+            return Ok(None);
+        }
+        Ok(Some(buf))
+    }
+
+    fn write_chunk(&self, chunk: &[u64], data: &[u8]) -> Result<()> {
+        self.check_write(chunk, data)?;
+        match &self.access {
+            Access::Direct(steps) => {
+                // Encoding runs here, on the caller's thread, before HDF5's
+                // lock is taken: a parallel flush compresses on every core.
+                let encoded = self.encode(steps, data)?;
+                ffi::write_chunk_raw(&self.ds, &self.origin(chunk), 0, &encoded)
+                    .map_err(self.h5("write chunk"))?;
+            }
+            Access::Hyperslab { .. } => self.write_hyperslab(chunk, data)?,
+        }
+        self.dirty.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    fn erase_chunk(&self, chunk: &[u64]) -> Result<()> {
+        self.check_write(chunk, &vec![0; self.meta.chunk_bytes()])?;
+        if self.allocated(chunk)?.is_none() {
+            return Ok(());
+        }
+        let fill = ChunkBuf::filled(self.meta.chunk_bytes(), &self.meta.fill);
+        self.write_chunk(chunk, &fill)
+    }
+
+    fn flush(&self) -> Result<()> {
+        if !self.writable {
+            return Ok(());
+        }
+        self.file.flush().map_err(self.h5("flush"))?;
+        self.dirty.store(false, Ordering::Release);
+        StdFile::open(&self.path)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| Error::io(&self.path, e))
+    }
+
+    fn stored_bytes(&self) -> Result<u64> {
+        Ok(self.ds.storage_size())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::store::conformance::{self, Harness, Reopen};
+
+    #[test]
+    fn conformance_uncompressed_gzip_lz4() {
+        for codec in [Codec::None, Codec::Gzip { level: 1 }, Codec::Lz4] {
+            let dir = tempfile::tempdir().unwrap();
+            let n = std::sync::atomic::AtomicUsize::new(0);
+            let create = |m: &StoreMeta| -> Result<(Arc<dyn ChunkStore>, Reopen)> {
+                let path = dir
+                    .path()
+                    .join(format!("c{}.h5", n.fetch_add(1, Ordering::Relaxed)));
+                let opts = Hdf5Options {
+                    codec,
+                    overwrite: false,
+                };
+                let s =
+                    Hdf5Store::create(&path, "g/x", m.dtype, &m.shape, &m.chunks, &m.fill, &opts)?;
+                let reopen: Reopen =
+                    Box::new(
+                        move || Ok(Arc::new(Hdf5Store::open(&path, "/g/x", None, true)?) as _),
+                    );
+                Ok((Arc::new(s), reopen))
+            };
+            conformance::run_all(&Harness { create: &create });
+        }
+    }
+}
