@@ -56,8 +56,10 @@ pub fn encode(steps: &[Step], data: &[u8]) -> Result<Vec<u8>, String> {
 }
 
 /// Runs the pipeline backwards (as HDF5 does on read). Bit `i` of
-/// `mask` set means step `i` was skipped when the chunk was written.
-pub fn decode(steps: &[Step], mask: u32, data: Vec<u8>) -> Result<Vec<u8>, String> {
+/// `mask` set means step `i` was skipped when the chunk was written. No
+/// step may produce more than `limit` bytes (the decoded chunk's size), so
+/// a corrupt or hostile chunk cannot make us allocate more.
+pub fn decode(steps: &[Step], mask: u32, data: Vec<u8>, limit: usize) -> Result<Vec<u8>, String> {
     let mut buf = data;
     for (i, s) in steps.iter().enumerate().rev() {
         if i < 32 && mask & (1 << i) != 0 {
@@ -65,8 +67,8 @@ pub fn decode(steps: &[Step], mask: u32, data: Vec<u8>) -> Result<Vec<u8>, Strin
         }
         buf = match *s {
             Step::Shuffle(n) => unshuffle(&buf, n),
-            Step::Deflate(_) => inflate(&buf)?,
-            Step::Lz4(_) => lz4_decode(&buf)?,
+            Step::Deflate(_) => inflate(&buf, limit)?,
+            Step::Lz4(_) => lz4_decode(&buf, limit)?,
         };
     }
     Ok(buf)
@@ -113,11 +115,17 @@ fn deflate(data: &[u8], level: u32) -> Result<Vec<u8>, String> {
     enc.finish().map_err(|e| format!("deflate: {e}"))
 }
 
-fn inflate(data: &[u8]) -> Result<Vec<u8>, String> {
+fn inflate(data: &[u8], limit: usize) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
     flate2::read::ZlibDecoder::new(data)
+        .take(limit as u64 + 1)
         .read_to_end(&mut out)
         .map_err(|e| format!("deflate stream is corrupt: {e}"))?;
+    if out.len() > limit {
+        return Err(format!(
+            "deflate stream decompresses to more than the chunk's {limit} bytes"
+        ));
+    }
     Ok(out)
 }
 
@@ -146,15 +154,18 @@ pub fn lz4_encode(data: &[u8], block: usize) -> Result<Vec<u8>, String> {
 }
 
 /// Reverses [`lz4_encode`] (and `H5Zlz4.c`), checking every length.
-pub fn lz4_decode(data: &[u8]) -> Result<Vec<u8>, String> {
+pub fn lz4_decode(data: &[u8], limit: usize) -> Result<Vec<u8>, String> {
     let bad = |what: &str| format!("LZ4 chunk is corrupt: {what}");
     let (head, mut rest) = data
         .split_at_checked(12)
         .ok_or_else(|| bad("shorter than its 12-byte header"))?;
     let total = u64::from_be_bytes(head[..8].try_into().expect("8 bytes"));
     let mut block = u32::from_be_bytes(head[8..].try_into().expect("4 bytes")) as u64;
-    if total > i32::MAX as u64 {
-        return Err(bad("uncompressed size above 2 GiB"));
+    if total > i32::MAX as u64 || total > limit as u64 {
+        return Err(bad(&format!(
+            "claims {total} uncompressed bytes, more than the {} expected",
+            limit.min(i32::MAX as usize)
+        )));
     }
     if block > total {
         block = total;
@@ -210,7 +221,11 @@ mod tests {
             vec![Step::Shuffle(2), Step::Lz4(0)],
         ] {
             let enc = encode(&steps, &data).unwrap();
-            assert_eq!(decode(&steps, 0, enc).unwrap(), data, "{steps:?}");
+            assert_eq!(
+                decode(&steps, 0, enc, data.len()).unwrap(),
+                data,
+                "{steps:?}"
+            );
         }
     }
 
@@ -227,7 +242,7 @@ mod tests {
         let only_deflate = deflate(&data, 6).unwrap();
         // Step 0 (shuffle) was skipped when written: bit 0 set.
         let steps = [Step::Shuffle(4), Step::Deflate(6)];
-        assert_eq!(decode(&steps, 1, only_deflate).unwrap(), data);
+        assert_eq!(decode(&steps, 1, only_deflate, data.len()).unwrap(), data);
     }
 
     #[test]
@@ -240,10 +255,10 @@ mod tests {
         }
         let written =
             hex("00000000000007d0000007d0000000184c0700000004000f0200ffffffffffffffab500000000000");
-        assert_eq!(lz4_decode(&written).unwrap(), chunk);
+        assert_eq!(lz4_decode(&written, usize::MAX).unwrap(), chunk);
         let ours = lz4_encode(&chunk, 0).unwrap();
         assert_eq!(&ours[..12], &written[..12]);
-        assert_eq!(lz4_decode(&ours).unwrap(), chunk);
+        assert_eq!(lz4_decode(&ours, usize::MAX).unwrap(), chunk);
         // Incompressible blocks are stored raw with their own length.
         let noise: Vec<u8> = (0..64u32)
             .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
@@ -258,17 +273,31 @@ mod tests {
     fn corrupt_lz4_is_an_error() {
         let good = lz4_encode(&sample(4000), 1000).unwrap();
         for cut in [0, 5, 12, 15, 20, good.len() - 1] {
-            assert!(lz4_decode(&good[..cut]).is_err(), "cut at {cut}");
+            assert!(
+                lz4_decode(&good[..cut], usize::MAX).is_err(),
+                "cut at {cut}"
+            );
         }
         let mut huge = good.clone();
         huge[..8].copy_from_slice(&u64::MAX.to_be_bytes());
-        assert!(lz4_decode(&huge).is_err());
+        assert!(lz4_decode(&huge, usize::MAX).is_err());
         let mut garbage = good;
         for b in &mut garbage[16..40] {
             *b = 0xff;
         }
-        assert!(lz4_decode(&garbage).is_err());
-        assert!(inflate(b"not zlib").is_err());
+        assert!(lz4_decode(&garbage, usize::MAX).is_err());
+        assert!(inflate(b"not zlib", 100).is_err());
+        // A stream that inflates past the limit is refused, not allocated.
+        let bomb = deflate(&vec![0u8; 1 << 20], 9).unwrap();
+        assert!(bomb.len() < 4096);
+        assert!(inflate(&bomb, 1 << 20).is_ok());
+        let err = inflate(&bomb, 1000).unwrap_err();
+        assert!(err.contains("more than"), "{err}");
+        let small = lz4_encode(&sample(4000), 1000).unwrap();
+        assert!(
+            lz4_decode(&small, 3999).is_err(),
+            "declared size over the limit"
+        );
     }
 
     fn hex(s: &str) -> Vec<u8> {

@@ -694,9 +694,22 @@ impl ChunkStore for Hdf5Store {
         };
         let mut buf = match &self.access {
             Access::Direct(steps) => {
+                // Filters add at most a few bytes per block; a chunk index
+                // that claims far more is corrupt, and is not allocated.
+                let expected = self.meta.chunk_bytes() as u64;
+                if size > expected.saturating_mul(2).saturating_add(1 << 16) {
+                    return Err(Error::format(
+                        &self.path,
+                        format!(
+                            "{}, chunk {chunk:?}: the chunk index claims {size} stored bytes \
+                             for a chunk of {expected}",
+                            self.name
+                        ),
+                    ));
+                }
                 let (mask, raw) = ffi::read_chunk_raw(&self.ds, &self.origin(chunk), size)
                     .map_err(self.h5("read chunk"))?;
-                let bytes = filters::decode(steps, mask, raw).map_err(|m| {
+                let bytes = filters::decode(steps, mask, raw, expected as usize).map_err(|m| {
                     Error::format(&self.path, format!("{}, chunk {chunk:?}: {m}", self.name))
                 })?;
                 if bytes.len() != self.meta.chunk_bytes() {
