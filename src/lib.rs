@@ -1,7 +1,7 @@
 //! # chunkyard
 //!
 //! An out-of-core chunked array engine: arrays live in standard files on
-//! disk (NumPy `.npy` today; Zarr and HDF5 next), and a program holds only
+//! disk (NumPy `.npy`, Zarr, and HDF5 with the `hdf5` feature), and a program holds only
 //! a small, byte-budgeted set of their chunks in memory. Opening a file
 //! reads its metadata; an element or a tile is read when asked for.
 #![deny(unsafe_code)]
