@@ -5,54 +5,8 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
 
-use common::python;
-
-fn chunkyard(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_chunkyard"))
-        .args(args)
-        .output()
-        .expect("run chunkyard")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = chunkyard(args);
-    assert!(
-        out.status.success(),
-        "chunkyard {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8 output")
-}
-
-/// Runs a command that must fail, and checks the failure is one clean line.
-fn fails(args: &[&str]) -> String {
-    let out = chunkyard(args);
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(!out.status.success(), "chunkyard {args:?} succeeded");
-    assert!(
-        !stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"),
-        "chunkyard {args:?} panicked: {stderr}"
-    );
-    let lines: Vec<&str> = stderr.lines().collect();
-    // clap usage errors print a usage block; our own errors are one line.
-    if out.status.code() == Some(1) {
-        assert_eq!(lines.len(), 1, "chunkyard {args:?}: not one line: {stderr}");
-        assert!(
-            lines[0].starts_with("chunkyard: error: "),
-            "chunkyard {args:?}: {stderr}"
-        );
-    } else {
-        assert_eq!(out.status.code(), Some(2), "chunkyard {args:?}: {stderr}");
-        assert!(stderr.starts_with("error:"), "chunkyard {args:?}: {stderr}");
-    }
-    stderr
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().expect("utf-8 path")
-}
+use common::{fails, ok, p, python};
 
 #[test]
 fn create_put_get_reduce_convert_checked_by_numpy() {

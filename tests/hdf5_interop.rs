@@ -7,8 +7,9 @@
 //! tests fail (they never skip): `pip install h5py hdf5plugin`.
 #![cfg(feature = "hdf5")]
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
+
+use common::{fails, ok, p};
 
 use chunkyard::store::{ChunkStore, Hdf5Store};
 use chunkyard::{ArrayHandle, ArrayOptions, ChunkCache, Codec, DType, Error, OpenOptions};
@@ -24,37 +25,9 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Runs a Python script with arguments; panics with its output on failure.
+/// Runs a Python script (with h5py and hdf5plugin) with arguments.
 fn python(script: &str, args: &[&str]) -> String {
-    let check = Command::new("python3")
-        .args(["-c", "import numpy, h5py, hdf5plugin"])
-        .output();
-    match check {
-        Ok(o) if o.status.success() => {}
-        Ok(o) => panic!(
-            "h5py and hdf5plugin are required: pip install h5py hdf5plugin\n{}",
-            String::from_utf8_lossy(&o.stderr)
-        ),
-        Err(e) => panic!("python3 with h5py is required: pip install h5py hdf5plugin ({e})"),
-    }
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .output()
-        .expect("run python3");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "python failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().expect("utf-8 path")
+    common::python_with(&["numpy", "h5py", "hdf5plugin"], script, args)
 }
 
 fn read_all(path: &str) -> ArrayHandle {
@@ -267,39 +240,6 @@ with h5py.File(sys.argv[1], 'w') as f:
         ArrayHandle::create(p(&zpath), DType::U8, &z),
         Err(Error::Unsupported(_))
     ));
-}
-
-fn chunkyard(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_chunkyard"))
-        .args(args)
-        .output()
-        .expect("run chunkyard")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = chunkyard(args);
-    assert!(
-        out.status.success(),
-        "chunkyard {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.stderr.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8 output")
-}
-
-/// One line on stderr, no panic, no HDF5 error stack.
-fn fails(args: &[&str]) -> String {
-    let out = chunkyard(args);
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert_eq!(out.status.code(), Some(1), "chunkyard {args:?}: {stderr}");
-    assert_eq!(stderr.lines().count(), 1, "chunkyard {args:?}: {stderr}");
-    assert!(stderr.starts_with("chunkyard: error: "), "{stderr}");
-    assert!(!stderr.contains("HDF5-DIAG"), "{stderr}");
-    stderr
 }
 
 #[test]

@@ -5,42 +5,14 @@
 //! Needs `python3` with NumPy. Without it these tests fail (they never skip):
 //! `pip install numpy`.
 
+mod common;
+
 use std::fmt::Write as _;
-use std::process::Command;
 
 use chunkyard::layout::{Strided, c_strides, copy_region};
 use chunkyard::store::{ChunkStore, NpyOptions, NpyStore, Order, RawLayout};
 use chunkyard::{ChunkGrid, DType, Endian};
 use tempfile::TempDir;
-
-/// Runs a Python script with arguments; panics with its output on failure.
-fn python(script: &str, args: &[&str]) -> String {
-    let numpy = Command::new("python3")
-        .args(["-c", "import numpy"])
-        .output();
-    match numpy {
-        Ok(o) if o.status.success() => {}
-        Ok(o) => panic!(
-            "numpy is required: pip install numpy\n{}",
-            String::from_utf8_lossy(&o.stderr)
-        ),
-        Err(e) => panic!("numpy is required: pip install numpy (python3: {e})"),
-    }
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .output()
-        .expect("run python3");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "python failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
 
 /// Shapes tested, with a chunk shape that does not divide them.
 const CASES: [(&str, &[u64], &[u64]); 5] = [
@@ -50,6 +22,11 @@ const CASES: [(&str, &[u64], &[u64]); 5] = [
     ("1d", &[13], &[5]),
     ("empty", &[0, 5], &[2, 2]),
 ];
+
+/// Runs a Python script (with numpy) with arguments.
+fn python(script: &str, args: &[&str]) -> String {
+    common::python_with(&["numpy"], script, args)
+}
 
 fn endian_tag(e: Endian) -> &'static str {
     match e {

@@ -6,42 +6,10 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::python;
-
-fn chunkyard(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_chunkyard"))
-        .args(args)
-        .output()
-        .expect("run chunkyard")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = chunkyard(args);
-    assert!(
-        out.status.success(),
-        "chunkyard {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8 output")
-}
-
-/// A command that must fail with one `chunkyard: error:` line, no panic.
-fn fails(args: &[&str]) -> String {
-    let out = chunkyard(args);
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert_eq!(out.status.code(), Some(1), "chunkyard {args:?}: {stderr}");
-    assert!(!stderr.contains("panicked"), "chunkyard {args:?}: {stderr}");
-    assert_eq!(stderr.lines().count(), 1, "chunkyard {args:?}: {stderr}");
-    assert!(stderr.starts_with("chunkyard: error: "), "{stderr}");
-    stderr
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().expect("utf-8 path")
-}
+use common::{fails, ok, p, python};
 
 #[test]
 fn create_fill_info_put_get() {

@@ -177,6 +177,23 @@ pub trait ChunkStore: Send + Sync + fmt::Debug {
     fn stored_bytes(&self) -> Result<u64>;
 }
 
+/// Whether `region` (per axis: start, step, count) lies inside a chunk of
+/// shape `chunks`, with positive steps and no overflow.
+pub fn region_fits(chunks: &[u64], region: ChunkRegion<'_>) -> bool {
+    region.len() == chunks.len()
+        && region
+            .iter()
+            .zip(chunks)
+            .all(|(&(start, step, count), &c)| {
+                count == 0
+                    || (step >= 1
+                        && (count - 1)
+                            .checked_mul(step)
+                            .and_then(|d| d.checked_add(start))
+                            .is_some_and(|last| last < c))
+            })
+}
+
 /// Copies `region` out of a decoded chunk into a dense C-order buffer.
 pub fn extract_region(meta: &StoreMeta, chunk: &[u8], region: ChunkRegion<'_>) -> Vec<u8> {
     let elem = meta.dtype.size();

@@ -233,21 +233,98 @@ impl<T: Element> Dense<T> {
 /// Python or numpy is missing, or the code fails (its assertion message is
 /// in the panic).
 pub fn python(code: &str) -> String {
+    python_with(&["numpy"], code, &[])
+}
+
+/// Runs a Python script with arguments after checking that `modules`
+/// import; panics (never skips) with a `pip install` hint if they do not,
+/// and with the script's output if it fails.
+pub fn python_with(modules: &[&str], script: &str, args: &[&str]) -> String {
+    let hint = format!("pip install {}", modules.join(" "));
     let check = std::process::Command::new("python3")
-        .args(["-c", "import numpy"])
+        .args(["-c", &format!("import {}", modules.join(", "))])
         .output();
     match check {
         Ok(o) if o.status.success() => {}
-        _ => panic!("numpy is required: pip install numpy"),
+        Ok(o) => panic!(
+            "{} required: {hint}\n{}",
+            modules.join(", "),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        Err(e) => panic!(
+            "python3 with {} is required: {hint} ({e})",
+            modules.join(", ")
+        ),
     }
     let out = std::process::Command::new("python3")
-        .args(["-c", code])
+        .arg("-c")
+        .arg(script)
+        .args(args)
         .output()
         .expect("run python3");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
-        "python failed:\n{code}\n--- stderr ---\n{}",
+        "python failed ({}):\n{script}\n--- stdout\n{stdout}\n--- stderr\n{}",
+        out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8_lossy(&out.stdout).to_string()
+    stdout
+}
+
+/// Runs the `chunkyard` binary.
+pub fn chunkyard(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_chunkyard"))
+        .args(args)
+        .output()
+        .expect("run chunkyard")
+}
+
+/// Runs a command that must succeed quietly; returns its stdout.
+pub fn ok(args: &[&str]) -> String {
+    let out = chunkyard(args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "chunkyard {args:?} failed: {stderr}");
+    assert!(
+        out.stderr.is_empty(),
+        "chunkyard {args:?} wrote to stderr: {stderr}"
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+/// Runs a command that must fail cleanly: our own errors are one
+/// `chunkyard: error:` line and exit status 1; clap's usage errors exit
+/// with 2 and start with `error:`. Never a panic or an HDF5 error stack.
+pub fn fails(args: &[&str]) -> String {
+    let out = chunkyard(args);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "chunkyard {args:?} succeeded");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"),
+        "chunkyard {args:?} panicked: {stderr}"
+    );
+    assert!(
+        !stderr.contains("HDF5-DIAG"),
+        "chunkyard {args:?}: {stderr}"
+    );
+    if out.status.code() == Some(1) {
+        assert_eq!(
+            stderr.lines().count(),
+            1,
+            "chunkyard {args:?}: not one line: {stderr}"
+        );
+        assert!(
+            stderr.starts_with("chunkyard: error: "),
+            "chunkyard {args:?}: {stderr}"
+        );
+    } else {
+        assert_eq!(out.status.code(), Some(2), "chunkyard {args:?}: {stderr}");
+        assert!(stderr.starts_with("error:"), "chunkyard {args:?}: {stderr}");
+    }
+    stderr
+}
+
+/// A path as `&str` for command lines.
+pub fn p(path: &Path) -> &str {
+    path.to_str().expect("utf-8 path")
 }

@@ -438,19 +438,7 @@ impl ZarrStore {
     }
 
     fn check_region(&self, chunk: &[u64], region: ChunkRegion<'_>) -> Result<()> {
-        let ok = region.len() == self.meta.chunks.len()
-            && region
-                .iter()
-                .zip(&self.meta.chunks)
-                .all(|(&(start, step, count), &c)| {
-                    count == 0
-                        || (step >= 1
-                            && (count - 1)
-                                .checked_mul(step)
-                                .and_then(|d| d.checked_add(start))
-                                .is_some_and(|last| last < c))
-                });
-        if ok {
+        if super::region_fits(&self.meta.chunks, region) {
             Ok(())
         } else {
             Err(store_error(format!(
