@@ -680,21 +680,7 @@ impl<T: Element> Array<T> {
         D: Dimension,
         T: 'a,
     {
-        let sel = self.handle.resolve(sel)?;
-        let view = data.into();
-        let shape: Vec<usize> = sel.out_shape().iter().map(|&d| d as usize).collect();
-        let view = view.into_dyn();
-        let b = view
-            .broadcast(IxDyn(&shape))
-            .ok_or_else(|| Error::ShapeMismatch {
-                message: format!(
-                    "data of shape {:?} does not fit the selection of shape {shape:?}",
-                    view.shape()
-                ),
-            })?;
-        let std = b.as_standard_layout();
-        let slice = std.as_slice().expect("standard layout is contiguous");
-        self.handle.write_bytes(&sel, T::as_bytes(slice))
+        self.view().write(sel, data)
     }
 
     /// Sets every element of the selection to `value`.

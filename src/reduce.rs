@@ -496,15 +496,17 @@ impl<T: Element> AxisAcc<T> {
     }
 }
 
-fn reduce_axis_typed<T: Element, R: Element>(
-    a: &ArrayHandle,
-    sel: &ResolvedSelection,
-    axis: usize,
-    op: Reduction,
-    progress: &(dyn Fn(u64) + Sync),
-) -> Result<Reduced> {
-    let full = sel.out_shape();
-    // The array axis behind output axis `axis`.
+/// How an axis reduction cuts its work: the array axis behind output axis
+/// `axis`, that axis' step, the output space (the selection with the axis
+/// pinned) and the block plan over it.
+struct AxisPlan {
+    arr_axis: usize,
+    step: u64,
+    shape: Vec<u64>,
+    plan: BlockPlan,
+}
+
+fn axis_plan(a: &ArrayHandle, sel: &ResolvedSelection, axis: usize) -> Result<AxisPlan> {
     let arr_axis = sel
         .axes()
         .iter()
@@ -515,9 +517,41 @@ fn reduce_axis_typed<T: Element, R: Element>(
         .ok_or_else(|| {
             Error::invalid(format!(
                 "axis {axis} is out of bounds for a result with {} axes",
-                full.len()
+                sel.out_shape().len()
             ))
         })?;
+    let (start, step, _) = sel.axes()[arr_axis].as_range();
+    let mut pinned: Vec<AxisSel> = sel.axes().to_vec();
+    pinned[arr_axis] = AxisSel::Index(start);
+    let pinned = ResolvedSelection::from_axes(pinned);
+    let shape = pinned.out_shape();
+    let m_total: u64 = shape.iter().product();
+    // Enough blocks for every worker, none larger than 1 Mi elements.
+    let threads = rayon::current_num_threads() as u64;
+    let max_block = (m_total / (4 * threads)).clamp(1024, 1 << 20);
+    let plan = BlockPlan::new(&pinned, a.chunks()).split_to(max_block);
+    Ok(AxisPlan {
+        arr_axis,
+        step,
+        shape,
+        plan,
+    })
+}
+
+fn reduce_axis_typed<T: Element, R: Element>(
+    a: &ArrayHandle,
+    sel: &ResolvedSelection,
+    axis: usize,
+    op: Reduction,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Reduced> {
+    let AxisPlan {
+        arr_axis,
+        step,
+        shape,
+        plan,
+    } = axis_plan(a, sel, axis)?;
+    let full = sel.out_shape();
     let n = full[axis];
     if n == 0
         && matches!(
@@ -529,19 +563,7 @@ fn reduce_axis_typed<T: Element, R: Element>(
             "zero-size axis {axis}: {op} has no identity"
         )));
     }
-    let (start, step) = match sel.axes()[arr_axis] {
-        AxisSel::Range { start, step, .. } => (start, step),
-        AxisSel::Index(_) => unreachable!("kept axis"),
-    };
-    // The output space: the selection with the reduced axis pinned.
-    let mut pinned: Vec<AxisSel> = sel.axes().to_vec();
-    pinned[arr_axis] = AxisSel::Index(start);
-    let pinned = ResolvedSelection::from_axes(pinned);
-    let shape = pinned.out_shape();
     let m_total: u64 = shape.iter().product();
-    let threads = rayon::current_num_threads() as u64;
-    let max_block = (m_total / (4 * threads)).clamp(1024, 1 << 20);
-    let plan = BlockPlan::new(&pinned, a.chunks()).split_to(max_block);
     let seg_len = (a.chunks()[arr_axis] / step).max(1);
     let rsize = R::DTYPE.size();
 
@@ -618,25 +640,7 @@ pub fn reduce_axis(
 
 /// Number of progress steps [`reduce_axis`] reports for these arguments.
 pub fn reduce_axis_steps(a: &ArrayHandle, sel: &ResolvedSelection, axis: usize) -> u64 {
-    let kept: Vec<usize> = sel
-        .axes()
-        .iter()
-        .enumerate()
-        .filter(|(_, x)| x.is_kept())
-        .map(|(i, _)| i)
-        .collect();
-    let Some(&arr_axis) = kept.get(axis) else {
-        return 0;
-    };
-    let mut pinned: Vec<AxisSel> = sel.axes().to_vec();
-    pinned[arr_axis] = AxisSel::Index(sel.axes()[arr_axis].as_range().0);
-    let pinned = ResolvedSelection::from_axes(pinned);
-    let m_total: u64 = pinned.out_shape().iter().product();
-    let threads = rayon::current_num_threads() as u64;
-    let max_block = (m_total / (4 * threads)).clamp(1024, 1 << 20);
-    BlockPlan::new(&pinned, a.chunks())
-        .split_to(max_block)
-        .len()
+    axis_plan(a, sel, axis).map_or(0, |p| p.plan.len())
 }
 
 #[cfg(test)]

@@ -319,6 +319,10 @@ impl<T: Element> View<T> {
         let std = b.as_standard_layout();
         let src = T::as_bytes(std.as_slice().expect("standard layout"));
         let d = self.base.dtype();
+        if d == T::DTYPE && perm.iter().enumerate().all(|(k, &p)| k == p) {
+            // Same type, same axis order: the data's bytes as they are.
+            return self.base.write_bytes(&base_sel, src);
+        }
         let mut cast = vec![0u8; src.len() / T::DTYPE.size() * d.size()];
         cast_bytes(T::DTYPE, src, d, &mut cast);
         // View order -> array order.
