@@ -386,11 +386,6 @@ impl ArrayHandle {
         let owner = &self.inner.owner;
         let copy = |c: &[u8], out: &mut [u8]| out.copy_from_slice(&c[byte..byte + elem]);
         if self.store().capabilities().partial_reads {
-            let region: Vec<(u64, u64, u64)> = index
-                .iter()
-                .zip(chunks)
-                .map(|(&i, &c)| (i % c, 1, 1))
-                .collect();
             // The cached chunk if there is one, else just this element from
             // the store.
             let read = self
@@ -401,7 +396,14 @@ impl ArrayHandle {
                         copy(c, out);
                         Ok(None)
                     }
-                    None => self.store().read_region(&coord, &region).map(Some),
+                    None => {
+                        let region: Vec<(u64, u64, u64)> = index
+                            .iter()
+                            .zip(chunks)
+                            .map(|(&i, &c)| (i % c, 1, 1))
+                            .collect();
+                        self.store().read_region(&coord, &region).map(Some)
+                    }
                 })?;
             match read {
                 None => {}
