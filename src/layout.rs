@@ -168,6 +168,15 @@ pub fn copy_region(
     });
 }
 
+#[inline]
+fn fill_elems<const N: usize>(dst: &mut [u8], value: &[u8], d: usize, n: usize, ds: usize) {
+    let v: [u8; N] = value.try_into().expect("N bytes");
+    for i in 0..n {
+        let o = (d + i * ds) * N;
+        dst[o..o + N].copy_from_slice(&v);
+    }
+}
+
 /// Writes `value` (one element's bytes) into every element of a
 /// `counts`-shaped region of `dst`.
 pub fn fill_region(counts: &[usize], value: &[u8], dst: &mut [u8], dst_at: Strided<'_>) {
@@ -181,9 +190,16 @@ pub fn fill_region(counts: &[usize], value: &[u8], dst: &mut [u8], dst_at: Strid
         if ds == 1 && value.iter().all(|&b| b == value[0]) {
             dst[d * elem..(d + n) * elem].fill(value[0]);
         } else {
-            for i in 0..n {
-                let o = (d + i * ds) * elem;
-                dst[o..o + elem].copy_from_slice(value);
+            match elem {
+                2 => fill_elems::<2>(dst, value, d, n, ds),
+                4 => fill_elems::<4>(dst, value, d, n, ds),
+                8 => fill_elems::<8>(dst, value, d, n, ds),
+                _ => {
+                    for i in 0..n {
+                        let o = (d + i * ds) * elem;
+                        dst[o..o + elem].copy_from_slice(value);
+                    }
+                }
             }
         }
     });
