@@ -733,17 +733,8 @@ impl<T: Element> Array<T> {
 mod tests {
     use super::*;
     use crate::store::{MemoryStore, StoreMeta};
+    use crate::testutil::mem_array;
     use ndarray::{Array2, arr1, s};
-
-    fn mem_array<T: Element>(shape: &[u64], chunks: &[u64], budget: usize) -> Array<T> {
-        let meta = StoreMeta {
-            dtype: T::DTYPE,
-            shape: shape.to_vec(),
-            chunks: chunks.to_vec(),
-            fill: T::to_ne_vec(&[T::default()]),
-        };
-        Array::from_store(Arc::new(MemoryStore::new(meta)), ChunkCache::new(budget)).unwrap()
-    }
 
     #[test]
     fn write_read_round_trip_with_steps() {

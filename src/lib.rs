@@ -23,6 +23,8 @@ pub mod procmem;
 pub mod reduce;
 pub mod selection;
 pub mod store;
+#[cfg(test)]
+mod testutil;
 pub mod units;
 pub mod view;
 

@@ -242,27 +242,15 @@ fn for_each_block<U: Element>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{MemoryStore, StoreMeta};
-    use crate::{Array, ChunkCache, Element};
+    use crate::testutil::mem_array;
     use ndarray::{ArrayD, IxDyn};
-    use std::sync::Arc;
-
-    fn mem<T: Element>(shape: &[u64], chunks: &[u64]) -> Array<T> {
-        let meta = StoreMeta {
-            dtype: T::DTYPE,
-            shape: shape.to_vec(),
-            chunks: chunks.to_vec(),
-            fill: vec![0; T::DTYPE.size()],
-        };
-        Array::from_store(Arc::new(MemoryStore::new(meta)), ChunkCache::new(1 << 16)).unwrap()
-    }
 
     #[test]
     fn copy_with_cast_and_steps() {
-        let a = mem::<f64>(&[9, 10], &[4, 3]);
+        let a = mem_array::<f64>(&[9, 10], &[4, 3], 1 << 16);
         let data = ArrayD::from_shape_fn(IxDyn(&[9, 10]), |i| (i[0] * 10 + i[1]) as f64 + 0.7);
         a.write(.., &data).unwrap();
-        let b = mem::<i16>(&[3, 5], &[2, 2]);
+        let b = mem_array::<i16>(&[3, 5], &[2, 2], 1 << 16);
         let ssel = a.handle().resolve("1::3,::2").unwrap();
         let dsel = b.handle().resolve(..).unwrap();
         copy_selection(a.handle(), &ssel, b.handle(), &dsel, &|_| ()).unwrap();
@@ -275,22 +263,22 @@ mod tests {
 
     #[test]
     fn maps_stream_into_new_arrays() {
-        let a = mem::<i32>(&[7, 9], &[3, 4]);
+        let a = mem_array::<i32>(&[7, 9], &[3, 4], 1 << 16);
         let data = ArrayD::from_shape_fn(IxDyn(&[7, 9]), |i| (i[0] * 9 + i[1]) as i32 - 20);
         a.write(.., &data).unwrap();
         // b = a + 1, as f64
-        let b = mem::<f64>(&[7, 9], &[2, 5]);
+        let b = mem_array::<f64>(&[7, 9], &[2, 5], 1 << 16);
         map_into(&a.view(), &b, |x| x as f64 + 1.0).unwrap();
         assert_eq!(b.read(..).unwrap(), data.mapv(|x| x as f64 + 1.0));
         // c = a.T[::2] * b.T[::2] through views
-        let c = mem::<f64>(&[5, 7], &[4, 4]);
+        let c = mem_array::<f64>(&[5, 7], &[4, 4], 1 << 16);
         let at = a.t().slice("::2").unwrap();
         let bt = b.t().slice("::2").unwrap();
         zip_map_into(&at, &bt, &c, |x, y| x as f64 * y).unwrap();
         let want = ndarray::Zip::from(data.t().slice(ndarray::s![..;2, ..]))
             .map_collect(|&x| x as f64 * (x as f64 + 1.0));
         assert_eq!(c.read(..).unwrap(), want.into_dyn());
-        let wrong = mem::<f64>(&[9, 7], &[2, 2]);
+        let wrong = mem_array::<f64>(&[9, 7], &[2, 2], 1 << 16);
         assert!(map_into(&a.view(), &wrong, |x| x as f64).is_err());
     }
 }

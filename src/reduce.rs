@@ -646,20 +646,9 @@ pub fn reduce_axis_steps(a: &ArrayHandle, sel: &ResolvedSelection, axis: usize) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{MemoryStore, StoreMeta};
-    use crate::{Array, ChunkCache};
+    use crate::Array;
+    use crate::testutil::mem_array;
     use ndarray::{ArrayD, Axis, Dimension, IxDyn, s};
-    use std::sync::Arc;
-
-    fn mem<T: Element>(shape: &[u64], chunks: &[u64]) -> Array<T> {
-        let meta = StoreMeta {
-            dtype: T::DTYPE,
-            shape: shape.to_vec(),
-            chunks: chunks.to_vec(),
-            fill: vec![0; T::DTYPE.size()],
-        };
-        Array::from_store(Arc::new(MemoryStore::new(meta)), ChunkCache::new(1 << 16)).unwrap()
-    }
 
     fn whole<T: Element>(a: &Array<T>, sel: &str, op: Reduction) -> Scalar {
         let s = a.handle().resolve(sel).unwrap();
@@ -668,7 +657,7 @@ mod tests {
 
     #[test]
     fn whole_reductions_match_direct_computation() {
-        let a = mem::<f32>(&[50, 40], &[7, 9]);
+        let a = mem_array::<f32>(&[50, 40], &[7, 9], 1 << 16);
         let data = ArrayD::from_shape_fn(IxDyn(&[50, 40]), |i| {
             ((i[0] * 40 + i[1]) as f32 * 0.37).sin() * 100.0
         });
@@ -724,7 +713,7 @@ mod tests {
 
     #[test]
     fn integer_sums_are_exact_and_empty_min_errors() {
-        let a = mem::<i64>(&[4], &[3]);
+        let a = mem_array::<i64>(&[4], &[3], 1 << 16);
         a.write(.., &ndarray::arr1(&[i64::MAX, i64::MAX, -5, 1]))
             .unwrap();
         assert_eq!(
@@ -735,7 +724,7 @@ mod tests {
         assert_eq!(whole(&a, "2:2", Reduction::Sum), Scalar::Int(0));
         let s = a.handle().resolve("2:2").unwrap();
         assert!(reduce(a.handle(), &s, Reduction::Max, &|_| ()).is_err());
-        let b = mem::<bool>(&[3], &[2]);
+        let b = mem_array::<bool>(&[3], &[2], 1 << 16);
         b.fill("1", true).unwrap();
         assert_eq!(whole(&b, "...", Reduction::Sum), Scalar::Int(1));
         assert_eq!(whole(&b, "...", Reduction::Max), Scalar::Bool(true));
@@ -743,7 +732,7 @@ mod tests {
 
     #[test]
     fn infinities_stay_infinite() {
-        let a = mem::<f64>(&[300], &[7]);
+        let a = mem_array::<f64>(&[300], &[7], 1 << 16);
         a.fill("...", 1.5).unwrap();
         a.fill("100", f64::INFINITY).unwrap();
         assert_eq!(
@@ -787,7 +776,7 @@ mod tests {
 
     #[test]
     fn axis_reductions_match_ndarray() {
-        let a = mem::<f64>(&[9, 11, 13], &[4, 3, 5]);
+        let a = mem_array::<f64>(&[9, 11, 13], &[4, 3, 5], 1 << 16);
         let mut data = ArrayD::from_shape_fn(IxDyn(&[9, 11, 13]), |i| {
             ((i[0] * 143 + i[1] * 13 + i[2]) as f64 * 0.7).cos() * 1e3
         });
@@ -833,7 +822,7 @@ mod tests {
                 }
             }
         }
-        let i = mem::<u8>(&[5, 300], &[2, 128]);
+        let i = mem_array::<u8>(&[5, 300], &[2, 128], 1 << 16);
         i.fill("...", 200).unwrap();
         let got: ArrayD<u64> = axis(&i, "...", 1, Reduction::Sum);
         assert!(
