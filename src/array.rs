@@ -6,6 +6,9 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::{Mutex, MutexGuard, RwLock};
 
 use ndarray::{ArrayD, AsArray, Dimension, IxDyn};
 
@@ -14,8 +17,8 @@ use crate::chunk_grid::{ChunkGrid, Piece};
 use crate::dtype::{DType, Element};
 use crate::error::{Error, Result, SelectionError};
 use crate::layout::{Strided, c_strides, copy_region, fill_region, single_run};
-use crate::selection::{IntoSelection, ResolvedSelection};
-use crate::store::ChunkStore;
+use crate::selection::{AxisSel, IntoSelection, ResolvedSelection};
+use crate::store::{Capabilities, ChunkStore};
 use crate::units::format_bytes;
 
 /// An open array whose element type is known at run time (tools such as the
@@ -30,6 +33,16 @@ struct ArrayInner {
     owner: Arc<Owner>,
     cache: ChunkCache,
     path: Option<PathBuf>,
+    dtype: DType,
+    caps: Capabilities,
+    /// The current shape's grid. Calls take a snapshot (an `Arc` clone)
+    /// and never hold the lock; [`ArrayHandle::resize`] swaps it.
+    grid: RwLock<Arc<ChunkGrid>>,
+    /// Length of the first axis, for the bounds check of a single `get`
+    /// without touching `grid`. Equal to `grid`'s after every resize.
+    len0: AtomicU64,
+    /// Serializes resizes and appends.
+    resizing: Mutex<()>,
 }
 
 impl Drop for ArrayInner {
@@ -124,13 +137,32 @@ impl ArrayHandle {
                 meta.dtype.size()
             )));
         }
+        let caps = store.capabilities();
+        let len0 = grid.shape().first().copied().unwrap_or(1);
+        let current = Arc::new(grid.clone());
         let owner = cache.register(store, grid, meta.fill);
         Ok(ArrayHandle {
-            inner: Arc::new(ArrayInner { owner, cache, path }),
+            inner: Arc::new(ArrayInner {
+                owner,
+                cache,
+                path,
+                dtype: meta.dtype,
+                caps,
+                grid: RwLock::new(current),
+                len0: AtomicU64::new(len0),
+                resizing: Mutex::new(()),
+            }),
         })
     }
 
-    fn grid(&self) -> &ChunkGrid {
+    /// The grid of the current shape (a snapshot).
+    fn grid(&self) -> Arc<ChunkGrid> {
+        self.inner.grid.read().clone()
+    }
+
+    /// The grid as registered with the cache: chunk shape, rank and the
+    /// chunk keys, none of which a resize of the first axis changes.
+    fn key_grid(&self) -> &ChunkGrid {
         &self.inner.owner.grid
     }
 
@@ -151,22 +183,23 @@ impl ArrayHandle {
 
     /// Element type.
     pub fn dtype(&self) -> DType {
-        self.store().meta().dtype
+        self.inner.dtype
     }
 
-    /// Shape.
-    pub fn shape(&self) -> &[u64] {
-        self.grid().shape()
+    /// Shape, as of now: [`resize`](Self::resize) and
+    /// [`append`](Array::append) change the first axis.
+    pub fn shape(&self) -> Vec<u64> {
+        self.grid().shape().to_vec()
     }
 
     /// Chunk shape.
     pub fn chunks(&self) -> &[u64] {
-        self.grid().chunk_shape()
+        self.key_grid().chunk_shape()
     }
 
     /// Number of axes.
     pub fn ndim(&self) -> usize {
-        self.grid().ndim()
+        self.key_grid().ndim()
     }
 
     /// Number of elements.
@@ -191,7 +224,30 @@ impl ArrayHandle {
 
     /// Checks a selection against this array's shape.
     pub fn resolve(&self, sel: impl IntoSelection) -> Result<ResolvedSelection> {
-        Ok(sel.into_selection()?.resolve(self.shape())?)
+        Ok(sel.into_selection()?.resolve(&self.shape())?)
+    }
+
+    /// The current grid, after checking that `sel` (resolved earlier) still
+    /// lies inside the array: a shrink in between is an error, not a read
+    /// past the end.
+    fn grid_for(&self, sel: &ResolvedSelection) -> Result<Arc<ChunkGrid>> {
+        let grid = self.grid();
+        let inside = sel.axes().len() == grid.ndim()
+            && sel.axes().iter().zip(grid.shape()).all(|(a, &n)| {
+                let (start, step, count) = a.as_range();
+                count == 0 || start + (count - 1) * step < n
+            });
+        if inside {
+            Ok(grid)
+        } else {
+            Err(Error::Selection(SelectionError::Parse {
+                text: format!("{:?}", sel.out_shape()),
+                reason: format!(
+                    "the selection does not fit the array's shape {:?} (was it resized since?)",
+                    grid.shape()
+                ),
+            }))
+        }
     }
 
     /// C-order strides of the selection's output with full rank
@@ -238,11 +294,12 @@ impl ArrayHandle {
         let elem = self.dtype().size();
         let owner = &self.inner.owner;
         let cache = &self.inner.cache;
-        let partial = self.store().capabilities().partial_reads;
-        let chunk_elems = self.grid().chunk_elements() as u64;
+        let partial = self.inner.caps.partial_reads;
+        let grid = self.grid_for(sel)?;
+        let chunk_elems = grid.chunk_elements() as u64;
         let cstrides = c_strides(self.chunks());
         let out_strides = Self::out_strides(sel);
-        for piece in self.grid().pieces(sel) {
+        for piece in grid.pieces(sel) {
             let lay = PieceLayout::new(&piece, &cstrides, &out_strides);
             let out_at = Strided {
                 offset: lay.out_offset,
@@ -299,7 +356,7 @@ impl ArrayHandle {
             }
             return Ok(());
         }
-        if self.store().capabilities().partial_reads {
+        if self.inner.caps.partial_reads {
             let read = self.read_partial(piece)?;
             return self.place_partial(read, lay, out, out_at);
         }
@@ -353,7 +410,10 @@ impl ArrayHandle {
                 message: format!("an element is {elem} bytes, the buffer {}", out.len()),
             });
         }
-        let shape = self.shape();
+        // The shape from the grid the cache keys with, and the first axis
+        // from its atomic: no lock and no allocation on this hot path.
+        let len0 = self.inner.len0.load(Ordering::Acquire);
+        let shape = self.key_grid().shape();
         if index.len() != shape.len() {
             return Err(Error::Selection(if index.len() > shape.len() {
                 SelectionError::TooManyIndices {
@@ -381,6 +441,7 @@ impl ArrayHandle {
         };
         let mut offset = 0usize;
         for (axis, ((&i, &n), &c)) in index.iter().zip(shape).zip(chunks).enumerate() {
+            let n = if axis == 0 { len0 } else { n };
             if i >= n {
                 return Err(SelectionError::OutOfBounds {
                     axis,
@@ -397,7 +458,7 @@ impl ArrayHandle {
         let byte = offset * elem;
         let owner = &self.inner.owner;
         let copy = |c: &[u8], out: &mut [u8]| copy_elem(out, &c[byte..byte + elem]);
-        if self.store().capabilities().partial_reads {
+        if self.inner.caps.partial_reads {
             // The cached chunk if there is one, else just this element from
             // the store.
             let read = self
@@ -478,9 +539,16 @@ impl ArrayHandle {
         self.inner.owner.check_writable()?;
         let elem = self.dtype().size();
         let cstrides = c_strides(self.chunks());
-        for piece in self.grid().pieces(sel) {
+        let grid = self.grid_for(sel)?;
+        for piece in grid.pieces(sel) {
             let lay = PieceLayout::new(&piece, &cstrides, out_strides);
-            let covers = piece.covers(&self.grid().chunk_extent(&piece.chunk));
+            // A piece replaces the chunk, and need not read it, only if it
+            // covers the whole chunk along the first axis: rows past the
+            // end are not ours to assume fill, since a concurrent append
+            // may have grown the array and written them meanwhile.
+            let extent = grid.chunk_extent(&piece.chunk);
+            let covers =
+                piece.covers(&extent) && extent.first().is_none_or(|&n| n == grid.chunk_shape()[0]);
             let access = if covers {
                 Access::Overwrite
             } else {
@@ -499,6 +567,96 @@ impl ArrayHandle {
     /// this returns `Ok`, the data written before it survives a crash.
     pub fn flush(&self) -> Result<()> {
         self.inner.cache.flush_owner(&self.inner.owner)
+    }
+
+    /// Changes the length of the first axis to `len`, like h5py's
+    /// `resize(len, axis=0)` or zarr's `resize`. Rows added read as the
+    /// fill value; rows removed are gone (cached ones are dropped, dirty or
+    /// not). Every clone of this array sees the new shape; views made
+    /// before keep the region they were made over.
+    ///
+    /// The new shape is durable when this returns. A shrink first flushes
+    /// the array, so that the fill value written over the cut-off part of
+    /// the new last chunk cannot be lost to a crash and reappear on a
+    /// later growth. Reads and writes running on other threads meanwhile
+    /// see the old shape or the new one; one that touches rows a shrink
+    /// removes may fail.
+    ///
+    /// Fails for stores that cannot change shape (a Fortran-order `.npy`
+    /// file, an HDF5 dataset created without an unlimited first axis, a
+    /// `.npy` header without room for the new shape) and poisons the array
+    /// if the store fails halfway.
+    pub fn resize(&self, len: u64) -> Result<()> {
+        let guard = self.inner.resizing.lock();
+        self.resize_locked(&guard, len)
+    }
+
+    fn resize_locked(&self, _guard: &MutexGuard<'_, ()>, len: u64) -> Result<()> {
+        let owner = &self.inner.owner;
+        owner.check_writable()?;
+        let old = self.grid();
+        if old.ndim() == 0 {
+            return Err(Error::invalid("a 0-d array has no axis to resize"));
+        }
+        let old_len = old.shape()[0];
+        if len == old_len {
+            return Ok(());
+        }
+        let mut shape = old.shape().to_vec();
+        shape[0] = len;
+        let grid = Arc::new(ChunkGrid::new(
+            &shape,
+            old.chunk_shape(),
+            self.dtype().size(),
+        )?);
+        let publish = |g: Arc<ChunkGrid>| {
+            let mut cur = self.inner.grid.write();
+            self.inner.len0.store(len, Ordering::Release);
+            *cur = g;
+        };
+        let poison = |e: Error| {
+            owner.poison(format!("resize to {len} failed: {e}"));
+            e
+        };
+        if len > old_len {
+            self.store().resize(len).map_err(poison)?;
+            publish(grid);
+            return Ok(());
+        }
+        let c0 = old.chunk_shape()[0];
+        let kept = len.div_ceil(c0);
+        let cut_end = (kept * c0).min(old_len);
+        if len < cut_end {
+            let mut axes = ResolvedSelection::full(old.shape()).axes().to_vec();
+            axes[0] = AxisSel::Range {
+                start: len,
+                step: 1,
+                count: cut_end - len,
+            };
+            self.fill_bytes(&ResolvedSelection::from_axes(axes), &owner.fill.clone())?;
+        }
+        self.flush()?;
+        publish(grid);
+        self.inner
+            .cache
+            .purge_where(owner, |coord| coord.first().is_some_and(|&k| k >= kept));
+        self.store().resize(len).map_err(poison)?;
+        Ok(())
+    }
+
+    /// Grows the first axis by `rows` and returns where the new rows start
+    /// (for appends: concurrent callers get disjoint rows).
+    pub fn reserve_rows(&self, rows: u64) -> Result<u64> {
+        let guard = self.inner.resizing.lock();
+        let start = self.inner.len0.load(Ordering::Acquire);
+        let end = start.checked_add(rows).ok_or_else(|| {
+            Error::invalid(format!("{start} + {rows} rows overflow the first axis"))
+        })?;
+        if self.ndim() == 0 {
+            return Err(Error::invalid("a 0-d array has no axis to append along"));
+        }
+        self.resize_locked(&guard, end)?;
+        Ok(start)
     }
 
     /// How much memory the array costs: logical size vs cached vs on disk.
@@ -641,8 +799,8 @@ impl<T: Element> Array<T> {
         &self.handle
     }
 
-    /// Shape.
-    pub fn shape(&self) -> &[u64] {
+    /// Shape, as of now (see [`ArrayHandle::resize`]).
+    pub fn shape(&self) -> Vec<u64> {
         self.handle.shape()
     }
 
@@ -726,6 +884,61 @@ impl<T: Element> Array<T> {
     /// Logical size vs cached vs on disk.
     pub fn memory_report(&self) -> MemoryReport {
         self.handle.memory_report()
+    }
+
+    /// Changes the length of the first axis; see [`ArrayHandle::resize`].
+    pub fn resize(&self, len: u64) -> Result<()> {
+        self.handle.resize(len)
+    }
+
+    /// Appends `data` along the first axis: the array grows by `data`'s
+    /// first axis and `data` is written into the new rows. `data` has the
+    /// array's rank, or one axis less for a single row. Returns the index
+    /// of the first new row. Appends from several threads get disjoint
+    /// rows (in the order they reserve them); the rows read as the fill
+    /// value until each writer's data lands.
+    pub fn append<'a, V, D>(&self, data: V) -> Result<u64>
+    where
+        V: AsArray<'a, T, D>,
+        D: Dimension,
+        T: 'a,
+    {
+        let data = data.into().into_dyn();
+        let data = if data.ndim() + 1 == self.ndim() {
+            data.insert_axis(ndarray::Axis(0))
+        } else {
+            data
+        };
+        let shape = self.shape();
+        let fits = data.ndim() == shape.len()
+            && data
+                .shape()
+                .iter()
+                .zip(&shape)
+                .skip(1)
+                .all(|(&d, &n)| d as u64 == n);
+        if !fits {
+            return Err(Error::ShapeMismatch {
+                message: format!(
+                    "cannot append data of shape {:?} to an array of shape {shape:?}: \
+                     every axis but the first must match",
+                    data.shape()
+                ),
+            });
+        }
+        let rows = data.shape()[0] as u64;
+        let start = self.handle.reserve_rows(rows)?;
+        let mut sel = ResolvedSelection::full(&self.shape()).axes().to_vec();
+        sel[0] = AxisSel::Range {
+            start,
+            step: 1,
+            count: rows,
+        };
+        let sel = ResolvedSelection::from_axes(sel);
+        let data = data.as_standard_layout();
+        let slice = data.as_slice().expect("standard layout");
+        self.handle.write_bytes(&sel, T::as_bytes(slice))?;
+        Ok(start)
     }
 }
 

@@ -115,7 +115,7 @@ impl<T: Element> Array<T> {
         let (tx, rx) = sync_channel(IN_FLIGHT);
         let a = self.clone();
         let reader = std::thread::spawn(move || {
-            let grid = crate::ChunkGrid::new(a.shape(), a.chunks(), T::DTYPE.size())
+            let grid = crate::ChunkGrid::new(&a.shape(), a.chunks(), T::DTYPE.size())
                 .expect("the array's own grid is valid");
             for coord in grid.chunk_coords() {
                 let origin = grid.chunk_origin(&coord);

@@ -111,7 +111,7 @@ impl Owner {
         }
     }
 
-    fn poison(&self, why: String) {
+    pub(crate) fn poison(&self, why: String) {
         let mut p = self.poison.lock();
         if p.is_none() {
             *p = Some(why);
@@ -615,20 +615,26 @@ impl ChunkCache {
 
     /// Removes every entry of `owner` (dirty data is dropped: flush first).
     pub(crate) fn purge(&self, owner: &Owner) {
+        self.purge_where(owner, |_| true);
+    }
+
+    /// Removes the entries of `owner` whose chunk coordinate matches
+    /// `pred`, dirty or not (a shrink drops the chunks past the new end).
+    pub(crate) fn purge_where(&self, owner: &Owner, pred: impl Fn(&[u64]) -> bool) {
         let mut removed = Vec::new();
         for s in self.inner.shards.iter() {
             let mut g = s.lock();
             let keys: Vec<Key> = g
                 .lru
                 .iter()
+                .filter(|(k, e)| k.owner == owner.id && pred(&e.coord))
                 .map(|(k, _)| *k)
-                .filter(|k| k.owner == owner.id)
                 .collect();
             for k in keys {
                 removed.extend(g.lru.pop(&k));
             }
             g.evicting.retain(|k, e| {
-                if k.owner == owner.id {
+                if k.owner == owner.id && pred(&e.coord) {
                     removed.push(e.clone());
                     false
                 } else {

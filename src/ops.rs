@@ -199,7 +199,7 @@ pub fn map_into<T: Element, U: Element>(
     dst: &Array<U>,
     f: impl Fn(T) -> U + Sync,
 ) -> Result<()> {
-    check_same_shape("the source", &src.shape(), dst.shape())?;
+    check_same_shape("the source", &src.shape(), &dst.shape())?;
     for_each_block(dst, |sel| {
         let x = src.read_streaming(sel)?;
         Ok(x.mapv(&f))
@@ -214,8 +214,8 @@ pub fn zip_map_into<A: Element, B: Element, U: Element>(
     dst: &Array<U>,
     f: impl Fn(A, B) -> U + Sync,
 ) -> Result<()> {
-    check_same_shape("the first source", &a.shape(), dst.shape())?;
-    check_same_shape("the second source", &b.shape(), dst.shape())?;
+    check_same_shape("the first source", &a.shape(), &dst.shape())?;
+    check_same_shape("the second source", &b.shape(), &dst.shape())?;
     for_each_block(dst, |sel| {
         let x = a.read_streaming(sel)?;
         let y = b.read_streaming(sel)?;
@@ -229,7 +229,7 @@ fn for_each_block<U: Element>(
     dst: &Array<U>,
     make: impl Fn(&Selection) -> Result<ArrayD<U>> + Sync,
 ) -> Result<()> {
-    let all = ResolvedSelection::full(dst.shape());
+    let all = ResolvedSelection::full(&dst.shape());
     let plan = BlockPlan::new(&all, dst.chunks());
     (0..plan.len()).into_par_iter().try_for_each(|i| {
         let (lo, counts) = plan.block(i);

@@ -201,5 +201,5 @@ fn meta_of_memory_store_is_what_was_asked() {
         chunks: vec![2],
         fill: vec![0; 4],
     };
-    assert_eq!(MemoryStore::new(m.clone()).meta(), &m);
+    assert_eq!(MemoryStore::new(m.clone()).meta(), m);
 }

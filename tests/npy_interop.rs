@@ -89,7 +89,7 @@ fn expected_chunk(grid: &ChunkGrid, elem: usize, full: &[u8], chunk: &[u64]) -> 
 /// Checks every chunk of `s` (and a strided partial read of each) against
 /// the array `full`.
 fn check_store(s: &NpyStore, full: &[u8], what: &str) {
-    let m = s.meta();
+    let m = &s.meta();
     let elem = m.dtype.size();
     let grid = ChunkGrid::new(&m.shape, &m.chunks, elem).unwrap();
     assert_eq!(
@@ -107,7 +107,7 @@ fn check_store(s: &NpyStore, full: &[u8], what: &str) {
             .iter()
             .map(|&n| if n > 1 { (1, 2, n / 2) } else { (0, 1, 1) })
             .collect();
-        let meta = s.meta();
+        let meta = &s.meta();
         let part = s.read_region(&c, &region).unwrap().unwrap();
         assert!(
             part == chunkyard::store::extract_region(meta, &want, &region),
@@ -247,7 +247,7 @@ fn native_to_le(mut bytes: Vec<u8>, elem: usize) -> Vec<u8> {
 /// Writes every chunk of `s` from the array `full`, with junk in the
 /// padding of edge chunks (which must not reach the file).
 fn write_all(s: &NpyStore, full: &[u8]) {
-    let m = s.meta();
+    let m = &s.meta();
     let elem = m.dtype.size();
     let grid = ChunkGrid::new(&m.shape, &m.chunks, elem).unwrap();
     let junk = if m.dtype == DType::Bool { 1 } else { 0xAB };

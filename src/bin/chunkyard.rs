@@ -14,7 +14,7 @@ use chunkyard::bench::{BuildOptions, BuildReport, build};
 use chunkyard::open::{ArrayOptions, Format, OpenOptions};
 use chunkyard::ops::copy_selection;
 use chunkyard::reduce::{Reduction, reduce, reduce_axis, reduce_axis_steps};
-use chunkyard::selection::ResolvedSelection;
+use chunkyard::selection::{AxisSel, ResolvedSelection};
 use chunkyard::store::Order;
 use chunkyard::units::{format_bytes, parse_size};
 use chunkyard::{ArrayHandle, ChunkCache, Codec, DType, Element, Endian, Error, Result, dispatch};
@@ -94,18 +94,26 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// Write into a selection from a .npy file or a scalar.
+    /// Write into a selection from a .npy file or a scalar, or append rows.
     Put {
         path: PathBuf,
-        /// NumPy selection.
-        #[arg(allow_hyphen_values = true)]
-        selection: String,
-        /// A .npy file whose shape is the selection's.
+        /// NumPy selection (not with --append).
+        #[arg(
+            allow_hyphen_values = true,
+            required_unless_present = "append",
+            conflicts_with = "append"
+        )]
+        selection: Option<String>,
+        /// A .npy file (or any array) whose shape is the selection's; with
+        /// --append, the rows to add.
         #[arg(long, required_unless_present = "value", conflicts_with = "value")]
         from: Option<PathBuf>,
         /// A scalar written to every selected element.
         #[arg(long, allow_hyphen_values = true)]
         value: Option<String>,
+        /// Grow the first axis by the rows of --from and write them there.
+        #[arg(long, requires = "from")]
+        append: bool,
     },
     /// Copy an array into a new file, chunk by chunk.
     Convert {
@@ -224,7 +232,7 @@ fn run(cli: Cli) -> Result<()> {
                 "created {}: {} {}, chunks {}",
                 path.display(),
                 dtype,
-                tuple(a.shape()),
+                tuple(&a.shape()),
                 tuple(a.chunks())
             );
             Ok(())
@@ -240,8 +248,27 @@ fn run(cli: Cli) -> Result<()> {
             path,
             selection,
             from,
+            value: _,
+            append: true,
+        } => match (selection, from) {
+            (None, Some(from)) => append(&path, &from, cache),
+            _ => Err(Error::invalid(
+                "put --append takes --from FILE and no selection",
+            )),
+        },
+        Command::Put {
+            path,
+            selection,
+            from,
             value,
-        } => put(&path, &selection, from.as_deref(), value.as_deref(), cache),
+            append: false,
+        } => put(
+            &path,
+            selection.as_deref().unwrap_or("..."),
+            from.as_deref(),
+            value.as_deref(),
+            cache,
+        ),
         Command::Convert {
             src,
             dst,
@@ -380,7 +407,7 @@ fn info(path: &Path, json: bool, cache: ChunkCache) -> Result<()> {
             json_str(store.backend()),
             json_str(&store.describe()),
             json_str(a.dtype().name()),
-            list(a.shape()),
+            list(&a.shape()),
             list(a.chunks()),
             grid_chunks,
             json_str(&fill_text(&a)),
@@ -393,7 +420,7 @@ fn info(path: &Path, json: bool, cache: ChunkCache) -> Result<()> {
         println!("path:        {}", path.display());
         println!("format:      {}", store.describe());
         println!("dtype:       {}", a.dtype());
-        println!("shape:       {}", tuple(a.shape()));
+        println!("shape:       {}", tuple(&a.shape()));
         println!("chunks:      {} ({grid_chunks} chunks)", tuple(a.chunks()));
         println!("fill value:  {}", fill_text(&a));
         println!(
@@ -627,7 +654,7 @@ fn put(
                     message: format!(
                         "{} has shape {}, the selection {selection:?} has shape {}",
                         from.display(),
-                        tuple(src.shape()),
+                        tuple(&src.shape()),
                         tuple(&sel.out_shape())
                     ),
                 });
@@ -642,6 +669,61 @@ fn put(
         (None, None) => return Err(Error::invalid("put needs --from FILE.npy or --value V")),
     }
     a.flush()
+}
+
+/// `put PATH --append --from FILE`: grows the first axis by FILE's rows
+/// and copies them in. If the copy fails, the array is cut back to its old
+/// length, so a failed append leaves no rows of fill values behind.
+fn append(path: &Path, from: &Path, cache: ChunkCache) -> Result<()> {
+    let a = ArrayHandle::open(path, &OpenOptions::new().cache(cache.clone()))?;
+    let src = open_read(from, cache)?;
+    let (shape, rows_shape) = (a.shape(), src.shape());
+    // A source of one axis less is a single row.
+    let one_row = rows_shape.len() + 1 == shape.len();
+    let rows_shape = if one_row {
+        [&[1], &rows_shape[..]].concat()
+    } else {
+        rows_shape
+    };
+    if shape.is_empty() || rows_shape.len() != shape.len() || rows_shape[1..] != shape[1..] {
+        return Err(Error::ShapeMismatch {
+            message: format!(
+                "cannot append {} of shape {} to {} of shape {}: every axis but the first must match",
+                from.display(),
+                tuple(&src.shape()),
+                path.display(),
+                tuple(&shape)
+            ),
+        });
+    }
+    let rows = rows_shape[0];
+    let start = a.reserve_rows(rows)?;
+    let mut axes = ResolvedSelection::full(&a.shape()).axes().to_vec();
+    axes[0] = if one_row {
+        AxisSel::Index(start)
+    } else {
+        AxisSel::Range {
+            start,
+            step: 1,
+            count: rows,
+        }
+    };
+    let dst = ResolvedSelection::from_axes(axes);
+    let copied = src
+        .resolve("...")
+        .and_then(|all| copy_blocks(&src, &all, &a, &dst, "append"));
+    if let Err(e) = copied {
+        let _ = a.resize(start);
+        return Err(e);
+    }
+    a.flush()?;
+    println!(
+        "{}: appended {rows} row{} at {start}, shape {}",
+        path.display(),
+        if rows == 1 { "" } else { "s" },
+        tuple(&a.shape())
+    );
+    Ok(())
 }
 
 fn convert(
@@ -694,7 +776,7 @@ fn convert(
         "{} -> {}: {} {} -> {}, {} -> {} on disk",
         src.display(),
         dst.display(),
-        tuple(a.shape()),
+        tuple(&a.shape()),
         a.dtype(),
         b.dtype(),
         format_bytes(a.memory_report().stored_bytes.unwrap_or(0)),

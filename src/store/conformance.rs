@@ -34,6 +34,7 @@ pub fn run_all(h: &Harness<'_>) {
     flush_then_reopen_persists(h);
     parallel_writes(h);
     bad_calls_are_errors(h);
+    resize_first_axis(h);
 }
 
 fn meta(dtype: DType, shape: &[u64], chunks: &[u64]) -> StoreMeta {
@@ -92,7 +93,7 @@ fn inside(m: &StoreMeta, chunk: &[u64], data: &[u8]) -> Vec<u8> {
 }
 
 fn assert_chunk(s: &dyn ChunkStore, chunk: &[u64], want: &[u8], what: &str) {
-    let m = s.meta();
+    let m = &s.meta();
     let got = s
         .read_chunk(chunk)
         .unwrap_or_else(|e| panic!("{}: {what}: read {chunk:?}: {e}", s.backend()))
@@ -111,7 +112,7 @@ fn assert_chunk(s: &dyn ChunkStore, chunk: &[u64], want: &[u8], what: &str) {
 }
 
 fn assert_fill(s: &dyn ChunkStore, chunk: &[u64], what: &str) {
-    let m = s.meta();
+    let m = &s.meta();
     match s.read_chunk(chunk).unwrap() {
         None => assert!(
             s.capabilities().tracks_missing,
@@ -254,4 +255,90 @@ fn bad_calls_are_errors(h: &Harness<'_>) {
         s.write_chunk(&[0, 5], &pattern(&m, &[0, 0], 0)).is_err(),
         "write outside grid"
     );
+}
+
+/// Whether a chunk reads as never written: `None`, or the fill value inside
+/// the array (dense stores).
+fn reads_as_fill(s: &dyn ChunkStore, chunk: &[u64]) -> bool {
+    let m = &s.meta();
+    match s.read_chunk(chunk).unwrap() {
+        None => true,
+        Some(d) => inside(m, chunk, &d) == inside(m, chunk, &vec![0; m.chunk_bytes()]),
+    }
+}
+
+fn resize_first_axis(h: &Harness<'_>) {
+    let m = meta(DType::U16, &[5, 3], &[2, 2]);
+    let (s, reopen) = (h.create)(&m).expect("create");
+    let before = chunks_of(&m);
+    for c in &before {
+        s.write_chunk(c, &pattern(&m, c, 8)).unwrap();
+    }
+    s.flush().unwrap();
+    // Grow: old chunks keep their data inside the old shape; new chunk
+    // rows read as never written.
+    match s.resize(9) {
+        Ok(()) => {}
+        // A store may be unable to change shape (Fortran-order `.npy`); it
+        // must say so with a typed error and leave the shape alone.
+        Err(crate::error::Error::Unsupported(_)) => {
+            assert_eq!(s.meta().shape, m.shape);
+            return;
+        }
+        Err(e) => panic!("{}: grow: {e}", s.backend()),
+    }
+    let grown = s.meta();
+    assert_eq!(grown.shape, vec![9, 3], "{}", s.backend());
+    for c in &before {
+        let got = s.read_chunk(c).unwrap().expect("written");
+        assert_eq!(
+            inside(&m, c, &got),
+            inside(&m, c, &pattern(&m, c, 8)),
+            "{}: chunk {c:?} after growing",
+            s.backend()
+        );
+    }
+    for c in chunks_of(&grown).iter().filter(|c| c[0] >= 3) {
+        assert!(reads_as_fill(&*s, c), "{}: new chunk {c:?}", s.backend());
+        s.write_chunk(c, &pattern(&grown, c, 9)).unwrap();
+    }
+    s.flush().unwrap();
+    drop(s);
+    let r = reopen().expect("reopen after growing");
+    assert_eq!(r.meta().shape, vec![9, 3], "{}: reopened", r.backend());
+    for c in chunks_of(&grown).iter().filter(|c| c[0] >= 3) {
+        assert_chunk(&*r, c, &pattern(&grown, c, 9), "grown, reopened");
+    }
+    // Shrink: chunks past the end are gone, the rest keep their data.
+    r.resize(3).expect("shrink");
+    let short = r.meta();
+    assert_eq!(short.shape, vec![3, 3]);
+    assert!(
+        r.read_chunk(&[2, 0]).is_err(),
+        "{}: past the end",
+        r.backend()
+    );
+    assert_chunk(
+        &*r,
+        &[0, 1],
+        &pattern(&m, &[0, 1], 8),
+        "kept after shrinking",
+    );
+    drop(r);
+    let r = reopen().expect("reopen after shrinking");
+    assert_eq!(
+        r.meta().shape,
+        vec![3, 3],
+        "{}: reopened short",
+        r.backend()
+    );
+    // Growing again does not bring the dropped chunks back.
+    r.resize(8).expect("grow again");
+    for c in chunks_of(&r.meta()).iter().filter(|c| c[0] >= 2) {
+        assert!(
+            reads_as_fill(&*r, c),
+            "{}: regrown chunk {c:?}",
+            r.backend()
+        );
+    }
 }

@@ -20,12 +20,15 @@ struct State {
     live: HashMap<Vec<u64>, Arc<Vec<u8>>>,
     /// What survives a crash: the live map as of the last flush.
     durable: HashMap<Vec<u64>, Arc<Vec<u8>>>,
+    /// Length of the first axis (a resize is durable at once).
+    len: u64,
 }
 
 /// In-memory [`ChunkStore`] with a durable/volatile split and failure
 /// injection.
 #[derive(Debug)]
 pub struct MemoryStore {
+    /// Shape as created; the first axis's current length is `State::len`.
     meta: StoreMeta,
     state: Arc<Mutex<State>>,
     /// Operations (reads, writes, erases, flushes) left before every
@@ -36,9 +39,13 @@ pub struct MemoryStore {
 impl MemoryStore {
     /// An empty store (every chunk never written).
     pub fn new(meta: StoreMeta) -> Self {
+        let len = meta.shape.first().copied().unwrap_or(0);
         MemoryStore {
             meta,
-            state: Arc::default(),
+            state: Arc::new(Mutex::new(State {
+                len,
+                ..State::default()
+            })),
             fail_after: AtomicU64::new(u64::MAX),
         }
     }
@@ -46,12 +53,16 @@ impl MemoryStore {
     /// A new store holding what was durable at the last flush, as if the
     /// process had been killed and the array reopened.
     pub fn reopen(&self) -> MemoryStore {
-        let durable = self.state.lock().durable.clone();
+        let (durable, len) = {
+            let s = self.state.lock();
+            (s.durable.clone(), s.len)
+        };
         MemoryStore {
             meta: self.meta.clone(),
             state: Arc::new(Mutex::new(State {
                 live: durable.clone(),
                 durable,
+                len,
             })),
             fail_after: AtomicU64::new(u64::MAX),
         }
@@ -84,11 +95,20 @@ impl MemoryStore {
         }
     }
 
+    fn shape(&self) -> Vec<u64> {
+        let mut shape = self.meta.shape.clone();
+        if let Some(n) = shape.first_mut() {
+            *n = self.state.lock().len;
+        }
+        shape
+    }
+
     fn check(&self, chunk: &[u64]) -> Result<()> {
-        let in_grid = chunk.len() == self.meta.shape.len()
+        let shape = self.shape();
+        let in_grid = chunk.len() == shape.len()
             && chunk
                 .iter()
-                .zip(self.meta.shape.iter().zip(&self.meta.chunks))
+                .zip(shape.iter().zip(&self.meta.chunks))
                 .all(|(&k, (&n, &c))| k < n.div_ceil(c));
         if in_grid {
             Ok(())
@@ -106,8 +126,11 @@ impl ChunkStore for MemoryStore {
         "memory"
     }
 
-    fn meta(&self) -> &StoreMeta {
-        &self.meta
+    fn meta(&self) -> StoreMeta {
+        StoreMeta {
+            shape: self.shape(),
+            ..self.meta.clone()
+        }
     }
 
     fn capabilities(&self) -> Capabilities {
@@ -168,6 +191,19 @@ impl ChunkStore for MemoryStore {
             .map(|v| v.len() as u64)
             .sum())
     }
+
+    fn resize(&self, len: u64) -> Result<()> {
+        if self.meta.shape.is_empty() {
+            return Err(Error::invalid("a 0-d array has no axis to resize"));
+        }
+        self.tick()?;
+        let rows = len.div_ceil(self.meta.chunks[0]);
+        let mut s = self.state.lock();
+        s.live.retain(|c, _| c[0] < rows);
+        s.durable.retain(|c, _| c[0] < rows);
+        s.len = len;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -190,11 +226,16 @@ mod tests {
         conformance::run_all(&conformance::Harness {
             create: &|m: &StoreMeta| {
                 let s = Arc::new(MemoryStore::new(m.clone()));
-                let reopen_from = s.clone();
+                // Reopening continues from the latest handle, as a file
+                // reopened twice shows what the second handle wrote.
+                let latest = Mutex::new(s.clone());
                 Ok((
                     s as Arc<dyn ChunkStore>,
-                    Box::new(move || Ok(Arc::new(reopen_from.reopen()) as Arc<dyn ChunkStore>))
-                        as conformance::Reopen,
+                    Box::new(move || {
+                        let mut l = latest.lock();
+                        *l = Arc::new(l.reopen());
+                        Ok(l.clone() as Arc<dyn ChunkStore>)
+                    }) as conformance::Reopen,
                 ))
             },
         });

@@ -106,8 +106,9 @@ pub trait ChunkStore: Send + Sync + fmt::Debug {
     /// Short backend name for messages (`npy`, `memory`, `zarr`).
     fn backend(&self) -> &'static str;
 
-    /// Element type, shape, chunk shape and fill value.
-    fn meta(&self) -> &StoreMeta;
+    /// Element type, shape, chunk shape and fill value. A snapshot: the
+    /// shape changes when the array is [resized](ChunkStore::resize).
+    fn meta(&self) -> StoreMeta;
 
     /// One line about the storage layout for people (`info`), e.g.
     /// `npy 1.0, C order, little-endian`.
@@ -160,7 +161,7 @@ pub trait ChunkStore: Send + Sync + fmt::Debug {
         let Some(data) = self.read_chunk(chunk)? else {
             return Ok(None);
         };
-        Ok(Some(extract_region(self.meta(), &data, region)))
+        Ok(Some(extract_region(&self.meta(), &data, region)))
     }
 
     /// Writes one decoded chunk (`data.len() == meta().chunk_bytes()`).
@@ -175,7 +176,93 @@ pub trait ChunkStore: Send + Sync + fmt::Debug {
     /// Bytes the array occupies on disk (allocated blocks for sparse
     /// files), for the memory report.
     fn stored_bytes(&self) -> Result<u64>;
+
+    /// Changes the length of the first axis to `len` and makes the new
+    /// shape durable before returning. Chunk coordinates keep their
+    /// meaning. Elements added read as the fill value once the layer
+    /// above has written back the chunks it holds; chunks wholly past a
+    /// shorter end are dropped. The caller (the array) guarantees that no
+    /// other call on this store runs meanwhile for a chunk that the resize
+    /// drops, and fills the cut-off part of the last chunk itself.
+    ///
+    /// The default refuses: a store that cannot change its shape says so.
+    fn resize(&self, len: u64) -> Result<()> {
+        let _ = len;
+        Err(crate::error::Error::Unsupported(format!(
+            "{} arrays cannot be resized",
+            self.backend()
+        )))
+    }
 }
+
+/// The shape-changing half of a store that keeps its state behind a
+/// read-write lock: every [`ChunkStore`] call holds the lock shared for its
+/// whole duration, a resize holds it exclusively, so no read or write sees
+/// a half-changed shape. See [`locked_store!`].
+pub(crate) trait ResizeInPlace {
+    /// Changes the length of the first axis (see [`ChunkStore::resize`]).
+    fn resize_in_place(&mut self, len: u64) -> Result<()>;
+}
+
+/// Implements [`ChunkStore`] for `$outer`, whose field `$field` is a
+/// `parking_lot::RwLock<$inner>` where `$inner: ChunkStore + ResizeInPlace`.
+macro_rules! locked_store {
+    ($outer:ty, $field:ident) => {
+        impl $crate::store::ChunkStore for $outer {
+            fn backend(&self) -> &'static str {
+                self.$field.read().backend()
+            }
+            fn meta(&self) -> $crate::store::StoreMeta {
+                self.$field.read().meta()
+            }
+            fn describe(&self) -> String {
+                self.$field.read().describe()
+            }
+            fn capabilities(&self) -> $crate::store::Capabilities {
+                self.$field.read().capabilities()
+            }
+            fn labels(&self) -> Option<$crate::store::Labels> {
+                self.$field.read().labels()
+            }
+            fn read_chunk(
+                &self,
+                chunk: &[u64],
+            ) -> $crate::error::Result<Option<$crate::buffer::ChunkBuf>> {
+                self.$field.read().read_chunk(chunk)
+            }
+            fn read_chunk_into(
+                &self,
+                chunk: &[u64],
+                out: &mut [u8],
+            ) -> $crate::error::Result<bool> {
+                self.$field.read().read_chunk_into(chunk, out)
+            }
+            fn read_region(
+                &self,
+                chunk: &[u64],
+                region: $crate::store::ChunkRegion<'_>,
+            ) -> $crate::error::Result<Option<Vec<u8>>> {
+                self.$field.read().read_region(chunk, region)
+            }
+            fn write_chunk(&self, chunk: &[u64], data: &[u8]) -> $crate::error::Result<()> {
+                self.$field.read().write_chunk(chunk, data)
+            }
+            fn erase_chunk(&self, chunk: &[u64]) -> $crate::error::Result<()> {
+                self.$field.read().erase_chunk(chunk)
+            }
+            fn flush(&self) -> $crate::error::Result<()> {
+                self.$field.read().flush()
+            }
+            fn stored_bytes(&self) -> $crate::error::Result<u64> {
+                self.$field.read().stored_bytes()
+            }
+            fn resize(&self, len: u64) -> $crate::error::Result<()> {
+                $crate::store::ResizeInPlace::resize_in_place(&mut *self.$field.write(), len)
+            }
+        }
+    };
+}
+pub(crate) use locked_store;
 
 /// Whether `region` (per axis: start, step, count) lies inside a chunk of
 /// shape `chunks`, with positive steps and no overflow.

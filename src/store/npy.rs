@@ -32,6 +32,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use memmap2::{Advice, Mmap, MmapOptions, UncheckedAdvice};
+use parking_lot::RwLock;
 
 use super::{Capabilities, ChunkRegion, ChunkStore, StoreMeta, extract_region};
 use crate::buffer::ChunkBuf;
@@ -677,21 +678,7 @@ pub fn parse_npy_header(bytes: &[u8]) -> std::result::Result<NpyHeader, String> 
 /// final newline up to a multiple of 64 bytes.
 fn encode_header(dtype: DType, endian: Endian, order: Order, shape: &[u64]) -> Vec<u8> {
     let fortran = order == Order::Fortran;
-    let mut dict = format!(
-        "{{'descr': '{}', 'fortran_order': {}, 'shape': (",
-        dtype.numpy_descr(endian),
-        if fortran { "True" } else { "False" }
-    );
-    for (i, n) in shape.iter().enumerate() {
-        if i > 0 {
-            dict.push_str(", ");
-        }
-        write!(dict, "{n}").expect("writing to a String");
-    }
-    if shape.len() == 1 {
-        dict.push(',');
-    }
-    dict.push_str("), }");
+    let mut dict = header_dict(dtype, endian, order, shape);
     let growth_axis = if fortran { shape.last() } else { shape.first() };
     if let Some(n) = growth_axis {
         let digits = n.to_string().len();
@@ -722,6 +709,58 @@ fn encode_header(dtype: DType, endian: Endian, order: Order, shape: &[u64]) -> V
     out
 }
 
+/// The header's dictionary text, `{'descr': ..., 'shape': (...), }`,
+/// without padding or newline.
+fn header_dict(dtype: DType, endian: Endian, order: Order, shape: &[u64]) -> String {
+    let mut dict = format!(
+        "{{'descr': '{}', 'fortran_order': {}, 'shape': (",
+        dtype.numpy_descr(endian),
+        if order == Order::Fortran {
+            "True"
+        } else {
+            "False"
+        }
+    );
+    for (i, n) in shape.iter().enumerate() {
+        if i > 0 {
+            dict.push_str(", ");
+        }
+        write!(dict, "{n}").expect("writing to a String");
+    }
+    if shape.len() == 1 {
+        dict.push(',');
+    }
+    dict.push_str("), }");
+    dict
+}
+
+/// The header of an existing file rewritten for a new shape, with exactly
+/// the old header's length (the data cannot move): the old version and
+/// length field, the new dictionary, spaces up to the old end and a
+/// newline. `None` if the new dictionary does not fit; NumPy leaves room
+/// for the growth axis to gain digits, so files it writes always have it.
+fn rewrite_header(h: &NpyHeader) -> Option<Vec<u8>> {
+    let len_bytes = if h.version.0 == 1 { 2 } else { 4 };
+    let start = MAGIC.len() + 2 + len_bytes;
+    let total = usize::try_from(h.data_offset).ok()?.checked_sub(start)?;
+    let dict = header_dict(h.dtype, h.endian, h.order, &h.shape);
+    if dict.len() + 1 > total {
+        return None;
+    }
+    let mut out = Vec::with_capacity(start + total);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&[h.version.0, h.version.1]);
+    if len_bytes == 2 {
+        out.extend_from_slice(&u16::try_from(total).ok()?.to_le_bytes());
+    } else {
+        out.extend_from_slice(&u32::try_from(total).ok()?.to_le_bytes());
+    }
+    out.extend_from_slice(dict.as_bytes());
+    out.resize(start + total - 1, b' ');
+    out.push(b'\n');
+    Some(out)
+}
+
 /// Header text length after NumPy's padding (which is never zero: an
 /// aligned header still gets 64 spaces).
 fn padded(text_len: usize, len_bytes: usize) -> usize {
@@ -740,6 +779,13 @@ fn padded(text_len: usize, len_bytes: usize) -> usize {
 /// (partial reads would then fault with `SIGBUS`).
 #[derive(Debug)]
 pub struct NpyStore {
+    /// The file's state; a resize replaces it while no call runs.
+    inner: RwLock<NpyFile>,
+    path: PathBuf,
+}
+
+#[derive(Debug)]
+struct NpyFile {
     path: PathBuf,
     file: File,
     header: NpyHeader,
@@ -840,6 +886,13 @@ fn release_pages(map: &Mmap) -> io::Result<()> {
 }
 
 impl NpyStore {
+    fn wrap(file: NpyFile) -> Self {
+        NpyStore {
+            path: file.path.clone(),
+            inner: RwLock::new(file),
+        }
+    }
+
     /// Creates a new `.npy` file holding zeros (sparse: only the header is
     /// written) and opens it for writing.
     pub fn create(
@@ -849,6 +902,131 @@ impl NpyStore {
         chunks: &[u64],
         opts: &NpyOptions,
     ) -> Result<NpyStore> {
+        NpyFile::create(path, dtype, shape, chunks, opts).map(Self::wrap)
+    }
+
+    /// Creates a headerless file laid out as `layout` says (the first
+    /// `layout.offset` bytes read as zeros) and opens it for writing.
+    pub fn create_raw(
+        path: &Path,
+        layout: &RawLayout,
+        chunks: &[u64],
+        overwrite: bool,
+    ) -> Result<NpyStore> {
+        NpyFile::create_raw(path, layout, chunks, overwrite).map(Self::wrap)
+    }
+
+    /// Opens an existing `.npy` file. Without `chunks`, the chunk shape is
+    /// [`default_chunks`] for the file's order.
+    pub fn open(path: &Path, chunks: Option<&[u64]>, writable: bool) -> Result<NpyStore> {
+        NpyFile::open(path, chunks, writable).map(Self::wrap)
+    }
+
+    /// Opens an existing headerless file laid out as `layout` says, as
+    /// `numpy.memmap` would.
+    pub fn open_raw(
+        path: &Path,
+        layout: &RawLayout,
+        chunks: Option<&[u64]>,
+        writable: bool,
+    ) -> Result<NpyStore> {
+        NpyFile::open_raw(path, layout, chunks, writable).map(Self::wrap)
+    }
+
+    /// What the header says now; for raw files version `(0, 0)` and the
+    /// layout's offset.
+    pub fn header(&self) -> NpyHeader {
+        self.inner.read().header.clone()
+    }
+
+    /// The file this store reads and writes.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+super::locked_store!(NpyStore, inner);
+
+impl super::ResizeInPlace for NpyFile {
+    /// Grows or shrinks the first axis: a longer file gets its new bytes
+    /// as a hole (zeros, NumPy's fill) before the header says so; a
+    /// shorter one gets its header first and is cut after. Either way the
+    /// file is valid at every step, and both steps are synced.
+    fn resize_in_place(&mut self, len: u64) -> Result<()> {
+        self.check_writable()?;
+        let path = self.path.clone();
+        if self.header.shape.is_empty() {
+            return Err(Error::invalid(format!(
+                "{}: a 0-d array has no axis to resize",
+                path.display()
+            )));
+        }
+        if self.fortran() {
+            return Err(Error::Unsupported(format!(
+                "{}: a Fortran-order file can only grow along its last axis without \
+                 moving its data; chunkyard resizes the first",
+                path.display()
+            )));
+        }
+        let mut header = self.header.clone();
+        header.shape[0] = len;
+        let file_len = header
+            .data_bytes()
+            .and_then(|n| n.checked_add(header.data_offset))
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "{}: shape {:?} holds more bytes than fit in a file",
+                    path.display(),
+                    header.shape
+                ))
+            })?;
+        let grid = grid_for(&path, &header.shape, self.grid.chunk_shape(), header.dtype)?;
+        let text = if header.version == (0, 0) {
+            None
+        } else {
+            Some(rewrite_header(&header).ok_or_else(|| {
+                Error::Unsupported(format!(
+                    "{}: the header has no room for shape {:?} (it was written without \
+                     NumPy's growth padding); copy the array with `convert` first",
+                    path.display(),
+                    header.shape
+                ))
+            })?)
+        };
+        let io = |e| Error::io(&path, e);
+        let write_header = |file: &File| -> Result<()> {
+            if let Some(t) = &text {
+                file.write_all_at(t, 0).map_err(io)?;
+            }
+            file.sync_all().map_err(io)
+        };
+        let grows = len >= self.header.shape[0];
+        // Unmap before the file can get shorter than the map.
+        self.map = None;
+        if grows {
+            self.file.set_len(file_len).map_err(io)?;
+            write_header(&self.file)?;
+        } else {
+            write_header(&self.file)?;
+            self.file.set_len(file_len).map_err(io)?;
+            self.file.sync_all().map_err(io)?;
+        }
+        let file = self.file.try_clone().map_err(io)?;
+        *self = NpyFile::build(&path, file, header, grid, true)?;
+        Ok(())
+    }
+}
+
+impl NpyFile {
+    /// Creates a new `.npy` file holding zeros (sparse: only the header is
+    /// written) and opens it for writing.
+    pub fn create(
+        path: &Path,
+        dtype: DType,
+        shape: &[u64],
+        chunks: &[u64],
+        opts: &NpyOptions,
+    ) -> Result<NpyFile> {
         let grid = grid_for(path, shape, chunks, dtype)?;
         // One-byte types have no byte order; this is what reopening reports.
         let endian = if dtype.size() == 1 {
@@ -884,7 +1062,7 @@ impl NpyStore {
         layout: &RawLayout,
         chunks: &[u64],
         overwrite: bool,
-    ) -> Result<NpyStore> {
+    ) -> Result<NpyFile> {
         let grid = grid_for(path, &layout.shape, chunks, layout.dtype)?;
         Self::create_with(path, raw_header(layout), grid, overwrite, &[])
     }
@@ -924,7 +1102,7 @@ impl NpyStore {
 
     /// Opens an existing `.npy` file. Without `chunks`, the chunk shape is
     /// [`default_chunks`] for the file's order.
-    pub fn open(path: &Path, chunks: Option<&[u64]>, writable: bool) -> Result<NpyStore> {
+    pub fn open(path: &Path, chunks: Option<&[u64]>, writable: bool) -> Result<NpyFile> {
         let file = open_file(path, writable)?;
         let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
         let header = read_header(path, &file, file_len)?;
@@ -938,7 +1116,7 @@ impl NpyStore {
         layout: &RawLayout,
         chunks: Option<&[u64]>,
         writable: bool,
-    ) -> Result<NpyStore> {
+    ) -> Result<NpyFile> {
         let file = open_file(path, writable)?;
         let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
         Self::open_with(path, file, file_len, raw_header(layout), chunks, writable)
@@ -1021,7 +1199,7 @@ impl NpyStore {
             chunks: grid.chunk_shape().to_vec(),
             fill: vec![0; header.dtype.size()],
         };
-        Ok(NpyStore {
+        Ok(NpyFile {
             path: path.to_path_buf(),
             file,
             swap: header.dtype.size() > 1 && header.endian != Endian::NATIVE,
@@ -1035,17 +1213,6 @@ impl NpyStore {
             #[cfg(test)]
             io_calls: AtomicU64::new(0),
         })
-    }
-
-    /// What the header says; for raw files version `(0, 0)` and the
-    /// layout's offset.
-    pub fn header(&self) -> &NpyHeader {
-        &self.header
-    }
-
-    /// The file this store reads and writes.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     fn fortran(&self) -> bool {
@@ -1306,7 +1473,7 @@ fn read_header(path: &Path, file: &File, file_len: u64) -> Result<NpyHeader> {
     parse_header_inner(&bytes).map_err(|e| e.into_error(path))
 }
 
-impl ChunkStore for NpyStore {
+impl ChunkStore for NpyFile {
     fn backend(&self) -> &'static str {
         "npy"
     }
@@ -1329,8 +1496,8 @@ impl ChunkStore for NpyStore {
         format!("{kind}, {order}, {endian}")
     }
 
-    fn meta(&self) -> &StoreMeta {
-        &self.meta
+    fn meta(&self) -> StoreMeta {
+        self.meta.clone()
     }
 
     fn capabilities(&self) -> Capabilities {
@@ -1567,7 +1734,7 @@ mod tests {
                     .path()
                     .join(format!("a{}.npy", n.fetch_add(1, Ordering::Relaxed)));
                 let s = NpyStore::create(&path, m.dtype, &m.shape, &m.chunks, &opts)?;
-                assert_eq!(s.meta(), m);
+                assert_eq!(&s.meta(), m);
                 let chunks = m.chunks.clone();
                 let reopen: conformance::Reopen = Box::new(move || {
                     Ok(Arc::new(NpyStore::open(&path, Some(&chunks), true)?)
@@ -2185,7 +2352,7 @@ mod tests {
             &NpyOptions::default(),
         )
         .unwrap();
-        assert_eq!(s.grid.num_chunks(), 0);
+        assert_eq!(s.inner.read().grid.num_chunks(), 0);
         assert!(s.read_chunk(&[0, 0, 0]).is_err());
         drop(s);
         let s = NpyStore::open(&p, None, true).unwrap();
@@ -2373,7 +2540,7 @@ mod tests {
         for c in grid.chunk_coords() {
             let a = stores[0].read_chunk(&c).unwrap().unwrap();
             let b = stores[1].read_chunk(&c).unwrap().unwrap();
-            let m = stores[0].meta();
+            let m = &stores[0].meta();
             let ext: Vec<(u64, u64, u64)> =
                 grid.chunk_extent(&c).iter().map(|&n| (0, 1, n)).collect();
             assert_eq!(
@@ -2387,7 +2554,7 @@ mod tests {
     #[test]
     fn one_system_call_per_file_run() {
         let dir = TempDir::new().unwrap();
-        let calls = |s: &NpyStore| s.io_calls.swap(0, Ordering::Relaxed);
+        let calls = |s: &NpyStore| s.inner.read().io_calls.swap(0, Ordering::Relaxed);
         let fortran = NpyOptions {
             order: Order::Fortran,
             ..NpyOptions::default()

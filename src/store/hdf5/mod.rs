@@ -45,6 +45,7 @@ use hdf5_metno::{
     Dataset, Extent, Extents, File, Group, H5Type, Hyperslab, Selection, SliceOrIndex,
 };
 use ndarray::{ArrayD, IxDyn};
+use parking_lot::RwLock;
 
 use self::filters::{FILTER_LZ4, Step};
 use super::{Capabilities, ChunkStore, StoreMeta, extract_region};
@@ -86,6 +87,19 @@ enum Access {
 
 /// One dataset of an HDF5 file as a [`ChunkStore`].
 pub struct Hdf5Store {
+    /// The dataset's state; a resize changes its shape while no call runs.
+    inner: RwLock<Hdf5Inner>,
+    path: PathBuf,
+    name: String,
+}
+
+impl std::fmt::Debug for Hdf5Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.inner.read().fmt(f)
+    }
+}
+
+struct Hdf5Inner {
     // Field order matters: the dataset closes before its file.
     ds: Dataset,
     file: File,
@@ -105,7 +119,7 @@ pub struct Hdf5Store {
     dirty: AtomicBool,
 }
 
-impl std::fmt::Debug for Hdf5Store {
+impl std::fmt::Debug for Hdf5Inner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Hdf5Store")
             .field("path", &self.path)
@@ -280,9 +294,18 @@ fn init() -> Result<()> {
 }
 
 impl Hdf5Store {
+    fn wrap(inner: Hdf5Inner) -> Self {
+        Hdf5Store {
+            path: inner.path.clone(),
+            name: inner.name.clone(),
+            inner: RwLock::new(inner),
+        }
+    }
+
     /// Creates a chunked dataset `name` (groups made as needed) in the file
     /// at `path`, creating the file if it does not exist. `fill` is one
-    /// native-order element.
+    /// native-order element. The first axis is unlimited (`maxshape=(None,
+    /// ...)` in h5py's terms), so the dataset can be resized along it.
     pub fn create(
         path: &Path,
         name: &str,
@@ -292,6 +315,91 @@ impl Hdf5Store {
         fill: &[u8],
         opts: &Hdf5Options,
     ) -> Result<Hdf5Store> {
+        Hdf5Inner::create(path, name, dtype, shape, chunks, fill, opts).map(Self::wrap)
+    }
+
+    /// Opens dataset `name` of the HDF5 file at `path`. `chunks` is the
+    /// chunk shape used for contiguous datasets (default: about 16 MiB).
+    pub fn open(
+        path: &Path,
+        name: &str,
+        chunks: Option<&[u64]>,
+        writable: bool,
+    ) -> Result<Hdf5Store> {
+        Hdf5Inner::open(path, name, chunks, writable).map(Self::wrap)
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The dataset's absolute path inside the file.
+    pub fn dataset_name(&self) -> &str {
+        &self.name
+    }
+}
+
+super::locked_store!(Hdf5Store, inner);
+
+impl super::ResizeInPlace for Hdf5Inner {
+    /// `H5Dset_extent` on the first axis (HDF5 drops chunks wholly past a
+    /// shorter end), then a flush and sync, so the new shape is durable.
+    fn resize_in_place(&mut self, len: u64) -> Result<()> {
+        if !self.writable {
+            return Err(store_err(format!(
+                "{}: cannot resize, the file was opened read-only",
+                self.here()
+            )));
+        }
+        if self.meta.shape.is_empty() {
+            return Err(Error::invalid(format!(
+                "{}: a 0-d dataset has no axis to resize",
+                self.here()
+            )));
+        }
+        let growable = self
+            .ds
+            .space()
+            .map(|s| {
+                s.maxdims()
+                    .first()
+                    .is_some_and(|m| m.is_none_or(|m| m as u64 >= len))
+            })
+            .unwrap_or(false);
+        if !growable {
+            return Err(Error::Unsupported(format!(
+                "{}: the dataset's maximum shape does not allow {len} along the first axis \
+                 (it was created without maxshape=(None, ...)); copy it with `convert` first",
+                self.here()
+            )));
+        }
+        let mut shape = self.meta.shape.clone();
+        shape[0] = len;
+        let grid = ChunkGrid::new(&shape, &self.meta.chunks, self.meta.dtype.size())
+            .map_err(|e| Error::invalid(format!("{}: {e}", self.here())))?;
+        let dims: Vec<usize> = shape.iter().map(|&n| n as usize).collect();
+        self.ds.resize(dims).map_err(self.h5("resize"))?;
+        self.dirty.store(true, Ordering::Release);
+        self.meta.shape = shape;
+        self.grid = grid;
+        ChunkStore::flush(self)
+    }
+}
+
+impl Hdf5Inner {
+    /// Creates a chunked dataset `name` (groups made as needed) in the file
+    /// at `path`, creating the file if it does not exist. `fill` is one
+    /// native-order element.
+    fn create(
+        path: &Path,
+        name: &str,
+        dtype: DType,
+        shape: &[u64],
+        chunks: &[u64],
+        fill: &[u8],
+        opts: &Hdf5Options,
+    ) -> Result<Hdf5Inner> {
         init()?;
         let name = absolute(name);
         if name == "/" {
@@ -357,13 +465,17 @@ impl Hdf5Store {
         let extents: Extents = if shape.is_empty() {
             Extents::Scalar
         } else {
-            // HDF5 wants chunks no larger than a fixed axis; an axis
-            // shorter than its chunk is made growable instead.
+            // HDF5 wants chunks no larger than a fixed axis.
             Extents::from(
                 shape
                     .iter()
                     .zip(chunks)
-                    .map(|(&n, &c)| Extent::new(n as usize, (c <= n).then_some(n as usize)))
+                    .enumerate()
+                    .map(|(axis, (&n, &c))| {
+                        // The first axis is unlimited so that the dataset can
+                        // grow (append); so is any axis shorter than its chunk.
+                        Extent::new(n as usize, (axis > 0 && c <= n).then_some(n as usize))
+                    })
                     .collect::<Vec<_>>(),
             )
         };
@@ -392,12 +504,7 @@ impl Hdf5Store {
 
     /// Opens dataset `name` of the HDF5 file at `path`. `chunks` is the
     /// chunk shape used for contiguous datasets (default: about 16 MiB).
-    pub fn open(
-        path: &Path,
-        name: &str,
-        chunks: Option<&[u64]>,
-        writable: bool,
-    ) -> Result<Hdf5Store> {
+    fn open(path: &Path, name: &str, chunks: Option<&[u64]>, writable: bool) -> Result<Hdf5Inner> {
         init()?;
         let name = absolute(name);
         let file = open_file(path, writable)?;
@@ -426,7 +533,7 @@ impl Hdf5Store {
         ds: Dataset,
         writable: bool,
         chunks: Option<&[u64]>,
-    ) -> Result<Hdf5Store> {
+    ) -> Result<Hdf5Inner> {
         let here = format!("{}:{name}", path.display());
         let (dtype, file_endian) = element_type(&ds).map_err(|t| {
             Error::Unsupported(format!(
@@ -497,7 +604,7 @@ impl Hdf5Store {
             if filters.is_empty() { "" } else { ", " },
             filters.join(" + ")
         );
-        Ok(Hdf5Store {
+        Ok(Hdf5Inner {
             meta: StoreMeta {
                 dtype,
                 shape,
@@ -515,16 +622,6 @@ impl Hdf5Store {
             layout,
             dirty: AtomicBool::new(false),
         })
-    }
-
-    /// The file.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// The dataset's absolute path inside the file.
-    pub fn dataset_name(&self) -> &str {
-        &self.name
     }
 
     fn here(&self) -> String {
@@ -667,13 +764,13 @@ impl Hdf5Store {
     }
 }
 
-impl ChunkStore for Hdf5Store {
+impl ChunkStore for Hdf5Inner {
     fn backend(&self) -> &'static str {
         "hdf5"
     }
 
-    fn meta(&self) -> &StoreMeta {
-        &self.meta
+    fn meta(&self) -> StoreMeta {
+        self.meta.clone()
     }
 
     fn describe(&self) -> String {

@@ -27,6 +27,7 @@
 pub mod fs;
 pub mod lz4;
 
+use parking_lot::RwLock;
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -100,6 +101,13 @@ pub fn is_zarr_dir(path: &Path) -> bool {
 /// docs](self).
 #[derive(Debug)]
 pub struct ZarrStore {
+    /// The array's state; a resize replaces its shape while no call runs.
+    inner: RwLock<ZarrInner>,
+    path: PathBuf,
+}
+
+#[derive(Debug)]
+struct ZarrInner {
     path: PathBuf,
     storage: Arc<DirStorage>,
     array: ZArray<DirStorage>,
@@ -193,6 +201,13 @@ fn make_dir(path: &Path, overwrite: bool) -> Result<()> {
 }
 
 impl ZarrStore {
+    fn wrap(inner: ZarrInner) -> Self {
+        ZarrStore {
+            path: inner.path.clone(),
+            inner: RwLock::new(inner),
+        }
+    }
+
     /// Creates a Zarr v3 array at `path` (a new directory) holding only
     /// its metadata, and opens it for writing.
     pub fn create(
@@ -203,6 +218,85 @@ impl ZarrStore {
         fill: &[u8],
         opts: &ZarrOptions,
     ) -> Result<ZarrStore> {
+        ZarrInner::create(path, dtype, shape, chunks, fill, opts).map(Self::wrap)
+    }
+
+    /// Opens the Zarr array (v3 `zarr.json` or v2 `.zarray`) in the
+    /// directory `path`.
+    pub fn open(path: &Path, writable: bool) -> Result<ZarrStore> {
+        ZarrInner::open(path, writable).map(Self::wrap)
+    }
+
+    /// The array's directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The file that holds a chunk.
+    pub fn chunk_path(&self, chunk: &[u64]) -> PathBuf {
+        self.inner.read().chunk_path(chunk)
+    }
+}
+
+super::locked_store!(ZarrStore, inner);
+
+impl super::ResizeInPlace for ZarrInner {
+    /// A longer array gets its new metadata only (new chunks are missing,
+    /// so they read as the fill value); a shorter one loses the chunk
+    /// files wholly past its end first, then gets its metadata. Both are
+    /// synced before returning.
+    fn resize_in_place(&mut self, len: u64) -> Result<()> {
+        self.check_writable()?;
+        let old = self.grid.clone();
+        if old.ndim() == 0 {
+            return Err(Error::invalid(format!(
+                "{}: a 0-d array has no axis to resize",
+                self.path.display()
+            )));
+        }
+        let mut shape = old.shape().to_vec();
+        shape[0] = len;
+        let grid = grid_for(&self.path, &shape, old.chunk_shape(), self.meta.dtype)?;
+        let (keep, had) = (grid.grid_shape()[0], old.grid_shape()[0]);
+        if keep < had && !old.grid_shape()[1..].contains(&0) {
+            let per_row: u64 = old.grid_shape()[1..].iter().product();
+            let first = keep * per_row;
+            for linear in first..had * per_row {
+                let coord = old.coord_of(linear);
+                self.array.erase_chunk(&coord).map_err(|e| {
+                    store_error(format!(
+                        "{}: chunk {coord:?}: {e}",
+                        self.chunk_path(&coord).display()
+                    ))
+                })?;
+            }
+            self.storage.sync().map_err(|e| Error::io(&self.path, e))?;
+        }
+        self.array
+            .set_shape(shape.clone())
+            .map_err(|e| create_error(&self.path, e))?;
+        self.array
+            .store_metadata_opt(&ArrayMetadataOptions::default().with_include_zarrs_metadata(false))
+            .map_err(|e| store_error(format!("{}: {e}", self.path.display())))?;
+        self.storage.sync().map_err(|e| Error::io(&self.path, e))?;
+        self.meta.shape = shape;
+        self.grid = grid;
+        self.summary = summarize(self.array.metadata());
+        Ok(())
+    }
+}
+
+impl ZarrInner {
+    /// Creates a Zarr v3 array at `path` (a new directory) holding only
+    /// its metadata, and opens it for writing.
+    pub fn create(
+        path: &Path,
+        dtype: DType,
+        shape: &[u64],
+        chunks: &[u64],
+        fill: &[u8],
+        opts: &ZarrOptions,
+    ) -> Result<ZarrInner> {
         lz4::register();
         let grid = grid_for(path, shape, chunks, dtype)?;
         if fill.len() != dtype.size() {
@@ -289,7 +383,7 @@ impl ZarrStore {
 
     /// Opens the Zarr array (v3 `zarr.json` or v2 `.zarray`) in the
     /// directory `path`.
-    pub fn open(path: &Path, writable: bool) -> Result<ZarrStore> {
+    pub fn open(path: &Path, writable: bool) -> Result<ZarrInner> {
         lz4::register();
         let m = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
         if !m.is_dir() {
@@ -348,7 +442,7 @@ impl ZarrStore {
         array: ZArray<DirStorage>,
         grid: ChunkGrid,
         writable: bool,
-    ) -> Result<ZarrStore> {
+    ) -> Result<ZarrInner> {
         let dtype = DType::ALL
             .into_iter()
             .find(|&d| zarr_data_type(d) == *array.data_type())
@@ -386,7 +480,7 @@ impl ZarrStore {
             chunks: grid.chunk_shape().to_vec(),
             fill,
         };
-        Ok(ZarrStore {
+        Ok(ZarrInner {
             path: path.to_path_buf(),
             storage,
             array,
@@ -399,18 +493,8 @@ impl ZarrStore {
         })
     }
 
-    /// The array's directory.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// The zarrs array underneath (metadata, codecs).
-    pub fn zarr(&self) -> &ZArray<DirStorage> {
-        &self.array
-    }
-
     /// The file that holds a chunk.
-    pub fn chunk_path(&self, chunk: &[u64]) -> PathBuf {
+    fn chunk_path(&self, chunk: &[u64]) -> PathBuf {
         self.storage.key_path(&self.array.chunk_key(chunk))
     }
 
@@ -511,13 +595,13 @@ fn summarize(m: &ArrayMetadata) -> String {
     }
 }
 
-impl ChunkStore for ZarrStore {
+impl ChunkStore for ZarrInner {
     fn backend(&self) -> &'static str {
         "zarr"
     }
 
-    fn meta(&self) -> &StoreMeta {
-        &self.meta
+    fn meta(&self) -> StoreMeta {
+        self.meta.clone()
     }
 
     fn describe(&self) -> String {
