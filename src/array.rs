@@ -536,10 +536,23 @@ impl ArrayHandle {
         out_strides: &[usize],
         f: impl Fn(&PieceLayout, &mut [u8], usize),
     ) -> Result<()> {
+        let grid = self.grid_for(sel)?;
+        self.for_each_chunk_mut_in(&grid, sel, out_strides, f)
+    }
+
+    /// [`for_each_chunk_mut`](Self::for_each_chunk_mut) over the chunks of
+    /// `grid`, which may differ from the current one (a shrink clears the
+    /// part of its last chunk past the new end).
+    fn for_each_chunk_mut_in(
+        &self,
+        grid: &ChunkGrid,
+        sel: &ResolvedSelection,
+        out_strides: &[usize],
+        f: impl Fn(&PieceLayout, &mut [u8], usize),
+    ) -> Result<()> {
         self.inner.owner.check_writable()?;
         let elem = self.dtype().size();
         let cstrides = c_strides(self.chunks());
-        let grid = self.grid_for(sel)?;
         for piece in grid.pieces(sel) {
             let lay = PieceLayout::new(&piece, &cstrides, out_strides);
             // A piece replaces the chunk, and need not read it, only if it
@@ -575,12 +588,11 @@ impl ArrayHandle {
     /// not). Every clone of this array sees the new shape; views made
     /// before keep the region they were made over.
     ///
-    /// The new shape is durable when this returns. A shrink first flushes
-    /// the array, so that the fill value written over the cut-off part of
-    /// the new last chunk cannot be lost to a crash and reappear on a
-    /// later growth. Reads and writes running on other threads meanwhile
-    /// see the old shape or the new one; one that touches rows a shrink
-    /// removes may fail.
+    /// The new shape is durable when this returns. A shrink flushes the
+    /// array (before cutting, and again after clearing the part of the new
+    /// last chunk past the end). Reads and writes running on other threads
+    /// meanwhile see the old shape or the new one; one that touches rows a
+    /// shrink removes may fail.
     ///
     /// Fails for stores that cannot change shape (a Fortran-order `.npy`
     /// file, an HDF5 dataset created without an unlimited first axis, a
@@ -614,8 +626,13 @@ impl ArrayHandle {
             self.inner.len0.store(len, Ordering::Release);
             *cur = g;
         };
+        // A store refuses what it cannot do before changing anything; any
+        // other failure may have left it halfway, and the array fails
+        // closed.
         let poison = |e: Error| {
-            owner.poison(format!("resize to {len} failed: {e}"));
+            if !matches!(e, Error::Unsupported(_) | Error::InvalidArgument(_)) {
+                owner.poison(format!("resize to {len} failed: {e}"));
+            }
             e
         };
         if len > old_len {
@@ -623,8 +640,19 @@ impl ArrayHandle {
             publish(grid);
             return Ok(());
         }
+        // Shrink: write everything back under the old shape, let the store
+        // cut (it refuses before changing anything if it cannot), then
+        // drop the cached chunks past the end and overwrite the part of
+        // the new last chunk past the end with the fill value, so that a
+        // later growth shows the fill value there, not the old rows.
+        self.flush()?;
+        self.store().resize(len).map_err(poison)?;
+        publish(grid);
         let c0 = old.chunk_shape()[0];
         let kept = len.div_ceil(c0);
+        self.inner
+            .cache
+            .purge_where(owner, |coord| coord.first().is_some_and(|&k| k >= kept));
         let cut_end = (kept * c0).min(old_len);
         if len < cut_end {
             let mut axes = ResolvedSelection::full(old.shape()).axes().to_vec();
@@ -633,14 +661,16 @@ impl ArrayHandle {
                 step: 1,
                 count: cut_end - len,
             };
-            self.fill_bytes(&ResolvedSelection::from_axes(axes), &owner.fill.clone())?;
+            let fill = owner.fill.clone();
+            let no_strides = vec![0; self.ndim()];
+            self.for_each_chunk_mut_in(
+                &old,
+                &ResolvedSelection::from_axes(axes),
+                &no_strides,
+                |lay, chunk, _| fill_region(&lay.counts, &fill, chunk, lay.chunk()),
+            )?;
+            self.flush()?;
         }
-        self.flush()?;
-        publish(grid);
-        self.inner
-            .cache
-            .purge_where(owner, |coord| coord.first().is_some_and(|&k| k >= kept));
-        self.store().resize(len).map_err(poison)?;
         Ok(())
     }
 
@@ -897,6 +927,20 @@ impl<T: Element> Array<T> {
     /// of the first new row. Appends from several threads get disjoint
     /// rows (in the order they reserve them); the rows read as the fill
     /// value until each writer's data lands.
+    ///
+    /// ```
+    /// # fn main() -> chunkyard::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let path = dir.path().join("rec.npy");
+    /// use chunkyard::ArrayOptions;
+    /// use ndarray::{Array1, Array2};
+    /// let a = chunkyard::create::<f32>(&path, ArrayOptions::new([0, 3]))?;
+    /// assert_eq!(a.append(&Array2::<f32>::ones((2, 3)))?, 0);
+    /// assert_eq!(a.append(&Array1::from(vec![7.0f32, 8.0, 9.0]))?, 2);
+    /// assert_eq!(a.shape(), vec![3, 3]);
+    /// assert_eq!(a.get([2, 1])?, 8.0);
+    /// # Ok(()) }
+    /// ```
     pub fn append<'a, V, D>(&self, data: V) -> Result<u64>
     where
         V: AsArray<'a, T, D>,

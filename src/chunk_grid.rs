@@ -25,6 +25,8 @@ pub const DEFAULT_CHUNK_TARGET_BYTES: u64 = 16 << 20;
 /// under `target` bytes, then as many rows of the next axis as fit, then
 /// length 1. With `fortran` the leading axes vary fastest and are taken
 /// first. For a 500 x 2000 x 2000 `f32` array this is `[1, 2000, 2000]`.
+/// An empty first axis (an array made to be appended to) counts as
+/// unbounded: `[0, 2000]` of `f32` gets chunks of 2097 rows, not one.
 pub fn default_chunks(shape: &[u64], elem_size: usize, fortran: bool, target: u64) -> Vec<u64> {
     let mut chunks = vec![1u64; shape.len()];
     let mut bytes = elem_size.max(1) as u64;
@@ -34,7 +36,10 @@ pub fn default_chunks(shape: &[u64], elem_size: usize, fortran: bool, target: u6
         (0..shape.len()).rev().collect()
     };
     for ax in order {
-        let n = shape[ax].max(1);
+        let n = match shape[ax] {
+            0 if ax == 0 => u64::MAX,
+            n => n.max(1),
+        };
         match bytes.checked_mul(n) {
             Some(b) if b <= target => {
                 chunks[ax] = n;
@@ -364,7 +369,8 @@ mod tests {
         );
         assert_eq!(default_chunks(&[10, 20], 8, false, t), vec![10, 20]);
         assert_eq!(default_chunks(&[1 << 30], 1, false, t), vec![t]);
-        assert_eq!(default_chunks(&[0, 5], 4, false, t), vec![1, 5]);
+        // An empty first axis is one to append along: as many rows as fit.
+        assert_eq!(default_chunks(&[0, 5], 4, false, t), vec![t / 20, 5]);
         assert_eq!(default_chunks(&[], 4, false, t), Vec::<u64>::new());
         // Always a valid grid.
         for shape in [[3u64, 1 << 40, 7], [0, 0, 0], [1, 1, 1]] {

@@ -183,8 +183,15 @@ fn stores_that_cannot_grow_say_so() {
     };
     let s = NpyStore::create(&p, DType::F32, &[3, 4], &[3, 4], &opts).unwrap();
     let a: Array<f32> = Array::from_store(Arc::new(s), ChunkCache::new(1 << 20)).unwrap();
-    let e = a.resize(5).unwrap_err();
-    assert!(matches!(e, Error::Unsupported(_)), "{e}");
-    assert!(e.to_string().contains("Fortran"), "{e}");
-    assert_eq!(a.shape(), vec![3, 4]);
+    a.fill(.., 2.5).unwrap();
+    for len in [5, 1] {
+        let e = a.resize(len).unwrap_err();
+        assert!(matches!(e, Error::Unsupported(_)), "{e}");
+        assert!(e.to_string().contains("Fortran"), "{e}");
+        assert_eq!(a.shape(), vec![3, 4]);
+    }
+    // A refusal changes nothing and does not close the array for writing.
+    assert!(a.read(..).unwrap().iter().all(|&v| v == 2.5));
+    a.fill(s![0, 0], 1.0).unwrap();
+    a.flush().unwrap();
 }

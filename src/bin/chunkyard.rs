@@ -62,7 +62,7 @@ enum Command {
         #[arg(long, default_value = "none")]
         codec: String,
         /// Value never-written elements read as (npy: only 0).
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         fill: Option<String>,
         /// Element order in the file.
         #[arg(long, value_enum, default_value = "c")]
