@@ -1,6 +1,7 @@
 //! Append and resize along the first axis, on every backend, against a
-//! plain `Vec` of rows: random appends, shrinks, growths, flushes and
-//! reopens with caches both larger and smaller than one chunk.
+//! plain `Vec` of rows: random appends, shrinks, growths, flushes, reopens
+//! and (in-memory store) crashes, with caches both larger and smaller than
+//! one chunk.
 
 mod common;
 
@@ -25,6 +26,10 @@ fn run(backend: Backend, seed: u64, budget: usize) {
     let mut cache = ChunkCache::new(budget);
     let mut a: Array<i32> = Array::from_store(ts.store.clone(), cache.clone()).unwrap();
     let mut model: Vec<i32> = Vec::new();
+    // What a crash would leave (memory store only): a resize is durable
+    // at once (grown rows read as the fill value), a shrink flushes, and
+    // data is durable at flush.
+    let mut durable: Vec<i32> = Vec::new();
     let mut rng = SmallRng::seed_from_u64(seed);
     let mut next = 1i32;
     for step in 0..40 {
@@ -39,17 +44,27 @@ fn run(backend: Backend, seed: u64, budget: usize) {
                 let start = a.append(&data).unwrap();
                 assert_eq!(start as usize * COLS as usize, model.len(), "{what}");
                 model.extend(data.iter());
+                if rows > 0 {
+                    durable.resize(model.len(), 0);
+                }
             }
             5 => {
                 // One row, given with one axis less.
                 let row: Vec<i32> = (0..COLS as i32).map(|k| -k - next).collect();
                 a.append(ArrayView1::from(&row)).unwrap();
                 model.extend(&row);
+                durable.resize(model.len(), 0);
             }
             6 => {
                 let len = rng.random_range(0..=(model.len() as u64 / COLS + 4));
+                let shrinks = len * COLS < model.len() as u64;
                 a.resize(len).unwrap();
                 model.resize((len * COLS) as usize, 0);
+                if shrinks {
+                    durable = model.clone();
+                } else {
+                    durable.resize(model.len(), 0);
+                }
             }
             7 => {
                 // A write inside, so that edge chunks are dirty at resize.
@@ -61,8 +76,23 @@ fn run(backend: Backend, seed: u64, budget: usize) {
                     model[at..at + COLS as usize].fill(99);
                 }
             }
-            8 => a.flush().unwrap(),
+            8 => {
+                a.flush().unwrap();
+                durable = model.clone();
+            }
+            _ if backend == Backend::Memory && rng.random_bool(0.5) => {
+                // Lose the handle and its cache unwritten, as a killed
+                // process would, and reopen what was durable.
+                let survivor = ts.crash().expect("the memory store models crashes");
+                std::mem::forget(a);
+                std::mem::forget(cache);
+                ts = survivor;
+                model = durable.clone();
+                cache = ChunkCache::new(budget);
+                a = Array::from_store(ts.store.clone(), cache.clone()).unwrap();
+            }
             _ => {
+                durable = model.clone();
                 drop(a);
                 ts = ts.reopen();
                 cache = ChunkCache::new(budget);
