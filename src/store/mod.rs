@@ -163,6 +163,14 @@ pub trait ChunkStore: Send + Sync + fmt::Debug {
         Ok(Some(extract_region(self.meta(), &data, region)))
     }
 
+    /// Bytes `write_chunk` allocates at most beside `data` while it runs
+    /// (an encoded or byte-swapped copy of the chunk). The cache counts
+    /// them against its budget for each write under way, so that a writer
+    /// faster than its store waits instead of growing memory. Default: 0.
+    fn write_buffer_bytes(&self) -> usize {
+        0
+    }
+
     /// Writes one decoded chunk (`data.len() == meta().chunk_bytes()`).
     fn write_chunk(&self, chunk: &[u64], data: &[u8]) -> Result<()>;
 

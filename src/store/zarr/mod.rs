@@ -116,6 +116,12 @@ pub struct ZarrStore {
     summary: String,
 }
 
+/// An upper bound of a chunk's encoded size: lz4, zstd and deflate add at
+/// most a few bytes per 128 input bytes plus a small header.
+pub(crate) fn encoded_bound(n: usize) -> usize {
+    n + n / 128 + 1024
+}
+
 fn store_error(message: String) -> Error {
     Error::Store {
         backend: "zarr",
@@ -651,6 +657,12 @@ impl ChunkStore for ZarrStore {
         };
         let local: Vec<(u64, u64, u64)> = region.iter().map(|&(_, s, n)| (0, s, n)).collect();
         Ok(Some(extract_region(&boxed, &bytes, &local)))
+    }
+
+    fn write_buffer_bytes(&self) -> usize {
+        // One encoded copy of the chunk (compressors' worst case is a
+        // little over the input).
+        encoded_bound(self.meta.chunk_bytes())
     }
 
     fn write_chunk(&self, chunk: &[u64], data: &[u8]) -> Result<()> {
