@@ -306,6 +306,13 @@ impl ZarrStore {
         }
         let storage = Arc::new(DirStorage::new(path, writable));
         let array = ZArray::open(storage.clone(), "/").map_err(|e| create_error(path, e))?;
+        if writable {
+            // A writer killed between writing a temporary chunk file and
+            // renaming it left the temporary behind; nothing refers to it.
+            storage
+                .remove_stale_temporaries()
+                .map_err(|e| Error::io(path, e))?;
+        }
         let unsupported =
             |what: String| Error::Unsupported(format!("{}: {what}", metadata_file(path).display()));
         let chunks: Vec<u64> = match array.metadata() {
