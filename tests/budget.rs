@@ -123,3 +123,51 @@ fn flush_of_a_full_cache_stays_within_budget() {
     // reservation made the parallel flush write one chunk at a time.
     assert_eq!(slow.max_concurrent.load(Ordering::SeqCst), 1);
 }
+
+/// Several writers: a thread makes room for its chunk, then loads it, so
+/// threads that load at the same moment can each add a chunk beyond what
+/// the others made room for. The overshoot is bounded by a chunk and a
+/// write buffer per writer thread; the figure is printed.
+#[test]
+fn several_writers_overshoot_by_at_most_a_chunk_each() {
+    const THREADS: usize = 4;
+    for backend in [Backend::Npy, Backend::Zarr] {
+        let dir = tempfile::tempdir().unwrap();
+        let shape = [64 * 32, 256];
+        let t = TestStore::create(backend, dir.path(), DType::U32, &shape, &CHUNK);
+        let slow = SlowStore::new(t.store.clone(), Duration::from_millis(1));
+        let budget = 6 * CHUNK_BYTES;
+        let cache = ChunkCache::new(budget);
+        slow.cache.set(cache.clone()).unwrap();
+        let a: Array<u32> = Array::from_store(slow.clone(), cache.clone()).unwrap();
+        std::thread::scope(|sc| {
+            for w in 0..THREADS {
+                let a = &a;
+                sc.spawn(move || {
+                    // Thread w writes chunks w, w + 4, ... in rows of 16.
+                    for c in (w..32).step_by(THREADS) {
+                        for r in (0..64).step_by(16) {
+                            let z = (c * 64 + r) as isize;
+                            a.fill(s![z..z + 16, ..], c as u32).unwrap();
+                        }
+                    }
+                });
+            }
+        });
+        a.flush().unwrap();
+        let max = slow.max_accounted.load(Ordering::SeqCst);
+        let bound = budget + THREADS * (CHUNK_BYTES + t.store.write_buffer_bytes());
+        eprintln!(
+            "{backend:?}, {THREADS} writers: budget {budget}, max accounted {max} ({:+} bytes, {:+.2} chunks)",
+            max as i64 - budget as i64,
+            (max as f64 - budget as f64) / CHUNK_BYTES as f64
+        );
+        assert!(max <= bound, "{backend:?}: {max} > {bound}");
+        drop(a);
+        let t = t.reopen();
+        let a: Array<u32> = Array::from_store(t.store.clone(), ChunkCache::new(1 << 20)).unwrap();
+        for c in 0..32u64 {
+            assert_eq!(a.get([c * 64 + 63, 255]).unwrap(), c as u32);
+        }
+    }
+}

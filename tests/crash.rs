@@ -377,6 +377,9 @@ struct Tally {
     with_lost: u32,
     with_foreign: u32,
     with_temp_files: u32,
+    /// Trials whose kill left a temporary Zarr file (removed by the
+    /// reopen; `with_temp_files` counts those still there after it).
+    temp_files_left_by_kill: u32,
     generations: u64,
     /// Longest time one generation took (write and flush).
     max_period: Duration,
@@ -408,6 +411,9 @@ fn run_trials(kind: Kind, n: u32) -> Tally {
             }
         };
         tally.max_period = tally.max_period.max(period);
+        if kind == Kind::Zarr {
+            tally.temp_files_left_by_kill += (temp_files(&dir.path().join("a.zarr")) > 0) as u32;
+        }
         let o = check(kind, dir.path(), lower, upper);
         tally.trials += 1;
         tally.unopenable += o.open_error.is_some() as u32;
