@@ -35,9 +35,10 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use lru::LruCache;
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use rayon::prelude::*;
 
 use crate::buffer::ChunkBuf;
@@ -65,6 +66,15 @@ struct CacheInner {
     resident: AtomicUsize,
     /// Bytes of chunk data newer than the store's.
     dirty: AtomicUsize,
+    /// Bytes of store write buffers (encoded copies) reserved by write-backs
+    /// and flushes under way.
+    in_flight: AtomicUsize,
+    /// The largest write buffer of any array registered: eviction keeps
+    /// this much of the budget free, so that the next write-back fits.
+    headroom: AtomicUsize,
+    /// Guards waiting for `in_flight` to shrink.
+    flight: Mutex<()>,
+    flight_done: Condvar,
     /// Global use clock; entries record it on every access.
     clock: AtomicU64,
     hits: AtomicU64,
@@ -96,6 +106,9 @@ pub(crate) struct Owner {
     pub(crate) fill: Vec<u8>,
     /// Set after a failed write-back or flush: further writes are refused.
     poison: Mutex<Option<String>>,
+    /// Bytes the store allocates while writing one chunk
+    /// ([`ChunkStore::write_buffer_bytes`]).
+    write_buffer: usize,
     resident: AtomicUsize,
     dirty: AtomicUsize,
     entries: AtomicUsize,
@@ -172,6 +185,9 @@ pub struct CacheStats {
     pub resident_bytes: usize,
     /// Bytes of held chunks not yet written to their store.
     pub dirty_bytes: usize,
+    /// Bytes of store write buffers (encoded copies) of write-backs under
+    /// way. `resident_bytes + in_flight_bytes` is what the budget covers.
+    pub in_flight_bytes: usize,
     /// The byte budget.
     pub budget_bytes: usize,
     /// Chunks held now.
@@ -222,6 +238,10 @@ impl ChunkCache {
                 budget: budget_bytes,
                 resident: AtomicUsize::new(0),
                 dirty: AtomicUsize::new(0),
+                in_flight: AtomicUsize::new(0),
+                headroom: AtomicUsize::new(0),
+                flight: Mutex::new(()),
+                flight_done: Condvar::new(),
                 clock: AtomicU64::new(0),
                 hits: AtomicU64::new(0),
                 misses: AtomicU64::new(0),
@@ -254,6 +274,7 @@ impl ChunkCache {
             writebacks: i.writebacks.load(Relaxed),
             resident_bytes: i.resident.load(Relaxed),
             dirty_bytes: i.dirty.load(Relaxed),
+            in_flight_bytes: i.in_flight.load(Relaxed),
             budget_bytes: i.budget,
             entries: i
                 .shards
@@ -277,12 +298,15 @@ impl ChunkCache {
         grid: ChunkGrid,
         fill: Vec<u8>,
     ) -> Arc<Owner> {
+        let write_buffer = store.write_buffer_bytes();
+        self.inner.headroom.fetch_max(write_buffer, Relaxed);
         Arc::new(Owner {
             id: self.inner.next_owner.fetch_add(1, Relaxed),
             store,
             grid,
             fill,
             poison: Mutex::new(None),
+            write_buffer,
             resident: AtomicUsize::new(0),
             dirty: AtomicUsize::new(0),
             entries: AtomicUsize::new(0),
@@ -465,10 +489,18 @@ impl ChunkCache {
 
     /// Evicts least recently used entries until `need` more bytes fit in
     /// the budget (or nothing is left to evict), never evicting `keep`.
+    ///
+    /// The budget covers chunk data and the write buffers of write-backs
+    /// under way: eviction stops only when `need` bytes fit beside the
+    /// resident data, the buffers in flight, and the headroom one more
+    /// write-back's buffer needs (so a write-back that starts when the
+    /// cache is full still fits).
     fn make_room_for(&self, need: usize, keep: Option<&Arc<Entry>>) {
         loop {
             let resident = self.inner.resident.load(Relaxed);
-            if resident + need <= self.inner.budget || resident == 0 {
+            let in_flight = self.inner.in_flight.load(Relaxed);
+            let headroom = self.inner.headroom.load(Relaxed);
+            if resident + in_flight + need + headroom <= self.inner.budget || resident == 0 {
                 return;
             }
             let Some(victim) = self.pop_victim(keep) else {
@@ -513,7 +545,7 @@ impl ChunkCache {
         let mut slot = e.slot.lock();
         if slot.dirty {
             let data = slot.data.as_ref().expect("dirty entries hold data");
-            match e.owner.store.write_chunk(&e.coord, data) {
+            match self.write_back(&e.owner, &e.coord, data) {
                 Ok(()) => {
                     e.owner.unsynced.store(true, Relaxed);
                     let len = data.len();
@@ -538,6 +570,34 @@ impl ChunkCache {
             self.inner.evictions.fetch_add(1, Relaxed);
         }
         true
+    }
+
+    /// Writes one chunk to its store, with the store's write buffer
+    /// reserved in the budget for the duration: waits while other write
+    /// buffers in flight leave no room for it (one write always proceeds).
+    fn write_back(&self, owner: &Owner, coord: &[u64], data: &[u8]) -> Result<()> {
+        let r = owner.write_buffer;
+        if r > 0 {
+            let i = &self.inner;
+            let mut g = i.flight.lock();
+            loop {
+                let in_flight = i.in_flight.load(Relaxed);
+                if in_flight == 0 || i.resident.load(Relaxed) + in_flight + r <= i.budget {
+                    i.in_flight.fetch_add(r, Relaxed);
+                    break;
+                }
+                // Evictions elsewhere free room without a notification:
+                // look again now and then.
+                i.flight_done.wait_for(&mut g, Duration::from_millis(5));
+            }
+        }
+        let result = owner.store.write_chunk(coord, data);
+        if r > 0 {
+            let _g = self.inner.flight.lock();
+            self.inner.in_flight.fetch_sub(r, Relaxed);
+            self.inner.flight_done.notify_all();
+        }
+        result
     }
 
     /// Drops an entry's data; the entry must be in no map.
@@ -581,7 +641,7 @@ impl ChunkCache {
                 return Ok(());
             }
             let data = slot.data.as_ref().expect("dirty entries hold data");
-            owner.store.write_chunk(&e.coord, data)?;
+            self.write_back(owner, &e.coord, data)?;
             owner.unsynced.store(true, Relaxed);
             let len = data.len();
             slot.dirty = false;

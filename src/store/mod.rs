@@ -164,6 +164,14 @@ pub trait ChunkStore: Send + Sync + fmt::Debug {
         Ok(Some(extract_region(&self.meta(), &data, region)))
     }
 
+    /// Bytes `write_chunk` allocates at most beside `data` while it runs
+    /// (an encoded or byte-swapped copy of the chunk). The cache counts
+    /// them against its budget for each write under way, so that a writer
+    /// faster than its store waits instead of growing memory. Default: 0.
+    fn write_buffer_bytes(&self) -> usize {
+        0
+    }
+
     /// Writes one decoded chunk (`data.len() == meta().chunk_bytes()`).
     fn write_chunk(&self, chunk: &[u64], data: &[u8]) -> Result<()>;
 
@@ -206,6 +214,9 @@ pub(crate) trait ResizeInPlace {
 
 /// Implements [`ChunkStore`] for `$outer`, whose field `$field` is a
 /// `parking_lot::RwLock<$inner>` where `$inner: ChunkStore + ResizeInPlace`.
+/// It must delegate every method, defaulted ones included: a method it
+/// leaves out silently takes the trait's default instead of the store's
+/// (the zarr tests check `write_buffer_bytes` through it).
 macro_rules! locked_store {
     ($outer:ty, $field:ident) => {
         impl $crate::store::ChunkStore for $outer {
@@ -243,6 +254,9 @@ macro_rules! locked_store {
                 region: $crate::store::ChunkRegion<'_>,
             ) -> $crate::error::Result<Option<Vec<u8>>> {
                 self.$field.read().read_region(chunk, region)
+            }
+            fn write_buffer_bytes(&self) -> usize {
+                self.$field.read().write_buffer_bytes()
             }
             fn write_chunk(&self, chunk: &[u64], data: &[u8]) -> $crate::error::Result<()> {
                 self.$field.read().write_chunk(chunk, data)

@@ -1627,6 +1627,24 @@ impl ChunkStore for NpyFile {
         Ok(Some(out))
     }
 
+    fn write_buffer_bytes(&self) -> usize {
+        // Whole C-order rows of a native-order file go straight from the
+        // cache's buffer; otherwise a byte-swapped or reordered copy of
+        // the chunk is made (edge chunks short along a trailing axis too).
+        let ragged = self
+            .meta
+            .shape
+            .iter()
+            .zip(&self.meta.chunks)
+            .skip(1)
+            .any(|(&n, &c)| n % c != 0);
+        if self.swap || self.fortran() || ragged {
+            self.meta.chunk_bytes()
+        } else {
+            0
+        }
+    }
+
     fn write_chunk(&self, chunk: &[u64], data: &[u8]) -> Result<()> {
         self.check_chunk(chunk)?;
         self.check_len(chunk, data)?;

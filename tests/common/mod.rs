@@ -2,6 +2,8 @@
 //! in-memory model to compare against.
 #![allow(dead_code)]
 
+pub mod wrap;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

@@ -837,6 +837,15 @@ impl ChunkStore for Hdf5Inner {
         Ok(Some(buf))
     }
 
+    fn write_buffer_bytes(&self) -> usize {
+        // Direct writes encode (and byte-swap) a copy of the chunk.
+        match self.access {
+            Access::Direct(_) => 2 * crate::store::zarr::encoded_bound(self.meta.chunk_bytes()),
+            // The chunk's part inside the array, then as typed values.
+            Access::Hyperslab { .. } => 2 * self.meta.chunk_bytes(),
+        }
+    }
+
     fn write_chunk(&self, chunk: &[u64], data: &[u8]) -> Result<()> {
         self.check_write(chunk, data)?;
         match &self.access {

@@ -133,6 +133,54 @@ impl DirStorage {
         Ok(())
     }
 
+    /// Removes the temporary files (`{TMP_PREFIX}NAME.PID.SEQ.tmp`) that a
+    /// writer killed between creating and renaming them left anywhere under
+    /// the root; returns how many. Only names of exactly that pattern are
+    /// touched, and only those whose process is gone: a file of this
+    /// process, or of a process that still runs (`/proc/PID` exists), may
+    /// be a write in progress through another handle. Symbolic links are
+    /// not followed.
+    pub fn remove_stale_temporaries(&self) -> io::Result<usize> {
+        self.check_writable().map_err(io::Error::other)?;
+        let me = std::process::id();
+        let mut removed = 0;
+        let mut stack = vec![self.root.clone()];
+        while let Some(d) = stack.pop() {
+            for entry in fs::read_dir(&d)
+                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", d.display())))?
+            {
+                let entry = entry?;
+                let kind = entry.file_type()?;
+                if kind.is_dir() {
+                    stack.push(entry.path());
+                    continue;
+                }
+                if !kind.is_file() {
+                    continue;
+                }
+                let name = entry.file_name();
+                let Some(pid) = name.to_str().and_then(temp_owner) else {
+                    continue;
+                };
+                let alive = pid == me || Path::new(&format!("/proc/{pid}")).exists();
+                if alive {
+                    continue;
+                }
+                match fs::remove_file(entry.path()) {
+                    Ok(()) => removed += 1,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        return Err(io::Error::new(
+                            e.kind(),
+                            format!("{}: {e}", entry.path().display()),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(removed)
+    }
+
     /// Makes every rename and removal so far durable: fsyncs the
     /// directories they changed.
     pub fn sync(&self) -> io::Result<()> {
@@ -255,6 +303,21 @@ impl WritableStorageTraits for DirStorage {
     }
 }
 
+/// The process id in a temporary file's name (`{TMP_PREFIX}NAME.PID.SEQ.tmp`),
+/// or `None` if `name` is not one of ours.
+fn temp_owner(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix(TMP_PREFIX)?.strip_suffix(".tmp")?;
+    let mut parts = rest.rsplitn(3, '.');
+    let seq = parts.next()?;
+    let pid = parts.next()?;
+    let key = parts.next()?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if key.is_empty() || !digits(seq) || !digits(pid) {
+        return None;
+    }
+    pid.parse().ok()
+}
+
 /// Allocated bytes of every file under `dir` (not following links).
 pub fn allocated_bytes(dir: &Path) -> io::Result<u64> {
     use std::os::unix::fs::MetadataExt;
@@ -303,6 +366,39 @@ mod tests {
         s.erase(&key).unwrap();
         s.erase(&key).unwrap();
         assert!(s.get(&key).unwrap().is_none());
+    }
+
+    #[test]
+    fn stale_temporaries_of_dead_writers_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("c/0");
+        fs::create_dir_all(&sub).unwrap();
+        // A pid far above pid_max (4194304 at most on Linux): never alive.
+        let dead = format!("{TMP_PREFIX}1.999999999.7.tmp");
+        let mine = format!("{TMP_PREFIX}2.{}.0.tmp", std::process::id());
+        let keep = [
+            "1",
+            ".chunkyard-x.tmp",         // not our pattern: no pid and sequence
+            ".chunkyard-3.12ab.4.tmp",  // pid not a number
+            "other-1.999999999.7.tmp",  // another prefix
+            ".chunkyard-4.999999999.7", // no .tmp
+        ];
+        for n in keep.iter().copied().chain([dead.as_str(), mine.as_str()]) {
+            fs::write(sub.join(n), b"x").unwrap();
+        }
+        fs::write(dir.path().join(&dead), b"x").unwrap();
+        let s = DirStorage::new(dir.path(), true);
+        assert_eq!(s.remove_stale_temporaries().unwrap(), 2);
+        assert!(!sub.join(&dead).exists() && !dir.path().join(&dead).exists());
+        assert!(
+            sub.join(&mine).exists(),
+            "this process's own write may be in flight"
+        );
+        for n in keep {
+            assert!(sub.join(n).exists(), "{n} is not ours to remove");
+        }
+        let ro = DirStorage::new(dir.path(), false);
+        assert!(ro.remove_stale_temporaries().is_err());
     }
 
     #[test]

@@ -124,6 +124,12 @@ struct ZarrInner {
     summary: String,
 }
 
+/// An upper bound of a chunk's encoded size: lz4, zstd and deflate add at
+/// most a few bytes per 128 input bytes plus a small header.
+pub(crate) fn encoded_bound(n: usize) -> usize {
+    n + n / 128 + 1024
+}
+
 fn store_error(message: String) -> Error {
     Error::Store {
         backend: "zarr",
@@ -394,6 +400,13 @@ impl ZarrInner {
         }
         let storage = Arc::new(DirStorage::new(path, writable));
         let array = ZArray::open(storage.clone(), "/").map_err(|e| create_error(path, e))?;
+        if writable {
+            // A writer killed between writing a temporary chunk file and
+            // renaming it left the temporary behind; nothing refers to it.
+            storage
+                .remove_stale_temporaries()
+                .map_err(|e| Error::io(path, e))?;
+        }
         let unsupported =
             |what: String| Error::Unsupported(format!("{}: {what}", metadata_file(path).display()));
         let chunks: Vec<u64> = match array.metadata() {
@@ -735,6 +748,12 @@ impl ChunkStore for ZarrInner {
         };
         let local: Vec<(u64, u64, u64)> = region.iter().map(|&(_, s, n)| (0, s, n)).collect();
         Ok(Some(extract_region(&boxed, &bytes, &local)))
+    }
+
+    fn write_buffer_bytes(&self) -> usize {
+        // One encoded copy of the chunk (compressors' worst case is a
+        // little over the input).
+        encoded_bound(self.meta.chunk_bytes())
     }
 
     fn write_chunk(&self, chunk: &[u64], data: &[u8]) -> Result<()> {
