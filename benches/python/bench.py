@@ -273,6 +273,7 @@ def peak(s):
 
 
 def main():
+    global RANDOM_ELEMENTS, RANDOM_TILES
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--depth", type=int, default=500)
     ap.add_argument("--rows", type=int, default=2000)
@@ -284,7 +285,11 @@ def main():
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--elements", type=int, default=RANDOM_ELEMENTS,
+                    help="random elements per pass (zarr-python needs ~5 ms each)")
+    ap.add_argument("--tiles", type=int, default=RANDOM_TILES, help="random 64x64 tiles per pass")
     args = ap.parse_args()
+    RANDOM_ELEMENTS, RANDOM_TILES = args.elements, args.tiles
     if args.small:
         args.depth = 100
     workloads = set(args.workload.split(","))
