@@ -139,6 +139,20 @@ fn overhead(c: &mut Criterion) {
             black_box(&out);
         })
     });
+    // The bulk-read API scans use (reduce, convert, blocks): a chunk not in
+    // the cache goes straight from the store into the caller's buffer.
+    let h = a.handle().clone();
+    let plane_sels: Vec<_> = (0..Z)
+        .map(|z| h.resolve(s![z as isize, .., ..]).unwrap())
+        .collect();
+    g.bench_function("npy chunkyard streaming", |b| {
+        b.iter(|| {
+            let z = next() as usize;
+            h.read_bytes_streaming(&plane_sels[z], bytemuck::cast_slice_mut(&mut out))
+                .unwrap();
+            black_box(&out);
+        })
+    });
     let file = std::fs::File::open(&npy).unwrap();
     // SAFETY: the file is not modified while mapped (this process wrote
     // and closed it above; nothing else knows the temporary path).
@@ -180,6 +194,15 @@ fn overhead(c: &mut Criterion) {
             black_box(&out);
         })
     });
+    let h = a.handle().clone();
+    g.bench_function("zarr chunkyard streaming", |b| {
+        b.iter(|| {
+            let z = next() as usize;
+            h.read_bytes_streaming(&plane_sels[z], bytemuck::cast_slice_mut(&mut out))
+                .unwrap();
+            black_box(&out);
+        })
+    });
     let store = Arc::new(zarrs::filesystem::FilesystemStore::new(&zp).unwrap());
     let za = zarrs::array::Array::open(store, "/").unwrap();
     g.bench_function("zarr zarrs retrieve_chunk", |b| {
@@ -207,6 +230,16 @@ fn overhead(c: &mut Criterion) {
                 black_box(&out);
             })
         });
+        let h = a.handle().clone();
+        g.bench_function("hdf5 chunkyard streaming", |b| {
+            b.iter(|| {
+                let z = next() as usize;
+                h.read_bytes_streaming(&plane_sels[z], bytemuck::cast_slice_mut(&mut out))
+                    .unwrap();
+                black_box(&out);
+            })
+        });
+        drop(h);
         drop(a);
         let f = hdf5_metno::File::open(&hp).unwrap();
         let name = f.member_names().unwrap().remove(0);
