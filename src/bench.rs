@@ -8,8 +8,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use ndarray::ArrayView2;
-use rand::SeedableRng;
 use rand::rngs::SmallRng;
+use rand::{RngExt, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
 
@@ -33,8 +33,6 @@ pub struct BuildOptions {
     pub cols: u64,
     /// Folder the file goes in.
     pub dir: PathBuf,
-    /// Keep the file afterwards.
-    pub keep: bool,
     /// The cache the array uses.
     pub cache: ChunkCache,
     /// Seed of the value generator (same seed, same file).
@@ -50,6 +48,13 @@ pub struct BuildReport {
     pub path: PathBuf,
     /// Wall time from create to the end of the final flush.
     pub elapsed: Duration,
+    /// Time the storing thread spent inside `write` and the final `flush`
+    /// (the rest of `elapsed` it waited for the generator). The generator
+    /// runs at the same time on the other cores, so on a busy machine this
+    /// includes time lost to it.
+    pub storing: Duration,
+    /// Time the storing thread waited for the generator's next plane.
+    pub waiting: Duration,
     /// depth x rows x cols x 4.
     pub logical_bytes: u64,
     /// Bytes the file occupies on disk.
@@ -110,6 +115,7 @@ pub fn build(format: Format, opts: &BuildOptions, progress: &dyn Fn(u64)) -> Res
     let baseline = Rss::now().unwrap_or_default();
     let sampler = Sampler::start(Duration::from_millis(10));
     let t0 = Instant::now();
+    let (mut storing, mut waiting) = (Duration::ZERO, Duration::ZERO);
     let a = create::<f32>(
         &path,
         ArrayOptions::new([opts.depth, opts.rows, opts.cols])
@@ -135,9 +141,14 @@ pub fn build(format: Format, opts: &BuildOptions, progress: &dyn Fn(u64)) -> Res
                 }
             }
         });
-        for (z, buf) in full_rx {
+        loop {
+            let t = Instant::now();
+            let Ok((z, buf)) = full_rx.recv() else { break };
+            let t_got = Instant::now();
+            waiting += t_got - t;
             let view = ArrayView2::from_shape((rows, cols), &buf).expect("plane shape");
             a.write(ndarray::s![z as isize, .., ..], &view)?;
+            storing += t_got.elapsed();
             progress(1);
             // The generator may have stopped; then the buffer is dropped.
             let _ = free_tx.send(buf);
@@ -145,30 +156,345 @@ pub fn build(format: Format, opts: &BuildOptions, progress: &dyn Fn(u64)) -> Res
         Ok(())
     });
     result?;
+    let t_flush = Instant::now();
     a.flush()?;
+    storing += t_flush.elapsed();
     let elapsed = t0.elapsed();
     let cache = opts.cache.stats();
     let file_bytes = a.handle().store().stored_bytes()?;
     drop(a);
     let memory = sampler.finish();
-    if !opts.keep {
-        let removed = if path.is_dir() {
-            std::fs::remove_dir_all(&path)
-        } else {
-            std::fs::remove_file(&path)
-        };
-        removed.map_err(|e| Error::io(&path, e))?;
-    }
     Ok(BuildReport {
         format: format_name(format),
         path,
         elapsed,
+        storing,
+        waiting,
         logical_bytes: opts.depth * opts.rows * opts.cols * 4,
         file_bytes,
         baseline,
         memory,
         cache,
     })
+}
+
+/// What the generator alone measured: the floor under every build.
+#[derive(Debug, Clone)]
+pub struct GeneratorReport {
+    /// Wall time to generate every plane, stored nowhere.
+    pub elapsed: Duration,
+    /// Resident memory sampled meanwhile.
+    pub memory: MemoryTrace,
+}
+
+/// Generates every plane of the build exactly as [`build`] does (same
+/// generator, same rayon pool, one plane buffer at a time) and stores
+/// nothing: the time no build can beat on this machine.
+pub fn generate_only(opts: &BuildOptions, progress: &dyn Fn(u64)) -> Result<GeneratorReport> {
+    let (rows, cols) = (opts.rows as usize, opts.cols as usize);
+    let plane_len = rows
+        .checked_mul(cols)
+        .filter(|&n| n <= (1 << 28))
+        .ok_or_else(|| Error::invalid("a plane of more than 2^28 elements is too large"))?;
+    let sampler = Sampler::start(Duration::from_millis(10));
+    let t0 = Instant::now();
+    let mut buf = vec![0f32; plane_len];
+    for z in 0..opts.depth {
+        fill_plane(opts.seed, z, cols, &mut buf);
+        std::hint::black_box(&buf);
+        progress(1);
+    }
+    let elapsed = t0.elapsed();
+    drop(buf);
+    Ok(GeneratorReport {
+        elapsed,
+        memory: sampler.finish(),
+    })
+}
+
+/// The read workloads `chunkyard bench --workload` runs on the file it
+/// built.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Workloads {
+    /// 20,000 random elements and 2,000 random 64x64 tiles.
+    pub random: bool,
+    /// A full sum.
+    pub scan: bool,
+    /// `a[::3, ::7, 5]` and `a[50, ::2, ::2]`.
+    pub strided: bool,
+}
+
+impl Workloads {
+    /// Nothing but the build.
+    pub fn none(&self) -> bool {
+        !(self.random || self.scan || self.strided)
+    }
+}
+
+impl std::str::FromStr for Workloads {
+    type Err = Error;
+
+    /// `build` (none), `random`, `scan`, `strided`, `all`, or a
+    /// comma-separated list.
+    fn from_str(text: &str) -> Result<Workloads> {
+        let mut w = Workloads::default();
+        for part in text.split(',') {
+            match part.trim() {
+                "build" | "none" => {}
+                "random" => w.random = true,
+                "scan" | "sum" => w.scan = true,
+                "strided" => w.strided = true,
+                "all" => {
+                    w = Workloads {
+                        random: true,
+                        scan: true,
+                        strided: true,
+                    }
+                }
+                other => {
+                    return Err(Error::invalid(format!(
+                        "unknown workload {other:?} (build, random, scan, strided, all)"
+                    )));
+                }
+            }
+        }
+        Ok(w)
+    }
+}
+
+/// Random single elements read per pass.
+pub const RANDOM_ELEMENTS: usize = 20_000;
+/// Random 64x64 tiles read per pass.
+pub const RANDOM_TILES: usize = 2_000;
+/// Tile edge.
+pub const TILE: u64 = 64;
+
+/// A figure measured twice: with the file's pages dropped from the OS page
+/// cache first (`cold`, when that worked), and again right after (`warm`:
+/// the page cache holds what the first pass touched).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct WarmCold {
+    /// Page cache holds the data.
+    pub warm: f64,
+    /// The file's pages were dropped first; `None` if that is not possible.
+    pub cold: Option<f64>,
+}
+
+/// What the read workloads measured on one built file. Every pass reopens
+/// the array with a fresh chunk cache of the run's budget.
+#[derive(Debug, Clone, Default)]
+pub struct ReadReport {
+    /// µs per random element whose chunk is in chunkyard's cache.
+    pub element_cached_us: Option<f64>,
+    /// µs per random element not in chunkyard's cache (a partial read).
+    pub element_us: Option<WarmCold>,
+    /// µs per random 64x64 tile not in chunkyard's cache.
+    pub tile_us: Option<WarmCold>,
+    /// Full sum, GB/s of logical bytes.
+    pub sum_gb_per_s: Option<WarmCold>,
+    /// The sum itself (the same for every format built from one seed).
+    pub sum_value: Option<f64>,
+    /// `a[::3, ::7, k]` in ms, k = min(5, cols - 1).
+    pub strided_a_ms: Option<WarmCold>,
+    /// `a[k, ::2, ::2]` in ms, k = min(50, depth - 1).
+    pub strided_b_ms: Option<WarmCold>,
+    /// Resident memory during the reads.
+    pub memory: MemoryTrace,
+}
+
+/// Drops every file under `path` (a file or a directory) from the OS page
+/// cache with `posix_fadvise(DONTNEED)`; no privileges needed. The files
+/// must be clean (flushed), which they are after a build. Returns false
+/// where the platform cannot.
+pub fn drop_page_cache(path: &Path) -> Result<bool> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let mut stack = vec![path.to_path_buf()];
+        while let Some(p) = stack.pop() {
+            let meta = std::fs::metadata(&p).map_err(|e| Error::io(&p, e))?;
+            if meta.is_dir() {
+                for e in std::fs::read_dir(&p).map_err(|e| Error::io(&p, e))? {
+                    stack.push(e.map_err(|e| Error::io(&p, e))?.path());
+                }
+            } else if meta.is_file() {
+                let f = std::fs::File::open(&p).map_err(|e| Error::io(&p, e))?;
+                rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed)
+                    .map_err(|e| Error::io(&p, e.into()))?;
+            }
+        }
+        Ok(true)
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let _ = path;
+        Ok(false)
+    }
+}
+
+/// How many progress steps [`run_workloads`] reports.
+pub fn workload_steps(w: Workloads) -> u64 {
+    (if w.random { 5 } else { 0 }) + (if w.scan { 2 } else { 0 }) + (if w.strided { 4 } else { 0 })
+}
+
+/// Runs the chosen read workloads on a file [`build`] wrote (`report.path`),
+/// with `opts.cache`'s budget. Random positions come from `opts.seed`.
+pub fn run_workloads(
+    report: &BuildReport,
+    opts: &BuildOptions,
+    w: Workloads,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<ReadReport> {
+    let path = report.path.clone();
+    let budget = opts.cache.budget();
+    let open = || -> Result<crate::Array<f32>> {
+        crate::open::open_with::<f32>(
+            &path,
+            &crate::open::OpenOptions::new()
+                .read_only(true)
+                .cache(ChunkCache::new(budget)),
+        )
+    };
+    let (depth, rows, cols) = (opts.depth, opts.rows, opts.cols);
+    let sampler = Sampler::start(Duration::from_millis(10));
+    let mut out = ReadReport::default();
+    // Runs `pass` cold (page cache dropped, if possible) then warm, each on
+    // a freshly opened array; returns the seconds each took.
+    let twice = |pass: &dyn Fn(&crate::Array<f32>) -> Result<()>| -> Result<(f64, Option<f64>)> {
+        let cold = if drop_page_cache(&path)? {
+            let a = open()?;
+            let t = Instant::now();
+            pass(&a)?;
+            Some(t.elapsed().as_secs_f64())
+        } else {
+            None
+        };
+        let a = open()?;
+        let t = Instant::now();
+        pass(&a)?;
+        let warm = t.elapsed().as_secs_f64();
+        progress(1);
+        Ok((warm, cold))
+    };
+    let scaled = |(warm, cold): (f64, Option<f64>), k: f64| WarmCold {
+        warm: warm * k,
+        cold: cold.map(|c| c * k),
+    };
+    if w.random {
+        let mut rng = SmallRng::seed_from_u64(opts.seed ^ 0xE1E);
+        let elements: Vec<[u64; 3]> = (0..RANDOM_ELEMENTS)
+            .map(|_| {
+                [
+                    rng.random_range(0..depth),
+                    rng.random_range(0..rows),
+                    rng.random_range(0..cols),
+                ]
+            })
+            .collect();
+        let t = twice(&|a| {
+            let mut acc = 0f32;
+            for i in &elements {
+                acc += a.get(i)?;
+            }
+            std::hint::black_box(acc);
+            Ok(())
+        })?;
+        out.element_us = Some(scaled(t, 1e6 / RANDOM_ELEMENTS as f64));
+        // Cached: one plane loaded into chunkyard's cache, then random
+        // elements of that plane.
+        let a = open()?;
+        let z = depth / 2;
+        a.read_into(
+            ndarray::s![z as isize, .., ..],
+            &mut vec![0f32; (rows * cols) as usize],
+        )?;
+        progress(1);
+        let in_plane: Vec<[u64; 3]> = elements.iter().map(|&[_, r, c]| [z, r, c]).collect();
+        let t = Instant::now();
+        let mut acc = 0f32;
+        for i in &in_plane {
+            acc += a.get(i)?;
+        }
+        std::hint::black_box(acc);
+        out.element_cached_us = Some(t.elapsed().as_secs_f64() * 1e6 / RANDOM_ELEMENTS as f64);
+        drop(a);
+        progress(1);
+        let (tr, tc) = (TILE.min(rows), TILE.min(cols));
+        let tiles: Vec<[u64; 3]> = (0..RANDOM_TILES)
+            .map(|_| {
+                [
+                    rng.random_range(0..depth),
+                    rng.random_range(0..=rows - tr),
+                    rng.random_range(0..=cols - tc),
+                ]
+            })
+            .collect();
+        let t = twice(&|a| {
+            let mut buf = vec![0f32; (tr * tc) as usize];
+            for &[z, r, c] in &tiles {
+                let sel = ndarray::s![
+                    z as isize,
+                    r as isize..(r + tr) as isize,
+                    c as isize..(c + tc) as isize
+                ];
+                a.read_into(sel, &mut buf)?;
+            }
+            std::hint::black_box(&buf);
+            Ok(())
+        })?;
+        out.tile_us = Some(scaled(t, 1e6 / RANDOM_TILES as f64));
+        progress(1);
+    }
+    if w.scan {
+        let sum = std::sync::Mutex::new(0f64);
+        let t = twice(&|a| {
+            let h = a.handle();
+            let sel = h.resolve("...")?;
+            let r = crate::reduce::reduce(h, &sel, crate::reduce::Reduction::Sum, &|_| ())?;
+            *sum.lock().unwrap_or_else(|p| p.into_inner()) = match r {
+                crate::reduce::Scalar::Float(v) => v,
+                crate::reduce::Scalar::Int(v) => v as f64,
+                crate::reduce::Scalar::Bool(v) => f64::from(u8::from(v)),
+            };
+            Ok(())
+        })?;
+        let gb = report.logical_bytes as f64 / 1e9;
+        out.sum_gb_per_s = Some(WarmCold {
+            warm: gb / t.0,
+            cold: t.1.map(|c| gb / c),
+        });
+        out.sum_value = Some(sum.into_inner().unwrap_or_else(|p| p.into_inner()));
+        progress(1);
+    }
+    if w.strided {
+        let k = 5.min(cols - 1);
+        let sel_a = format!("::3, ::7, {k}");
+        let z = 50.min(depth - 1);
+        let sel_b = format!("{z}, ::2, ::2");
+        for (sel, slot) in [
+            (sel_a, &mut out.strided_a_ms),
+            (sel_b, &mut out.strided_b_ms),
+        ] {
+            let t = twice(&|a| {
+                let r = a.read(sel.as_str())?;
+                std::hint::black_box(&r);
+                Ok(())
+            })?;
+            *slot = Some(scaled(t, 1e3));
+            progress(1);
+        }
+    }
+    out.memory = sampler.finish();
+    Ok(out)
+}
+
+/// Deletes a file or directory [`build`] wrote.
+pub fn remove_built(path: &Path) -> Result<()> {
+    let removed = if path.is_dir() {
+        std::fs::remove_dir_all(path)
+    } else {
+        std::fs::remove_file(path)
+    };
+    removed.map_err(|e| Error::io(path, e))
 }
 
 #[cfg(test)]
@@ -199,7 +525,6 @@ mod tests {
             rows: 64,
             cols: 128,
             dir: dir.path().to_path_buf(),
-            keep: true,
             cache: ChunkCache::new(3 * 64 * 128 * 4),
             seed: 1,
         };

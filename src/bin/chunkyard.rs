@@ -10,7 +10,10 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use chunkyard::bench::{BuildOptions, BuildReport, build};
+use chunkyard::bench::{
+    BuildOptions, BuildReport, GeneratorReport, ReadReport, WarmCold, Workloads, build,
+    generate_only, remove_built, run_workloads, workload_steps,
+};
 use chunkyard::open::{ArrayOptions, Format, OpenOptions};
 use chunkyard::ops::copy_selection;
 use chunkyard::reduce::{Reduction, reduce, reduce_axis, reduce_axis_steps};
@@ -169,9 +172,17 @@ enum Command {
         /// Seed of the value generator.
         #[arg(long, default_value_t = 42)]
         seed: u64,
-        /// Print one JSON object per format.
+        /// Print one JSON object per format (and no table).
         #[arg(long)]
         json: bool,
+        /// Read workloads on each built file: build (none), random, scan,
+        /// strided, all, or a comma-separated list.
+        #[arg(long, default_value = "build")]
+        workload: String,
+        /// Draw resident memory over time, every format in one chart, into
+        /// this SVG file.
+        #[arg(long)]
+        plot: Option<PathBuf>,
     },
 }
 
@@ -310,18 +321,24 @@ fn run(cli: Cli) -> Result<()> {
             keep,
             seed,
             json,
+            workload,
+            plot,
         } => bench(
             BuildOptions {
                 depth,
                 rows,
                 cols,
                 dir,
-                keep,
                 cache,
                 seed,
             },
-            &formats,
-            json,
+            &BenchArgs {
+                formats: parse_formats(&formats)?,
+                workloads: workload.parse()?,
+                keep,
+                json,
+                plot,
+            },
         ),
     }
 }
@@ -785,8 +802,8 @@ fn convert(
     Ok(())
 }
 
-fn bench(opts: BuildOptions, formats: &str, json: bool) -> Result<()> {
-    let formats: Vec<Format> = formats
+fn parse_formats(formats: &str) -> Result<Vec<Format>> {
+    formats
         .split(',')
         .map(|f| match f.trim() {
             "npy" => Ok(Format::Npy),
@@ -801,87 +818,330 @@ fn bench(opts: BuildOptions, formats: &str, json: bool) -> Result<()> {
                 "unknown format {other:?} (available: {DEFAULT_FORMATS})"
             ))),
         })
-        .collect::<Result<_>>()?;
+        .collect()
+}
+
+struct BenchArgs {
+    formats: Vec<Format>,
+    workloads: Workloads,
+    keep: bool,
+    json: bool,
+    plot: Option<PathBuf>,
+}
+
+fn bench(opts: BuildOptions, args: &BenchArgs) -> Result<()> {
+    let json = args.json;
+    let logical = opts.depth * opts.rows * opts.cols * 4;
     if !json {
         println!(
-            "chunkyard bench: {} x {} x {} float32 ({}), chunks (1, {}, {}), cache {}",
+            "chunkyard bench: {} x {} x {} float32 ({}), chunks (1, {}, {}), cache {}, {} threads",
             opts.depth,
             opts.rows,
             opts.cols,
-            format_bytes(opts.depth * opts.rows * opts.cols * 4),
+            format_bytes(logical),
             opts.rows,
             opts.cols,
-            format_bytes(opts.cache.budget() as u64)
+            format_bytes(opts.cache.budget() as u64),
+            rayon::current_num_threads(),
         );
     }
+    let bar = progress_bar(opts.depth, "generator alone");
+    let generator = generate_only(&opts, &|n| bar.inc(n));
+    bar.finish_and_clear();
+    let generator = generator?;
     let mut reports = Vec::new();
-    for f in formats {
-        let bar = progress_bar(opts.depth, &format!("{f:?}").to_lowercase());
+    for &f in &args.formats {
+        let name = format!("{f:?}").to_lowercase();
+        let bar = progress_bar(opts.depth, &name);
         let r = build(f, &opts, &|n| bar.inc(n));
         bar.finish_and_clear();
         let r = r?;
-        if json {
-            println!("{}", report_json(&r));
+        let reads = if args.workloads.none() {
+            None
+        } else {
+            let bar = progress_bar(workload_steps(args.workloads), &format!("{name} reads"));
+            let w = run_workloads(&r, &opts, args.workloads, &|n| bar.inc(n));
+            bar.finish_and_clear();
+            Some(w)
+        };
+        // Delete the file even when a read workload failed.
+        if !args.keep {
+            remove_built(&r.path)?;
         }
-        reports.push(r);
+        let reads = reads.transpose()?;
+        if json {
+            println!("{}", report_json(&r, &generator, reads.as_ref()));
+        }
+        reports.push((r, reads));
     }
     if !json {
-        print_table(&reports);
+        print_table(&reports, &generator);
+    }
+    if let Some(svg) = &args.plot {
+        plot_memory(svg, &reports, &generator)?;
+        if !json {
+            println!("memory plot: {}", svg.display());
+        }
     }
     Ok(())
 }
 
-fn report_json(r: &BuildReport) -> String {
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+fn warm_cold_json(w: Option<WarmCold>) -> serde_json::Value {
+    match w {
+        None => serde_json::Value::Null,
+        Some(w) => serde_json::json!({"warm": w.warm, "cold": w.cold}),
+    }
+}
+
+fn reads_json(r: &ReadReport) -> serde_json::Value {
+    serde_json::json!({
+        "element_cached_us": r.element_cached_us,
+        "element_us": warm_cold_json(r.element_us),
+        "tile_64x64_us": warm_cold_json(r.tile_us),
+        "sum_gb_per_s": warm_cold_json(r.sum_gb_per_s),
+        "sum": r.sum_value,
+        "strided_3_7_k_ms": warm_cold_json(r.strided_a_ms),
+        "strided_k_2_2_ms": warm_cold_json(r.strided_b_ms),
+        "peak_rss_bytes": r.memory.peak_total,
+        "peak_anon_bytes": r.memory.peak_anon,
+        "peak_file_bytes": r.memory.peak_file,
+    })
+}
+
+fn report_json(
+    r: &BuildReport,
+    g: &GeneratorReport,
+    reads: Option<&ReadReport>,
+) -> serde_json::Value {
+    let gb = r.logical_bytes as f64 / 1e9;
+    serde_json::json!({
+        "reads": reads.map(reads_json),
+        "format": r.format,
+        "elapsed_s": secs(r.elapsed),
+        "generator_floor_s": secs(g.elapsed),
+        "elapsed_minus_generator_s": secs(r.elapsed.saturating_sub(g.elapsed)),
+        "storing_s": secs(r.storing),
+        "waiting_for_generator_s": secs(r.waiting),
+        "storing_gb_per_s": gb / secs(r.storing).max(1e-9),
+        "end_to_end_gb_per_s": gb / secs(r.elapsed).max(1e-9),
+        "logical_bytes": r.logical_bytes,
+        "file_bytes": r.file_bytes,
+        "peak_rss_bytes": r.memory.peak_total,
+        "peak_anon_bytes": r.memory.peak_anon,
+        "peak_file_bytes": r.memory.peak_file,
+        "baseline_rss_bytes": r.baseline.total(),
+        "generator_peak_rss_bytes": g.memory.peak_total,
+        "cache_budget_bytes": r.cache.budget_bytes,
+        "evictions": r.cache.evictions,
+        "writebacks": r.cache.writebacks,
+        "threads": rayon::current_num_threads(),
+    })
+}
+
+fn peak_text(m: &chunkyard::procmem::MemoryTrace) -> String {
     format!(
-        "{{\"format\": {}, \"elapsed_s\": {:.3}, \"logical_bytes\": {}, \"file_bytes\": {}, \
-         \"end_to_end_gb_per_s\": {:.3}, \"peak_rss_bytes\": {}, \"peak_anon_bytes\": {}, \
-         \"peak_file_bytes\": {}, \"baseline_rss_bytes\": {}, \"cache_budget_bytes\": {}, \
-         \"evictions\": {}, \"writebacks\": {}}}",
-        json_str(r.format),
-        r.elapsed.as_secs_f64(),
-        r.logical_bytes,
-        r.file_bytes,
-        r.logical_bytes as f64 / 1e9 / r.elapsed.as_secs_f64(),
-        r.memory.peak_total,
-        r.memory.peak_anon,
-        r.memory.peak_file,
-        r.baseline.total(),
-        r.cache.budget_bytes,
-        r.cache.evictions,
-        r.cache.writebacks,
+        "{} ({} / {})",
+        format_bytes(m.peak_total),
+        format_bytes(m.peak_anon),
+        format_bytes(m.peak_file)
     )
 }
 
-fn print_table(reports: &[BuildReport]) {
+fn print_table(reports: &[(BuildReport, Option<ReadReport>)], g: &GeneratorReport) {
     println!(
-        "{:<8} | {:>12} | {:>18} | {:>36} | {:>12}",
+        "{:<15} | {:>12} | {:>18} | {:>36} | {:>12}",
         "Example",
         "Elapsed time",
         "Calculated storage",
         "Peak memory (anon / file)",
         "File storage"
     );
-    println!("{}", "-".repeat(98));
-    for r in reports {
+    println!("{}", "-".repeat(105));
+    println!(
+        "{:<15} | {:>10.2} s | {:>18} | {:>36} | {:>12}",
+        "generator alone",
+        secs(g.elapsed),
+        "-",
+        peak_text(&g.memory),
+        "-"
+    );
+    for (r, _) in reports {
         println!(
-            "{:<8} | {:>10.2} s | {:>15.2} GB | {:>36} | {:>9.2} GB",
+            "{:<15} | {:>10.2} s | {:>15.2} GB | {:>36} | {:>9.2} GB",
             r.format,
-            r.elapsed.as_secs_f64(),
+            secs(r.elapsed),
             r.logical_bytes as f64 / 1e9,
-            format!(
-                "{} ({} / {})",
-                format_bytes(r.memory.peak_total),
-                format_bytes(r.memory.peak_anon),
-                format_bytes(r.memory.peak_file)
-            ),
+            peak_text(&r.memory),
             r.file_bytes as f64 / 1e9,
         );
     }
-    if let Some(r) = reports.first() {
+    println!();
+    println!(
+        "{:<15} | {:>12} | {:>16} | {:>12} | {:>12} | {:>12}",
+        "Where the time went", "elapsed", "minus generator", "storing", "waiting", "storing rate"
+    );
+    println!("{}", "-".repeat(95));
+    for (r, _) in reports {
         println!(
-            "(peak memory is the whole process's resident set; it was {} before the build; \
-             1 GB = 1e9 bytes as in the article)",
+            "{:<19} | {:>10.2} s | {:>14.2} s | {:>10.2} s | {:>10.2} s | {:>7.2} GB/s",
+            r.format,
+            secs(r.elapsed),
+            secs(r.elapsed.saturating_sub(g.elapsed)),
+            secs(r.storing),
+            secs(r.waiting),
+            r.logical_bytes as f64 / 1e9 / secs(r.storing).max(1e-9),
+        );
+    }
+    if let Some((r, _)) = reports.first() {
+        println!(
+            "(storing: the storing thread's time inside write() and the final flush(), while the \
+             generator runs beside it; waiting: its time waiting for the next plane; minus \
+             generator: elapsed minus the generator-alone run. Peak memory is the whole \
+             process's resident set, {} before the build; 1 GB = 1e9 bytes as in the article.)",
             format_bytes(r.baseline.total())
         );
     }
+    print_reads(reports);
+}
+
+fn print_reads(reports: &[(BuildReport, Option<ReadReport>)]) {
+    if reports.iter().all(|(_, w)| w.is_none()) {
+        return;
+    }
+    let wc = |w: Option<WarmCold>, digits: usize| match w {
+        None => "-".to_string(),
+        Some(w) => match w.cold {
+            Some(c) => format!("{:.*} / {:.*}", digits, w.warm, digits, c),
+            None => format!("{:.*} / -", digits, w.warm),
+        },
+    };
+    println!();
+    println!(
+        "{:<8} | {:>9} | {:>15} | {:>15} | {:>13} | {:>15} | {:>15} | {:>26}",
+        "Reads",
+        "element",
+        "element",
+        "64x64 tile",
+        "sum",
+        "a[::3,::7,5]",
+        "a[50,::2,::2]",
+        "peak memory (anon / file)"
+    );
+    println!(
+        "{:<8} | {:>9} | {:>15} | {:>15} | {:>13} | {:>15} | {:>15} | {:>26}",
+        "",
+        "cached µs",
+        "warm / cold µs",
+        "warm / cold µs",
+        "warm / cold GB/s",
+        "warm / cold ms",
+        "warm / cold ms",
+        ""
+    );
+    println!("{}", "-".repeat(140));
+    for (r, w) in reports {
+        let Some(w) = w else { continue };
+        println!(
+            "{:<8} | {:>9} | {:>15} | {:>15} | {:>13} | {:>15} | {:>15} | {:>26}",
+            r.format,
+            w.element_cached_us
+                .map_or("-".into(), |v| format!("{v:.3}")),
+            wc(w.element_us, 2),
+            wc(w.tile_us, 1),
+            wc(w.sum_gb_per_s, 2),
+            wc(w.strided_a_ms, 1),
+            wc(w.strided_b_ms, 1),
+            peak_text(&w.memory),
+        );
+    }
+    println!(
+        "(each pass reopens the file with a fresh cache of the same budget; cold: the file's pages \
+         dropped from the OS page cache first (posix_fadvise DONTNEED), warm: the same pass \
+         again right after; element/tile reads are not in chunkyard's cache, cached: elements of \
+         one plane read into it first; 20,000 elements, 2,000 tiles at random)"
+    );
+}
+
+/// Resident memory over time, one colour per run (like `mprof plot`): the
+/// total resident set as a thick line and its file-backed part as a thin
+/// one, in MiB against seconds since each run started.
+fn plot_memory(
+    svg: &Path,
+    reports: &[(BuildReport, Option<ReadReport>)],
+    g: &GeneratorReport,
+) -> Result<()> {
+    use plotters::prelude::*;
+    let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
+    let mut runs: Vec<(String, &chunkyard::procmem::MemoryTrace)> =
+        vec![("generator alone".to_string(), &g.memory)];
+    for (r, w) in reports {
+        runs.push((format!("{} build", r.format), &r.memory));
+        if let Some(w) = w {
+            runs.push((format!("{} reads", r.format), &w.memory));
+        }
+    }
+    let t_max = runs
+        .iter()
+        .filter_map(|(_, m)| m.samples.last().map(|s| s.0))
+        .fold(1e-3, f64::max);
+    let y_max = runs
+        .iter()
+        .map(|(_, m)| mib(m.peak_total))
+        .fold(1.0, f64::max)
+        * 1.1;
+    let err = |e: &dyn std::fmt::Display| Error::io(svg, std::io::Error::other(e.to_string()));
+    let root = SVGBackend::new(svg, (1000, 600)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption("chunkyard bench: resident memory", ("sans-serif", 22))
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0f64..t_max, 0f64..y_max)
+        .map_err(|e| err(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc("time since the run started (s)")
+        .y_desc("resident memory (MiB)")
+        .draw()
+        .map_err(|e| err(&e))?;
+    for (i, (name, m)) in runs.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        chart
+            .draw_series(LineSeries::new(
+                m.samples.iter().map(|(t, r)| (*t, mib(r.total()))),
+                color.stroke_width(2),
+            ))
+            .map_err(|e| err(&e))?
+            .label(format!("{name}: total (peak {:.0} MiB)", mib(m.peak_total)))
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+        chart
+            .draw_series(LineSeries::new(
+                m.samples.iter().map(|(t, r)| (*t, mib(r.file))),
+                color.stroke_width(1),
+            ))
+            .map_err(|e| err(&e))?
+            .label(format!(
+                "{name}: file-backed (peak {:.0} MiB)",
+                mib(m.peak_file)
+            ))
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(1))
+            });
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()
+        .map_err(|e| err(&e))?;
+    root.present().map_err(|e| err(&e))?;
+    Ok(())
 }
