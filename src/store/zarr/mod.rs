@@ -24,6 +24,7 @@
 //!
 //! See `docs/zarr.md` for what is and is not supported.
 
+pub mod capped;
 pub mod fs;
 pub mod lz4;
 
@@ -204,6 +205,7 @@ impl ZarrStore {
         opts: &ZarrOptions,
     ) -> Result<ZarrStore> {
         lz4::register();
+        capped::register();
         let grid = grid_for(path, shape, chunks, dtype)?;
         if fill.len() != dtype.size() {
             return Err(Error::invalid(format!(
@@ -219,10 +221,12 @@ impl ZarrStore {
         let compressor: Option<Arc<dyn BytesToBytesCodecTraits>> = match opts.codec {
             Codec::None => None,
             Codec::Lz4 => Some(Arc::new(lz4::Lz4Codec::default())),
-            Codec::Zstd { level } => Some(Arc::new(ZstdCodec::new(level, false))),
-            Codec::Gzip { level } => Some(Arc::new(
+            Codec::Zstd { level } => Some(Arc::new(capped::CappedCodec::zstd(ZstdCodec::new(
+                level, false,
+            )))),
+            Codec::Gzip { level } => Some(Arc::new(capped::CappedCodec::gzip(
                 GzipCodec::new(level).map_err(|e| Error::invalid(format!("gzip: {e}")))?,
-            )),
+            ))),
         };
         let mut builder = ArrayBuilder::new(
             shape.to_vec(),
@@ -291,6 +295,7 @@ impl ZarrStore {
     /// directory `path`.
     pub fn open(path: &Path, writable: bool) -> Result<ZarrStore> {
         lz4::register();
+        capped::register();
         let m = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
         if !m.is_dir() {
             return Err(Error::format(
