@@ -180,21 +180,24 @@ impl Selection {
 }
 
 fn resolve_axis(axis: usize, item: SelItem, size: u64) -> Result<AxisSel, SelectionError> {
-    let isize_ = size.min(i64::MAX as u64) as i64;
+    // i128 holds every u64 size and every i64 index: negative positions
+    // count from the real end even on axes longer than i64::MAX.
+    let n = i128::from(size);
     match item {
         SelItem::Index(i) => {
-            let pos = if i < 0 {
-                i.checked_add(isize_)
+            let p = if i < 0 {
+                i128::from(i) + n
             } else {
-                Some(i)
+                i128::from(i)
             };
-            match pos {
-                Some(p) if p >= 0 && p < isize_ => Ok(AxisSel::Index(p as u64)),
-                _ => Err(SelectionError::OutOfBounds {
+            if (0..n).contains(&p) {
+                Ok(AxisSel::Index(p as u64))
+            } else {
+                Err(SelectionError::OutOfBounds {
                     axis,
                     index: i,
                     size,
-                }),
+                })
             }
         }
         SelItem::Slice { start, stop, step } => {
@@ -207,8 +210,9 @@ fn resolve_axis(axis: usize, item: SelItem, size: u64) -> Result<AxisSel, Select
             }
             // NumPy clamps slice bounds into [0, size].
             let clamp = |v: i64| -> u64 {
-                let v = if v < 0 { v.saturating_add(isize_) } else { v };
-                v.clamp(0, isize_) as u64
+                let v = i128::from(v);
+                let v = if v < 0 { v + n } else { v };
+                v.clamp(0, n) as u64
             };
             let start = start.map_or(0, clamp);
             let stop = stop.map_or(size, clamp);
@@ -418,6 +422,26 @@ mod tests {
 
     fn res(text: &str, shape: &[u64]) -> Result<ResolvedSelection, SelectionError> {
         Selection::parse(text)?.resolve(shape)
+    }
+
+    /// Found by fuzz/chunk_index: on an axis longer than i64::MAX (a 1-byte
+    /// dtype allows it), negative positions counted from i64::MAX, not
+    /// from the axis' end.
+    #[test]
+    fn negative_positions_on_axes_longer_than_i64() {
+        let n = u64::MAX - 5;
+        let r = res("-1, -3:", &[n, n]).unwrap();
+        assert_eq!(r.axes()[0], AxisSel::Index(n - 1));
+        assert_eq!(
+            r.axes()[1],
+            AxisSel::Range {
+                start: n - 3,
+                step: 1,
+                count: 3
+            }
+        );
+        let r = res(":", &[n]).unwrap();
+        assert_eq!(r.axes()[0].as_range(), (0, 1, n));
     }
 
     #[test]

@@ -408,8 +408,10 @@ impl Hdf5Inner {
                 path.display()
             )));
         }
-        ChunkGrid::new(shape, chunks, dtype.size())
-            .map_err(|e| Error::invalid(format!("{}:{name}: {e}", path.display())))?;
+        ChunkGrid::new(shape, chunks, dtype.size()).map_err(|e| match e {
+            Error::InvalidArgument(m) => Error::invalid(format!("{}:{name}: {m}", path.display())),
+            other => other,
+        })?;
         if fill.len() != dtype.size() {
             return Err(Error::invalid(format!(
                 "fill value of {} bytes for {dtype}",
@@ -571,7 +573,12 @@ impl Hdf5Inner {
             }
         };
         let grid = ChunkGrid::new(&shape, &chunks, dtype.size())
-            .map_err(|e| Error::invalid(format!("{here}: {e}")))?;
+            // A shape or chunk shape the file claims but chunkyard cannot
+            // hold is the file's fault, not the caller's.
+            .map_err(|e| match e {
+                Error::InvalidArgument(m) => Error::format(path, format!("{name}: {m}")),
+                other => other,
+            })?;
         let fill = crate::dispatch!(dtype, T => {
             let v: Option<T> = ds
                 .dcpl()

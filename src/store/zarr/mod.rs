@@ -24,6 +24,7 @@
 //!
 //! See `docs/zarr.md` for what is and is not supported.
 
+pub mod capped;
 pub mod fs;
 pub mod lz4;
 
@@ -304,6 +305,7 @@ impl ZarrInner {
         opts: &ZarrOptions,
     ) -> Result<ZarrInner> {
         lz4::register();
+        capped::register();
         let grid = grid_for(path, shape, chunks, dtype)?;
         if fill.len() != dtype.size() {
             return Err(Error::invalid(format!(
@@ -319,10 +321,12 @@ impl ZarrInner {
         let compressor: Option<Arc<dyn BytesToBytesCodecTraits>> = match opts.codec {
             Codec::None => None,
             Codec::Lz4 => Some(Arc::new(lz4::Lz4Codec::default())),
-            Codec::Zstd { level } => Some(Arc::new(ZstdCodec::new(level, false))),
-            Codec::Gzip { level } => Some(Arc::new(
+            Codec::Zstd { level } => Some(Arc::new(capped::CappedCodec::zstd(ZstdCodec::new(
+                level, false,
+            )))),
+            Codec::Gzip { level } => Some(Arc::new(capped::CappedCodec::gzip(
                 GzipCodec::new(level).map_err(|e| Error::invalid(format!("gzip: {e}")))?,
-            )),
+            ))),
         };
         let mut builder = ArrayBuilder::new(
             shape.to_vec(),
@@ -391,6 +395,7 @@ impl ZarrInner {
     /// directory `path`.
     pub fn open(path: &Path, writable: bool) -> Result<ZarrInner> {
         lz4::register();
+        capped::register();
         let m = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
         if !m.is_dir() {
             return Err(Error::format(

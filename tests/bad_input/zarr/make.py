@@ -89,3 +89,16 @@ lz4 = [{"name": "bytes", "configuration": {"endian": "little"}}, {"name": "numco
 array("chunk_lz4_huge_length.zarr", v3(codecs=lz4), {"c/0/0": struct.pack("<I", 0xFFFFFFF0) + b"\x00" * 16})
 array("chunk_lz4_truncated.zarr", v3(codecs=lz4), {"c/0/0": b"\x40\x00"})
 array("chunk_v2_truncated.zarr", v2(), {"0.0": b"\x00" * 7}, meta_file=".zarray")
+
+# Decompression bombs: small chunk files that inflate far past the 64-byte
+# chunk the metadata declares (gzip: 64 MiB from 64 KiB; zstd: 1 GiB from
+# 32 KiB, its frame header declaring the 1 GiB). Decoding stops at the
+# chunk's size; it never holds the inflated data.
+import gzip
+import numcodecs
+
+gz = [{"name": "bytes", "configuration": {"endian": "little"}}, {"name": "gzip", "configuration": {"level": 9}}]
+array("chunk_gzip_bomb.zarr", v3(codecs=gz), {"c/0/0": gzip.compress(b"\0" * (64 << 20), 9)})
+zs = [{"name": "bytes", "configuration": {"endian": "little"}}, {"name": "zstd", "configuration": {"level": 19, "checksum": False}}]
+array("chunk_zstd_bomb.zarr", v3(codecs=zs), {"c/0/0": numcodecs.Zstd(level=19).encode(b"\0" * (1 << 30))})
+array("chunk_v2_zstd_bomb.zarr", v2(compressor={"id": "zstd", "level": 19}), {"0.0": numcodecs.Zstd(level=19).encode(b"\0" * (1 << 30))}, meta_file=".zarray")

@@ -1,0 +1,313 @@
+//! Arbitrary sequences of write, fill, read, get, flush, evict and reopen on
+//! an array over the in-memory store, with a cache as small as half a chunk,
+//! compared with a dense model after every step; `FailAfter` makes the
+//! store fail every operation after the next N (an I/O failure).
+//!
+//! Checked, through the public API only:
+//! - without an injected failure every operation succeeds and every read
+//!   equals the model;
+//! - with one, a read that succeeds still equals the model (elements a
+//!   failed write may or may not have reached are not compared);
+//! - after a failed flush every write is refused (fail closed);
+//! - a flush that returns `Ok` made the whole model durable: a crash right
+//!   after it (`MemoryStore::reopen`) shows exactly the model;
+//! - reopening shows exactly what the last successful flush covered.
+#![no_main]
+
+use std::sync::Arc;
+
+use chunkyard::selection::{AxisSel, ResolvedSelection};
+use chunkyard::store::{MemoryStore, StoreMeta};
+use chunkyard::{ArrayHandle, ChunkCache, DType};
+use libfuzzer_sys::arbitrary::{self, Arbitrary};
+use libfuzzer_sys::fuzz_target;
+
+type Region = [(u8, u8, u8); 4];
+
+#[derive(Arbitrary, Debug)]
+enum Op {
+    Write(Region, u32),
+    Fill(Region, i32),
+    Read(Region),
+    Get([u8; 4]),
+    Flush,
+    /// Read another array sharing the cache, pushing this one's chunks out
+    /// (dirty ones are written back).
+    Evict,
+    /// Flush, drop the handle and open what was durable.
+    Reopen,
+    /// The store fails every operation after the next `n % 16`.
+    FailAfter(u8),
+}
+
+#[derive(Arbitrary, Debug)]
+struct Input {
+    ndim: u8,
+    shape: [u8; 4],
+    chunks: [u8; 4],
+    budget: u8,
+    ops: Vec<Op>,
+}
+
+/// Dense row-major model: values, and whether each value is known (a write
+/// that failed half way leaves its elements either old or new).
+struct Model {
+    shape: Vec<u64>,
+    values: Vec<i32>,
+    known: Vec<bool>,
+}
+
+impl Model {
+    fn linear(&self, coord: &[u64]) -> usize {
+        coord
+            .iter()
+            .zip(&self.shape)
+            .fold(0u64, |acc, (&i, &n)| acc * n + i) as usize
+    }
+
+    /// Linear indices of the selection's elements, in output order.
+    fn indices(&self, sel: &ResolvedSelection) -> Vec<usize> {
+        let axes: Vec<(u64, u64, u64)> = sel.axes().iter().map(AxisSel::as_range).collect();
+        if axes.iter().any(|a| a.2 == 0) {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        let mut idx = vec![0u64; axes.len()];
+        loop {
+            let coord: Vec<u64> = idx.iter().zip(&axes).map(|(&i, a)| a.0 + i * a.1).collect();
+            out.push(self.linear(&coord));
+            let mut k = idx.len();
+            loop {
+                if k == 0 {
+                    return out;
+                }
+                k -= 1;
+                idx[k] += 1;
+                if idx[k] < axes[k].2 {
+                    break;
+                }
+                idx[k] = 0;
+            }
+        }
+    }
+}
+
+fn region(shape: &[u64], r: &Region) -> ResolvedSelection {
+    ResolvedSelection::from_axes(
+        shape
+            .iter()
+            .zip(r)
+            .map(|(&n, &(a, b, s))| {
+                let a = u64::from(a) % (n + 1);
+                let b = u64::from(b) % (n + 1);
+                let (lo, hi) = (a.min(b), a.max(b));
+                let step = 1 + u64::from(s) % 3;
+                AxisSel::Range {
+                    start: lo,
+                    step,
+                    count: (hi - lo).div_ceil(step),
+                }
+            })
+            .collect(),
+    )
+}
+
+fn to_bytes(v: &[i32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_ne_bytes()).collect()
+}
+
+fn from_bytes(b: &[u8]) -> Vec<i32> {
+    b.chunks_exact(4)
+        .map(|c| i32::from_ne_bytes(c.try_into().unwrap()))
+        .collect()
+}
+
+/// Everything a store holds, read through a fresh array and cache.
+fn contents(store: MemoryStore) -> Vec<i32> {
+    let a = ArrayHandle::from_store(Arc::new(store), ChunkCache::new(1 << 20)).unwrap();
+    let all = ResolvedSelection::full(a.shape());
+    let mut out = vec![0u8; a.len() as usize * 4];
+    a.read_bytes(&all, &mut out).unwrap();
+    from_bytes(&out)
+}
+
+fuzz_target!(|input: Input| {
+    let ndim = 1 + usize::from(input.ndim) % 4;
+    let shape: Vec<u64> = input.shape[..ndim]
+        .iter()
+        .map(|&n| 1 + u64::from(n) % 8)
+        .collect();
+    let chunks: Vec<u64> = input.chunks[..ndim]
+        .iter()
+        .map(|&c| 1 + u64::from(c) % 4)
+        .collect();
+    let chunk_bytes = chunks.iter().product::<u64>() as usize * 4;
+    let budget = match input.budget % 4 {
+        0 => chunk_bytes / 2,
+        1 => chunk_bytes,
+        2 => 3 * chunk_bytes,
+        _ => 16 * chunk_bytes,
+    };
+    let meta = StoreMeta {
+        dtype: DType::I32,
+        shape: shape.clone(),
+        chunks: chunks.clone(),
+        fill: vec![0; 4],
+    };
+    let cache = ChunkCache::new(budget);
+    // A second array sharing the cache; reading it evicts the first's chunks.
+    let scratch_len = (budget / chunk_bytes + 2) as u64;
+    let scratch = ArrayHandle::from_store(
+        Arc::new(MemoryStore::new(StoreMeta {
+            dtype: DType::I32,
+            shape: vec![scratch_len * chunk_bytes as u64 / 4],
+            chunks: vec![chunk_bytes as u64 / 4],
+            fill: vec![1; 4],
+        })),
+        cache.clone(),
+    )
+    .unwrap();
+
+    let n: usize = shape.iter().product::<u64>() as usize;
+    let mut store = Arc::new(MemoryStore::new(meta));
+    let mut a = ArrayHandle::from_store(store.clone(), cache.clone()).unwrap();
+    let mut model = Model {
+        shape: shape.clone(),
+        values: vec![0; n],
+        known: vec![true; n],
+    };
+    let mut durable = model.values.clone();
+    // The store was told to fail (it may not have yet).
+    let mut injecting = false;
+    // A flush failed: the array must refuse writes until reopened.
+    let mut closed = false;
+
+    // A flush that returned Ok made everything durable.
+    let flushed = |store: &MemoryStore, model: &mut Model, durable: &mut Vec<i32>| {
+        let now = contents(store.reopen());
+        for (i, (&got, &want)) in now.iter().zip(&model.values).enumerate() {
+            assert!(
+                !model.known[i] || got == want,
+                "flush returned Ok but element {i} is durable as {got}, not {want}"
+            );
+        }
+        model.values = now.clone();
+        model.known = vec![true; n];
+        *durable = now;
+    };
+
+    for op in input.ops.iter().take(64) {
+        match op {
+            Op::Write(r, _) | Op::Fill(r, _) => {
+                let sel = region(&shape, r);
+                let idx = model.indices(&sel);
+                let vals: Vec<i32> = match op {
+                    Op::Write(_, seed) => (0..idx.len())
+                        .map(|i| (*seed as i32).wrapping_add(i as i32 * 7919))
+                        .collect(),
+                    Op::Fill(_, v) => vec![*v; idx.len()],
+                    _ => unreachable!(),
+                };
+                let res = match op {
+                    Op::Write(..) => a.write_bytes(&sel, &to_bytes(&vals)),
+                    _ => a.fill_bytes(&sel, &vals[0].to_ne_bytes()),
+                };
+                match res {
+                    Ok(()) => {
+                        assert!(!closed, "a write succeeded after a failed flush");
+                        for (&i, &v) in idx.iter().zip(&vals) {
+                            model.values[i] = v;
+                            model.known[i] = true;
+                        }
+                    }
+                    Err(e) => {
+                        assert!(injecting, "write failed without a failure injected: {e}");
+                        for &i in &idx {
+                            model.known[i] = false;
+                        }
+                    }
+                }
+            }
+            Op::Read(r) => {
+                let sel = region(&shape, r);
+                let idx = model.indices(&sel);
+                let mut out = vec![0u8; idx.len() * 4];
+                match a.read_bytes(&sel, &mut out) {
+                    Ok(()) => {
+                        for (&i, got) in idx.iter().zip(from_bytes(&out)) {
+                            assert!(
+                                !model.known[i] || got == model.values[i],
+                                "read {got} at {i}, model has {}",
+                                model.values[i]
+                            );
+                        }
+                    }
+                    Err(e) => assert!(injecting, "read failed without a failure injected: {e}"),
+                }
+            }
+            Op::Get(p) => {
+                let coord: Vec<u64> = p[..ndim]
+                    .iter()
+                    .zip(&shape)
+                    .map(|(&i, &n)| u64::from(i) % n)
+                    .collect();
+                let i = model.linear(&coord);
+                let mut out = [0u8; 4];
+                match a.get_bytes(&coord, &mut out) {
+                    Ok(()) => {
+                        let got = i32::from_ne_bytes(out);
+                        assert!(!model.known[i] || got == model.values[i], "get {coord:?}");
+                    }
+                    Err(e) => assert!(injecting, "get failed without a failure injected: {e}"),
+                }
+            }
+            Op::Evict => {
+                let all = ResolvedSelection::full(scratch.shape());
+                let mut out = vec![0u8; scratch.len() as usize * 4];
+                scratch.read_bytes(&all, &mut out).unwrap();
+                assert!(out.iter().all(|&b| b == 1), "scratch array reads wrong");
+            }
+            Op::Flush | Op::Reopen => {
+                match a.flush() {
+                    Ok(()) => flushed(&store, &mut model, &mut durable),
+                    Err(e) => {
+                        assert!(injecting, "flush failed without a failure injected: {e}");
+                        closed = true;
+                        // Fail closed: writes are refused from now on.
+                        let one = region(&shape, &[(0, 1, 0); 4]);
+                        assert!(a.write_bytes(&one, &[0; 4]).is_err());
+                    }
+                }
+                if matches!(op, Op::Reopen) {
+                    drop(a);
+                    store = Arc::new(store.reopen());
+                    assert_eq!(
+                        contents(store.reopen()),
+                        durable,
+                        "reopening lost what the last successful flush covered"
+                    );
+                    a = ArrayHandle::from_store(store.clone(), cache.clone()).unwrap();
+                    model.values = durable.clone();
+                    model.known = vec![true; n];
+                    injecting = false;
+                    closed = false;
+                }
+            }
+            Op::FailAfter(k) => {
+                store.fail_after(u64::from(k % 16));
+                injecting = true;
+            }
+        }
+        let stats = cache.stats();
+        assert!(
+            stats.resident_bytes <= budget.max(chunk_bytes),
+            "cache over budget: {stats:?}"
+        );
+    }
+    // Without a failure pending, everything reads back and survives a
+    // final flush.
+    if !injecting {
+        a.flush().unwrap();
+        flushed(&store, &mut model, &mut durable);
+    }
+});

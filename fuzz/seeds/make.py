@@ -1,0 +1,103 @@
+"""Regenerates the seed corpora under fuzz/seeds/: python3 fuzz/seeds/make.py
+
+selection_parse: selection texts. npy_header: small valid .npy files of
+several dtypes, orders and versions, plus the bad-input corpus.
+zarr_metadata: one flag byte (1 = .zarray), the metadata, and optionally
+b"\\n--chunk--\\n" and chunk 0's bytes, made with zarr-python.
+chunk_index, store_ops: structured input decoded with `arbitrary`, so any
+bytes are valid; a few deterministic random ones seed them."""
+import glob
+import gzip
+import io
+import json
+import os
+import random
+import shutil
+import struct
+import tempfile
+
+import numpy as np
+
+here = os.path.dirname(os.path.abspath(__file__))
+SEP = b"\n--chunk--\n"
+
+
+def fresh(name):
+    d = os.path.join(here, name)
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    return d
+
+
+def put(d, name, data):
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data if isinstance(data, bytes) else data.encode())
+
+
+d = fresh("selection_parse")
+for i, t in enumerate([":", "1, 2:5, ...", "[::2, -1]", "..., 0", "None", "3,",
+                       "1:2:3:4", "-9223372036854775808", "::-1", "0:0:0",
+                       "[..., ::3, 4:-2]", " 7 , : , ... "]):
+    put(d, f"s{i:02}", t)
+
+d = fresh("npy_header")
+def npy(a, version=None):
+    b = io.BytesIO()
+    if version is None:
+        np.save(b, a)
+    else:
+        np.lib.format.write_array(b, a, version=version)
+    return b.getvalue()
+put(d, "f4_2d", npy(np.arange(12, dtype="<f4").reshape(3, 4)))
+put(d, "i8_be", npy(np.arange(5, dtype=">i8")))
+put(d, "u1_fortran", npy(np.asfortranarray(np.arange(6, dtype="u1").reshape(2, 3))))
+put(d, "bool_0d", npy(np.array(True)))
+put(d, "f8_empty", npy(np.zeros((0, 3))))
+put(d, "i2_v2", npy(np.arange(4, dtype="<i2"), version=(2, 0)))
+put(d, "u4_3d", npy(np.arange(24, dtype="<u4").reshape(2, 3, 4)))
+for f in sorted(glob.glob(os.path.join(here, "..", "..", "tests", "bad_input", "*.npy"))):
+    with open(f, "rb") as src:
+        put(d, "bad_" + os.path.basename(f), src.read())
+
+d = fresh("zarr_metadata")
+import zarr
+from zarr.codecs import BytesCodec, GzipCodec, ZstdCodec, ShardingCodec
+
+
+def zarr_seed(name, v2=False, chunk=True, **kw):
+    with tempfile.TemporaryDirectory() as t:
+        p = os.path.join(t, "a.zarr")
+        data = np.arange(16, dtype=kw.pop("dtype", "f4")).reshape(4, 4)
+        a = zarr.create_array(p, shape=data.shape, chunks=(4, 4), dtype=data.dtype,
+                              zarr_format=2 if v2 else 3, **kw)
+        a[...] = data
+        meta = open(os.path.join(p, ".zarray" if v2 else "zarr.json"), "rb").read()
+        out = bytes([1 if v2 else 0]) + meta
+        if chunk:
+            key = "0.0" if v2 else "c/0/0"
+            out += SEP + open(os.path.join(p, key), "rb").read()
+        put(d, name, out)
+
+
+zarr_seed("v3_plain", compressors=None)
+zarr_seed("v3_gzip", compressors=[GzipCodec(level=5)])
+zarr_seed("v3_zstd", compressors=[ZstdCodec(level=3)], dtype="i8")
+zarr_seed("v3_nochunk", chunk=False, compressors=None, dtype="u2")
+zarr_seed("v2_plain", v2=True, compressors=None)
+zarr_seed("v2_zlib", v2=True, dtype="<i4")
+zarr_seed("v3_shard", compressors=None, shards=(4, 4), dtype="u1")
+gz_bomb = gzip.compress(b"\0" * (1 << 20))
+meta3 = json.load(open(os.path.join(here, "..", "..", "tests", "bad_input", "zarr",
+                                    "chunk_corrupt_gzip.zarr", "zarr.json")))
+put(d, "v3_gzip_bomb", b"\0" + json.dumps(meta3).encode() + SEP + gz_bomb)
+for f in sorted(glob.glob(os.path.join(here, "..", "..", "tests", "bad_input", "zarr", "*.zarr"))):
+    for name, flag in (("zarr.json", 0), (".zarray", 1)):
+        m = os.path.join(f, name)
+        if os.path.isfile(m):
+            put(d, "bad_" + os.path.basename(f), bytes([flag]) + open(m, "rb").read())
+
+rng = random.Random(6)
+for name, sizes in (("chunk_index", [8, 24, 48, 96, 160]), ("store_ops", [16, 64, 128, 256, 512, 1024])):
+    d = fresh(name)
+    for i, n in enumerate(sizes):
+        put(d, f"r{i:02}", bytes(rng.getrandbits(8) for _ in range(n)))
