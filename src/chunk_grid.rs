@@ -204,13 +204,18 @@ impl ChunkGrid {
     /// per-chunk pieces. Visits only chunks the selection touches.
     pub fn pieces(&self, sel: &ResolvedSelection) -> Pieces {
         debug_assert_eq!(sel.axes().len(), self.ndim());
-        let per_axis: Vec<Vec<AxisPiece>> = sel
-            .axes()
-            .iter()
-            .zip(&self.chunks)
-            .map(|(a, &c)| axis_pieces(a, c))
-            .collect();
-        let empty = per_axis.iter().any(|p| p.is_empty());
+        // An empty selection touches nothing: do not list the chunks of its
+        // other axes, which may be billions (found by fuzz/chunk_index).
+        let empty = sel.axes().iter().any(|a| a.as_range().2 == 0);
+        let per_axis: Vec<Vec<AxisPiece>> = if empty {
+            vec![Vec::new(); sel.axes().len()]
+        } else {
+            sel.axes()
+                .iter()
+                .zip(&self.chunks)
+                .map(|(a, &c)| axis_pieces(a, c))
+                .collect()
+        };
         Pieces {
             idx: vec![0; per_axis.len()],
             per_axis,
@@ -349,11 +354,34 @@ impl Iterator for Pieces {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::selection::AxisSel;
     use crate::selection::Selection;
     use std::collections::HashMap;
 
     fn grid(shape: &[u64], chunks: &[u64]) -> ChunkGrid {
         ChunkGrid::new(shape, chunks, 4).unwrap()
+    }
+
+    #[test]
+    fn empty_selections_list_no_chunks() {
+        // 0 x 2^40 with chunks of 1: listing the second axis's chunks
+        // would allocate tens of terabytes.
+        let grid = ChunkGrid::new(&[4, 1 << 40], &[1, 1], 1).unwrap();
+        let sel = ResolvedSelection::from_axes(vec![
+            AxisSel::Range {
+                start: 0,
+                step: 1,
+                count: 0,
+            },
+            AxisSel::Range {
+                start: 0,
+                step: 1,
+                count: 1 << 40,
+            },
+        ]);
+        let pieces = grid.pieces(&sel);
+        assert_eq!(pieces.len_hint(), 0);
+        assert_eq!(pieces.count(), 0);
     }
 
     #[test]

@@ -125,7 +125,7 @@ fn from_bytes(b: &[u8]) -> Vec<i32> {
 /// Everything a store holds, read through a fresh array and cache.
 fn contents(store: MemoryStore) -> Vec<i32> {
     let a = ArrayHandle::from_store(Arc::new(store), ChunkCache::new(1 << 20)).unwrap();
-    let all = ResolvedSelection::full(a.shape());
+    let all = ResolvedSelection::full(&a.shape());
     let mut out = vec![0u8; a.len() as usize * 4];
     a.read_bytes(&all, &mut out).unwrap();
     from_bytes(&out)
@@ -210,7 +210,8 @@ fuzz_target!(|input: Input| {
                 };
                 let res = match op {
                     Op::Write(..) => a.write_bytes(&sel, &to_bytes(&vals)),
-                    _ => a.fill_bytes(&sel, &vals[0].to_ne_bytes()),
+                    Op::Fill(_, v) => a.fill_bytes(&sel, &v.to_ne_bytes()),
+                    _ => unreachable!(),
                 };
                 match res {
                     Ok(()) => {
@@ -262,7 +263,7 @@ fuzz_target!(|input: Input| {
                 }
             }
             Op::Evict => {
-                let all = ResolvedSelection::full(scratch.shape());
+                let all = ResolvedSelection::full(&scratch.shape());
                 let mut out = vec![0u8; scratch.len() as usize * 4];
                 scratch.read_bytes(&all, &mut out).unwrap();
                 assert!(out.iter().all(|&b| b == 1), "scratch array reads wrong");
