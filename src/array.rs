@@ -502,7 +502,7 @@ impl ArrayHandle {
     pub fn write_bytes(&self, sel: &ResolvedSelection, data: &[u8]) -> Result<()> {
         self.check_len(sel, data.len(), "the data")?;
         let data_strides = Self::out_strides(sel);
-        self.for_each_chunk_mut(sel, &data_strides, |lay, chunk, elem| {
+        self.for_each_chunk_mut(sel, &data_strides, Some(data), |lay, chunk, elem| {
             let src = Strided {
                 offset: lay.out_offset,
                 strides: &data_strides,
@@ -525,19 +525,25 @@ impl ArrayHandle {
             });
         }
         let no_strides = vec![0; self.ndim()];
-        self.for_each_chunk_mut(sel, &no_strides, |lay, chunk, _| {
+        self.for_each_chunk_mut(sel, &no_strides, None, |lay, chunk, _| {
             fill_region(&lay.counts, value, chunk, lay.chunk());
         })
     }
 
+    /// Runs `f` on every chunk the selection touches, with the piece's
+    /// layout, the chunk's bytes and the element size. If `source` is the
+    /// data being written (laid out by `out_strides`), a piece that is a
+    /// whole chunk of at least [`WRITE_THROUGH_MIN_BYTES`], held as one
+    /// contiguous run of `source`, skips `f` and is written through.
     fn for_each_chunk_mut(
         &self,
         sel: &ResolvedSelection,
         out_strides: &[usize],
+        source: Option<&[u8]>,
         f: impl Fn(&PieceLayout, &mut [u8], usize),
     ) -> Result<()> {
         let grid = self.grid_for(sel)?;
-        self.for_each_chunk_mut_in(&grid, sel, out_strides, f)
+        self.for_each_chunk_mut_in(&grid, sel, out_strides, source, f)
     }
 
     /// [`for_each_chunk_mut`](Self::for_each_chunk_mut) over the chunks of
@@ -548,13 +554,33 @@ impl ArrayHandle {
         grid: &ChunkGrid,
         sel: &ResolvedSelection,
         out_strides: &[usize],
+        source: Option<&[u8]>,
         f: impl Fn(&PieceLayout, &mut [u8], usize),
     ) -> Result<()> {
         self.inner.owner.check_writable()?;
         let elem = self.dtype().size();
         let cstrides = c_strides(self.chunks());
+        let chunk_elems = grid.chunk_elements();
+        let through = source.filter(|_| chunk_elems * elem >= WRITE_THROUGH_MIN_BYTES);
         for piece in grid.pieces(sel) {
             let lay = PieceLayout::new(&piece, &cstrides, out_strides);
+            if let Some(src) = through
+                && lay.counts.iter().product::<usize>() == chunk_elems
+            {
+                let from = Strided {
+                    offset: lay.out_offset,
+                    strides: out_strides,
+                };
+                if let Some((s, 0, n)) = single_run(&lay.counts, from, lay.chunk())
+                    && n == chunk_elems
+                {
+                    let bytes = &src[s * elem..(s + n) * elem];
+                    self.inner
+                        .cache
+                        .write_through(&self.inner.owner, &piece.chunk, bytes)?;
+                    continue;
+                }
+            }
             // A piece replaces the chunk, and need not read it, only if it
             // covers the whole chunk along the first axis: rows past the
             // end are not ours to assume fill, since a concurrent append
@@ -667,6 +693,7 @@ impl ArrayHandle {
                 &old,
                 &ResolvedSelection::from_axes(axes),
                 &no_strides,
+                None,
                 |lay, chunk, _| fill_region(&lay.counts, &fill, chunk, lay.chunk()),
             )?;
             self.flush()?;
@@ -718,6 +745,14 @@ impl ArrayHandle {
         })
     }
 }
+
+/// Whole chunks at least this large, written from one contiguous run of
+/// the caller's data and not in the cache, go straight to the store
+/// instead of through a cache buffer: the
+/// copy into the cache and the later write-back cost more than the cache
+/// saves on chunks this size. h5py likewise writes chunks larger than its
+/// chunk cache directly.
+pub const WRITE_THROUGH_MIN_BYTES: usize = 1 << 20;
 
 /// Copies one element with a fixed-size move for the usual sizes (a
 /// `copy_from_slice` of run-time length is a `memcpy` call, most of the

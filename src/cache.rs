@@ -81,6 +81,7 @@ struct CacheInner {
     misses: AtomicU64,
     evictions: AtomicU64,
     writebacks: AtomicU64,
+    write_throughs: AtomicU64,
     next_owner: AtomicU64,
 }
 
@@ -181,6 +182,9 @@ pub struct CacheStats {
     pub evictions: u64,
     /// Dirty chunks written back on eviction.
     pub writebacks: u64,
+    /// Whole chunks written straight to their store, never cached
+    /// (the array's write-through of large whole chunks).
+    pub write_throughs: u64,
     /// Bytes of decoded chunks held now.
     pub resident_bytes: usize,
     /// Bytes of held chunks not yet written to their store.
@@ -247,6 +251,7 @@ impl ChunkCache {
                 misses: AtomicU64::new(0),
                 evictions: AtomicU64::new(0),
                 writebacks: AtomicU64::new(0),
+                write_throughs: AtomicU64::new(0),
                 next_owner: AtomicU64::new(1),
             }),
         }
@@ -272,6 +277,7 @@ impl ChunkCache {
             misses: i.misses.load(Relaxed),
             evictions: i.evictions.load(Relaxed),
             writebacks: i.writebacks.load(Relaxed),
+            write_throughs: i.write_throughs.load(Relaxed),
             resident_bytes: i.resident.load(Relaxed),
             dirty_bytes: i.dirty.load(Relaxed),
             in_flight_bytes: i.in_flight.load(Relaxed),
@@ -427,17 +433,80 @@ impl ChunkCache {
                 return f(Some(d));
             }
             let r = f(None);
-            if created && slot.data.is_none() {
-                // Remove the placeholder so that misses do not pile up
-                // entries (lock order: chunk, then shard).
-                let mut g = self.inner.shards[shard_of(&e.key)].lock();
-                if g.lru.peek(&e.key).is_some_and(|x| Arc::ptr_eq(x, &e)) {
-                    g.lru.pop(&e.key);
-                    drop(g);
-                    self.detach(&e, &mut slot);
-                }
+            if created {
+                self.drop_placeholder(&e, &mut slot);
             }
             return r;
+        }
+    }
+
+    /// Replaces a whole chunk with `data` (the chunk's decoded bytes, C
+    /// order over the full chunk shape). A chunk in memory is overwritten
+    /// there and marked dirty, as [`with_chunk`](Self::with_chunk) would.
+    /// Otherwise `data` goes straight to the store, under the chunk's lock
+    /// and with the store's write buffer counted in the budget like any
+    /// write-back, and is not cached: one copy instead of two (caller to
+    /// cache buffer, then cache buffer to store), no fresh buffer to
+    /// fault in, and nothing else evicted to make room. A failed write
+    /// poisons the owner, like a failed write-back.
+    pub(crate) fn write_through(
+        &self,
+        owner: &Arc<Owner>,
+        coord: &[u64],
+        data: &[u8],
+    ) -> Result<()> {
+        owner.check_writable()?;
+        if data.len() != owner.chunk_bytes() {
+            return Err(Error::invalid(format!(
+                "a whole chunk is {} bytes, {} given",
+                owner.chunk_bytes(),
+                data.len()
+            )));
+        }
+        loop {
+            let (e, created) = self.entry(owner, coord);
+            let mut slot = e.slot.lock();
+            if slot.detached {
+                continue;
+            }
+            if let Some(d) = slot.data.as_mut() {
+                self.tick(&e);
+                self.inner.hits.fetch_add(1, Relaxed);
+                d.copy_from_slice(data);
+                if !slot.dirty {
+                    slot.dirty = true;
+                    self.inner.dirty.fetch_add(data.len(), Relaxed);
+                    owner.dirty.fetch_add(data.len(), Relaxed);
+                }
+                return Ok(());
+            }
+            let r = self.write_back(owner, coord, data);
+            match &r {
+                Ok(()) => {
+                    owner.unsynced.store(true, Relaxed);
+                    self.inner.write_throughs.fetch_add(1, Relaxed);
+                }
+                Err(err) => owner.poison(format!("write of chunk {coord:?} failed: {err}")),
+            }
+            if created {
+                self.drop_placeholder(&e, &mut slot);
+            }
+            return r;
+        }
+    }
+
+    /// Removes an entry this thread created and left empty, so that
+    /// uncached reads and writes do not pile up entries (lock order:
+    /// chunk, then shard).
+    fn drop_placeholder(&self, e: &Arc<Entry>, slot: &mut Slot) {
+        if slot.data.is_some() {
+            return;
+        }
+        let mut g = self.inner.shards[shard_of(&e.key)].lock();
+        if g.lru.peek(&e.key).is_some_and(|x| Arc::ptr_eq(x, e)) {
+            g.lru.pop(&e.key);
+            drop(g);
+            self.detach(e, slot);
         }
     }
 

@@ -28,7 +28,7 @@ mod testutil;
 pub mod units;
 pub mod view;
 
-pub use array::{Array, ArrayHandle, MemoryReport};
+pub use array::{Array, ArrayHandle, MemoryReport, WRITE_THROUGH_MIN_BYTES};
 pub use buffer::ChunkBuf;
 pub use cache::{CacheStats, ChunkCache};
 pub use chunk_grid::ChunkGrid;
