@@ -357,46 +357,16 @@ impl ArrayHandle {
             return Ok(());
         }
         if self.inner.caps.partial_reads {
-            let read = self.read_partial(piece)?;
-            return self.place_partial(read, lay, out, out_at);
+            if !self
+                .store()
+                .read_region_into(&piece.chunk, &piece.region, out, out_at)?
+            {
+                fill_region(&lay.counts, self.fill_value(), out, out_at);
+            }
+            return Ok(());
         }
         match self.store().read_chunk(&piece.chunk)? {
             Some(c) => copy_region(&lay.counts, elem, &c, lay.chunk(), out, out_at),
-            None => fill_region(&lay.counts, self.fill_value(), out, out_at),
-        }
-        Ok(())
-    }
-
-    /// Reads a piece straight from the store (`None`: never written).
-    fn read_partial(&self, piece: &Piece) -> Result<Option<Vec<u8>>> {
-        self.store().read_region(&piece.chunk, &piece.region)
-    }
-
-    /// Copies a partial read into the output (or the fill value).
-    fn place_partial(
-        &self,
-        read: Option<Vec<u8>>,
-        lay: &PieceLayout,
-        out: &mut [u8],
-        out_at: Strided<'_>,
-    ) -> Result<()> {
-        let elem = self.dtype().size();
-        match read {
-            Some(buf) => {
-                let shape: Vec<u64> = lay.counts.iter().map(|&c| c as u64).collect();
-                let st = c_strides(&shape);
-                let src = Strided {
-                    offset: 0,
-                    strides: &st,
-                };
-                if buf.len() != lay.counts.iter().product::<usize>() * elem {
-                    return Err(Error::Store {
-                        backend: self.store().backend(),
-                        message: format!("a partial read returned {} bytes", buf.len()),
-                    });
-                }
-                copy_region(&lay.counts, elem, &buf, src, out, out_at);
-            }
             None => fill_region(&lay.counts, self.fill_value(), out, out_at),
         }
         Ok(())
@@ -460,34 +430,41 @@ impl ArrayHandle {
         let copy = |c: &[u8], out: &mut [u8]| copy_elem(out, &c[byte..byte + elem]);
         if self.inner.caps.partial_reads {
             // The cached chunk if there is one, else just this element from
-            // the store.
-            let read = self
+            // the store, straight into `out`.
+            let written = self
                 .inner
                 .cache
                 .read_or_else(owner, coord, |cached| match cached {
                     Some(c) => {
                         copy(c, out);
-                        Ok(None)
+                        Ok(true)
                     }
                     None => {
-                        let region: Vec<(u64, u64, u64)> = index
-                            .iter()
-                            .zip(chunks)
-                            .map(|(&i, &c)| (i % c, 1, 1))
-                            .collect();
-                        self.store().read_region(coord, &region).map(Some)
+                        let mut small = [(0u64, 1u64, 1u64); 8];
+                        let mut heap = Vec::new();
+                        let region: &mut [(u64, u64, u64)] = if index.len() <= small.len() {
+                            &mut small[..index.len()]
+                        } else {
+                            heap.resize(index.len(), (0, 1, 1));
+                            &mut heap
+                        };
+                        for ((r, &i), &c) in region.iter_mut().zip(index).zip(chunks) {
+                            r.0 = i % c;
+                        }
+                        let zeros = [0usize; 8];
+                        let heap_zeros;
+                        let strides: &[usize] = if index.len() <= zeros.len() {
+                            &zeros[..index.len()]
+                        } else {
+                            heap_zeros = vec![0usize; index.len()];
+                            &heap_zeros
+                        };
+                        let at = Strided { offset: 0, strides };
+                        self.store().read_region_into(coord, region, out, at)
                     }
                 })?;
-            match read {
-                None => {}
-                Some(Some(b)) if b.len() == elem => out.copy_from_slice(&b),
-                Some(Some(b)) => {
-                    return Err(Error::Store {
-                        backend: self.store().backend(),
-                        message: format!("element read returned {} bytes", b.len()),
-                    });
-                }
-                Some(None) => out.copy_from_slice(self.fill_value()),
+            if !written {
+                out.copy_from_slice(self.fill_value());
             }
             return Ok(());
         }

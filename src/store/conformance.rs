@@ -12,6 +12,7 @@ use rayon::prelude::*;
 use super::{ChunkStore, StoreMeta, extract_region};
 use crate::dtype::DType;
 use crate::error::Result;
+use crate::layout::{Strided, c_strides, copy_region};
 
 /// Reopens the store just created from its storage (a new handle).
 pub type Reopen = Box<dyn Fn() -> Result<Arc<dyn ChunkStore>>>;
@@ -183,25 +184,89 @@ fn partial_reads_match_full_reads(h: &Harness<'_>) {
         [(0, 2, 2), (1, 3, 2), (0, 5, 2)],
         [(3, 1, 1), (0, 1, 5), (1, 2, 3)],
     ];
+    let regions_and_runs = regions.iter().chain(&[
+        [(2, 1, 1), (3, 1, 1), (0, 1, 6)], // one row: one run in C order
+        [(0, 1, 4), (3, 1, 1), (2, 1, 1)], // one run in Fortran order
+    ]);
     for c in [[0u64, 0, 0], [1, 1, 0], [0, 1, 1]] {
         let full = s.read_chunk(&c).unwrap().expect("written");
-        for r in &regions {
+        for r in regions_and_runs.clone() {
             let got = s.read_region(&c, r).unwrap().expect("written");
-            assert_eq!(
-                got,
-                extract_region(&m, &full, r),
-                "{}: region {r:?} of {c:?}",
-                s.backend()
-            );
+            let want = extract_region(&m, &full, r);
+            assert_eq!(got, want, "{}: region {r:?} of {c:?}", s.backend());
+            assert_region_into(&*s, &c, r, &want);
         }
     }
     // Partial read of an edge chunk, inside the array only.
     let edge = [2u64, 1, 1];
     let r = [(0, 1, 1), (1, 2, 2), (0, 1, 5)];
     let full = s.read_chunk(&edge).unwrap().expect("written");
+    let want = extract_region(&m, &full, &r);
+    assert_eq!(s.read_region(&edge, &r).unwrap().expect("written"), want);
+    assert_region_into(&*s, &edge, &r, &want);
+    // An output position past the buffer is an error, not a panic.
+    let mut small = vec![0u8; 4];
+    let st = [30usize, 6, 1];
+    let at = Strided {
+        offset: 0,
+        strides: &st,
+    };
+    assert!(
+        s.read_region_into(&[0, 0, 0], &regions[0], &mut small, at)
+            .is_err(),
+        "{}: output too small",
+        s.backend()
+    );
+    // A never-written chunk leaves the output alone.
+    if s.capabilities().tracks_missing {
+        let (fresh, _) = (h.create)(&m).expect("create");
+        let mut out = vec![0xAB_u8; 4];
+        let none = [0usize; 3];
+        let at = Strided {
+            offset: 0,
+            strides: &none,
+        };
+        let wrote = fresh
+            .read_region_into(&[0, 0, 0], &[(1, 1, 1), (1, 1, 1), (1, 1, 1)], &mut out, at)
+            .unwrap();
+        assert!(!wrote && out == [0xAB; 4], "{}", fresh.backend());
+    }
+}
+
+/// `read_region_into` a padded output (each axis one longer than the
+/// region, starting one element in) puts `want` (the region, dense) at
+/// its positions and leaves every other byte alone.
+fn assert_region_into(s: &dyn ChunkStore, chunk: &[u64], r: &[(u64, u64, u64)], want: &[u8]) {
+    let elem = s.meta().dtype.size();
+    let counts: Vec<usize> = r.iter().map(|x| x.2 as usize).collect();
+    let padded: Vec<u64> = r.iter().map(|x| x.2 + 1).collect();
+    let st = c_strides(&padded);
+    let len = padded.iter().product::<u64>() as usize * elem;
+    let at = Strided {
+        offset: 1,
+        strides: &st,
+    };
+    let mut expect = vec![0xAB_u8; len];
+    let dense_shape: Vec<u64> = r.iter().map(|x| x.2).collect();
+    let dense = c_strides(&dense_shape);
+    copy_region(
+        &counts,
+        elem,
+        want,
+        Strided {
+            offset: 0,
+            strides: &dense,
+        },
+        &mut expect,
+        at,
+    );
+    let mut out = vec![0xAB_u8; len];
+    assert!(s.read_region_into(chunk, r, &mut out, at).unwrap());
     assert_eq!(
-        s.read_region(&edge, &r).unwrap().expect("written"),
-        extract_region(&m, &full, &r)
+        out,
+        expect,
+        "{}: read_region_into {r:?} of {chunk:?}",
+        s.backend()
     );
 }
 

@@ -164,6 +164,28 @@ pub trait ChunkStore: Send + Sync + fmt::Debug {
         Ok(Some(extract_region(&self.meta(), &data, region)))
     }
 
+    /// Reads a region of one chunk straight into `out`, at the positions
+    /// `at` gives (element offset and per-axis element strides of the
+    /// region's elements in `out`); `Ok(false)` if the chunk was never
+    /// written (`out` is then untouched). Saves the copy through
+    /// [`read_region`](ChunkStore::read_region)'s buffer, which the default
+    /// makes. Fails with `InvalidArgument` if `at` reaches past `out`.
+    fn read_region_into(
+        &self,
+        chunk: &[u64],
+        region: ChunkRegion<'_>,
+        out: &mut [u8],
+        at: Strided<'_>,
+    ) -> Result<bool> {
+        let elem = self.meta().dtype.size();
+        check_strided_fits(region, elem, out.len(), at)?;
+        let Some(data) = self.read_region(chunk, region)? else {
+            return Ok(false);
+        };
+        place_region(self.backend(), chunk, region, elem, &data, out, at)?;
+        Ok(true)
+    }
+
     /// Bytes `write_chunk` allocates at most beside `data` while it runs
     /// (an encoded or byte-swapped copy of the chunk). The cache counts
     /// them against its budget for each write under way, so that a writer
@@ -255,6 +277,15 @@ macro_rules! locked_store {
             ) -> $crate::error::Result<Option<Vec<u8>>> {
                 self.$field.read().read_region(chunk, region)
             }
+            fn read_region_into(
+                &self,
+                chunk: &[u64],
+                region: $crate::store::ChunkRegion<'_>,
+                out: &mut [u8],
+                at: $crate::layout::Strided<'_>,
+            ) -> $crate::error::Result<bool> {
+                self.$field.read().read_region_into(chunk, region, out, at)
+            }
             fn write_buffer_bytes(&self) -> usize {
                 self.$field.read().write_buffer_bytes()
             }
@@ -293,6 +324,74 @@ pub fn region_fits(chunks: &[u64], region: ChunkRegion<'_>) -> bool {
                             .and_then(|d| d.checked_add(start))
                             .is_some_and(|last| last < c))
             })
+}
+
+/// Checks that every position `at` gives for `region`'s elements lies in
+/// an `out_len`-byte buffer of `elem`-byte elements.
+pub fn check_strided_fits(
+    region: ChunkRegion<'_>,
+    elem: usize,
+    out_len: usize,
+    at: Strided<'_>,
+) -> Result<()> {
+    let bad = || {
+        crate::error::Error::invalid(format!(
+            "a region of counts {:?} at {at:?} does not fit an output of {out_len} bytes",
+            region.iter().map(|r| r.2).collect::<Vec<_>>()
+        ))
+    };
+    if at.strides.len() != region.len() {
+        return Err(bad());
+    }
+    if region.iter().any(|r| r.2 == 0) {
+        return Ok(());
+    }
+    let mut last = at.offset as u128;
+    for (r, &s) in region.iter().zip(at.strides) {
+        last += (r.2 as u128 - 1) * s as u128;
+    }
+    if (last + 1) * elem as u128 > out_len as u128 {
+        return Err(bad());
+    }
+    Ok(())
+}
+
+/// Copies a region read densely (C order over its counts) into `out` at
+/// `at` (checked by the caller with [`check_strided_fits`]).
+pub(crate) fn place_region(
+    backend: &'static str,
+    chunk: &[u64],
+    region: ChunkRegion<'_>,
+    elem: usize,
+    data: &[u8],
+    out: &mut [u8],
+    at: Strided<'_>,
+) -> Result<()> {
+    let counts: Vec<usize> = region.iter().map(|r| r.2 as usize).collect();
+    let n: usize = counts.iter().product();
+    if data.len() != n * elem {
+        return Err(crate::error::Error::Store {
+            backend,
+            message: format!(
+                "a region of {n} elements of chunk {chunk:?} read as {} bytes",
+                data.len()
+            ),
+        });
+    }
+    let shape: Vec<u64> = region.iter().map(|r| r.2).collect();
+    let dense = c_strides(&shape);
+    copy_region(
+        &counts,
+        elem,
+        data,
+        Strided {
+            offset: 0,
+            strides: &dense,
+        },
+        out,
+        at,
+    );
+    Ok(())
 }
 
 /// Copies `region` out of a decoded chunk into a dense C-order buffer.

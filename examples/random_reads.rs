@@ -1,0 +1,70 @@
+//! Profiling aid: the bench's random element and tile reads on an existing
+//! 3-d float32 file (`chunkyard bench --depth 100 --keep` writes one), page
+//! cache warm. `perf record -g target/release/examples/random_reads FILE`.
+use std::time::Instant;
+
+use chunkyard::{ChunkCache, OpenOptions, s};
+use rand::rngs::SmallRng;
+use rand::{RngExt, SeedableRng};
+
+fn main() -> chunkyard::Result<()> {
+    let path = std::env::args()
+        .nth(1)
+        .ok_or_else(|| chunkyard::Error::invalid("usage: random_reads FILE [elements|tiles]"))?;
+    let what = std::env::args().nth(2).unwrap_or_default();
+    let open = || {
+        chunkyard::open_with::<f32>(
+            &path,
+            &OpenOptions::new()
+                .read_only(true)
+                .cache(ChunkCache::new(256 << 20)),
+        )
+    };
+    let shape = open()?.shape();
+    let (d, r, c) = (shape[0], shape[1], shape[2]);
+    let mut rng = SmallRng::seed_from_u64(7);
+    for pass in 0..3 {
+        if what != "tiles" {
+            let a = open()?;
+            let n = 20_000;
+            let t = Instant::now();
+            let mut acc = 0f32;
+            for _ in 0..n {
+                acc += a.get([
+                    rng.random_range(0..d),
+                    rng.random_range(0..r),
+                    rng.random_range(0..c),
+                ])?;
+            }
+            std::hint::black_box(acc);
+            let us = t.elapsed().as_secs_f64() * 1e6 / n as f64;
+            let rss = chunkyard::procmem::Rss::now().unwrap_or_default();
+            println!(
+                "pass {pass}: element {us:.2} µs, resident file-backed {} MiB",
+                rss.file >> 20
+            );
+        }
+        if what != "elements" {
+            let a = open()?;
+            let n = 2_000;
+            let mut buf = vec![0f32; 64 * 64];
+            let t = Instant::now();
+            for _ in 0..n {
+                let (z, y, x) = (
+                    rng.random_range(0..d) as isize,
+                    rng.random_range(0..=r - 64) as isize,
+                    rng.random_range(0..=c - 64) as isize,
+                );
+                a.read_into(s![z, y..y + 64, x..x + 64], &mut buf)?;
+            }
+            std::hint::black_box(&buf);
+            let us = t.elapsed().as_secs_f64() * 1e6 / n as f64;
+            let rss = chunkyard::procmem::Rss::now().unwrap_or_default();
+            println!(
+                "pass {pass}: tile {us:.2} µs, resident file-backed {} MiB",
+                rss.file >> 20
+            );
+        }
+    }
+    Ok(())
+}
