@@ -1061,7 +1061,7 @@ fn print_reads(reports: &[(BuildReport, Option<ReadReport>)]) {
     println!(
         "(each pass reopens the file with a fresh cache of the same budget; cold: the file's pages \
          dropped from the OS page cache first (posix_fadvise DONTNEED), warm: the same pass \
-         again right after; element/tile reads are not in chunkyard's cache, cached: elements of \
+         after the pages were dropped and the whole file read once into the page cache; element/tile reads are not in chunkyard's cache, cached: elements of \
          one plane read into it first; 20,000 elements, 2,000 tiles at random)"
     );
 }
