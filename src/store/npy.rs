@@ -59,6 +59,19 @@ const GROWTH_AXIS_MAX_DIGITS: usize = 21;
 /// (`start_writeback`).
 const WRITEBACK_MIN_RUN: usize = 1 << 20;
 
+/// Longest span of the map a scattered read reads ahead when cold
+/// (`prefetch_if_cold`), whatever its density.
+const PREFETCH_MAX_SPAN: u64 = 8 << 20;
+
+/// A longer span is read ahead when cold if it holds at least one run per
+/// this many bytes: a read-ahead then reads at most twice what one page
+/// per run would.
+const PREFETCH_MIN_DENSITY: u64 = 8 << 10;
+
+/// Page size assumed for aligning advice ranges (4 KiB on x86-64 and most
+/// aarch64 Linux; a larger page only makes the advice cover more).
+const PAGE_BYTES: usize = 4096;
+
 /// Bytes that reads through the map may touch before its pages are
 /// released.
 const RELEASE_AFTER_BYTES: u64 = 32 << 20;
@@ -1529,6 +1542,20 @@ impl NpyFile {
             strides.push(step as usize * fs);
             span += (k - 1) * step as usize * fs;
         }
+        let inner = if self.fortran() {
+            0
+        } else {
+            inside.len().saturating_sub(1)
+        };
+        let run = match region.get(inner) {
+            Some(&(_, 1, _)) => inside[inner].max(1),
+            _ => 1,
+        };
+        let runs = (n / run) as u64;
+        let first = self.header.data_offset as usize + offset * elem;
+        if runs > 1 {
+            self.prefetch_if_cold(map, first, span * elem, runs);
+        }
         let data = &map[self.header.data_offset as usize..];
         copy_region(
             &inside,
@@ -1544,21 +1571,49 @@ impl NpyFile {
         // Per run of elements its bytes and a fault-around window, or
         // per folio-sized window spanned (plus one at either end) a
         // folio, whichever is less.
-        let inner = if self.fortran() {
-            0
-        } else {
-            inside.len().saturating_sub(1)
-        };
-        let run = match region.get(inner) {
-            Some(&(_, 1, _)) => inside[inner].max(1),
-            _ => 1,
-        };
-        let runs = (n / run) as u64;
         let touched = runs
             .saturating_mul((run * elem) as u64 + FAULT_BYTES)
             .min(((span * elem) as u64 / FOLIO_BYTES + 2).saturating_mul(FOLIO_BYTES));
         self.note_touched(map, touched);
     }
+
+    /// Before a read of `runs` separate runs spread over `len` bytes of the
+    /// map from `start`: if the first run is not in the page cache, asks
+    /// the kernel to read the whole span at once (`MADV_WILLNEED`, which
+    /// returns without waiting), so that the runs' page faults wait for one
+    /// large read instead of one small read each. The map is advised
+    /// `MADV_RANDOM` (no read-around), so without this a cold 64x64 tile of
+    /// float32 rows 8000 bytes apart was 64 serial 4 KiB reads: 2.7 ms on
+    /// this machine's disk, 0.65 ms with the span read ahead (raw memmap2,
+    /// same tiles). Only spans at most `PREFETCH_MAX_SPAN` long, or no
+    /// sparser than one run per `PREFETCH_MIN_DENSITY` bytes, are read
+    /// ahead: a scattered selection over a whole file is not. A probe of
+    /// one byte with `RWF_NOWAIT` tells cold from warm, so a warm read costs
+    /// one system call more, not a read-ahead walk of the span (6 µs on a
+    /// tile). Failures cost speed only and are ignored.
+    #[cfg(all(target_os = "linux", not(target_os = "android")))]
+    fn prefetch_if_cold(&self, map: &Mmap, start: usize, len: usize, runs: u64) {
+        if len as u64 > PREFETCH_MAX_SPAN.max(runs.saturating_mul(PREFETCH_MIN_DENSITY)) {
+            return;
+        }
+        let mut probe = [0u8; 1];
+        let cold = matches!(
+            rustix::io::preadv2(
+                &self.file,
+                &mut [io::IoSliceMut::new(&mut probe)],
+                start as u64,
+                rustix::io::ReadWriteFlags::NOWAIT,
+            ),
+            Err(rustix::io::Errno::AGAIN)
+        );
+        if cold {
+            let page = start & !(PAGE_BYTES - 1);
+            let _ = map.advise_range(Advice::WillNeed, page, len + (start - page));
+        }
+    }
+
+    #[cfg(not(all(target_os = "linux", not(target_os = "android"))))]
+    fn prefetch_if_cold(&self, _map: &Mmap, _start: usize, _len: usize, _runs: u64) {}
 
     /// Notes that a read may have touched `bytes` of the map and hands the
     /// map's pages back once enough have piled up.
