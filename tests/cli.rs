@@ -86,10 +86,16 @@ assert ax.dtype == np.float64 and np.allclose(ax, want.astype(np.float64).sum(ax
     ));
     let info = ok(&["info", a, "--json"]);
     python(&format!(
-        "import json; d = json.loads({info:?}); assert d['shape'] == [6, 7] and d['dtype'] == 'f32' and d['nbytes'] == 168, d"
+        "import json; d = json.loads({info:?}); assert d['shape'] == [6, 7] and d['dtype'] == 'f32' and d['nbytes'] == 168, d\n\
+         assert d['cache_resident_bytes'] == 0 and d['cache_budget_bytes'] > 0, d\n\
+         assert 0 < d['resident_anon_bytes'] < 64 << 20 and d['resident_file_bytes'] >= 0, d"
     ));
     let text = ok(&["info", a]);
     assert!(text.contains("numpy nbytes"), "{text}");
+    assert!(
+        text.contains("resident:") && text.contains("in this process after opening"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -402,6 +402,8 @@ fn info(path: &Path, json: bool, cache: ChunkCache) -> Result<()> {
     }
     let a = open_read(path, cache)?;
     let report = a.memory_report();
+    // What opening cost this process: metadata only, whatever the size.
+    let rss = chunkyard::procmem::Rss::now();
     let store = a.store();
     let grid_chunks: u64 = a
         .shape()
@@ -419,7 +421,8 @@ fn info(path: &Path, json: bool, cache: ChunkCache) -> Result<()> {
         println!(
             "{{\"path\": {}, \"format\": {}, \"layout\": {}, \"dtype\": {}, \"shape\": {}, \
              \"chunks\": {}, \"num_chunks\": {}, \"fill_value\": {}, \"nbytes\": {}, \
-             \"stored_bytes\": {}}}",
+             \"stored_bytes\": {}, \"resident_anon_bytes\": {}, \"resident_file_bytes\": {}, \
+             \"cache_resident_bytes\": {}, \"cache_budget_bytes\": {}}}",
             json_str(&path.display().to_string()),
             json_str(store.backend()),
             json_str(&store.describe()),
@@ -432,6 +435,10 @@ fn info(path: &Path, json: bool, cache: ChunkCache) -> Result<()> {
             report
                 .stored_bytes
                 .map_or_else(|| "null".to_string(), |b| b.to_string()),
+            rss.map_or_else(|| "null".to_string(), |r| r.anon.to_string()),
+            rss.map_or_else(|| "null".to_string(), |r| r.file.to_string()),
+            report.resident_bytes,
+            report.cache_budget_bytes,
         );
     } else {
         println!("path:        {}", path.display());
@@ -446,8 +453,29 @@ fn info(path: &Path, json: bool, cache: ChunkCache) -> Result<()> {
             a.nbytes()
         );
         match report.stored_bytes {
+            Some(b) if a.nbytes() > 0 => println!(
+                "on disk:     {} ({b} bytes, {:.2}x logical)",
+                format_bytes(b),
+                b as f64 / a.nbytes() as f64
+            ),
             Some(b) => println!("on disk:     {} ({b} bytes)", format_bytes(b)),
             None => println!("on disk:     unknown"),
+        }
+        match rss {
+            Some(r) => println!(
+                "resident:    {} in this process after opening ({} anonymous, {} file-backed); \
+                 {} of chunks cached, budget {}",
+                format_bytes(r.anon + r.file + r.shmem),
+                format_bytes(r.anon),
+                format_bytes(r.file),
+                format_bytes(report.resident_bytes),
+                format_bytes(report.cache_budget_bytes)
+            ),
+            None => println!(
+                "resident:    {} of chunks cached, budget {}",
+                format_bytes(report.resident_bytes),
+                format_bytes(report.cache_budget_bytes)
+            ),
         }
     }
     Ok(())
