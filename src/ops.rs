@@ -70,6 +70,31 @@ impl BlockPlan {
         self
     }
 
+    /// Halves the outermost block side longer than 1 until a block holds
+    /// at most `max` elements: blocks stay whole along the inner axes, so
+    /// that a block of a C-order chunk is one contiguous run (one `pread`
+    /// on stores with partial reads) and small enough to stay in the CPU's
+    /// cache between being read and being used.
+    pub fn split_outer_to(mut self, max: u64) -> Self {
+        loop {
+            let n: u64 = self.block.iter().product();
+            let Some(i) = self.block.iter().position(|&b| b > 1) else {
+                break;
+            };
+            if n <= max.max(1) {
+                break;
+            }
+            self.block[i] = self.block[i].div_ceil(2);
+        }
+        self.grid = self
+            .out_shape
+            .iter()
+            .zip(&self.block)
+            .map(|(&n, &b)| n.div_ceil(b))
+            .collect();
+        self
+    }
+
     /// Number of blocks.
     pub fn len(&self) -> u64 {
         if self.out_shape.contains(&0) {

@@ -210,6 +210,26 @@ fn pairwise<T: Element>(v: &[T]) -> (f64, u64) {
     }
 }
 
+/// Pairwise summation in `f64` of every value, NaN included (a NaN makes
+/// the sum NaN, as it should for `sum` and `mean`): `pairwise` without the
+/// NaN test per element, which cost `reduce sum` about half its time.
+fn pairwise_all<T: Element>(v: &[T]) -> f64 {
+    if v.len() <= 256 {
+        let mut acc = [0.0f64; 8];
+        let mut lanes = v.chunks_exact(8);
+        for c in &mut lanes {
+            for k in 0..8 {
+                acc[k] += c[k].to_f64();
+            }
+        }
+        let rest: f64 = lanes.remainder().iter().map(|x| x.to_f64()).sum();
+        ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + rest
+    } else {
+        let mid = v.len() / 2;
+        pairwise_all(&v[..mid]) + pairwise_all(&v[mid..])
+    }
+}
+
 /// Partial result of a whole reduction over some elements.
 #[derive(Debug, Clone, Copy)]
 struct Acc<T> {
@@ -244,7 +264,9 @@ impl<T: Element> Acc<T> {
             Reduction::Sum | Reduction::NanSum | Reduction::Mean | Reduction::NanMean
         );
         if T::DTYPE.is_float() {
-            if sums {
+            if sums && !op.skips_nan() {
+                add_compensated(&mut a.float_sum, &mut a.comp, pairwise_all(values));
+            } else if sums {
                 let (s, nans) = pairwise(values);
                 a.nans = nans;
                 add_compensated(&mut a.float_sum, &mut a.comp, s);
@@ -341,13 +363,36 @@ impl<T: Element> Acc<T> {
     }
 }
 
+/// Bytes per block of a whole reduction over a store with partial reads.
+const SCAN_BLOCK_BYTES: usize = 1 << 20;
+
+/// The blocks a whole reduction reads: about a chunk each, or for stores
+/// with partial reads (whose blocks of a chunk are read straight from the
+/// store) at most [`SCAN_BLOCK_BYTES`], so that each is summed while it is
+/// in the CPU's cache. Reading whole 16 MB planes, the bench's sum went
+/// through memory twice: `chunkyard reduce FILE sum` on its 1.6 GB npy took
+/// 0.61-0.70 s that way, 0.41-0.44 s in 1 MiB blocks.
+fn whole_plan(a: &ArrayHandle, sel: &ResolvedSelection) -> BlockPlan {
+    let plan = BlockPlan::new(sel, a.chunks());
+    if a.store().capabilities().partial_reads {
+        plan.split_outer_to((SCAN_BLOCK_BYTES / a.dtype().size()) as u64)
+    } else {
+        plan
+    }
+}
+
+/// How many progress steps [`reduce`] reports for `sel`.
+pub fn reduce_steps(a: &ArrayHandle, sel: &ResolvedSelection) -> u64 {
+    whole_plan(a, sel).len()
+}
+
 fn reduce_typed<T: Element>(
     a: &ArrayHandle,
     sel: &ResolvedSelection,
     op: Reduction,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Scalar> {
-    let plan = BlockPlan::new(sel, a.chunks());
+    let plan = whole_plan(a, sel);
     let acc = (0..plan.len())
         .into_par_iter()
         .map_init(Vec::new, |buf: &mut Vec<T>, i| -> Result<Acc<T>> {
@@ -653,6 +698,68 @@ mod tests {
     fn whole<T: Element>(a: &Array<T>, sel: &str, op: Reduction) -> Scalar {
         let s = a.handle().resolve(sel).unwrap();
         reduce(a.handle(), &s, op, &|_| ()).unwrap()
+    }
+
+    #[test]
+    fn large_chunks_are_reduced_in_cache_sized_blocks() {
+        // Chunks of 1.44 MB on a store with partial reads (npy): two
+        // blocks per chunk, same results, NaN still propagating through
+        // sum and mean and skipped by nansum.
+        let dir = tempfile::tempdir().unwrap();
+        let a = crate::create::<f32>(
+            dir.path().join("a.npy"),
+            crate::ArrayOptions::new([3, 600, 600])
+                .chunks([1, 600, 600])
+                .cache(crate::ChunkCache::new(64 << 20)),
+        )
+        .unwrap();
+        assert!(a.handle().store().capabilities().partial_reads);
+        let mut data = ArrayD::from_shape_fn(IxDyn(&[3, 600, 600]), |i| {
+            ((i[0] * 360_000 + i[1] * 600 + i[2]) as f32 * 0.01).cos()
+        });
+        a.write(.., &data).unwrap();
+        a.flush().unwrap();
+        // Reopened with a cache of its own: the blocks come from the file.
+        let reopen = || {
+            crate::open_with::<f32>(
+                dir.path().join("a.npy"),
+                &crate::OpenOptions::new()
+                    .read_only(true)
+                    .cache(crate::ChunkCache::new(64 << 20)),
+            )
+            .unwrap()
+        };
+        let a = reopen();
+        let all = a.handle().resolve("...").unwrap();
+        assert_eq!(reduce_steps(a.handle(), &all), 6);
+        let sub = a.handle().resolve("1:, 10:590").unwrap();
+        assert_eq!(reduce_steps(a.handle(), &sub), 4);
+        let want: f64 = data.iter().map(|&v| v as f64).sum();
+        match whole(&a, "...", Reduction::Sum) {
+            Scalar::Float(s) => {
+                assert!((s - want).abs() < 1e-9 * want.abs().max(1.0), "{s} {want}")
+            }
+            other => panic!("{other:?}"),
+        }
+        let part = data.slice(s![1.., 10..590, ..]);
+        let want_mean = part.iter().map(|&v| v as f64).sum::<f64>() / part.len() as f64;
+        match whole(&a, "1:, 10:590", Reduction::Mean) {
+            Scalar::Float(m) => assert!((m - want_mean).abs() < 1e-12, "{m} {want_mean}"),
+            other => panic!("{other:?}"),
+        }
+        data[[2, 599, 599]] = f32::NAN;
+        drop(a);
+        let w = crate::open::<f32>(dir.path().join("a.npy")).unwrap();
+        w.write(.., &data).unwrap();
+        w.flush().unwrap();
+        let a = reopen();
+        assert!(matches!(whole(&a, "...", Reduction::Sum), Scalar::Float(x) if x.is_nan()));
+        assert!(matches!(whole(&a, "...", Reduction::Mean), Scalar::Float(x) if x.is_nan()));
+        let want_nan: f64 = data.iter().filter(|v| !v.is_nan()).map(|&v| v as f64).sum();
+        match whole(&a, "...", Reduction::NanSum) {
+            Scalar::Float(s) => assert!((s - want_nan).abs() < 1e-9 * want_nan.abs().max(1.0)),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

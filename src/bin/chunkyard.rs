@@ -300,10 +300,7 @@ fn run(cli: Cli) -> Result<()> {
             let sel = a.resolve(selection.as_deref().unwrap_or("..."))?;
             match axis {
                 None => {
-                    let bar = progress_bar(
-                        chunkyard::ops::BlockPlan::new(&sel, a.chunks()).len(),
-                        "reduce",
-                    );
+                    let bar = progress_bar(chunkyard::reduce::reduce_steps(&a, &sel), "reduce");
                     let r = reduce(&a, &sel, op, &|n| bar.inc(n))?;
                     bar.finish_and_clear();
                     println!("{r}");
