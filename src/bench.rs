@@ -309,18 +309,10 @@ pub struct ReadReport {
 pub fn drop_page_cache(path: &Path) -> Result<bool> {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
-        let mut stack = vec![path.to_path_buf()];
-        while let Some(p) = stack.pop() {
-            let meta = std::fs::metadata(&p).map_err(|e| Error::io(&p, e))?;
-            if meta.is_dir() {
-                for e in std::fs::read_dir(&p).map_err(|e| Error::io(&p, e))? {
-                    stack.push(e.map_err(|e| Error::io(&p, e))?.path());
-                }
-            } else if meta.is_file() {
-                let f = std::fs::File::open(&p).map_err(|e| Error::io(&p, e))?;
-                rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed)
-                    .map_err(|e| Error::io(&p, e.into()))?;
-            }
+        for p in files_under(path)? {
+            let f = std::fs::File::open(&p).map_err(|e| Error::io(&p, e))?;
+            rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed)
+                .map_err(|e| Error::io(&p, e.into()))?;
         }
         Ok(true)
     }
@@ -339,6 +331,17 @@ pub fn drop_page_cache(path: &Path) -> Result<bool> {
 pub fn warm_page_cache(path: &Path) -> Result<()> {
     use std::io::Read;
     let mut buf = vec![0u8; 8 << 20];
+    for p in files_under(path)? {
+        let mut f = std::fs::File::open(&p).map_err(|e| Error::io(&p, e))?;
+        while f.read(&mut buf).map_err(|e| Error::io(&p, e))? > 0 {}
+    }
+    Ok(())
+}
+
+/// `path` if it is a file, or every file below it if it is a directory
+/// (a Zarr array).
+fn files_under(path: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
     let mut stack = vec![path.to_path_buf()];
     while let Some(p) = stack.pop() {
         let meta = std::fs::metadata(&p).map_err(|e| Error::io(&p, e))?;
@@ -347,11 +350,10 @@ pub fn warm_page_cache(path: &Path) -> Result<()> {
                 stack.push(e.map_err(|e| Error::io(&p, e))?.path());
             }
         } else if meta.is_file() {
-            let mut f = std::fs::File::open(&p).map_err(|e| Error::io(&p, e))?;
-            while f.read(&mut buf).map_err(|e| Error::io(&p, e))? > 0 {}
+            files.push(p);
         }
     }
-    Ok(())
+    Ok(files)
 }
 
 /// How many progress steps [`run_workloads`] reports.

@@ -61,13 +61,19 @@ impl BlockPlan {
             }
             self.block[i] = b.div_ceil(2);
         }
+        self.regrid();
+        self
+    }
+
+    /// Recomputes the number of blocks along each axis after `block`
+    /// changed.
+    fn regrid(&mut self) {
         self.grid = self
             .out_shape
             .iter()
             .zip(&self.block)
             .map(|(&n, &b)| n.div_ceil(b))
             .collect();
-        self
     }
 
     /// Halves the outermost block side longer than 1 until a block holds
@@ -86,12 +92,7 @@ impl BlockPlan {
             }
             self.block[i] = self.block[i].div_ceil(2);
         }
-        self.grid = self
-            .out_shape
-            .iter()
-            .zip(&self.block)
-            .map(|(&n, &b)| n.div_ceil(b))
-            .collect();
+        self.regrid();
         self
     }
 
