@@ -16,11 +16,21 @@
 //!   zarr-python reads through numcodecs). Existing v2 and v3 arrays open
 //!   with whatever codecs zarrs (plus [`lz4`]) knows; anything else is
 //!   [`Error::Unsupported`] naming the file.
-//! - Partial reads ([`ChunkStore::read_region`]) go through zarrs' partial
-//!   decoders when the whole codec chain can read parts of a chunk
-//!   (uncompressed `bytes`, sharding): an element costs one small `pread`.
-//!   Compressed chunks are decoded whole, so for them the store does not
-//!   claim partial reads and the array caches the chunk instead.
+//! - Raw arrays: when a chunk file is exactly the decoded chunk (no
+//!   compressor or checksum, no transpose, not sharded, `bytes` in the
+//!   machine's byte order or one-byte elements; v3 or v2 alike), reads
+//!   bypass zarrs (`raw.rs`): a whole chunk is one `pread` into the
+//!   caller's buffer, an element or part of a row one small `pread`, a
+//!   region of many runs one `pread` per run or a map of the file for the
+//!   call, whichever a measured cost model says is cheaper. Chunk files
+//!   stay open in a small LRU; every write, erase and resize drops the
+//!   entries of the files it replaces or removes. Writes still go through
+//!   zarrs.
+//! - Other partial reads ([`ChunkStore::read_region`]) go through zarrs'
+//!   partial decoders when the whole codec chain can read parts of a
+//!   chunk (swapped or transposed `bytes`, sharding). Compressed chunks
+//!   are decoded whole, so for them the store does not claim partial
+//!   reads and the array caches the chunk instead.
 //!
 //! See `docs/zarr.md` for what is and is not supported.
 

@@ -553,3 +553,33 @@ fn open_files_are_bounded() {
     s.resize(1).unwrap();
     assert_eq!(s.inner.read().files.len(), 0);
 }
+
+#[test]
+fn zero_d_raw_arrays_read_their_one_element() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = create(
+        &dir.path().join("a.zarr"),
+        DType::I32,
+        &[],
+        &[],
+        &ZarrOptions::default(),
+    );
+    assert!(is_raw(&s));
+    let at = Strided {
+        offset: 0,
+        strides: &[],
+    };
+    let mut out = [0u8; 4];
+    assert!(!s.read_region_into(&[], &[], &mut out, at).unwrap());
+    s.write_chunk(&[], &42i32.to_ne_bytes()).unwrap();
+    assert!(s.read_region_into(&[], &[], &mut out, at).unwrap());
+    assert_eq!(i32::from_ne_bytes(out), 42);
+    assert_eq!(
+        s.read_region(&[], &[]).unwrap().unwrap(),
+        42i32.to_ne_bytes()
+    );
+    assert_eq!(
+        s.read_chunk(&[]).unwrap().unwrap().as_ref(),
+        42i32.to_ne_bytes()
+    );
+}
