@@ -16,17 +16,28 @@
 //!   zarr-python reads through numcodecs). Existing v2 and v3 arrays open
 //!   with whatever codecs zarrs (plus [`lz4`]) knows; anything else is
 //!   [`Error::Unsupported`] naming the file.
-//! - Partial reads ([`ChunkStore::read_region`]) go through zarrs' partial
-//!   decoders when the whole codec chain can read parts of a chunk
-//!   (uncompressed `bytes`, sharding): an element costs one small `pread`.
-//!   Compressed chunks are decoded whole, so for them the store does not
-//!   claim partial reads and the array caches the chunk instead.
+//! - Raw arrays: when a chunk file is exactly the decoded chunk (no
+//!   compressor or checksum, no transpose, not sharded, `bytes` in the
+//!   machine's byte order or one-byte elements; v3 or v2 alike), reads
+//!   bypass zarrs (`raw.rs`): a whole chunk is one `pread` into the
+//!   caller's buffer, an element or part of a row one small `pread`, a
+//!   region of many runs one `pread` per run or a map of the file for the
+//!   call, whichever a measured cost model says is cheaper. Chunk files
+//!   stay open in a small LRU; every write, erase and resize drops the
+//!   entries of the files it replaces or removes. Writes still go through
+//!   zarrs.
+//! - Other partial reads ([`ChunkStore::read_region`]) go through zarrs'
+//!   partial decoders when the whole codec chain can read parts of a
+//!   chunk (swapped or transposed `bytes`, sharding). Compressed chunks
+//!   are decoded whole, so for them the store does not claim partial
+//!   reads and the array caches the chunk instead.
 //!
 //! See `docs/zarr.md` for what is and is not supported.
 
 pub mod capped;
 pub mod fs;
 pub mod lz4;
+mod raw;
 
 use parking_lot::RwLock;
 use std::borrow::Cow;
@@ -48,6 +59,7 @@ use crate::chunk_grid::ChunkGrid;
 use crate::codec::Codec;
 use crate::dtype::{DType, Endian, normalize_bools};
 use crate::error::{Error, Result};
+use crate::layout::{Strided, c_strides};
 
 pub use fs::DirStorage;
 
@@ -123,6 +135,12 @@ struct ZarrInner {
     fixed_encoded: Option<u64>,
     /// `info`'s layout line.
     summary: String,
+    /// Chunk files hold the decoded chunk as it is (no compressor, no
+    /// transpose, native byte order, not sharded): reads go straight to
+    /// the files ([`raw`]).
+    raw: bool,
+    /// Chunk files kept open for raw reads.
+    files: raw::OpenFiles,
 }
 
 /// An upper bound of a chunk's encoded size: lz4, zstd and deflate add at
@@ -254,6 +272,9 @@ impl super::ResizeInPlace for ZarrInner {
     /// synced before returning.
     fn resize_in_place(&mut self, len: u64) -> Result<()> {
         self.check_writable()?;
+        // Dropped chunks' files go; the others would stay valid, but a
+        // resize is rare and the cache refills.
+        self.files.clear();
         let old = self.grid.clone();
         if old.ndim() == 0 {
             return Err(Error::invalid(format!(
@@ -491,6 +512,9 @@ impl ZarrInner {
                 BytesRepresentation::FixedSize(n) => Some(n),
                 _ => None,
             });
+        let raw = fixed_encoded == Some((grid.chunk_elements() * dtype.size()) as u64)
+            && array.storage_transformers().create_metadatas().is_empty()
+            && raw::is_raw(&array.codecs(), dtype);
         let summary = summarize(array.metadata());
         let meta = StoreMeta {
             dtype,
@@ -508,6 +532,8 @@ impl ZarrInner {
             partial,
             fixed_encoded,
             summary,
+            raw,
+            files: raw::OpenFiles::new(),
         })
     }
 
@@ -640,6 +666,9 @@ impl ChunkStore for ZarrInner {
 
     fn read_chunk(&self, chunk: &[u64]) -> Result<Option<ChunkBuf>> {
         self.check_chunk(chunk)?;
+        if self.raw {
+            return self.raw_read_chunk(chunk);
+        }
         let key = self.array.chunk_key(chunk);
         let Some(encoded) = self
             .storage
@@ -685,9 +714,46 @@ impl ChunkStore for ZarrInner {
         Ok(Some(buf))
     }
 
+    fn read_chunk_into(&self, chunk: &[u64], out: &mut [u8]) -> Result<bool> {
+        self.check_chunk(chunk)?;
+        let want = self.meta.chunk_bytes();
+        if out.len() != want {
+            return Err(Error::invalid(format!(
+                "{}: chunk {chunk:?}: a buffer of {} bytes for a chunk of {want}",
+                self.path.display(),
+                out.len()
+            )));
+        }
+        if self.raw {
+            return self.raw_read_chunk_into(chunk, out);
+        }
+        let Some(data) = self.read_chunk(chunk)? else {
+            return Ok(false);
+        };
+        out.copy_from_slice(&data);
+        Ok(true)
+    }
+
     fn read_region(&self, chunk: &[u64], region: ChunkRegion<'_>) -> Result<Option<Vec<u8>>> {
         self.check_chunk(chunk)?;
         self.check_region(chunk, region)?;
+        if self.raw {
+            let elem = self.meta.dtype.size();
+            let shape: Vec<u64> = region.iter().map(|r| r.2).collect();
+            let strides = c_strides(&shape);
+            let mut out = vec![0u8; shape.iter().product::<u64>() as usize * elem];
+            let at = Strided {
+                offset: 0,
+                strides: &strides,
+            };
+            if !self.raw_read_region_into(chunk, region, &mut out, at, None)? {
+                return Ok(None);
+            }
+            if self.meta.dtype == DType::Bool {
+                normalize_bools(&mut out);
+            }
+            return Ok(Some(out));
+        }
         if !self.partial {
             let Some(data) = self.read_chunk(chunk)? else {
                 return Ok(None);
@@ -755,6 +821,28 @@ impl ChunkStore for ZarrInner {
         Ok(Some(extract_region(&boxed, &bytes, &local)))
     }
 
+    fn read_region_into(
+        &self,
+        chunk: &[u64],
+        region: ChunkRegion<'_>,
+        out: &mut [u8],
+        at: Strided<'_>,
+    ) -> Result<bool> {
+        self.check_chunk(chunk)?;
+        self.check_region(chunk, region)?;
+        let elem = self.meta.dtype.size();
+        super::check_strided_fits(region, elem, out.len(), at)?;
+        if self.raw && self.meta.dtype != DType::Bool {
+            return self.raw_read_region_into(chunk, region, out, at, None);
+        }
+        // Bools are normalized in `read_region`'s dense buffer.
+        let Some(data) = self.read_region(chunk, region)? else {
+            return Ok(false);
+        };
+        super::place_region("zarr", chunk, region, elem, &data, out, at)?;
+        Ok(true)
+    }
+
     fn write_buffer_bytes(&self) -> usize {
         // One encoded copy of the chunk (compressors' worst case is a
         // little over the input).
@@ -772,7 +860,8 @@ impl ChunkStore for ZarrInner {
                 data.len()
             )));
         }
-        self.array
+        let stored = self
+            .array
             .store_chunk_opt(
                 chunk,
                 ArrayBytes::new_flen(Cow::Borrowed(data)),
@@ -783,18 +872,25 @@ impl ChunkStore for ZarrInner {
                     "{}: chunk {chunk:?}: {e}",
                     self.chunk_path(chunk).display()
                 ))
-            })
+            });
+        // The chunk's file was replaced (or removed, for a chunk of fill
+        // values): an open one holds the old contents. Dropped after a
+        // failed write too, which may have renamed.
+        self.files.forget(chunk);
+        stored
     }
 
     fn erase_chunk(&self, chunk: &[u64]) -> Result<()> {
         self.check_writable()?;
         self.check_chunk(chunk)?;
-        self.array.erase_chunk(chunk).map_err(|e| {
+        let erased = self.array.erase_chunk(chunk).map_err(|e| {
             store_error(format!(
                 "{}: chunk {chunk:?}: {e}",
                 self.chunk_path(chunk).display()
             ))
-        })
+        });
+        self.files.forget(chunk);
+        erased
     }
 
     fn flush(&self) -> Result<()> {

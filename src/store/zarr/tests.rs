@@ -1,13 +1,21 @@
 use super::*;
 use crate::store::conformance::{self, Harness, Reopen};
 
-fn run_conformance(opts: ZarrOptions) {
+/// Runs the conformance suite on new arrays made with `opts`, which are
+/// `raw` (read straight from the files) or not: both paths must conform.
+fn run_conformance(opts: ZarrOptions, raw: bool) {
+    run_conformance_where(opts, |_| raw);
+}
+
+/// The same, with whether an array of a dtype is raw.
+fn run_conformance_where(opts: ZarrOptions, raw: impl Fn(DType) -> bool) {
     let dir = tempfile::tempdir().unwrap();
     let n = std::sync::atomic::AtomicUsize::new(0);
     let create = |m: &StoreMeta| -> Result<(Arc<dyn ChunkStore>, Reopen)> {
         let i = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let path = dir.path().join(format!("a{i}.zarr"));
         let s = ZarrStore::create(&path, m.dtype, &m.shape, &m.chunks, &m.fill, &opts)?;
+        assert_eq!(is_raw(&s), raw(m.dtype), "{opts:?} {}", m.dtype);
         let reopen: Reopen = Box::new(move || Ok(Arc::new(ZarrStore::open(&path, true)?) as _));
         Ok((Arc::new(s) as _, reopen))
     };
@@ -16,7 +24,7 @@ fn run_conformance(opts: ZarrOptions) {
 
 #[test]
 fn conformance_uncompressed() {
-    run_conformance(ZarrOptions::default());
+    run_conformance(ZarrOptions::default(), true);
 }
 
 #[test]
@@ -26,19 +34,29 @@ fn conformance_every_codec() {
         Codec::Zstd { level: 3 },
         Codec::Gzip { level: 1 },
     ] {
-        run_conformance(ZarrOptions {
-            codec,
-            ..ZarrOptions::default()
-        });
+        run_conformance(
+            ZarrOptions {
+                codec,
+                ..ZarrOptions::default()
+            },
+            false,
+        );
     }
 }
 
 #[test]
 fn conformance_big_endian() {
-    run_conformance(ZarrOptions {
+    // Big-endian elements are swapped on read (not raw) on little-endian
+    // machines; one-byte ones are raw either way.
+    let big = ZarrOptions {
         endian: Endian::Big,
         ..ZarrOptions::default()
-    });
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let s = create(&dir.path().join("a.zarr"), DType::F32, &[2], &[2], &big);
+    let raw = is_raw(&s);
+    assert_eq!(raw, cfg!(target_endian = "big"));
+    run_conformance_where(big, |dtype| raw || dtype.size() == 1);
 }
 
 #[test]
@@ -92,4 +110,476 @@ fn the_locked_wrapper_reports_the_write_buffer() {
     )
     .unwrap();
     assert!(ChunkStore::write_buffer_bytes(&s) >= 64);
+}
+
+fn create(
+    path: &Path,
+    dtype: DType,
+    shape: &[u64],
+    chunks: &[u64],
+    opts: &ZarrOptions,
+) -> ZarrStore {
+    ZarrStore::create(path, dtype, shape, chunks, &vec![0; dtype.size()], opts).unwrap()
+}
+
+fn is_raw(s: &ZarrStore) -> bool {
+    s.inner.read().raw
+}
+
+/// A Zarr v2 array written by hand: `.zarray` with these fields.
+fn v2(path: &Path, dtype: &str, compressor: &str, order: &str) -> ZarrStore {
+    std::fs::create_dir(path).unwrap();
+    std::fs::write(
+        path.join(".zarray"),
+        format!(
+            r#"{{"zarr_format": 2, "shape": [4, 6], "chunks": [2, 3], "dtype": "{dtype}",
+                "compressor": {compressor}, "fill_value": 0, "filters": null,
+                "order": "{order}"}}"#
+        ),
+    )
+    .unwrap();
+    ZarrStore::open(path, true).unwrap()
+}
+
+#[test]
+fn raw_layouts_are_detected_from_the_codecs() {
+    let dir = tempfile::tempdir().unwrap();
+    let native = if cfg!(target_endian = "little") {
+        Endian::Little
+    } else {
+        Endian::Big
+    };
+    let foreign = if native == Endian::Little {
+        Endian::Big
+    } else {
+        Endian::Little
+    };
+    let mut n = 0;
+    let mut make = |dtype: DType, codec: Codec, endian: Endian| {
+        n += 1;
+        let opts = ZarrOptions {
+            codec,
+            endian,
+            ..ZarrOptions::default()
+        };
+        create(
+            &dir.path().join(format!("a{n}.zarr")),
+            dtype,
+            &[4, 6],
+            &[2, 3],
+            &opts,
+        )
+    };
+    assert!(is_raw(&make(DType::F32, Codec::None, native)));
+    assert!(is_raw(&make(DType::Bool, Codec::None, native)));
+    assert!(is_raw(&make(DType::U8, Codec::None, foreign)), "one byte");
+    assert!(!is_raw(&make(DType::F32, Codec::None, foreign)), "swapped");
+    assert!(!is_raw(&make(DType::I16, Codec::None, foreign)), "swapped");
+    for codec in [
+        Codec::Lz4,
+        Codec::Zstd { level: 3 },
+        Codec::Gzip { level: 1 },
+    ] {
+        assert!(!is_raw(&make(DType::F32, codec, native)), "{codec:?}");
+        assert!(!is_raw(&make(DType::U8, codec, native)), "{codec:?}");
+    }
+    let (le, be) = ("<f4", ">f4");
+    let (nat, swapped) = if native == Endian::Little {
+        (le, be)
+    } else {
+        (be, le)
+    };
+    let p = dir.path();
+    assert!(is_raw(&v2(&p.join("v2.zarr"), nat, "null", "C")));
+    assert!(is_raw(&v2(&p.join("v2u1.zarr"), "|u1", "null", "C")));
+    assert!(!is_raw(&v2(&p.join("v2be.zarr"), swapped, "null", "C")));
+    assert!(
+        !is_raw(&v2(&p.join("v2f.zarr"), nat, "null", "F")),
+        "order F"
+    );
+    let zstd = r#"{"id": "zstd", "level": 1}"#;
+    assert!(!is_raw(&v2(&p.join("v2z.zarr"), nat, zstd, "C")));
+}
+
+#[test]
+fn v2_raw_arrays_read_their_chunk_files() {
+    // `.zarray` keys are `0.1`: the raw path must take zarrs' key, and
+    // read what a v2 writer left there.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.zarr");
+    let nat = if cfg!(target_endian = "little") {
+        "<i4"
+    } else {
+        ">i4"
+    };
+    drop(v2(&path, nat, "null", "C"));
+    let vals: Vec<u8> = (0..6i32).flat_map(|v| (v * 10).to_ne_bytes()).collect();
+    std::fs::write(path.join("1.1"), &vals).unwrap();
+    let s = ZarrStore::open(&path, false).unwrap();
+    assert!(is_raw(&s));
+    assert_eq!(s.read_chunk(&[1, 1]).unwrap().unwrap().as_ref(), &vals[..]);
+    assert!(s.read_chunk(&[0, 1]).unwrap().is_none());
+    assert_eq!(
+        s.read_region(&[1, 1], &[(1, 1, 1), (0, 2, 2)])
+            .unwrap()
+            .unwrap(),
+        [30i32, 50]
+            .iter()
+            .flat_map(|v| v.to_ne_bytes())
+            .collect::<Vec<_>>()
+    );
+}
+
+fn i32s(b: &[u8]) -> Vec<i32> {
+    b.chunks_exact(4)
+        .map(|c| i32::from_ne_bytes(c.try_into().unwrap()))
+        .collect()
+}
+
+fn chunk_of(base: i32, n: usize) -> Vec<u8> {
+    (0..n as i32)
+        .flat_map(|i| (base + i).to_ne_bytes())
+        .collect()
+}
+
+/// One element of a chunk through `read_region_into`, as `get` reads it.
+fn element(s: &ZarrStore, chunk: &[u64], at: &[u64]) -> Result<Option<i32>> {
+    let region: Vec<(u64, u64, u64)> = at.iter().map(|&i| (i, 1, 1)).collect();
+    let mut out = [0u8; 4];
+    let zeros = vec![0usize; at.len()];
+    let got = s.read_region_into(
+        chunk,
+        &region,
+        &mut out,
+        Strided {
+            offset: 0,
+            strides: &zeros,
+        },
+    )?;
+    Ok(got.then(|| i32::from_ne_bytes(out)))
+}
+
+#[test]
+fn open_files_never_serve_replaced_or_erased_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = create(
+        &dir.path().join("a.zarr"),
+        DType::I32,
+        &[8, 8],
+        &[4, 8],
+        &ZarrOptions::default(),
+    );
+    assert!(is_raw(&s));
+    s.write_chunk(&[0, 0], &chunk_of(100, 32)).unwrap();
+    assert_eq!(element(&s, &[0, 0], &[1, 2]).unwrap(), Some(110));
+    assert_eq!(s.inner.read().files.len(), 1, "the file stays open");
+    // Replaced by rename: the open file still holds the old contents.
+    s.write_chunk(&[0, 0], &chunk_of(500, 32)).unwrap();
+    assert_eq!(element(&s, &[0, 0], &[1, 2]).unwrap(), Some(510));
+    assert_eq!(i32s(&s.read_chunk(&[0, 0]).unwrap().unwrap())[3], 503);
+    let mut whole = vec![0u8; 128];
+    assert!(s.read_chunk_into(&[0, 0], &mut whole).unwrap());
+    assert_eq!(i32s(&whole)[31], 531);
+    // Erased: the missing file, not the open one.
+    s.erase_chunk(&[0, 0]).unwrap();
+    assert_eq!(element(&s, &[0, 0], &[1, 2]).unwrap(), None);
+    assert!(s.read_chunk(&[0, 0]).unwrap().is_none());
+    assert!(!s.read_chunk_into(&[0, 0], &mut whole).unwrap());
+    assert!(
+        s.read_region(&[0, 0], &[(0, 1, 2), (0, 1, 2)])
+            .unwrap()
+            .is_none()
+    );
+    // Written as all fill value: zarrs removes the file.
+    s.write_chunk(&[1, 0], &chunk_of(7, 32)).unwrap();
+    assert_eq!(element(&s, &[1, 0], &[0, 0]).unwrap(), Some(7));
+    s.write_chunk(&[1, 0], &[0u8; 128]).unwrap();
+    assert!(!s.chunk_path(&[1, 0]).exists());
+    assert_eq!(element(&s, &[1, 0], &[0, 0]).unwrap(), None);
+}
+
+#[test]
+fn a_resize_closes_the_files_of_dropped_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = create(
+        &dir.path().join("a.zarr"),
+        DType::I32,
+        &[8, 8],
+        &[4, 8],
+        &ZarrOptions::default(),
+    );
+    s.write_chunk(&[1, 0], &chunk_of(100, 32)).unwrap();
+    assert_eq!(element(&s, &[1, 0], &[0, 1]).unwrap(), Some(101));
+    s.resize(4).unwrap();
+    s.resize(8).unwrap();
+    assert_eq!(element(&s, &[1, 0], &[0, 1]).unwrap(), None, "dropped");
+    assert!(s.read_chunk(&[1, 0]).unwrap().is_none());
+}
+
+#[test]
+fn an_element_is_one_pread_of_a_file_opened_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = create(
+        &dir.path().join("a.zarr"),
+        DType::I32,
+        &[4, 64, 64],
+        &[1, 64, 64],
+        &ZarrOptions::default(),
+    );
+    for z in 0..4 {
+        s.write_chunk(&[z, 0, 0], &chunk_of(z as i32 * 10_000, 4096))
+            .unwrap();
+    }
+    let calls = || *s.inner.read().files.calls.lock();
+    let start = calls();
+    assert_eq!(element(&s, &[2, 0, 0], &[0, 3, 5]).unwrap(), Some(20_197));
+    assert_eq!(calls(), (start.0 + 1, start.1 + 1), "one open, one pread");
+    assert_eq!(element(&s, &[2, 0, 0], &[0, 60, 1]).unwrap(), Some(23_841));
+    assert_eq!(calls(), (start.0 + 1, start.1 + 2), "the file stays open");
+    // Part of a row: one pread.
+    let mut row = vec![0u8; 10 * 4];
+    let at = Strided {
+        offset: 0,
+        strides: &[0, 0, 1],
+    };
+    s.read_region_into(
+        &[2, 0, 0],
+        &[(0, 1, 1), (7, 1, 1), (3, 1, 10)],
+        &mut row,
+        at,
+    )
+    .unwrap();
+    assert_eq!(i32s(&row), (20_451..20_461).collect::<Vec<_>>());
+    assert_eq!(calls(), (start.0 + 1, start.1 + 3));
+    // A 16 x 16 tile: one pread per row.
+    let mut tile = vec![0u8; 256 * 4];
+    let at = Strided {
+        offset: 0,
+        strides: &[0, 16, 1],
+    };
+    s.read_region_into(
+        &[2, 0, 0],
+        &[(0, 1, 1), (8, 1, 16), (4, 1, 16)],
+        &mut tile,
+        at,
+    )
+    .unwrap();
+    assert_eq!(i32s(&tile)[17], 20_000 + 9 * 64 + 5);
+    assert_eq!(calls(), (start.0 + 1, start.1 + 19));
+    // Every other element of every other row: many runs per page, mapped.
+    let mut strided = vec![0u8; 32 * 32 * 4];
+    let at = Strided {
+        offset: 0,
+        strides: &[0, 32, 1],
+    };
+    s.read_region_into(
+        &[1, 0, 0],
+        &[(0, 1, 1), (0, 2, 32), (1, 2, 32)],
+        &mut strided,
+        at,
+    )
+    .unwrap();
+    assert_eq!(i32s(&strided)[33], 10_000 + 2 * 64 + 3);
+    assert_eq!(calls(), (start.0 + 2, start.1 + 19), "no pread: mapped");
+}
+
+#[test]
+fn the_read_methods_agree_on_every_region() {
+    use rand::{RngExt, SeedableRng};
+    let dir = tempfile::tempdir().unwrap();
+    let shape = [3u64, 10, 12];
+    let chunks = [2u64, 5, 12];
+    for dtype in [DType::U8, DType::I16, DType::F64] {
+        let s = create(
+            &dir.path().join(format!("{dtype}.zarr")),
+            dtype,
+            &shape,
+            &chunks,
+            &ZarrOptions::default(),
+        );
+        let m = s.meta();
+        let chunk = [1u64, 1, 0];
+        let data = conformance::pattern(&m, &chunk, 3);
+        s.write_chunk(&chunk, &data).unwrap();
+        let inner = s.inner.read();
+        let elem = dtype.size();
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(11);
+        for _ in 0..300 {
+            let region: Vec<(u64, u64, u64)> = chunks
+                .iter()
+                .map(|&c| {
+                    let start = rng.random_range(0..c);
+                    let step = rng.random_range(1..=3);
+                    let count = rng.random_range(0..=(c - 1 - start) / step + 1);
+                    (start, step, count)
+                })
+                .collect();
+            let want = extract_region(&m, &data, &region);
+            // Into a padded output, one element in on every axis.
+            let padded: Vec<u64> = region.iter().map(|r| r.2 + 1).collect();
+            let st = c_strides(&padded);
+            let at = Strided {
+                offset: 1,
+                strides: &st,
+            };
+            let len = padded.iter().product::<u64>() as usize * elem;
+            let mut expect = vec![0xAB_u8; len];
+            let dense: Vec<u64> = region.iter().map(|r| r.2).collect();
+            let counts: Vec<usize> = dense.iter().map(|&n| n as usize).collect();
+            crate::layout::copy_region(
+                &counts,
+                elem,
+                &want,
+                Strided {
+                    offset: 0,
+                    strides: &c_strides(&dense),
+                },
+                &mut expect,
+                at,
+            );
+            for force in [None, Some(raw::Method::Preads), Some(raw::Method::Map)] {
+                let mut out = vec![0xAB_u8; len];
+                assert!(
+                    inner
+                        .raw_read_region_into(&chunk, &region, &mut out, at, force)
+                        .unwrap()
+                );
+                assert!(out == expect, "{dtype} {region:?} {force:?}");
+            }
+            assert_eq!(inner.read_region(&chunk, &region).unwrap().unwrap(), want);
+        }
+    }
+}
+
+#[test]
+fn the_cost_model_maps_only_many_runs_per_page() {
+    use raw::{Method, method};
+    // One 256-byte run per 8000-byte row (tiles): preads up to ~200 rows.
+    assert_eq!(method(16, 256, 15 * 8000 + 256), Method::Preads);
+    assert_eq!(method(64, 256, 63 * 8000 + 256), Method::Preads);
+    assert_eq!(method(512, 256, 511 * 8000 + 256), Method::Map);
+    // One element per row: mapped on every row, not every 2nd or 7th.
+    assert_eq!(method(1000, 4, 999 * 8000 + 4), Method::Map);
+    assert_eq!(method(1000, 4, 999 * 16000 + 4), Method::Preads);
+    assert_eq!(method(286, 4, 285 * 56000 + 4), Method::Preads);
+    // a[z, ::2, ::2] of a 2000 x 2000 float32 chunk.
+    assert_eq!(method(1_000_000, 4, 16_000_000 - 8000 - 4), Method::Map);
+    // A few scattered elements.
+    assert_eq!(method(8, 4, 1 << 20), Method::Preads);
+}
+
+/// Cuts a chunk file to `len` bytes.
+fn cut(s: &ZarrStore, chunk: &[u64], len: u64) {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(s.chunk_path(chunk))
+        .unwrap()
+        .set_len(len)
+        .unwrap();
+}
+
+#[test]
+fn truncated_raw_chunks_are_errors_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.zarr");
+    let s = create(&path, DType::I32, &[8, 8], &[4, 8], &ZarrOptions::default());
+    s.write_chunk(&[0, 0], &chunk_of(1, 32)).unwrap();
+    s.write_chunk(&[1, 0], &chunk_of(1, 32)).unwrap();
+    s.flush().unwrap();
+    drop(s);
+    let s = ZarrStore::open(&path, false).unwrap();
+    // Shorter by one element: the first element's bytes are all there.
+    cut(&s, &[0, 0], 124);
+    let named = |e: Error| {
+        let m = e.to_string();
+        assert!(m.contains("c/0/0") && m.contains("124"), "{m}");
+    };
+    named(s.read_chunk(&[0, 0]).unwrap_err());
+    named(s.read_chunk_into(&[0, 0], &mut [0u8; 128]).unwrap_err());
+    named(element(&s, &[0, 0], &[0, 0]).unwrap_err());
+    let mut tile = [0u8; 16];
+    let at = Strided {
+        offset: 0,
+        strides: &[2, 1],
+    };
+    named(
+        s.read_region_into(&[0, 0], &[(0, 1, 2), (0, 1, 2)], &mut tile, at)
+            .unwrap_err(),
+    );
+    named(s.read_region(&[0, 0], &[(0, 1, 2), (0, 1, 2)]).unwrap_err());
+    // Longer is as wrong.
+    std::fs::write(s.chunk_path(&[0, 0]), [0u8; 132]).unwrap();
+    assert!(s.read_chunk(&[0, 0]).is_err());
+    // Cut while open: a read past the new end is still an error.
+    assert_eq!(element(&s, &[1, 0], &[3, 7]).unwrap(), Some(32));
+    cut(&s, &[1, 0], 64);
+    let e = element(&s, &[1, 0], &[3, 7]).unwrap_err().to_string();
+    assert!(e.contains("c/1/0") && e.contains("truncated"), "{e}");
+    assert!(s.read_chunk(&[1, 0]).is_err());
+}
+
+#[test]
+fn open_files_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = raw::OPEN_FILES as u64 + 10;
+    let s = create(
+        &dir.path().join("a.zarr"),
+        DType::U8,
+        &[n, 2],
+        &[1, 2],
+        &ZarrOptions::default(),
+    );
+    for i in 0..n {
+        s.write_chunk(&[i, 0], &[i as u8 + 1, 9]).unwrap();
+    }
+    for round in 0..2 {
+        for i in 0..n {
+            let mut out = [0u8];
+            let at = Strided {
+                offset: 0,
+                strides: &[0, 0],
+            };
+            assert!(
+                s.read_region_into(&[i, 0], &[(0, 1, 1), (0, 1, 1)], &mut out, at)
+                    .unwrap()
+            );
+            assert_eq!(out[0], i as u8 + 1, "round {round}");
+        }
+        let held = s.inner.read().files.len();
+        assert_eq!(held, raw::OPEN_FILES);
+        assert!(raw::OpenFiles::held() >= held);
+        assert!(raw::OpenFiles::held() <= raw::OPEN_FILES_TOTAL);
+    }
+    s.resize(1).unwrap();
+    assert_eq!(s.inner.read().files.len(), 0);
+}
+
+#[test]
+fn zero_d_raw_arrays_read_their_one_element() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = create(
+        &dir.path().join("a.zarr"),
+        DType::I32,
+        &[],
+        &[],
+        &ZarrOptions::default(),
+    );
+    assert!(is_raw(&s));
+    let at = Strided {
+        offset: 0,
+        strides: &[],
+    };
+    let mut out = [0u8; 4];
+    assert!(!s.read_region_into(&[], &[], &mut out, at).unwrap());
+    s.write_chunk(&[], &42i32.to_ne_bytes()).unwrap();
+    assert!(s.read_region_into(&[], &[], &mut out, at).unwrap());
+    assert_eq!(i32::from_ne_bytes(out), 42);
+    assert_eq!(
+        s.read_region(&[], &[]).unwrap().unwrap(),
+        42i32.to_ne_bytes()
+    );
+    assert_eq!(
+        s.read_chunk(&[]).unwrap().unwrap().as_ref(),
+        42i32.to_ne_bytes()
+    );
 }
