@@ -39,7 +39,7 @@ use crate::buffer::ChunkBuf;
 use crate::chunk_grid::{ChunkGrid, DEFAULT_CHUNK_TARGET_BYTES, default_chunks};
 use crate::dtype::{DType, Endian, normalize_bools, swap_bytes_in_place};
 use crate::error::{Error, Result};
-use crate::layout::{Strided, c_strides, copy_region, f_strides, for_each_file_run};
+use crate::layout::{Strided, c_strides, copy_region, f_strides, for_each_file_run, single_run};
 
 /// The magic string every `.npy` file starts with.
 const MAGIC: &[u8; 6] = b"\x93NUMPY";
@@ -1473,22 +1473,6 @@ impl NpyFile {
         at: Strided<'_>,
     ) -> Option<(u64, std::ops::Range<usize>)> {
         let elem = self.meta.dtype.size();
-        let inner = if self.fortran() {
-            0
-        } else {
-            region.len().saturating_sub(1)
-        };
-        let mut len = 1usize;
-        for (axis, &(_, step, count)) in region.iter().enumerate() {
-            if axis == inner {
-                if count > 1 && (step != 1 || at.strides[axis] != 1) {
-                    return None;
-                }
-                len = count as usize;
-            } else if count != 1 {
-                return None;
-            }
-        }
         let origin = self.grid.chunk_origin(chunk);
         let offset: usize = region
             .iter()
@@ -1496,8 +1480,40 @@ impl NpyFile {
             .zip(&self.file_strides)
             .map(|((r, &o), &fs)| (o + r.0) as usize * fs)
             .sum();
-        let pos = self.header.data_offset + (offset * elem) as u64;
-        Some((pos, at.offset * elem..(at.offset + len) * elem))
+        let pos = |s: usize| self.header.data_offset + (s * elem) as u64;
+        // An element or part of a row, checked without allocating: the
+        // random element's path.
+        let inner = if self.fortran() {
+            0
+        } else {
+            region.len().saturating_sub(1)
+        };
+        let row = region.iter().enumerate().all(|(axis, &(_, step, count))| {
+            if axis == inner {
+                count <= 1 || (step == 1 && at.strides[axis] == 1)
+            } else {
+                count == 1
+            }
+        });
+        if row {
+            let len = region.get(inner).map_or(1, |r| r.2 as usize);
+            return Some((pos(offset), at.offset * elem..(at.offset + len) * elem));
+        }
+        // Whole rows, contiguous in the file and in the output (a scan's
+        // block of a C-order chunk): one long read, which the kernel's
+        // read-ahead serves well when cold.
+        let counts: Vec<usize> = region.iter().map(|r| r.2 as usize).collect();
+        let strides: Vec<usize> = region
+            .iter()
+            .zip(&self.file_strides)
+            .map(|(r, &fs)| r.1 as usize * fs)
+            .collect();
+        let src = Strided {
+            offset,
+            strides: &strides,
+        };
+        let (s, d, n) = single_run(&counts, src, at)?;
+        Some((pos(s), d * elem..(d + n) * elem))
     }
 
     /// Copies the part of `region` inside the array from the map into
