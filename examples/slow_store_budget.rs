@@ -126,7 +126,12 @@ fn main() -> Result<()> {
         let plane = Array2::from_shape_fn((rows as usize, cols as usize), |(i, j)| {
             (z as usize * 7 + i * 3 + j % 251) as f32
         });
-        a.write(s![z as isize, .., ..], &plane)?;
+        // In two halves: a whole 4 MiB plane written at once would go
+        // straight to the store (write-through) and never use the cache,
+        // which is what this example is about.
+        let h = (rows / 2) as isize;
+        a.write(s![z as isize, ..h, ..], &plane.slice(s![..h, ..]))?;
+        a.write(s![z as isize, h.., ..], &plane.slice(s![h.., ..]))?;
     }
     a.flush()?;
     let elapsed = t0.elapsed();
