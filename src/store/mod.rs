@@ -27,6 +27,7 @@
 pub mod hdf5;
 mod memory;
 pub mod npy;
+pub(crate) mod rawio;
 pub mod zarr;
 
 #[doc(hidden)]

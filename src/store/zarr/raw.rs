@@ -21,14 +21,12 @@
 
 use std::fs::File;
 use std::io;
-use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use lru::LruCache;
-use memmap2::{Mmap, MmapOptions};
 use parking_lot::Mutex;
 use zarrs::array::codec::BytesCodec;
 use zarrs::array::{CodecChain, CodecMetadataOptions, Endianness};
@@ -37,8 +35,12 @@ use super::ZarrInner;
 use crate::buffer::ChunkBuf;
 use crate::dtype::{DType, normalize_bools};
 use crate::error::{Error, Result};
-use crate::layout::{Strided, copy_region, for_each_file_run, single_run};
+use crate::layout::Strided;
 use crate::store::ChunkRegion;
+pub use crate::store::rawio::Method;
+#[cfg(test)]
+pub use crate::store::rawio::method;
+use crate::store::rawio::{self, RawChunk};
 
 /// Open chunk files a store keeps at most: each is one file descriptor
 /// and a few dozen bytes. Random elements of the bench's 100-chunk array
@@ -189,68 +191,6 @@ fn open(path: &Path, files: &OpenFiles) -> io::Result<Option<File>> {
     }
 }
 
-/// How a region of many file runs is read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Method {
-    /// One `pread` per file-contiguous run, straight into the output.
-    Preads,
-    /// Map the chunk file for this call and copy out of the map.
-    Map,
-}
-
-/// Page size the cost model counts in.
-const PAGE: usize = 4096;
-
-/// Picks how to read `runs` file runs of `run_bytes` each, spread over
-/// `span_bytes` from the first byte to the last.
-///
-/// Measured on the bench's chunk files (2000 x 2000 float32, 16 MB, page
-/// cache warm, 2-core development VM, random positions; a scratch program
-/// against memmap2, not kept): a `pread` costs 0.75-0.95 us per run
-/// whatever its length up to a few KiB. Mapping the file for the call
-/// costs about 13 us (`mmap`, the page tables the first touch allocates,
-/// `munmap`) plus about 0.35 us per page mapped, and a fault maps up to
-/// 16 pages around the one touched (fault-around; `MADV_RANDOM` made no
-/// difference), so the map's cost follows the span the runs cover, not
-/// their number. Runs of 256 bytes on consecutive rows (8000 bytes
-/// apart): 64 runs (a 64 x 64 tile) 49-56 us by `pread` against 58-64 us
-/// mapped; 256 runs 199-208 against 172-206. One element on each of 1000
-/// consecutive rows: 735-760 against 656-825; on every 2nd row 956
-/// against 1393; every 7th row (`a[::3, ::7, 5]`, 286 runs) 231 against
-/// 1249-1456. `a[z, ::2, ::2]` (a million one-element runs) 0.9 ms
-/// mapped. Keeping maps open between calls would be faster still (a tile
-/// 24-29 us), but an LRU of 64 of them measured no better than mapping
-/// per call on random tiles over 100 chunks (tearing down an evicted
-/// map's page tables costs what keeping it saved), and held maps pin page
-/// tables and show as resident memory.
-pub fn method(runs: usize, run_bytes: usize, span_bytes: usize) -> Method {
-    const FAULT_AROUND: usize = 16;
-    let pages =
-        (span_bytes / PAGE + 1).min(runs.saturating_mul((run_bytes / PAGE + 1) * FAULT_AROUND));
-    // In hundredths of a microsecond: 0.8 per pread against 13 per map
-    // and 0.35 per page mapped.
-    if runs.saturating_mul(80) > pages.saturating_mul(35).saturating_add(1300) {
-        Method::Map
-    } else {
-        Method::Preads
-    }
-}
-
-/// Maps a chunk file of `len` bytes read-only for one copy.
-#[allow(unsafe_code)]
-fn map_chunk(file: &File, len: usize) -> io::Result<Mmap> {
-    // SAFETY: the map is only read, through one `&[u8]` borrow for one
-    // `copy_region` call, and dropped before the read returns. This
-    // process never writes a chunk file in place: writes rename a new
-    // file over the chunk and erases unlink it (`fs.rs`), which leave
-    // this open file's contents as they were; and the layer above runs no
-    // write of a chunk while a read of it runs. Its length was checked
-    // against `len` when it was opened. Another process truncating the
-    // file in place while it is mapped is outside what we can guard
-    // against (the module docs say so).
-    unsafe { MmapOptions::new().len(len).map(file) }
-}
-
 impl ZarrInner {
     /// A raw chunk's file, from the cache or opened (and its length
     /// checked); `Ok(None)` if the chunk was never written.
@@ -317,34 +257,6 @@ impl ZarrInner {
         Ok(self.raw_read_chunk_into(chunk, &mut buf)?.then_some(buf))
     }
 
-    /// If `region` is one run of the file that lands as one run of the
-    /// output at `at` (an element, part of a row): its byte offset in the
-    /// file and its byte range in `out`. Allocates nothing: this is the
-    /// random element's path.
-    fn raw_one_run(
-        &self,
-        region: ChunkRegion<'_>,
-        at: Strided<'_>,
-    ) -> Option<(usize, Range<usize>)> {
-        let elem = self.meta.dtype.size();
-        let last = region.len().checked_sub(1);
-        let mut offset = 0usize;
-        let mut len = 1usize;
-        for (axis, (&(start, step, count), &c)) in region.iter().zip(&self.meta.chunks).enumerate()
-        {
-            offset = offset * c as usize + start as usize;
-            if Some(axis) == last {
-                if count > 1 && (step != 1 || at.strides[axis] != 1) {
-                    return None;
-                }
-                len = count as usize;
-            } else if count != 1 {
-                return None;
-            }
-        }
-        Some((offset * elem, at.offset * elem..(at.offset + len) * elem))
-    }
-
     /// Reads a region of a raw chunk into `out` at `at` (both checked by
     /// the caller); `Ok(false)` if the chunk was never written (`out`
     /// untouched). Values are as stored: bools are not normalized.
@@ -359,78 +271,21 @@ impl ZarrInner {
         let Some(file) = self.raw_file(chunk)? else {
             return Ok(false);
         };
-        if region.iter().any(|r| r.2 == 0) {
-            return Ok(true);
-        }
-        if force.is_none()
-            && let Some((pos, range)) = self.raw_one_run(region, at)
-        {
-            self.raw_pread(&file, chunk, &mut out[range], pos)?;
-            return Ok(true);
-        }
-        let elem = self.meta.dtype.size();
-        let fs = crate::layout::c_strides(&self.meta.chunks);
-        let offset: usize = region.iter().zip(&fs).map(|(r, &s)| r.0 as usize * s).sum();
-        let strides: Vec<usize> = region
-            .iter()
-            .zip(&fs)
-            .map(|(r, &s)| r.1 as usize * s)
-            .collect();
-        let counts: Vec<usize> = region.iter().map(|r| r.2 as usize).collect();
-        let src = Strided {
-            offset,
-            strides: &strides,
+        let raw = RawChunk {
+            shape: &self.meta.chunks,
+            elem: self.meta.dtype.size(),
         };
-        if force.is_none()
-            && let Some((s, d, n)) = single_run(&counts, src, at)
-        {
-            self.raw_pread(&file, chunk, &mut out[d * elem..(d + n) * elem], s * elem)?;
-            return Ok(true);
-        }
-        let elems: usize = counts.iter().product();
-        let run = match region.last() {
-            Some(&(_, 1, n)) => n as usize,
-            _ => 1,
-        };
-        let span = counts
-            .iter()
-            .zip(&strides)
-            .map(|(&n, &s)| (n - 1) * s)
-            .sum::<usize>()
-            + 1;
-        let how = force.unwrap_or_else(|| method(elems / run, run * elem, span * elem));
-        match how {
-            Method::Map => {
-                let map = map_chunk(&file, self.meta.chunk_bytes())
-                    .map_err(|e| Error::io(self.chunk_path(chunk), e))?;
-                copy_region(&counts, elem, &map, src, out, at);
-            }
-            Method::Preads => {
-                let mut result = Ok(());
-                let mut tmp = Vec::new();
-                for_each_file_run(&counts, src, at, |fo, bo, n, stride| {
-                    if result.is_err() {
-                        return;
-                    }
-                    let (pos, range) = (fo * elem, bo * elem..(bo + n) * elem);
-                    result = if stride == 1 || n == 1 {
-                        self.raw_pread(&file, chunk, &mut out[range], pos)
-                    } else {
-                        // File-contiguous, output-strided: read, then
-                        // scatter. The array lays outputs out so that this
-                        // does not happen; it is here for correctness.
-                        tmp.resize(range.len(), 0);
-                        self.raw_pread(&file, chunk, &mut tmp, pos).map(|()| {
-                            for (i, e) in tmp.chunks_exact(elem).enumerate() {
-                                let at = range.start + i * stride * elem;
-                                out[at..at + elem].copy_from_slice(e);
-                            }
-                        })
-                    };
-                });
-                result?;
-            }
-        }
+        raw.read_region_into(
+            region,
+            out,
+            at,
+            force,
+            |buf, pos| self.raw_pread(&file, chunk, buf, pos),
+            || {
+                rawio::map_chunk(&file, 0, self.meta.chunk_bytes())
+                    .map_err(|e| Error::io(self.chunk_path(chunk), e))
+            },
+        )?;
         Ok(true)
     }
 }

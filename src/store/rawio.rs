@@ -1,0 +1,231 @@
+//! Reads of a region of a "raw" chunk: a chunk stored in a file exactly as
+//! it is decoded (C order, native byte order, no codec), starting at some
+//! byte offset. Uncompressed Zarr chunk files (offset 0) and unfiltered
+//! HDF5 chunks (at the address HDF5's chunk index gives) are both read
+//! this way, so a region needs no decode: one `pread` for an element, part
+//! of a row or whole consecutive rows, else a `pread` per run or one map
+//! of the chunk for the call, whichever [`method`] says is cheaper.
+//!
+//! The callers own the file and the checks (chunk coordinates, region
+//! inside the chunk, `at` inside `out`); this module only turns a region
+//! into reads.
+
+use std::fs::File;
+use std::io;
+use std::ops::Range;
+
+use memmap2::{Mmap, MmapOptions};
+
+use super::ChunkRegion;
+use crate::error::Result;
+use crate::layout::{Strided, c_strides, copy_region, for_each_file_run, single_run};
+
+/// How a region of many file runs is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// One `pread` per file-contiguous run, straight into the output.
+    Preads,
+    /// Map the chunk for this call and copy out of the map.
+    Map,
+}
+
+/// Page size the cost model counts in.
+const PAGE: usize = 4096;
+
+/// Picks how to read `runs` file runs of `run_bytes` each, spread over
+/// `span_bytes` from the first byte to the last.
+///
+/// Measured on the bench's chunk files (2000 x 2000 float32, 16 MB, page
+/// cache warm, 2-core development VM, random positions; a scratch program
+/// against memmap2, not kept): a `pread` costs 0.75-0.95 us per run
+/// whatever its length up to a few KiB. Mapping the file for the call
+/// costs about 13 us (`mmap`, the page tables the first touch allocates,
+/// `munmap`) plus about 0.35 us per page mapped, and a fault maps up to
+/// 16 pages around the one touched (fault-around; `MADV_RANDOM` made no
+/// difference), so the map's cost follows the span the runs cover, not
+/// their number. Runs of 256 bytes on consecutive rows (8000 bytes
+/// apart): 64 runs (a 64 x 64 tile) 49-56 us by `pread` against 58-64 us
+/// mapped; 256 runs 199-208 against 172-206. One element on each of 1000
+/// consecutive rows: 735-760 against 656-825; on every 2nd row 956
+/// against 1393; every 7th row (`a[::3, ::7, 5]`, 286 runs) 231 against
+/// 1249-1456. `a[z, ::2, ::2]` (a million one-element runs) 0.9 ms
+/// mapped. Keeping maps open between calls would be faster still (a tile
+/// 24-29 us), but an LRU of 64 of them measured no better than mapping
+/// per call on random tiles over 100 chunks (tearing down an evicted
+/// map's page tables costs what keeping it saved), and held maps pin page
+/// tables and show as resident memory.
+pub fn method(runs: usize, run_bytes: usize, span_bytes: usize) -> Method {
+    const FAULT_AROUND: usize = 16;
+    let pages =
+        (span_bytes / PAGE + 1).min(runs.saturating_mul((run_bytes / PAGE + 1) * FAULT_AROUND));
+    // In hundredths of a microsecond: 0.8 per pread against 13 per map
+    // and 0.35 per page mapped.
+    if runs.saturating_mul(80) > pages.saturating_mul(35).saturating_add(1300) {
+        Method::Map
+    } else {
+        Method::Preads
+    }
+}
+
+/// A chunk's bytes mapped read-only for one copy.
+pub struct ChunkMap {
+    map: Mmap,
+    /// Where the chunk starts in the map (the map starts on a page).
+    start: usize,
+    len: usize,
+}
+
+impl std::ops::Deref for ChunkMap {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.map[self.start..self.start + self.len]
+    }
+}
+
+/// Maps the `len` bytes of a chunk stored at byte `base` of `file`,
+/// read-only, for one copy out of it.
+#[allow(unsafe_code)]
+pub fn map_chunk(file: &File, base: u64, len: usize) -> io::Result<ChunkMap> {
+    let page = PAGE as u64;
+    let aligned = base / page * page;
+    let start = (base - aligned) as usize;
+    // SAFETY: the map is only read, through one `&[u8]` borrow of the
+    // chunk's own bytes for one `copy_region` call, and is dropped before
+    // the read returns. The callers (`zarr/raw.rs`, `hdf5`) guarantee that
+    // nothing in this process writes those bytes meanwhile: the layer
+    // above runs no write of a chunk while a read of it runs, Zarr never
+    // rewrites a chunk file in place (a write renames a new file over it),
+    // and HDF5 writes an unfiltered chunk at its own address, never into
+    // another chunk's. Bytes of the same pages outside the chunk (HDF5
+    // metadata, a neighbouring chunk) may be written in place by this
+    // process; the kernel keeps a shared map coherent with those writes
+    // and they are never read through it. The callers checked that the
+    // file holds `base + len` bytes. Another process truncating or
+    // rewriting the file while it is mapped is outside what we can guard
+    // against (the backends' docs say so).
+    let map = unsafe {
+        MmapOptions::new()
+            .offset(aligned)
+            .len(start + len)
+            .map(file)?
+    };
+    Ok(ChunkMap { map, start, len })
+}
+
+/// A chunk stored raw in a file.
+pub struct RawChunk<'a> {
+    /// The chunk's shape (its full shape: edge chunks are stored whole).
+    pub shape: &'a [u64],
+    /// Element size in bytes.
+    pub elem: usize,
+}
+
+impl RawChunk<'_> {
+    /// If `region` is one run of the file that lands as one run of the
+    /// output at `at` (an element, part of a row): its byte offset in the
+    /// chunk and its byte range in `out`. Allocates nothing: this is the
+    /// random element's path.
+    fn one_run(&self, region: ChunkRegion<'_>, at: Strided<'_>) -> Option<(usize, Range<usize>)> {
+        let elem = self.elem;
+        let last = region.len().checked_sub(1);
+        let mut offset = 0usize;
+        let mut len = 1usize;
+        for (axis, (&(start, step, count), &c)) in region.iter().zip(self.shape).enumerate() {
+            offset = offset * c as usize + start as usize;
+            if Some(axis) == last {
+                if count > 1 && (step != 1 || at.strides[axis] != 1) {
+                    return None;
+                }
+                len = count as usize;
+            } else if count != 1 {
+                return None;
+            }
+        }
+        Some((offset * elem, at.offset * elem..(at.offset + len) * elem))
+    }
+
+    /// Reads `region` of the chunk into `out` at `at` (both checked by the
+    /// caller). `pread(buf, pos)` fills `buf` from byte `pos` of the chunk;
+    /// `map()` maps the chunk. `force` picks the method for many runs
+    /// (tests compare them); `None` lets [`method`] choose and takes the
+    /// one-`pread` shortcuts.
+    pub fn read_region_into(
+        &self,
+        region: ChunkRegion<'_>,
+        out: &mut [u8],
+        at: Strided<'_>,
+        force: Option<Method>,
+        mut pread: impl FnMut(&mut [u8], usize) -> Result<()>,
+        map: impl FnOnce() -> Result<ChunkMap>,
+    ) -> Result<()> {
+        if region.iter().any(|r| r.2 == 0) {
+            return Ok(());
+        }
+        if force.is_none()
+            && let Some((pos, range)) = self.one_run(region, at)
+        {
+            return pread(&mut out[range], pos);
+        }
+        let elem = self.elem;
+        let fs = c_strides(self.shape);
+        let offset: usize = region.iter().zip(&fs).map(|(r, &s)| r.0 as usize * s).sum();
+        let strides: Vec<usize> = region
+            .iter()
+            .zip(&fs)
+            .map(|(r, &s)| r.1 as usize * s)
+            .collect();
+        let counts: Vec<usize> = region.iter().map(|r| r.2 as usize).collect();
+        let src = Strided {
+            offset,
+            strides: &strides,
+        };
+        if force.is_none()
+            && let Some((s, d, n)) = single_run(&counts, src, at)
+        {
+            return pread(&mut out[d * elem..(d + n) * elem], s * elem);
+        }
+        let elems: usize = counts.iter().product();
+        let run = match region.last() {
+            Some(&(_, 1, n)) => n as usize,
+            _ => 1,
+        };
+        let span = counts
+            .iter()
+            .zip(&strides)
+            .map(|(&n, &s)| (n - 1) * s)
+            .sum::<usize>()
+            + 1;
+        match force.unwrap_or_else(|| method(elems / run, run * elem, span * elem)) {
+            Method::Map => {
+                let map = map()?;
+                copy_region(&counts, elem, &map, src, out, at);
+                Ok(())
+            }
+            Method::Preads => {
+                let mut result = Ok(());
+                let mut tmp = Vec::new();
+                for_each_file_run(&counts, src, at, |fo, bo, n, stride| {
+                    if result.is_err() {
+                        return;
+                    }
+                    let (pos, range) = (fo * elem, bo * elem..(bo + n) * elem);
+                    result = if stride == 1 || n == 1 {
+                        pread(&mut out[range], pos)
+                    } else {
+                        // File-contiguous, output-strided: read, then
+                        // scatter. The array lays outputs out so that this
+                        // does not happen; it is here for correctness.
+                        tmp.resize(range.len(), 0);
+                        pread(&mut tmp, pos).map(|()| {
+                            for (i, e) in tmp.chunks_exact(elem).enumerate() {
+                                let at = range.start + i * stride * elem;
+                                out[at..at + elem].copy_from_slice(e);
+                            }
+                        })
+                    };
+                });
+                result
+            }
+        }
+    }
+}
