@@ -18,10 +18,22 @@ use hdf5_metno_sys::h5z::{H5Z_FLAG_REVERSE, H5Z_class2_t, H5Zregister};
 
 use super::filters::{FILTER_LZ4, lz4_decode, lz4_encode};
 
-/// Where a chunk is stored: `None` if it was never allocated, else its
-/// stored (filtered) size in bytes and its filter mask.
+/// Where a chunk is stored: `None` if it was never allocated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkStorage {
+    /// The chunk's file address, as HDF5 reports it. Before HDF5 1.14.4
+    /// it leaves out the user block, so callers only use it in files
+    /// without one.
+    pub addr: u64,
+    /// Stored (filtered) size in bytes.
+    pub size: u64,
+    /// Filters of the pipeline skipped for this chunk.
+    pub mask: u32,
+}
+
+/// Where a chunk is stored: `None` if it was never allocated.
 #[allow(unsafe_code)]
-pub fn chunk_storage(ds: &Dataset, offset: &[u64]) -> hdf5_metno::Result<Option<(u64, u32)>> {
+pub fn chunk_storage(ds: &Dataset, offset: &[u64]) -> hdf5_metno::Result<Option<ChunkStorage>> {
     debug_assert_eq!(offset.len(), ds.ndim());
     let (mut mask, mut addr, mut size): (c_uint, u64, hsize_t) = (0, 0, 0);
     // SAFETY: `offset` holds one hsize_t (u64) per dataset axis, as HDF5
@@ -32,7 +44,7 @@ pub fn chunk_storage(ds: &Dataset, offset: &[u64]) -> hdf5_metno::Result<Option<
             H5Dget_chunk_info_by_coord(ds.id(), offset.as_ptr(), &mut mask, &mut addr, &mut size)
         })
     })?;
-    Ok((addr != HADDR_UNDEF).then_some((size, mask)))
+    Ok((addr != HADDR_UNDEF).then_some(ChunkStorage { addr, size, mask }))
 }
 
 /// Reads a chunk's stored bytes (still filtered) and its filter mask.

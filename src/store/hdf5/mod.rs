@@ -10,7 +10,10 @@
 //! byte-swaps and compresses on the calling thread (the cache's parallel
 //! flush runs it on every rayon thread) and only then hands the encoded
 //! chunk to HDF5's direct chunk write; reads fetch the stored chunk
-//! (`H5Dread_chunk`) and decode it in Rust. Contiguous and compact
+//! (`H5Dread_chunk`) and decode it in Rust, except unfiltered
+//! native-order chunks, which are stored as their decoded bytes and read
+//! straight from the file by `pread` (see [`RawReads`]); those datasets
+//! take partial reads. Contiguous and compact
 //! datasets, and chunked ones with filters only HDF5 knows, go through
 //! HDF5's own hyperslab reads and writes (with its type conversion), one at
 //! a time.
@@ -34,6 +37,7 @@ pub mod filters;
 use std::borrow::Cow;
 use std::fs::File as StdFile;
 use std::io::Read;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -45,11 +49,13 @@ use hdf5_metno::types::{FloatSize, IntSize, TypeDescriptor};
 use hdf5_metno::{
     Dataset, Extent, Extents, File, Group, H5Type, Hyperslab, Selection, SliceOrIndex,
 };
+use lru::LruCache;
 use ndarray::{ArrayD, IxDyn};
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
 use self::filters::{FILTER_LZ4, Step};
-use super::{Capabilities, ChunkStore, StoreMeta, extract_region};
+use super::rawio::{self, RawChunk};
+use super::{Capabilities, ChunkRegion, ChunkStore, StoreMeta, extract_region};
 use crate::buffer::ChunkBuf;
 use crate::chunk_grid::{ChunkGrid, DEFAULT_CHUNK_TARGET_BYTES, default_chunks};
 use crate::codec::Codec;
@@ -118,6 +124,33 @@ struct Hdf5Inner {
     layout: String,
     /// Something reached HDF5 since the last flush.
     dirty: AtomicBool,
+    /// Reads straight from the file, for unfiltered native-order chunks.
+    raw: Option<RawReads>,
+}
+
+/// Chunk addresses kept by a store reading chunks straight from the file:
+/// a lookup in HDF5's chunk index takes HDF5's global lock.
+const RAW_ADDRESSES: usize = 4096;
+
+/// Reads of an unfiltered, native-order chunked dataset straight from the
+/// file, bypassing HDF5: such a chunk is stored as its decoded bytes at
+/// the address HDF5's chunk index gives, so an element is one `pread`
+/// (`rawio`). HDF5 writes these chunks only with its direct chunk write,
+/// which writes the bytes to the file at once (no HDF5 cache holds raw
+/// data for them) and at the chunk's address, which a rewrite of the same
+/// size keeps. Every write and erase drops the chunk's cached address all
+/// the same, and a resize drops them all.
+struct RawReads {
+    /// The file, open read-only.
+    file: StdFile,
+    /// Chunk addresses looked up lately; `None`: not allocated.
+    addrs: Mutex<LruCache<Vec<u64>, Option<u64>>>,
+}
+
+impl RawReads {
+    fn forget(&self, chunk: &[u64]) {
+        self.addrs.lock().pop(chunk);
+    }
 }
 
 impl std::fmt::Debug for Hdf5Inner {
@@ -380,6 +413,9 @@ impl super::ResizeInPlace for Hdf5Inner {
         let grid = ChunkGrid::new(&shape, &self.meta.chunks, self.meta.dtype.size())
             .map_err(|e| Error::invalid(format!("{}: {e}", self.here())))?;
         let dims: Vec<usize> = shape.iter().map(|&n| n as usize).collect();
+        if let Some(raw) = &self.raw {
+            raw.addrs.lock().clear();
+        }
         self.ds.resize(dims).map_err(self.h5("resize"))?;
         self.dirty.store(true, Ordering::Release);
         self.meta.shape = shape;
@@ -597,6 +633,26 @@ impl Hdf5Inner {
                 other => format!("filter {}", other.id()),
             })
             .collect::<Vec<_>>();
+        // Unfiltered native-order chunks are read straight from the file
+        // (HDF5 before 1.14.4 reports chunk addresses without the user
+        // block, so files with one are left to HDF5).
+        let raw = match &access {
+            Access::Direct(steps)
+                if steps.is_empty()
+                    && (file_endian == Endian::NATIVE || dtype.size() == 1)
+                    && dtype != DType::Bool
+                    && file.userblock() == 0 =>
+            {
+                let f = StdFile::open(path).map_err(|e| Error::io(path, e))?;
+                Some(RawReads {
+                    file: f,
+                    addrs: Mutex::new(LruCache::new(
+                        std::num::NonZeroUsize::new(RAW_ADDRESSES).expect("nonzero"),
+                    )),
+                })
+            }
+            _ => None,
+        };
         let layout = format!(
             "hdf5 {}, {}, {}{}{}",
             name,
@@ -629,6 +685,7 @@ impl Hdf5Inner {
             writable,
             layout,
             dirty: AtomicBool::new(false),
+            raw,
         })
     }
 
@@ -684,9 +741,13 @@ impl Hdf5Inner {
 
     /// Whether HDF5 has storage for the chunk (`true` for contiguous
     /// datasets, which have no chunks).
-    fn allocated(&self, chunk: &[u64]) -> Result<Option<(u64, u32)>> {
+    fn allocated(&self, chunk: &[u64]) -> Result<Option<ffi::ChunkStorage>> {
         match self.access {
-            Access::Hyperslab { chunked: false } => Ok(Some((0, 0))),
+            Access::Hyperslab { chunked: false } => Ok(Some(ffi::ChunkStorage {
+                addr: 0,
+                size: 0,
+                mask: 0,
+            })),
             _ => ffi::chunk_storage(&self.ds, &self.origin(chunk)).map_err(self.h5("chunk index")),
         }
     }
@@ -757,6 +818,116 @@ impl Hdf5Inner {
         Ok(())
     }
 
+    /// A raw chunk's address in the file (cached); `None` if HDF5 never
+    /// allocated it. A chunk index entry that does not describe the
+    /// chunk's bytes inside the file is a corrupt file.
+    fn raw_addr(&self, raw: &RawReads, chunk: &[u64]) -> Result<Option<u64>> {
+        if let Some(&a) = raw.addrs.lock().get(chunk) {
+            return Ok(a);
+        }
+        let addr = match self.allocated(chunk)? {
+            None => None,
+            Some(st) => {
+                let want = self.meta.chunk_bytes() as u64;
+                let len = raw
+                    .file
+                    .metadata()
+                    .map_err(|e| Error::io(&self.path, e))?
+                    .len();
+                if st.size != want || st.addr.checked_add(st.size).is_none_or(|end| end > len) {
+                    return Err(Error::format(
+                        &self.path,
+                        format!(
+                            "{}, chunk {chunk:?}: the chunk index places {} bytes at {} \
+                             (an unfiltered chunk holds {want}; the file holds {len})",
+                            self.name, st.size, st.addr
+                        ),
+                    ));
+                }
+                Some(st.addr)
+            }
+        };
+        raw.addrs.lock().put(chunk.to_vec(), addr);
+        Ok(addr)
+    }
+
+    /// `pread` of a raw chunk's bytes `pos..pos + buf.len()`.
+    fn raw_pread(
+        &self,
+        raw: &RawReads,
+        chunk: &[u64],
+        addr: u64,
+        buf: &mut [u8],
+        pos: usize,
+    ) -> Result<()> {
+        raw.file
+            .read_exact_at(buf, addr + pos as u64)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::UnexpectedEof => Error::format(
+                    &self.path,
+                    format!(
+                        "{}, chunk {chunk:?}: the file ends inside the chunk",
+                        self.name
+                    ),
+                ),
+                _ => Error::io(&self.path, e),
+            })
+    }
+
+    /// Reads a whole raw chunk into `out`; `Ok(false)` if it was never
+    /// allocated or holds only the fill value (an erased chunk).
+    fn raw_read_chunk_into(&self, raw: &RawReads, chunk: &[u64], out: &mut [u8]) -> Result<bool> {
+        let Some(addr) = self.raw_addr(raw, chunk)? else {
+            return Ok(false);
+        };
+        self.raw_pread(raw, chunk, addr, out, 0)?;
+        Ok(!self.is_fill(out))
+    }
+
+    /// Reads a region of a raw chunk into `out` at `at` (checked by the
+    /// caller); `Ok(false)` if it was never allocated. `force`: see
+    /// [`RawChunk::read_region_into`].
+    fn raw_region_into(
+        &self,
+        raw: &RawReads,
+        chunk: &[u64],
+        region: ChunkRegion<'_>,
+        out: &mut [u8],
+        at: Strided<'_>,
+        force: Option<rawio::Method>,
+    ) -> Result<bool> {
+        let Some(addr) = self.raw_addr(raw, chunk)? else {
+            return Ok(false);
+        };
+        let len = self.meta.chunk_bytes();
+        RawChunk {
+            shape: &self.meta.chunks,
+            elem: self.meta.dtype.size(),
+        }
+        .read_region_into(
+            region,
+            out,
+            at,
+            force,
+            |buf, pos| self.raw_pread(raw, chunk, addr, buf, pos),
+            || rawio::map_chunk(&raw.file, addr, len).map_err(|e| Error::io(&self.path, e)),
+        )?;
+        Ok(true)
+    }
+
+    fn check_region(&self, chunk: &[u64], region: ChunkRegion<'_>) -> Result<()> {
+        self.check_chunk(chunk)?;
+        if super::region_fits(&self.meta.chunks, region) {
+            Ok(())
+        } else {
+            Err(Error::invalid(format!(
+                "{}: region {region:?} does not fit chunk {chunk:?} of shape {:?}",
+                self.here(),
+                self.meta.chunks
+            )))
+        }
+    }
+
     /// Native-order decoded bytes to what the file stores.
     /// Whether chunks are written as they are: no filter and the file in
     /// this machine's byte order.
@@ -801,14 +972,21 @@ impl ChunkStore for Hdf5Inner {
 
     fn capabilities(&self) -> Capabilities {
         match self.access {
-            Access::Direct(_) => Capabilities::new(true, false, true),
+            Access::Direct(_) => Capabilities::new(true, self.raw.is_some(), true),
             Access::Hyperslab { chunked } => Capabilities::new(false, false, chunked),
         }
     }
 
     fn read_chunk(&self, chunk: &[u64]) -> Result<Option<ChunkBuf>> {
         self.check_chunk(chunk)?;
-        let Some((size, _)) = self.allocated(chunk)? else {
+        if let Some(raw) = &self.raw {
+            let mut buf = ChunkBuf::zeroed(self.meta.chunk_bytes());
+            if !self.raw_read_chunk_into(raw, chunk, &mut buf)? {
+                return Ok(None);
+            }
+            return Ok(Some(buf));
+        }
+        let Some(ffi::ChunkStorage { size, .. }) = self.allocated(chunk)? else {
             return Ok(None);
         };
         let mut buf = match &self.access {
@@ -859,6 +1037,66 @@ impl ChunkStore for Hdf5Inner {
         Ok(Some(buf))
     }
 
+    fn read_chunk_into(&self, chunk: &[u64], out: &mut [u8]) -> Result<bool> {
+        self.check_chunk(chunk)?;
+        if out.len() != self.meta.chunk_bytes() {
+            return Err(Error::invalid(format!(
+                "{}: chunk {chunk:?}: a buffer of {} bytes for a chunk of {}",
+                self.here(),
+                out.len(),
+                self.meta.chunk_bytes()
+            )));
+        }
+        if let Some(raw) = &self.raw {
+            return self.raw_read_chunk_into(raw, chunk, out);
+        }
+        let Some(data) = self.read_chunk(chunk)? else {
+            return Ok(false);
+        };
+        out.copy_from_slice(&data);
+        Ok(true)
+    }
+
+    fn read_region(&self, chunk: &[u64], region: ChunkRegion<'_>) -> Result<Option<Vec<u8>>> {
+        self.check_region(chunk, region)?;
+        let Some(raw) = &self.raw else {
+            let Some(data) = self.read_chunk(chunk)? else {
+                return Ok(None);
+            };
+            return Ok(Some(extract_region(&self.meta, &data, region)));
+        };
+        let shape: Vec<u64> = region.iter().map(|r| r.2).collect();
+        let strides = c_strides(&shape);
+        let mut out = vec![0u8; shape.iter().product::<u64>() as usize * self.meta.dtype.size()];
+        let at = Strided {
+            offset: 0,
+            strides: &strides,
+        };
+        Ok(self
+            .raw_region_into(raw, chunk, region, &mut out, at, None)?
+            .then_some(out))
+    }
+
+    fn read_region_into(
+        &self,
+        chunk: &[u64],
+        region: ChunkRegion<'_>,
+        out: &mut [u8],
+        at: Strided<'_>,
+    ) -> Result<bool> {
+        self.check_region(chunk, region)?;
+        let elem = self.meta.dtype.size();
+        super::check_strided_fits(region, elem, out.len(), at)?;
+        if let Some(raw) = &self.raw {
+            return self.raw_region_into(raw, chunk, region, out, at, None);
+        }
+        let Some(data) = self.read_region(chunk, region)? else {
+            return Ok(false);
+        };
+        super::place_region(self.backend(), chunk, region, elem, &data, out, at)?;
+        Ok(true)
+    }
+
     fn write_buffer_bytes(&self) -> usize {
         // Direct writes encode (and byte-swap) a copy of the chunk.
         match &self.access {
@@ -876,8 +1114,12 @@ impl ChunkStore for Hdf5Inner {
                 // Encoding runs here, on the caller's thread, before HDF5's
                 // lock is taken: a parallel flush compresses on every core.
                 let encoded = self.encode(steps, data)?;
-                ffi::write_chunk_raw(&self.ds, &self.origin(chunk), 0, &encoded)
-                    .map_err(self.h5("write chunk"))?;
+                let written = ffi::write_chunk_raw(&self.ds, &self.origin(chunk), 0, &encoded)
+                    .map_err(self.h5("write chunk"));
+                if let Some(raw) = &self.raw {
+                    raw.forget(chunk);
+                }
+                written?;
             }
             Access::Hyperslab { .. } => self.write_hyperslab(chunk, data)?,
         }
@@ -886,7 +1128,10 @@ impl ChunkStore for Hdf5Inner {
     }
 
     fn erase_chunk(&self, chunk: &[u64]) -> Result<()> {
-        self.check_write(chunk, &vec![0; self.meta.chunk_bytes()])?;
+        if !self.writable {
+            return Err(Error::invalid(format!("{}: opened read-only", self.here())));
+        }
+        self.check_chunk(chunk)?;
         if self.allocated(chunk)?.is_none() {
             return Ok(());
         }
@@ -940,5 +1185,139 @@ mod tests {
             };
             conformance::run_all(&Harness { create: &create });
         }
+    }
+
+    fn raw_store(path: &Path, dtype: DType, shape: &[u64], chunks: &[u64]) -> Hdf5Store {
+        let fill = vec![0u8; dtype.size()];
+        Hdf5Store::create(
+            path,
+            "x",
+            dtype,
+            shape,
+            chunks,
+            &fill,
+            &Hdf5Options::default(),
+        )
+        .unwrap()
+    }
+
+    /// Every region of an unfiltered chunk, read straight from the file by
+    /// every method, is what HDF5's own hyperslab read returns.
+    #[test]
+    fn raw_reads_agree_with_hdf5_on_every_region() {
+        use rand::{RngExt, SeedableRng};
+        let dir = tempfile::tempdir().unwrap();
+        let chunks = [2u64, 5, 12];
+        for dtype in [DType::U8, DType::I16, DType::F64] {
+            let s = raw_store(
+                &dir.path().join(format!("{dtype}.h5")),
+                dtype,
+                &[3, 10, 12],
+                &chunks,
+            );
+            assert!(s.capabilities().partial_reads, "{dtype}: raw reads");
+            let m = s.meta();
+            // Two chunks, so the one read is not at the start of the data
+            // (and wholly inside the array, where HDF5 reads every byte).
+            s.write_chunk(&[0, 0, 0], &conformance::pattern(&m, &[0, 0, 0], 1))
+                .unwrap();
+            let chunk = [0u64, 1, 0];
+            s.write_chunk(&chunk, &conformance::pattern(&m, &chunk, 3))
+                .unwrap();
+            let inner = s.inner.read();
+            let raw = inner.raw.as_ref().expect("raw reads");
+            // HDF5's own reading of the chunk, not the bytes written.
+            let data = inner.read_hyperslab(&chunk).unwrap();
+            assert_eq!(&data[..], &conformance::pattern(&m, &chunk, 3)[..]);
+            let mut rng = rand::rngs::SmallRng::seed_from_u64(11);
+            for _ in 0..300 {
+                let region: Vec<(u64, u64, u64)> = chunks
+                    .iter()
+                    .map(|&c| {
+                        let start = rng.random_range(0..c);
+                        let step = rng.random_range(1..=3);
+                        let count = rng.random_range(0..=(c - 1 - start) / step + 1);
+                        (start, step, count)
+                    })
+                    .collect();
+                let want = extract_region(&m, &data, &region);
+                let dense: Vec<u64> = region.iter().map(|r| r.2).collect();
+                let st = c_strides(&dense);
+                let at = Strided {
+                    offset: 0,
+                    strides: &st,
+                };
+                for force in [None, Some(rawio::Method::Preads), Some(rawio::Method::Map)] {
+                    let mut out = vec![0xAB_u8; want.len()];
+                    assert!(
+                        inner
+                            .raw_region_into(raw, &chunk, &region, &mut out, at, force)
+                            .unwrap()
+                    );
+                    assert!(out == want, "{dtype} {region:?} {force:?}");
+                }
+                assert_eq!(inner.read_region(&chunk, &region).unwrap().unwrap(), want);
+            }
+            let mut whole = vec![0u8; m.chunk_bytes()];
+            assert!(inner.read_chunk_into(&chunk, &mut whole).unwrap());
+            assert_eq!(whole, &data[..]);
+        }
+    }
+
+    /// A rewrite, an erase and a resize are seen by the next raw read: no
+    /// stale chunk address survives them.
+    #[test]
+    fn raw_reads_see_rewrites_erases_and_resizes() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = raw_store(&dir.path().join("a.h5"), DType::I32, &[4, 8], &[2, 8]);
+        let m = s.meta();
+        let element = |s: &Hdf5Store, chunk: &[u64]| -> Option<i32> {
+            s.read_region(chunk, &[(1, 1, 1), (3, 1, 1)])
+                .unwrap()
+                .map(|v| i32::from_ne_bytes(v.try_into().unwrap()))
+        };
+        let chunk_of =
+            |v: i32| -> Vec<u8> { (0..16).flat_map(|i| (v + i).to_ne_bytes()).collect() };
+        assert_eq!(element(&s, &[1, 0]), None, "never written");
+        s.write_chunk(&[1, 0], &chunk_of(100)).unwrap();
+        assert_eq!(element(&s, &[1, 0]), Some(111));
+        s.write_chunk(&[1, 0], &chunk_of(200)).unwrap();
+        assert_eq!(element(&s, &[1, 0]), Some(211), "rewritten");
+        s.erase_chunk(&[1, 0]).unwrap();
+        assert!(matches!(element(&s, &[1, 0]), None | Some(0)), "erased");
+        assert!(s.read_chunk(&[1, 0]).unwrap().is_none(), "erased");
+        s.write_chunk(&[1, 0], &chunk_of(300)).unwrap();
+        assert_eq!(element(&s, &[1, 0]), Some(311));
+        s.resize(2).unwrap();
+        s.resize(4).unwrap();
+        assert_eq!(element(&s, &[1, 0]), None, "dropped by the shrink");
+        s.write_chunk(&[1, 0], &chunk_of(400)).unwrap();
+        assert_eq!(element(&s, &[1, 0]), Some(411));
+        drop(s);
+        let s = Hdf5Store::open(&dir.path().join("a.h5"), "x", None, false).unwrap();
+        assert!(s.capabilities().partial_reads);
+        assert_eq!(element(&s, &[1, 0]), Some(411), "reopened");
+        assert_eq!(s.meta(), m);
+    }
+
+    /// HDF5 1.10 reports chunk addresses without the user block, so a file
+    /// with one is read through HDF5, and reads right.
+    #[test]
+    fn files_with_a_user_block_are_read_through_hdf5() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ub.h5");
+        hdf5_metno::File::with_options()
+            .with_fcpl(|p| p.userblock(512))
+            .create(&path)
+            .unwrap();
+        let s = raw_store(&path, DType::I32, &[4, 8], &[2, 8]);
+        let chunk: Vec<u8> = (0..16).flat_map(|i: i32| (7 + i).to_ne_bytes()).collect();
+        s.write_chunk(&[1, 0], &chunk).unwrap();
+        let v = s
+            .read_region(&[1, 0], &[(1, 1, 1), (3, 1, 1)])
+            .unwrap()
+            .unwrap();
+        assert_eq!(i32::from_ne_bytes(v.try_into().unwrap()), 18);
+        assert!(!s.capabilities().partial_reads);
     }
 }
