@@ -23,6 +23,7 @@
 //!
 //! [`flush`]: ChunkStore::flush
 
+pub(crate) mod filemap;
 #[cfg(feature = "hdf5")]
 pub mod hdf5;
 mod memory;

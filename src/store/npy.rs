@@ -29,11 +29,12 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
+#[cfg(test)]
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use memmap2::{Advice, Mmap, MmapOptions, UncheckedAdvice};
 use parking_lot::RwLock;
 
+use super::filemap::FileMap;
 use super::{Capabilities, ChunkRegion, ChunkStore, StoreMeta, extract_region};
 use crate::buffer::ChunkBuf;
 use crate::chunk_grid::{ChunkGrid, DEFAULT_CHUNK_TARGET_BYTES, default_chunks};
@@ -58,37 +59,6 @@ const GROWTH_AXIS_MAX_DIGITS: usize = 21;
 /// Runs written at least this long start their write-back at once
 /// (`start_writeback`).
 const WRITEBACK_MIN_RUN: usize = 1 << 20;
-
-/// Longest span of the map a scattered read reads ahead when cold
-/// (`prefetch_if_cold`), whatever its density.
-const PREFETCH_MAX_SPAN: u64 = 8 << 20;
-
-/// A longer span is read ahead when cold if it holds at least one run per
-/// this many bytes: a read-ahead then reads at most twice what one page
-/// per run would.
-const PREFETCH_MIN_DENSITY: u64 = 8 << 10;
-
-/// Page size assumed for aligning advice ranges (4 KiB on x86-64 and most
-/// aarch64 Linux; a larger page only makes the advice cover more).
-const PAGE_BYTES: usize = 4096;
-
-/// Bytes that reads through the map may touch before its pages are
-/// released.
-const RELEASE_AFTER_BYTES: u64 = 32 << 20;
-
-/// What one page fault on a file map may make resident: Linux maps the
-/// pages around a faulting one that are already in the page cache
-/// ("fault-around", 64 KiB by default), so one element per row of a plane
-/// costs 64 KiB per row, not 4 KiB.
-const FAULT_BYTES: u64 = 64 << 10;
-
-/// What one fault may map when the page cache holds the file in large
-/// folios (ext4 and XFS do, for files written in large runs): a whole
-/// 2 MiB folio, mapped by one page-middle-directory entry. Measured: 2,000
-/// random 64x64 tiles of a just-written 1.6 GB file left 97 MiB
-/// file-backed resident under a 32 MiB estimate that counted fault-around
-/// windows only.
-const FOLIO_BYTES: u64 = 2 << 20;
 
 /// Deepest nesting the header parser follows (a valid header needs 3).
 const MAX_NESTING: usize = 16;
@@ -823,10 +793,7 @@ struct NpyFile {
     writable: bool,
     /// Read-only map of the whole file, for `read_region`; `None` when the
     /// array holds no data or the map could not be made.
-    map: Option<Mmap>,
-    /// Bytes of the map that reads may have touched since its pages were
-    /// last released.
-    touched: AtomicU64,
+    map: Option<FileMap>,
     /// Positioned reads and writes issued (tests check the run count).
     #[cfg(test)]
     io_calls: AtomicU64,
@@ -878,36 +845,6 @@ fn open_file(path: &Path, writable: bool) -> Result<File> {
         .write(writable)
         .open(path)
         .map_err(|e| Error::io(path, e))
-}
-
-/// Maps the whole file read-only with random-access advice (no
-/// read-ahead: a one-element read faults in one page).
-#[allow(unsafe_code)]
-fn map_file(file: &File) -> io::Result<Mmap> {
-    // SAFETY: the map is only ever read, through `&[u8]` borrows that live
-    // for one `copy_region` call. The only writer this process has is the
-    // same store's positioned writes, which touch the bytes of one chunk
-    // while the layer above guarantees no read of that chunk runs (the
-    // cache holds the chunk's lock across write-backs and partial reads;
-    // the contract in `store/mod.rs`); the kernel keeps the map coherent with
-    // those writes. The length is fixed at map time and the store never
-    // shrinks the file. Another process truncating or rewriting the file
-    // while it is mapped is outside what we can guard against (documented
-    // on the module).
-    let map = unsafe { MmapOptions::new().map(file)? };
-    map.advise(Advice::Random)?;
-    Ok(map)
-}
-
-/// Drops this process's page-table entries for the map; the pages stay in
-/// the page cache and fault back in on the next read.
-#[allow(unsafe_code)]
-fn release_pages(map: &Mmap) -> io::Result<()> {
-    // SAFETY: `MADV_DONTNEED` on a shared, read-only file mapping discards
-    // no data: there are no private dirty pages, and later reads refault
-    // the same file contents from the page cache. Borrows of the map held
-    // by other threads stay valid (the range stays mapped).
-    unsafe { map.unchecked_advise(UncheckedAdvice::DontNeed) }
 }
 
 impl NpyStore {
@@ -1216,7 +1153,7 @@ impl NpyFile {
         let map = if nbytes == 0 {
             None
         } else {
-            map_file(&file).ok()
+            FileMap::new(&file).ok()
         };
         let meta = StoreMeta {
             dtype: header.dtype,
@@ -1234,7 +1171,6 @@ impl NpyFile {
             file_strides,
             writable,
             map,
-            touched: AtomicU64::new(0),
             #[cfg(test)]
             io_calls: AtomicU64::new(0),
         })
@@ -1521,7 +1457,7 @@ impl NpyFile {
     /// are left as they are. The region fits the chunk (checked).
     fn copy_from_map(
         &self,
-        map: &Mmap,
+        map: &FileMap,
         chunk: &[u64],
         region: ChunkRegion<'_>,
         out: &mut [u8],
@@ -1568,82 +1504,19 @@ impl NpyFile {
             _ => 1,
         };
         let runs = (n / run) as u64;
-        let first = self.header.data_offset as usize + offset * elem;
-        if runs > 1 {
-            self.prefetch_if_cold(map, first, span * elem, runs);
-        }
-        let data = &map[self.header.data_offset as usize..];
-        copy_region(
+        map.copy(
+            &self.file,
+            self.header.data_offset as usize,
             &inside,
             elem,
-            data,
             Strided {
                 offset,
                 strides: &strides,
             },
             out,
             at,
+            (runs, run * elem, span * elem),
         );
-        // Per run of elements its bytes and a fault-around window, or
-        // per folio-sized window spanned (plus one at either end) a
-        // folio, whichever is less.
-        let touched = runs
-            .saturating_mul((run * elem) as u64 + FAULT_BYTES)
-            .min(((span * elem) as u64 / FOLIO_BYTES + 2).saturating_mul(FOLIO_BYTES));
-        self.note_touched(map, touched);
-    }
-
-    /// Before a read of `runs` separate runs spread over `len` bytes of the
-    /// map from `start`: if the first run is not in the page cache, asks
-    /// the kernel to read the whole span at once (`MADV_WILLNEED`, which
-    /// returns without waiting), so that the runs' page faults wait for one
-    /// large read instead of one small read each. The map is advised
-    /// `MADV_RANDOM` (no read-around), so without this a cold 64x64 tile of
-    /// float32 rows 8000 bytes apart was 64 serial 4 KiB reads: 2.7 ms on
-    /// this machine's disk, 0.65 ms with the span read ahead (raw memmap2,
-    /// same tiles). Only spans at most `PREFETCH_MAX_SPAN` long, or no
-    /// sparser than one run per `PREFETCH_MIN_DENSITY` bytes, are read
-    /// ahead: a scattered selection over a whole file is not. A probe of
-    /// one byte with `RWF_NOWAIT` tells cold from warm, so a warm read costs
-    /// one system call more, not a read-ahead walk of the span (6 µs on a
-    /// tile). Failures cost speed only and are ignored.
-    #[cfg(all(target_os = "linux", not(target_os = "android")))]
-    fn prefetch_if_cold(&self, map: &Mmap, start: usize, len: usize, runs: u64) {
-        if len as u64 > PREFETCH_MAX_SPAN.max(runs.saturating_mul(PREFETCH_MIN_DENSITY)) {
-            return;
-        }
-        let mut probe = [0u8; 1];
-        let cold = matches!(
-            rustix::io::preadv2(
-                &self.file,
-                &mut [io::IoSliceMut::new(&mut probe)],
-                start as u64,
-                rustix::io::ReadWriteFlags::NOWAIT,
-            ),
-            Err(rustix::io::Errno::AGAIN)
-        );
-        if cold {
-            let page = start & !(PAGE_BYTES - 1);
-            let _ = map.advise_range(Advice::WillNeed, page, len + (start - page));
-        }
-    }
-
-    #[cfg(not(all(target_os = "linux", not(target_os = "android"))))]
-    fn prefetch_if_cold(&self, _map: &Mmap, _start: usize, _len: usize, _runs: u64) {}
-
-    /// Notes that a read may have touched `bytes` of the map and hands the
-    /// map's pages back once enough have piled up.
-    fn note_touched(&self, map: &Mmap, bytes: u64) {
-        let total = self
-            .touched
-            .fetch_add(bytes, Ordering::Relaxed)
-            .saturating_add(bytes);
-        if total > RELEASE_AFTER_BYTES
-            && self.touched.swap(0, Ordering::Relaxed) > RELEASE_AFTER_BYTES
-        {
-            // Failing to release costs memory, not correctness.
-            let _ = release_pages(map);
-        }
     }
 
     fn to_native(&self, buf: &mut [u8]) {
@@ -2728,7 +2601,7 @@ mod tests {
             assert!(got.iter().all(|&b| b == i as u8 + 1), "row {i}");
             max_rss = max_rss.max(mapped_rss(&p));
         }
-        let limit = RELEASE_AFTER_BYTES;
+        let limit = crate::store::filemap::RELEASE_AFTER_BYTES;
         assert!(
             max_rss > limit / 2,
             "reads went through the map ({max_rss})"

@@ -17,6 +17,7 @@ use std::ops::Range;
 use memmap2::{Mmap, MmapOptions};
 
 use super::ChunkRegion;
+use super::filemap::FileMap;
 use crate::error::Result;
 use crate::layout::{Strided, c_strides, copy_region, for_each_file_run, single_run};
 
@@ -27,6 +28,10 @@ pub enum Method {
     Preads,
     /// Map the chunk for this call and copy out of the map.
     Map,
+    /// Copy out of a long-lived map of the whole file ([`FileMap`]),
+    /// when the caller has one (only tests force it).
+    #[cfg_attr(not(all(test, feature = "hdf5")), allow(dead_code))]
+    FileMap,
 }
 
 /// Page size the cost model counts in.
@@ -146,9 +151,13 @@ impl RawChunk<'_> {
 
     /// Reads `region` of the chunk into `out` at `at` (both checked by the
     /// caller). `pread(buf, pos)` fills `buf` from byte `pos` of the chunk;
-    /// `map()` maps the chunk. `force` picks the method for many runs
-    /// (tests compare them); `None` lets [`method`] choose and takes the
-    /// one-`pread` shortcuts.
+    /// `map()` maps the chunk; `file_map`, if the caller keeps one, is a
+    /// map of the whole file (the chunk starting at byte `base`, checked to
+    /// lie inside it) with that file, and serves every read of many runs.
+    /// `force` picks the method for many runs (tests compare them); `None`
+    /// takes the one-`pread` shortcuts, then the file map or what
+    /// [`method`] chooses.
+    #[allow(clippy::too_many_arguments)]
     pub fn read_region_into(
         &self,
         region: ChunkRegion<'_>,
@@ -157,6 +166,7 @@ impl RawChunk<'_> {
         force: Option<Method>,
         mut pread: impl FnMut(&mut [u8], usize) -> Result<()>,
         map: impl FnOnce() -> Result<ChunkMap>,
+        file_map: Option<(&FileMap, &File, usize)>,
     ) -> Result<()> {
         if region.iter().any(|r| r.2 == 0) {
             return Ok(());
@@ -195,13 +205,33 @@ impl RawChunk<'_> {
             .map(|(&n, &s)| (n - 1) * s)
             .sum::<usize>()
             + 1;
-        match force.unwrap_or_else(|| method(elems / run, run * elem, span * elem)) {
-            Method::Map => {
+        let how = match (force, file_map) {
+            (Some(Method::FileMap) | None, Some(f)) => Ok(f),
+            (Some(Method::FileMap), None) => Err(Method::Map),
+            (Some(m), _) => Err(m),
+            (None, None) => Err(method(elems / run, run * elem, span * elem)),
+        };
+        match how {
+            Ok((fm, file, base)) => {
+                let runs = (elems / run) as u64;
+                fm.copy(
+                    file,
+                    base,
+                    &counts,
+                    elem,
+                    src,
+                    out,
+                    at,
+                    (runs, run * elem, span * elem),
+                );
+                Ok(())
+            }
+            Err(Method::Map | Method::FileMap) => {
                 let map = map()?;
                 copy_region(&counts, elem, &map, src, out, at);
                 Ok(())
             }
-            Method::Preads => {
+            Err(Method::Preads) => {
                 let mut result = Ok(());
                 let mut tmp = Vec::new();
                 for_each_file_run(&counts, src, at, |fo, bo, n, stride| {

@@ -39,6 +39,7 @@ use std::fs::File as StdFile;
 use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use hdf5_metno::dataset::Layout;
@@ -54,6 +55,7 @@ use ndarray::{ArrayD, IxDyn};
 use parking_lot::{Mutex, RwLock};
 
 use self::filters::{FILTER_LZ4, Step};
+use super::filemap::FileMap;
 use super::rawio::{self, RawChunk};
 use super::{Capabilities, ChunkRegion, ChunkStore, StoreMeta, extract_region};
 use crate::buffer::ChunkBuf;
@@ -145,11 +147,38 @@ struct RawReads {
     file: StdFile,
     /// Chunk addresses looked up lately; `None`: not allocated.
     addrs: Mutex<LruCache<Vec<u64>, Option<u64>>>,
+    /// A map of the whole file for reads of many runs (a tile): made on
+    /// the first such read, made again when a chunk lies past its end
+    /// (the file grew), dropped by a resize (the file may shrink).
+    map: RwLock<Option<Arc<FileMap>>>,
 }
 
 impl RawReads {
     fn forget(&self, chunk: &[u64]) {
         self.addrs.lock().pop(chunk);
+    }
+
+    /// The file map, if it covers `end` bytes (mapped anew if the file has
+    /// grown); `None` if the file cannot be mapped, which costs reads
+    /// speed only.
+    fn map_to(&self, end: u64) -> Option<Arc<FileMap>> {
+        if let Some(m) = &*self.map.read()
+            && m.len() as u64 >= end
+        {
+            return Some(m.clone());
+        }
+        let mut slot = self.map.write();
+        if let Some(m) = &*slot
+            && m.len() as u64 >= end
+        {
+            return Some(m.clone());
+        }
+        let m = Arc::new(FileMap::new(&self.file).ok()?);
+        if (m.len() as u64) < end {
+            return None;
+        }
+        *slot = Some(m.clone());
+        Some(m)
     }
 }
 
@@ -415,6 +444,7 @@ impl super::ResizeInPlace for Hdf5Inner {
         let dims: Vec<usize> = shape.iter().map(|&n| n as usize).collect();
         if let Some(raw) = &self.raw {
             raw.addrs.lock().clear();
+            *raw.map.write() = None;
         }
         self.ds.resize(dims).map_err(self.h5("resize"))?;
         self.dirty.store(true, Ordering::Release);
@@ -649,6 +679,7 @@ impl Hdf5Inner {
                     addrs: Mutex::new(LruCache::new(
                         std::num::NonZeroUsize::new(RAW_ADDRESSES).expect("nonzero"),
                     )),
+                    map: RwLock::new(None),
                 })
             }
             _ => None,
@@ -900,6 +931,12 @@ impl Hdf5Inner {
             return Ok(false);
         };
         let len = self.meta.chunk_bytes();
+        let one_run = region.iter().rev().skip(1).all(|r| r.2 <= 1);
+        let file_map = if one_run {
+            None
+        } else {
+            raw.map_to(addr + len as u64)
+        };
         RawChunk {
             shape: &self.meta.chunks,
             elem: self.meta.dtype.size(),
@@ -911,6 +948,7 @@ impl Hdf5Inner {
             force,
             |buf, pos| self.raw_pread(raw, chunk, addr, buf, pos),
             || rawio::map_chunk(&raw.file, addr, len).map_err(|e| Error::io(&self.path, e)),
+            file_map.as_deref().map(|m| (m, &raw.file, addr as usize)),
         )?;
         Ok(true)
     }
@@ -1247,7 +1285,12 @@ mod tests {
                     offset: 0,
                     strides: &st,
                 };
-                for force in [None, Some(rawio::Method::Preads), Some(rawio::Method::Map)] {
+                for force in [
+                    None,
+                    Some(rawio::Method::Preads),
+                    Some(rawio::Method::Map),
+                    Some(rawio::Method::FileMap),
+                ] {
                     let mut out = vec![0xAB_u8; want.len()];
                     assert!(
                         inner
@@ -1271,10 +1314,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = raw_store(&dir.path().join("a.h5"), DType::I32, &[4, 8], &[2, 8]);
         let m = s.meta();
+        // One element (one pread), and a 2 x 2 tile of the chunk (two
+        // runs: through the file map, which must follow the file as it
+        // grows with every rewrite and shrinks with a resize).
         let element = |s: &Hdf5Store, chunk: &[u64]| -> Option<i32> {
-            s.read_region(chunk, &[(1, 1, 1), (3, 1, 1)])
+            let e = s
+                .read_region(chunk, &[(1, 1, 1), (3, 1, 1)])
                 .unwrap()
-                .map(|v| i32::from_ne_bytes(v.try_into().unwrap()))
+                .map(|v| i32::from_ne_bytes(v.try_into().unwrap()));
+            let tile = s.read_region(chunk, &[(0, 1, 2), (2, 1, 2)]).unwrap();
+            let tile = tile.map(|t| {
+                t.chunks_exact(4)
+                    .map(|b| i32::from_ne_bytes(b.try_into().unwrap()))
+                    .collect::<Vec<_>>()
+            });
+            match e {
+                Some(v) if v != 0 => {
+                    assert_eq!(tile, Some(vec![v - 9, v - 8, v - 1, v]), "tile of {v}")
+                }
+                _ => assert_eq!(tile.map(|t| t.iter().any(|&x| x != 0)), e.map(|_| false)),
+            }
+            e
         };
         let chunk_of =
             |v: i32| -> Vec<u8> { (0..16).flat_map(|i| (v + i).to_ne_bytes()).collect() };
@@ -1293,6 +1353,8 @@ mod tests {
         assert_eq!(element(&s, &[1, 0]), None, "dropped by the shrink");
         s.write_chunk(&[1, 0], &chunk_of(400)).unwrap();
         assert_eq!(element(&s, &[1, 0]), Some(411));
+        let mapped = s.inner.read().raw.as_ref().unwrap().map.read().is_some();
+        assert!(mapped, "tiles are read through the file map");
         drop(s);
         let s = Hdf5Store::open(&dir.path().join("a.h5"), "x", None, false).unwrap();
         assert!(s.capabilities().partial_reads);

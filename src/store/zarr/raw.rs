@@ -285,6 +285,7 @@ impl ZarrInner {
                 rawio::map_chunk(&file, 0, self.meta.chunk_bytes())
                     .map_err(|e| Error::io(self.chunk_path(chunk), e))
             },
+            None,
         )?;
         Ok(true)
     }
