@@ -1,7 +1,8 @@
 //! A read-only map of a whole file for partial reads that copy many
 //! small runs (a tile, a strided plane), shared by the stores that keep
-//! one array's bytes in one file at known offsets: `.npy` (the array) and
-//! HDF5 (unfiltered chunks at their addresses).
+//! decoded bytes in files at known offsets: `.npy` (the array), HDF5
+//! (unfiltered chunks at their addresses) and raw Zarr chunk files (one
+//! map per open chunk file, released together).
 //!
 //! Faulting pages of a long-lived map costs less than a `pread` per run
 //! and much less than mapping per call, but the map's pages count as the
@@ -17,7 +18,7 @@
 
 use std::fs::File;
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use memmap2::{Advice, Mmap, MmapOptions, UncheckedAdvice};
 
@@ -59,9 +60,26 @@ const FOLIO_BYTES: u64 = 2 << 20;
 #[derive(Debug)]
 pub struct FileMap {
     map: Mmap,
-    /// Bytes of the map that reads may have touched since its pages were
-    /// last released.
-    touched: AtomicU64,
+    /// A read went through the map since its pages were last released.
+    used: AtomicBool,
+}
+
+/// Bytes that reads through one or more [`FileMap`]s may have touched
+/// since their pages were last released.
+#[derive(Debug, Default)]
+pub struct Touched(AtomicU64);
+
+impl Touched {
+    /// Notes that a read may have touched `bytes`; `true` when enough
+    /// have piled up that the maps' pages should be released now (the
+    /// count starts again).
+    pub fn note(&self, bytes: u64) -> bool {
+        let total = self
+            .0
+            .fetch_add(bytes, Ordering::Relaxed)
+            .saturating_add(bytes);
+        total > RELEASE_AFTER_BYTES && self.0.swap(0, Ordering::Relaxed) > RELEASE_AFTER_BYTES
+    }
 }
 
 impl FileMap {
@@ -69,8 +87,17 @@ impl FileMap {
     pub fn new(file: &File) -> io::Result<FileMap> {
         Ok(FileMap {
             map: map_file(file)?,
-            touched: AtomicU64::new(0),
+            used: AtomicBool::new(false),
         })
+    }
+
+    /// Drops this process's page-table entries for the map (its resident
+    /// pages), if a read went through it since the last release; the data
+    /// stays in the page cache. Failing costs memory, not correctness.
+    pub fn release(&self) {
+        if self.used.swap(false, Ordering::Relaxed) {
+            let _ = release_pages(&self.map);
+        }
     }
 
     /// Bytes mapped.
@@ -84,7 +111,8 @@ impl FileMap {
     /// at `at`. `runs` is how many file runs they make and `span` the
     /// bytes from the first to the last; a cold scattered read reads the
     /// span ahead first (through `file`, the mapped file, for the probe).
-    /// The caller checked that every byte lies inside the map.
+    /// The caller checked that every byte lies inside the map. Returns the
+    /// bytes of the map the read may have made resident, for [`Touched`].
     #[allow(clippy::too_many_arguments)]
     pub fn copy(
         &self,
@@ -96,33 +124,19 @@ impl FileMap {
         out: &mut [u8],
         at: Strided<'_>,
         (runs, run_bytes, span): (u64, usize, usize),
-    ) {
+    ) -> u64 {
         if runs > 1 {
             prefetch_if_cold(&self.map, file, base + src.offset * elem, span, runs);
+        }
+        if !self.used.load(Ordering::Relaxed) {
+            self.used.store(true, Ordering::Relaxed);
         }
         copy_region(counts, elem, &self.map[base..], src, out, at);
         // Per run of elements its bytes and a fault-around window, or
         // per folio-sized window spanned (plus one at either end) a
         // folio, whichever is less.
-        let touched = runs
-            .saturating_mul(run_bytes as u64 + FAULT_BYTES)
-            .min((span as u64 / FOLIO_BYTES + 2).saturating_mul(FOLIO_BYTES));
-        self.note_touched(touched);
-    }
-
-    /// Notes that a read may have touched `bytes` of the map and hands the
-    /// map's pages back once enough have piled up.
-    fn note_touched(&self, bytes: u64) {
-        let total = self
-            .touched
-            .fetch_add(bytes, Ordering::Relaxed)
-            .saturating_add(bytes);
-        if total > RELEASE_AFTER_BYTES
-            && self.touched.swap(0, Ordering::Relaxed) > RELEASE_AFTER_BYTES
-        {
-            // Failing to release costs memory, not correctness.
-            let _ = release_pages(&self.map);
-        }
+        runs.saturating_mul(run_bytes as u64 + FAULT_BYTES)
+            .min((span as u64 / FOLIO_BYTES + 2).saturating_mul(FOLIO_BYTES))
     }
 }
 
@@ -134,7 +148,8 @@ fn map_file(file: &File) -> io::Result<Mmap> {
     // for one `copy_region` call. The only writers this process has are the
     // owning store's: the npy store's positioned writes, which touch the
     // bytes of one chunk, and HDF5's writes of chunks and of its metadata,
-    // in place; the layer above guarantees no read of a chunk runs while
+    // in place (Zarr never writes a chunk file in place: a write renames a
+    // new file over it, leaving a mapped one as it was); the layer above guarantees no read of a chunk runs while
     // that chunk is written (the cache holds the chunk's lock across
     // write-backs and partial reads; the contract in `store/mod.rs`), and
     // reads copy only the bytes of the chunk they read. The kernel keeps

@@ -34,7 +34,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::RwLock;
 
-use super::filemap::FileMap;
+use super::filemap::{FileMap, Touched};
 use super::{Capabilities, ChunkRegion, ChunkStore, StoreMeta, extract_region};
 use crate::buffer::ChunkBuf;
 use crate::chunk_grid::{ChunkGrid, DEFAULT_CHUNK_TARGET_BYTES, default_chunks};
@@ -794,6 +794,8 @@ struct NpyFile {
     /// Read-only map of the whole file, for `read_region`; `None` when the
     /// array holds no data or the map could not be made.
     map: Option<FileMap>,
+    /// What reads through the map may have made resident.
+    touched: Touched,
     /// Positioned reads and writes issued (tests check the run count).
     #[cfg(test)]
     io_calls: AtomicU64,
@@ -1171,6 +1173,7 @@ impl NpyFile {
             file_strides,
             writable,
             map,
+            touched: Touched::default(),
             #[cfg(test)]
             io_calls: AtomicU64::new(0),
         })
@@ -1504,7 +1507,7 @@ impl NpyFile {
             _ => 1,
         };
         let runs = (n / run) as u64;
-        map.copy(
+        let touched = map.copy(
             &self.file,
             self.header.data_offset as usize,
             &inside,
@@ -1517,6 +1520,9 @@ impl NpyFile {
             at,
             (runs, run * elem, span * elem),
         );
+        if self.touched.note(touched) {
+            map.release();
+        }
     }
 
     fn to_native(&self, buf: &mut [u8]) {

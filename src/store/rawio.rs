@@ -17,7 +17,7 @@ use std::ops::Range;
 use memmap2::{Mmap, MmapOptions};
 
 use super::ChunkRegion;
-use super::filemap::FileMap;
+use super::filemap::{FileMap, Touched};
 use crate::error::Result;
 use crate::layout::{Strided, c_strides, copy_region, for_each_file_run, single_run};
 
@@ -54,11 +54,10 @@ const PAGE: usize = 4096;
 /// consecutive rows: 735-760 against 656-825; on every 2nd row 956
 /// against 1393; every 7th row (`a[::3, ::7, 5]`, 286 runs) 231 against
 /// 1249-1456. `a[z, ::2, ::2]` (a million one-element runs) 0.9 ms
-/// mapped. Keeping maps open between calls would be faster still (a tile
-/// 24-29 us), but an LRU of 64 of them measured no better than mapping
-/// per call on random tiles over 100 chunks (tearing down an evicted
-/// map's page tables costs what keeping it saved), and held maps pin page
-/// tables and show as resident memory.
+/// mapped. A map kept between calls is cheaper still, and the stores use
+/// one whenever they have it (a [`FileMap`] of the whole file, with its
+/// resident bound): this model decides only for a chunk file a Zarr store
+/// could not keep open.
 pub fn method(runs: usize, run_bytes: usize, span_bytes: usize) -> Method {
     const FAULT_AROUND: usize = 16;
     let pages =
@@ -117,6 +116,22 @@ pub fn map_chunk(file: &File, base: u64, len: usize) -> io::Result<ChunkMap> {
     Ok(ChunkMap { map, start, len })
 }
 
+/// A long-lived map of the file that holds a chunk, for reads of many
+/// runs.
+pub struct Mapped<'a> {
+    /// The map (it covers the chunk: the caller checked).
+    pub map: &'a FileMap,
+    /// The mapped file (a cold read probes it).
+    pub file: &'a File,
+    /// The chunk's first byte in the file.
+    pub base: usize,
+    /// What reads through this map and its siblings may have made
+    /// resident.
+    pub touched: &'a Touched,
+    /// Releases the resident pages of every map `touched` counts for.
+    pub release: &'a dyn Fn(),
+}
+
 /// A chunk stored raw in a file.
 pub struct RawChunk<'a> {
     /// The chunk's shape (its full shape: edge chunks are stored whole).
@@ -166,7 +181,7 @@ impl RawChunk<'_> {
         force: Option<Method>,
         mut pread: impl FnMut(&mut [u8], usize) -> Result<()>,
         map: impl FnOnce() -> Result<ChunkMap>,
-        file_map: Option<(&FileMap, &File, usize)>,
+        file_map: Option<Mapped<'_>>,
     ) -> Result<()> {
         if region.iter().any(|r| r.2 == 0) {
             return Ok(());
@@ -212,11 +227,11 @@ impl RawChunk<'_> {
             (None, None) => Err(method(elems / run, run * elem, span * elem)),
         };
         match how {
-            Ok((fm, file, base)) => {
+            Ok(m) => {
                 let runs = (elems / run) as u64;
-                fm.copy(
-                    file,
-                    base,
+                let touched = m.map.copy(
+                    m.file,
+                    m.base,
                     &counts,
                     elem,
                     src,
@@ -224,6 +239,9 @@ impl RawChunk<'_> {
                     at,
                     (runs, run * elem, span * elem),
                 );
+                if m.touched.note(touched) {
+                    (m.release)();
+                }
                 Ok(())
             }
             Err(Method::Map | Method::FileMap) => {

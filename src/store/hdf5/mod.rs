@@ -55,8 +55,8 @@ use ndarray::{ArrayD, IxDyn};
 use parking_lot::{Mutex, RwLock};
 
 use self::filters::{FILTER_LZ4, Step};
-use super::filemap::FileMap;
-use super::rawio::{self, RawChunk};
+use super::filemap::{FileMap, Touched};
+use super::rawio::{self, Mapped, RawChunk};
 use super::{Capabilities, ChunkRegion, ChunkStore, StoreMeta, extract_region};
 use crate::buffer::ChunkBuf;
 use crate::chunk_grid::{ChunkGrid, DEFAULT_CHUNK_TARGET_BYTES, default_chunks};
@@ -151,6 +151,8 @@ struct RawReads {
     /// the first such read, made again when a chunk lies past its end
     /// (the file grew), dropped by a resize (the file may shrink).
     map: RwLock<Option<Arc<FileMap>>>,
+    /// What reads through the map may have made resident.
+    touched: Touched,
 }
 
 impl RawReads {
@@ -680,6 +682,7 @@ impl Hdf5Inner {
                         std::num::NonZeroUsize::new(RAW_ADDRESSES).expect("nonzero"),
                     )),
                     map: RwLock::new(None),
+                    touched: Touched::default(),
                 })
             }
             _ => None,
@@ -937,6 +940,11 @@ impl Hdf5Inner {
         } else {
             raw.map_to(addr + len as u64)
         };
+        let release = || {
+            if let Some(m) = &file_map {
+                m.release();
+            }
+        };
         RawChunk {
             shape: &self.meta.chunks,
             elem: self.meta.dtype.size(),
@@ -948,7 +956,13 @@ impl Hdf5Inner {
             force,
             |buf, pos| self.raw_pread(raw, chunk, addr, buf, pos),
             || rawio::map_chunk(&raw.file, addr, len).map_err(|e| Error::io(&self.path, e)),
-            file_map.as_deref().map(|m| (m, &raw.file, addr as usize)),
+            file_map.as_deref().map(|m| Mapped {
+                map: m,
+                file: &raw.file,
+                base: addr as usize,
+                touched: &raw.touched,
+                release: &release,
+            }),
         )?;
         Ok(true)
     }

@@ -3,9 +3,11 @@
 //! A chunk file is raw when it holds exactly the decoded chunk: C order,
 //! native byte order, nothing before or after. Then a read needs no codec:
 //! a whole chunk is one `pread` into the caller's buffer, an element or part
-//! of a row one `pread` of its bytes, and zarrs (its `get` into a `Vec`, the
-//! decode copy, the partial decoder's allocations and `stat`) is bypassed.
-//! Writes still go through zarrs.
+//! of a row one `pread` of its bytes, a region of many runs a copy out of a
+//! map of the file kept with it ([`FileMap`]; the maps of a store share
+//! one resident bound), and zarrs (its `get` into a `Vec`, the decode
+//! copy, the partial decoder's allocations and `stat`) is bypassed. Writes
+//! still go through zarrs.
 //!
 //! Files stay open in a small per-store LRU ([`OpenFiles`]), so that a
 //! random element does not pay `open` and `close` (3.4 us against 1.2 us
@@ -23,8 +25,8 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use lru::LruCache;
 use parking_lot::Mutex;
@@ -37,10 +39,11 @@ use crate::dtype::{DType, normalize_bools};
 use crate::error::{Error, Result};
 use crate::layout::Strided;
 use crate::store::ChunkRegion;
+use crate::store::filemap::{FileMap, Touched};
 pub use crate::store::rawio::Method;
 #[cfg(test)]
 pub use crate::store::rawio::method;
-use crate::store::rawio::{self, RawChunk};
+use crate::store::rawio::{self, Mapped, RawChunk};
 
 /// Open chunk files a store keeps at most: each is one file descriptor
 /// and a few dozen bytes. Random elements of the bench's 100-chunk array
@@ -86,11 +89,26 @@ pub fn is_raw(codecs: &CodecChain, dtype: DType) -> bool {
     }
 }
 
+/// A chunk file open read-only, and its map once a read of many runs
+/// wanted one.
+#[derive(Debug)]
+pub struct OpenChunk {
+    file: File,
+    /// The store keeps this entry; else it lives for one call, and a map
+    /// is not worth making.
+    held: AtomicBool,
+    /// The whole file mapped ([`FileMap`]); `None` inside if it could not
+    /// be.
+    map: OnceLock<Option<FileMap>>,
+}
+
 /// A bounded map from chunk coordinates to that chunk's file, open
 /// read-only. See the [module docs](self).
 #[derive(Debug)]
 pub struct OpenFiles {
-    files: Mutex<LruCache<Vec<u64>, Arc<File>>>,
+    files: Mutex<LruCache<Vec<u64>, Arc<OpenChunk>>>,
+    /// What reads through the files' maps may have made resident.
+    touched: Touched,
     /// Files opened and `pread`s made (tests count system calls).
     #[cfg(test)]
     pub calls: Mutex<(usize, usize)>,
@@ -100,19 +118,20 @@ impl OpenFiles {
     pub fn new() -> Self {
         OpenFiles {
             files: Mutex::new(LruCache::unbounded()),
+            touched: Touched::default(),
             #[cfg(test)]
             calls: Mutex::new((0, 0)),
         }
     }
 
     /// The cached file of a chunk.
-    fn get(&self, chunk: &[u64]) -> Option<Arc<File>> {
+    fn get(&self, chunk: &[u64]) -> Option<Arc<OpenChunk>> {
         self.files.lock().get(chunk).cloned()
     }
 
     /// Keeps a chunk's file open, within this store's and the process's
     /// bounds.
-    fn put(&self, chunk: &[u64], file: Arc<File>) {
+    fn put(&self, chunk: &[u64], file: Arc<OpenChunk>) {
         let mut files = self.files.lock();
         let room = || {
             HELD.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
@@ -126,7 +145,17 @@ impl OpenFiles {
             || (files.len() < OPEN_FILES && room())
             || files.pop_lru().is_some();
         if keep {
+            file.held.store(true, Ordering::Relaxed);
             files.put(chunk.to_vec(), file);
+        }
+    }
+
+    /// Hands back the resident pages of every held file's map.
+    fn release_maps(&self) {
+        for (_, f) in self.files.lock().iter() {
+            if let Some(Some(m)) = f.map.get() {
+                m.release();
+            }
         }
     }
 
@@ -149,6 +178,16 @@ impl OpenFiles {
     #[cfg(test)]
     pub fn len(&self) -> usize {
         self.files.lock().len()
+    }
+
+    /// Held files with a map (tests).
+    #[cfg(test)]
+    pub fn maps(&self) -> usize {
+        let files = self.files.lock();
+        files
+            .iter()
+            .filter(|(_, f)| matches!(f.map.get(), Some(Some(_))))
+            .count()
     }
 
     /// Files held by every store (tests).
@@ -194,7 +233,7 @@ fn open(path: &Path, files: &OpenFiles) -> io::Result<Option<File>> {
 impl ZarrInner {
     /// A raw chunk's file, from the cache or opened (and its length
     /// checked); `Ok(None)` if the chunk was never written.
-    fn raw_file(&self, chunk: &[u64]) -> Result<Option<Arc<File>>> {
+    fn raw_file(&self, chunk: &[u64]) -> Result<Option<Arc<OpenChunk>>> {
         if let Some(f) = self.files.get(chunk) {
             return Ok(Some(f));
         }
@@ -210,7 +249,11 @@ impl ZarrInner {
                 format!("the chunk file holds {len} bytes, expected {want} (uncompressed)"),
             ));
         }
-        let file = Arc::new(file);
+        let file = Arc::new(OpenChunk {
+            file,
+            held: AtomicBool::new(false),
+            map: OnceLock::new(),
+        });
         self.files.put(chunk, file.clone());
         Ok(Some(file))
     }
@@ -241,10 +284,10 @@ impl ZarrInner {
     /// Reads a whole raw chunk into `out` (`chunk_bytes` long); `Ok(false)`
     /// if it was never written.
     pub(super) fn raw_read_chunk_into(&self, chunk: &[u64], out: &mut [u8]) -> Result<bool> {
-        let Some(file) = self.raw_file(chunk)? else {
+        let Some(open) = self.raw_file(chunk)? else {
             return Ok(false);
         };
-        self.raw_pread(&file, chunk, out, 0)?;
+        self.raw_pread(&open.file, chunk, out, 0)?;
         if self.meta.dtype == DType::Bool {
             normalize_bools(out);
         }
@@ -268,9 +311,19 @@ impl ZarrInner {
         at: Strided<'_>,
         force: Option<Method>,
     ) -> Result<bool> {
-        let Some(file) = self.raw_file(chunk)? else {
+        let Some(open) = self.raw_file(chunk)? else {
             return Ok(false);
         };
+        let file = &open.file;
+        // Reads of many runs copy out of a map of the file kept with it,
+        // if the file is kept.
+        let one_run = region.iter().rev().skip(1).all(|r| r.2 <= 1);
+        let map = if one_run || !open.held.load(Ordering::Relaxed) {
+            None
+        } else {
+            open.map.get_or_init(|| FileMap::new(file).ok()).as_ref()
+        };
+        let release = || self.files.release_maps();
         let raw = RawChunk {
             shape: &self.meta.chunks,
             elem: self.meta.dtype.size(),
@@ -280,12 +333,18 @@ impl ZarrInner {
             out,
             at,
             force,
-            |buf, pos| self.raw_pread(&file, chunk, buf, pos),
+            |buf, pos| self.raw_pread(file, chunk, buf, pos),
             || {
-                rawio::map_chunk(&file, 0, self.meta.chunk_bytes())
+                rawio::map_chunk(file, 0, self.meta.chunk_bytes())
                     .map_err(|e| Error::io(self.chunk_path(chunk), e))
             },
-            None,
+            map.map(|m| Mapped {
+                map: m,
+                file,
+                base: 0,
+                touched: &self.files.touched,
+                release: &release,
+            }),
         )?;
         Ok(true)
     }

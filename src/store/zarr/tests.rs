@@ -351,7 +351,8 @@ fn an_element_is_one_pread_of_a_file_opened_once() {
     .unwrap();
     assert_eq!(i32s(&row), (20_451..20_461).collect::<Vec<_>>());
     assert_eq!(calls(), (start.0 + 1, start.1 + 3));
-    // A 16 x 16 tile: one pread per row.
+    // A 16 x 16 tile: copied out of a map of the file kept with it, no
+    // pread.
     let mut tile = vec![0u8; 256 * 4];
     let at = Strided {
         offset: 0,
@@ -365,8 +366,9 @@ fn an_element_is_one_pread_of_a_file_opened_once() {
     )
     .unwrap();
     assert_eq!(i32s(&tile)[17], 20_000 + 9 * 64 + 5);
-    assert_eq!(calls(), (start.0 + 1, start.1 + 19));
-    // Every other element of every other row: many runs per page, mapped.
+    assert_eq!(calls(), (start.0 + 1, start.1 + 3));
+    assert_eq!(s.inner.read().files.maps(), 1, "the map is kept");
+    // Every other element of every other row of another chunk: mapped too.
     let mut strided = vec![0u8; 32 * 32 * 4];
     let at = Strided {
         offset: 0,
@@ -380,7 +382,19 @@ fn an_element_is_one_pread_of_a_file_opened_once() {
     )
     .unwrap();
     assert_eq!(i32s(&strided)[33], 10_000 + 2 * 64 + 3);
-    assert_eq!(calls(), (start.0 + 2, start.1 + 19), "no pread: mapped");
+    assert_eq!(calls(), (start.0 + 2, start.1 + 3), "no pread: mapped");
+    assert_eq!(s.inner.read().files.maps(), 2);
+    // A rewrite drops the file and its map.
+    s.write_chunk(&[1, 0, 0], &chunk_of(50_000, 4096)).unwrap();
+    assert_eq!(s.inner.read().files.maps(), 1);
+    s.read_region_into(
+        &[1, 0, 0],
+        &[(0, 1, 1), (0, 2, 32), (1, 2, 32)],
+        &mut strided,
+        at,
+    )
+    .unwrap();
+    assert_eq!(i32s(&strided)[33], 50_000 + 2 * 64 + 3, "the new file");
 }
 
 #[test]
@@ -581,5 +595,58 @@ fn zero_d_raw_arrays_read_their_one_element() {
     assert_eq!(
         s.read_chunk(&[]).unwrap().unwrap().as_ref(),
         42i32.to_ne_bytes()
+    );
+}
+
+/// Resident bytes of this process's mappings of files under `dir`.
+fn mapped_rss_under(dir: &std::path::Path) -> u64 {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").expect("/proc/self/smaps");
+    let name = dir.to_str().unwrap();
+    let mut in_map = false;
+    let mut total = 0;
+    for line in smaps.lines() {
+        let first = line.split_whitespace().next().unwrap_or("");
+        if first.contains('-') && first.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+            in_map = line.contains(name);
+        } else if in_map && let Some(kb) = line.strip_prefix("Rss:") {
+            let kb: u64 = kb.trim().trim_end_matches("kB").trim().parse().unwrap();
+            total += kb * 1024;
+        }
+    }
+    total
+}
+
+/// The maps kept with open chunk files share one resident bound: reads
+/// through 96 of them (1 MiB each) never keep more than about 32 MiB
+/// resident, though every map stays open.
+#[test]
+fn chunk_file_maps_share_one_resident_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("m.zarr");
+    let s = create(
+        &p,
+        DType::U8,
+        &[96, 64, 16384],
+        &[1, 64, 16384],
+        &ZarrOptions::default(),
+    );
+    for i in 0..96u64 {
+        s.write_chunk(&[i, 0, 0], &vec![i as u8 + 1; 1 << 20])
+            .unwrap();
+    }
+    let mut max_rss = 0;
+    // All but the last byte of every row: 64 runs, through the map.
+    let region = [(0, 1, 1), (0, 1, 64), (0, 1, 16383)];
+    for i in 0..96u64 {
+        let got = s.read_region(&[i, 0, 0], &region).unwrap().unwrap();
+        assert!(got.iter().all(|&b| b == i as u8 + 1), "chunk {i}");
+        max_rss = max_rss.max(mapped_rss_under(&p));
+    }
+    assert_eq!(s.inner.read().files.maps(), 96, "every map is kept");
+    let limit = crate::store::filemap::RELEASE_AFTER_BYTES;
+    assert!(max_rss >= 1 << 20, "reads went through maps ({max_rss})");
+    assert!(
+        max_rss <= limit + (6 << 20),
+        "resident maps grew to {max_rss} bytes"
     );
 }
