@@ -8,9 +8,9 @@ use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 
 fn main() -> chunkyard::Result<()> {
-    let path = std::env::args()
-        .nth(1)
-        .ok_or_else(|| chunkyard::Error::invalid("usage: random_reads FILE [elements|tiles]"))?;
+    let path = std::env::args().nth(1).ok_or_else(|| {
+        chunkyard::Error::invalid("usage: random_reads FILE [elements|tiles|planes]")
+    })?;
     let what = std::env::args().nth(2).unwrap_or_default();
     let open = || {
         chunkyard::open_with::<f32>(
@@ -24,6 +24,27 @@ fn main() -> chunkyard::Result<()> {
     let (d, r, c) = (shape[0], shape[1], shape[2]);
     let mut rng = SmallRng::seed_from_u64(7);
     for pass in 0..3 {
+        if what == "planes" {
+            // Whole planes through a 1 MiB cache (smaller than a plane),
+            // as `cargo bench --bench io -- "read plane"` does.
+            let a = chunkyard::open_with::<f32>(
+                &path,
+                &OpenOptions::new()
+                    .read_only(true)
+                    .cache(ChunkCache::new(1 << 20)),
+            )?;
+            let n = 200;
+            let mut buf = vec![0f32; (r * c) as usize];
+            let t = Instant::now();
+            for _ in 0..n {
+                let z = rng.random_range(0..d) as isize;
+                a.read_into(s![z, .., ..], &mut buf)?;
+            }
+            std::hint::black_box(&buf);
+            let ms = t.elapsed().as_secs_f64() * 1e3 / n as f64;
+            println!("pass {pass}: plane {ms:.2} ms");
+            continue;
+        }
         if what != "tiles" {
             let a = open()?;
             let n = 20_000;

@@ -275,7 +275,9 @@ impl ArrayHandle {
     ///
     /// Chunks in the cache are copied from memory. A chunk not in the cache
     /// of which less than half is wanted is read partially, straight from
-    /// the store, if the store can; otherwise it is loaded into the cache.
+    /// the store, if the store can; otherwise it is loaded into the cache,
+    /// unless it is larger than the cache's whole budget: then it is read
+    /// as [`read_bytes_streaming`](Self::read_bytes_streaming) reads.
     pub fn read_bytes(&self, sel: &ResolvedSelection, out: &mut [u8]) -> Result<()> {
         self.read_impl(sel, out, false)
     }
@@ -297,6 +299,10 @@ impl ArrayHandle {
         let partial = self.inner.caps.partial_reads;
         let grid = self.grid_for(sel)?;
         let chunk_elems = grid.chunk_elements() as u64;
+        // A chunk larger than the whole cache cannot stay in it: loading it
+        // there would only add a copy (and a buffer to fault in and drop),
+        // so it is read like a scan's.
+        let oversize = chunk_elems as usize * elem > cache.budget();
         let cstrides = c_strides(self.chunks());
         let out_strides = Self::out_strides(sel);
         for piece in grid.pieces(sel) {
@@ -309,7 +315,7 @@ impl ArrayHandle {
                 copy_region(&lay.counts, elem, chunk, lay.chunk(), out, out_at)
             };
             let small = piece.num_elements() * 2 < chunk_elems;
-            if !(streaming || (partial && small)) {
+            if !(streaming || oversize || (partial && small)) {
                 cache.with_chunk(owner, &piece.chunk, Access::Read, |c| copy(c, out))?;
                 continue;
             }

@@ -1734,6 +1734,9 @@ impl ChunkStore for NpyFile {
         // Whole C-order rows of a native-order file go straight from the
         // cache's buffer; otherwise a byte-swapped or reordered copy of
         // the chunk is made (edge chunks short along a trailing axis too).
+        if !self.writable {
+            return 0;
+        }
         let ragged = self
             .meta
             .shape

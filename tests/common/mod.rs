@@ -113,6 +113,13 @@ impl TestStore {
     /// Opens the same storage again (after the array was dropped and so
     /// flushed).
     pub fn reopen(&self) -> Self {
+        self.reopen_as(true)
+    }
+
+    /// Opens the same storage again, read-only if `writable` is false
+    /// (the memory store has no read-only mode and reopens writable).
+    #[allow(dead_code)]
+    pub fn reopen_as(&self, writable: bool) -> Self {
         match (&self.memory, &self.path) {
             (Some(m), _) => {
                 let m = Arc::new(m.reopen());
@@ -124,7 +131,7 @@ impl TestStore {
                 }
             }
             (None, Some(path)) if self.backend == Backend::Zarr => {
-                let s = ZarrStore::open(path, true).expect("reopen zarr");
+                let s = ZarrStore::open(path, writable).expect("reopen zarr");
                 TestStore {
                     store: Arc::new(s),
                     memory: None,
@@ -134,7 +141,7 @@ impl TestStore {
             }
             #[cfg(feature = "hdf5")]
             (None, Some(path)) if self.backend == Backend::Hdf5 => {
-                let s = chunkyard::store::Hdf5Store::open(path, "g/a", None, true)
+                let s = chunkyard::store::Hdf5Store::open(path, "g/a", None, writable)
                     .expect("reopen hdf5");
                 TestStore {
                     store: Arc::new(s),
@@ -145,7 +152,7 @@ impl TestStore {
             }
             (None, Some(path)) => {
                 let chunks = self.store.meta().chunks.clone();
-                let s = NpyStore::open(path, Some(&chunks), true).expect("reopen npy");
+                let s = NpyStore::open(path, Some(&chunks), writable).expect("reopen npy");
                 TestStore {
                     store: Arc::new(s),
                     memory: None,

@@ -1151,6 +1151,9 @@ impl ChunkStore for Hdf5Inner {
 
     fn write_buffer_bytes(&self) -> usize {
         // Direct writes encode (and byte-swap) a copy of the chunk.
+        if !self.writable {
+            return 0;
+        }
         match &self.access {
             Access::Direct(steps) if self.verbatim(steps) => 0,
             Access::Direct(_) => 2 * crate::store::zarr::encoded_bound(self.meta.chunk_bytes()),

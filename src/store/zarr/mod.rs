@@ -845,7 +845,10 @@ impl ChunkStore for ZarrInner {
 
     fn write_buffer_bytes(&self) -> usize {
         // One encoded copy of the chunk (compressors' worst case is a
-        // little over the input).
+        // little over the input); none when nothing can be written.
+        if !self.writable {
+            return 0;
+        }
         encoded_bound(self.meta.chunk_bytes())
     }
 
