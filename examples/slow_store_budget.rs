@@ -14,41 +14,23 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use chunkyard::procmem::{Rss, Sampler};
-use chunkyard::store::{
-    Capabilities, ChunkRegion, ChunkStore, NpyOptions, NpyStore, StoreMeta, ZarrOptions, ZarrStore,
-};
-use chunkyard::{Array, ChunkBuf, ChunkCache, Codec, DType, Result, s};
+use chunkyard::store::wrap::{Hooks, Wrapped};
+use chunkyard::store::{ChunkStore, NpyOptions, NpyStore, ZarrOptions, ZarrStore};
+use chunkyard::{Array, ChunkCache, Codec, DType, Result, s};
 use ndarray::Array2;
 
+/// Sleeps in every chunk write and records the most bytes the cache
+/// accounted for (resident chunks plus write buffers in flight) there.
 #[derive(Debug)]
 struct Slow {
-    inner: Arc<dyn ChunkStore>,
     delay: Duration,
     cache: OnceLock<ChunkCache>,
     max_accounted: AtomicUsize,
     writes: AtomicUsize,
 }
 
-impl ChunkStore for Slow {
-    fn backend(&self) -> &'static str {
-        self.inner.backend()
-    }
-    fn meta(&self) -> StoreMeta {
-        self.inner.meta()
-    }
-    fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
-    }
-    fn write_buffer_bytes(&self) -> usize {
-        self.inner.write_buffer_bytes()
-    }
-    fn read_chunk(&self, chunk: &[u64]) -> Result<Option<ChunkBuf>> {
-        self.inner.read_chunk(chunk)
-    }
-    fn read_region(&self, chunk: &[u64], region: ChunkRegion<'_>) -> Result<Option<Vec<u8>>> {
-        self.inner.read_region(chunk, region)
-    }
-    fn write_chunk(&self, chunk: &[u64], data: &[u8]) -> Result<()> {
+impl Hooks for Slow {
+    fn write(&self, inner: &dyn ChunkStore, chunk: &[u64], data: &[u8]) -> Result<()> {
         if let Some(c) = self.cache.get() {
             let s = c.stats();
             self.max_accounted
@@ -56,16 +38,7 @@ impl ChunkStore for Slow {
         }
         self.writes.fetch_add(1, Ordering::Relaxed);
         std::thread::sleep(self.delay);
-        self.inner.write_chunk(chunk, data)
-    }
-    fn erase_chunk(&self, chunk: &[u64]) -> Result<()> {
-        self.inner.erase_chunk(chunk)
-    }
-    fn flush(&self) -> Result<()> {
-        self.inner.flush()
-    }
-    fn stored_bytes(&self) -> Result<u64> {
-        self.inner.stored_bytes()
+        inner.write_chunk(chunk, data)
     }
 }
 
@@ -108,13 +81,15 @@ fn main() -> Result<()> {
         )?),
         other => panic!("unknown format {other}"),
     };
-    let slow = Arc::new(Slow {
+    let slow = Wrapped::new(
         inner,
-        delay: Duration::from_millis(delay_ms),
-        cache: OnceLock::new(),
-        max_accounted: AtomicUsize::new(0),
-        writes: AtomicUsize::new(0),
-    });
+        Slow {
+            delay: Duration::from_millis(delay_ms),
+            cache: OnceLock::new(),
+            max_accounted: AtomicUsize::new(0),
+            writes: AtomicUsize::new(0),
+        },
+    );
     let budget = (budget_mib << 20) as usize;
     let cache = ChunkCache::new(budget);
     slow.cache.set(cache.clone()).unwrap();

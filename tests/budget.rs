@@ -15,7 +15,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use chunkyard::{Array, ChunkCache, DType, s};
-use common::wrap::SlowStore;
+use common::wrap;
 use common::{Backend, TestStore, backends};
 use ndarray::Array2;
 
@@ -28,7 +28,7 @@ fn writer_outpaces_store(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let shape = [64 * 48, 256];
     let t = TestStore::create(backend, dir.path(), DType::U32, &shape, &CHUNK);
-    let slow = SlowStore::new(t.store.clone(), Duration::from_millis(2));
+    let slow = wrap::slow(t.store.clone(), Duration::from_millis(2));
     let budget = 6 * CHUNK_BYTES;
     let cache = ChunkCache::new(budget);
     slow.cache.set(cache.clone()).unwrap();
@@ -103,7 +103,7 @@ fn flush_of_a_full_cache_stays_within_budget() {
     );
     let wb = t.store.write_buffer_bytes();
     assert!(wb >= CHUNK_BYTES, "zarr writes an encoded copy: {wb}");
-    let slow = SlowStore::new(t.store.clone(), Duration::from_millis(5));
+    let slow = wrap::slow(t.store.clone(), Duration::from_millis(5));
     let budget = 8 * CHUNK_BYTES + wb;
     let cache = ChunkCache::new(budget);
     slow.cache.set(cache.clone()).unwrap();
@@ -135,7 +135,7 @@ fn several_writers_overshoot_by_at_most_a_chunk_each() {
         let dir = tempfile::tempdir().unwrap();
         let shape = [64 * 32, 256];
         let t = TestStore::create(backend, dir.path(), DType::U32, &shape, &CHUNK);
-        let slow = SlowStore::new(t.store.clone(), Duration::from_millis(1));
+        let slow = wrap::slow(t.store.clone(), Duration::from_millis(1));
         let budget = 6 * CHUNK_BYTES;
         let cache = ChunkCache::new(budget);
         slow.cache.set(cache.clone()).unwrap();

@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering;
 
 use chunkyard::store::{ChunkStore, MemoryStore, StoreMeta};
 use chunkyard::{Array, ChunkCache, DType, Error, s};
-use common::wrap::FaultyStore;
+use common::wrap;
 use common::{Backend, TestStore, backends};
 use ndarray::{Array1, Array2};
 
@@ -68,7 +68,7 @@ fn assert_refuses_writes(a: &Array<f64>, why: &str) {
 fn failed_write_back(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let t = TestStore::create(backend, dir.path(), DType::F64, &SHAPE, &CHUNK);
-    let faulty = FaultyStore::new(t.store.clone());
+    let faulty = wrap::faulty(t.store.clone());
     // Room for two chunks (plus a write buffer's headroom).
     let budget = 2 * CHUNK_BYTES + t.store.write_buffer_bytes();
     let a: Array<f64> = Array::from_store(faulty.clone(), ChunkCache::new(budget)).unwrap();
@@ -118,7 +118,7 @@ fn failed_write_back(backend: Backend) {
 fn failed_flush(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let t = TestStore::create(backend, dir.path(), DType::F64, &SHAPE, &CHUNK);
-    let faulty = FaultyStore::new(t.store.clone());
+    let faulty = wrap::faulty(t.store.clone());
     let a: Array<f64> = Array::from_store(faulty.clone(), ChunkCache::new(1 << 20)).unwrap();
     a.write(.., &flushed_values()).unwrap();
     faulty.fail_flush.store(true, Ordering::SeqCst);
@@ -137,7 +137,7 @@ fn failed_flush(backend: Backend) {
 fn failed_write_during_flush(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let t = TestStore::create(backend, dir.path(), DType::F64, &SHAPE, &CHUNK);
-    let faulty = FaultyStore::new(t.store.clone());
+    let faulty = wrap::faulty(t.store.clone());
     let a: Array<f64> = Array::from_store(faulty.clone(), ChunkCache::new(1 << 20)).unwrap();
     a.fill(.., 5.0).unwrap();
     faulty.fail_writes.store(true, Ordering::SeqCst);

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use chunkyard::{Array, ChunkCache, DType, Error, WRITE_THROUGH_MIN_BYTES, s};
-use common::wrap::FaultyStore;
+use common::wrap;
 use common::{Backend, TestStore, backends};
 use ndarray::{Array2, Array3};
 
@@ -150,7 +150,7 @@ fn other_writes_go_through_the_cache(backend: Backend) {
 fn failed_write_through_closes_the_array(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let t = TestStore::create(backend, dir.path(), DType::F32, &[3, N, N], &PLANE);
-    let faulty = FaultyStore::new(t.store.clone());
+    let faulty = wrap::faulty(t.store.clone());
     let a: Array<f32> = Array::from_store(faulty.clone(), ChunkCache::new(64 << 20)).unwrap();
     a.write(s![0, .., ..], &plane(0, 0.0)).unwrap();
     a.flush().unwrap();

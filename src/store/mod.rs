@@ -29,6 +29,7 @@ pub mod hdf5;
 mod memory;
 pub mod npy;
 pub(crate) mod rawio;
+pub mod wrap;
 pub mod zarr;
 
 #[doc(hidden)]
