@@ -1,5 +1,5 @@
-//! Arbitrary sequences of write, fill, read, get, flush, evict and reopen on
-//! an array over the in-memory store, with a cache as small as half a chunk,
+//! Arbitrary sequences of write, fill, read, get, resize, flush, evict and
+//! reopen on an array over the in-memory store, with a cache as small as half a chunk,
 //! compared with a dense model after every step; `FailAfter` makes the
 //! store fail every operation after the next N (an I/O failure).
 //!
@@ -11,7 +11,10 @@
 //! - after a failed flush every write is refused (fail closed);
 //! - a flush that returns `Ok` made the whole model durable: a crash right
 //!   after it (`MemoryStore::reopen`) shows exactly the model;
-//! - reopening shows exactly what the last successful flush covered.
+//! - reopening shows exactly what the last successful flush covered;
+//! - a resize that returns `Ok` keeps the rows both shapes share, shows
+//!   new rows as the fill value (also after a shrink and a regrow), and
+//!   is durable at once.
 #![no_main]
 
 use std::sync::Arc;
@@ -38,6 +41,8 @@ enum Op {
     Reopen,
     /// The store fails every operation after the next `n % 16`.
     FailAfter(u8),
+    /// Resize the first axis to `1 + n % 8`.
+    Resize(u8),
 }
 
 #[derive(Arbitrary, Debug)]
@@ -55,6 +60,15 @@ struct Model {
     shape: Vec<u64>,
     values: Vec<i32>,
     known: Vec<bool>,
+}
+
+/// `values` of an array of `shape` with its first axis cut or extended to
+/// `len` (new rows `fill`).
+fn reshape<T: Clone>(values: &[T], shape: &[u64], len: u64, fill: T) -> Vec<T> {
+    let row = shape[1..].iter().product::<u64>() as usize;
+    let mut v = values[..row * (len.min(shape[0]) as usize)].to_vec();
+    v.resize(row * len as usize, fill);
+    v
 }
 
 impl Model {
@@ -168,6 +182,7 @@ fuzz_target!(|input: Input| {
     )
     .unwrap();
 
+    let mut shape = shape;
     let n: usize = shape.iter().product::<u64>() as usize;
     let mut store = Arc::new(MemoryStore::new(meta));
     let mut a = ArrayHandle::from_store(store.clone(), cache.clone()).unwrap();
@@ -181,18 +196,22 @@ fuzz_target!(|input: Input| {
     let mut injecting = false;
     // A flush failed: the array must refuse writes until reopened.
     let mut closed = false;
+    // No resize failed since the last reopen: `durable` has the store's
+    // durable shape.
+    let mut shape_known = true;
 
     // A flush that returned Ok made everything durable.
     let flushed = |store: &MemoryStore, model: &mut Model, durable: &mut Vec<i32>| {
         let now = contents(store.reopen());
+        assert_eq!(now.len(), model.values.len(), "durable shape differs");
         for (i, (&got, &want)) in now.iter().zip(&model.values).enumerate() {
             assert!(
                 !model.known[i] || got == want,
                 "flush returned Ok but element {i} is durable as {got}, not {want}"
             );
         }
+        model.known = vec![true; now.len()];
         model.values = now.clone();
-        model.known = vec![true; n];
         *durable = now;
     };
 
@@ -282,16 +301,58 @@ fuzz_target!(|input: Input| {
                 if matches!(op, Op::Reopen) {
                     drop(a);
                     store = Arc::new(store.reopen());
-                    assert_eq!(
-                        contents(store.reopen()),
-                        durable,
-                        "reopening lost what the last successful flush covered"
-                    );
+                    let now = contents(store.reopen());
+                    if shape_known {
+                        assert_eq!(
+                            now, durable,
+                            "reopening lost what the last successful flush covered"
+                        );
+                    }
+                    durable = now;
                     a = ArrayHandle::from_store(store.clone(), cache.clone()).unwrap();
+                    shape = a.shape().to_vec();
+                    model.shape = shape.clone();
                     model.values = durable.clone();
-                    model.known = vec![true; n];
+                    model.known = vec![true; durable.len()];
+                    shape_known = true;
                     injecting = false;
                     closed = false;
+                }
+            }
+            Op::Resize(k) => {
+                let len = 1 + u64::from(*k % 8);
+                match a.resize(len) {
+                    Ok(()) => {
+                        assert!(!closed, "a resize succeeded after a failed flush");
+                        assert_eq!(a.shape()[0], len);
+                        model.values = reshape(&model.values, &shape, len, 0);
+                        model.known = reshape(&model.known, &shape, len, true);
+                        durable = reshape(&durable, &shape, len, 0);
+                        shape[0] = len;
+                        model.shape = shape.clone();
+                        // Durable at once: the rows kept as last flushed
+                        // (a shrink flushes first: all of them), new rows
+                        // the fill value.
+                        let now = contents(store.reopen());
+                        for (i, (&got, &want)) in now.iter().zip(&durable).enumerate() {
+                            assert!(
+                                got == want || (model.known[i] && got == model.values[i]),
+                                "after resize to {len}, element {i} is durable as {got}"
+                            );
+                        }
+                        assert_eq!(now.len(), durable.len(), "durable shape after resize");
+                        durable = now;
+                    }
+                    Err(e) => {
+                        assert!(injecting, "resize failed without a failure injected: {e}");
+                        // Old shape or new, contents unknown.
+                        let now_len = a.shape()[0];
+                        model.values = reshape(&model.values, &shape, now_len, 0);
+                        model.known = vec![false; model.values.len()];
+                        shape[0] = now_len;
+                        model.shape = shape.clone();
+                        shape_known = false;
+                    }
                 }
             }
             Op::FailAfter(k) => {
