@@ -119,8 +119,9 @@ pub fn map_chunk(file: &File, base: u64, len: usize) -> io::Result<ChunkMap> {
 /// A long-lived map of the file that holds a chunk, for reads of many
 /// runs.
 pub struct Mapped<'a> {
-    /// The map (it covers the chunk: the caller checked).
-    pub map: &'a FileMap,
+    /// Gets the map, made on first use (it covers the chunk: the caller
+    /// checked); `None` if it cannot be made, which costs speed only.
+    pub map: &'a dyn Fn() -> Option<&'a FileMap>,
     /// The mapped file (a cold read probes it).
     pub file: &'a File,
     /// The chunk's first byte in the file.
@@ -130,6 +131,11 @@ pub struct Mapped<'a> {
     pub touched: &'a Touched,
     /// Releases the resident pages of every map `touched` counts for.
     pub release: &'a dyn Fn(),
+    /// Use the map only if at most this many bytes lie between runs on
+    /// average (else [`method`] decides): where the page cache holds the
+    /// file in small folios, each sparse run costs a page fault that a
+    /// `pread` is cheaper than. `None`: always.
+    pub max_gap: Option<usize>,
 }
 
 /// A chunk stored raw in a file.
@@ -220,16 +226,27 @@ impl RawChunk<'_> {
             .map(|(&n, &s)| (n - 1) * s)
             .sum::<usize>()
             + 1;
-        let how = match (force, file_map) {
-            (Some(Method::FileMap) | None, Some(f)) => Ok(f),
+        let runs = elems / run;
+        // Bytes between the runs, on average.
+        let gap = (span - elems) * elem / runs.max(1);
+        let dense = |m: &Mapped<'_>| m.max_gap.is_none_or(|g| gap <= g);
+        let mapped = file_map
+            .filter(|f| match force {
+                Some(Method::FileMap) => true,
+                None => dense(f),
+                Some(_) => false,
+            })
+            .and_then(|f| (f.map)().map(|fm| (fm, f)));
+        let how = match (force, mapped) {
+            (_, Some(m)) => Ok(m),
             (Some(Method::FileMap), None) => Err(Method::Map),
-            (Some(m), _) => Err(m),
-            (None, None) => Err(method(elems / run, run * elem, span * elem)),
+            (Some(m), None) => Err(m),
+            (None, None) => Err(method(runs, run * elem, span * elem)),
         };
         match how {
-            Ok(m) => {
-                let runs = (elems / run) as u64;
-                let touched = m.map.copy(
+            Ok((fm, m)) => {
+                let runs = runs as u64;
+                let touched = fm.copy(
                     m.file,
                     m.base,
                     &counts,

@@ -945,6 +945,7 @@ impl Hdf5Inner {
                 m.release();
             }
         };
+        let get_map = || file_map.as_deref();
         RawChunk {
             shape: &self.meta.chunks,
             elem: self.meta.dtype.size(),
@@ -956,12 +957,15 @@ impl Hdf5Inner {
             force,
             |buf, pos| self.raw_pread(raw, chunk, addr, buf, pos),
             || rawio::map_chunk(&raw.file, addr, len).map_err(|e| Error::io(&self.path, e)),
-            file_map.as_deref().map(|m| Mapped {
-                map: m,
+            file_map.as_deref().map(|_| Mapped {
+                map: &get_map,
                 file: &raw.file,
                 base: addr as usize,
                 touched: &raw.touched,
                 release: &release,
+                // One large file: the page cache holds it in large folios
+                // and one fault maps many runs.
+                max_gap: None,
             }),
         )?;
         Ok(true)

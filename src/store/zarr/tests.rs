@@ -650,3 +650,49 @@ fn chunk_file_maps_share_one_resident_bound() {
         "resident maps grew to {max_rss} bytes"
     );
 }
+
+/// Runs with more than `MAP_MAX_GAP` bytes between them on average are a
+/// `pread` each, and make no map; closer ones copy from the map.
+#[test]
+fn sparse_runs_are_preads_dense_ones_mapped() {
+    let dir = tempfile::tempdir().unwrap();
+    // Rows of 32 KiB.
+    let s = create(
+        &dir.path().join("g.zarr"),
+        DType::I32,
+        &[1, 16, 8192],
+        &[1, 16, 8192],
+        &ZarrOptions::default(),
+    );
+    s.write_chunk(&[0, 0, 0], &chunk_of(0, 16 * 8192)).unwrap();
+    let calls = || *s.inner.read().files.calls.lock();
+    let start = calls();
+    // One element of each of 8 rows: runs 32 KiB apart.
+    let mut col = vec![0u8; 8 * 4];
+    let at = Strided {
+        offset: 0,
+        strides: &[0, 1, 1],
+    };
+    s.read_region_into(&[0, 0, 0], &[(0, 1, 1), (0, 1, 8), (5, 1, 1)], &mut col, at)
+        .unwrap();
+    assert_eq!(i32s(&col), (0..8).map(|r| r * 8192 + 5).collect::<Vec<_>>());
+    assert_eq!(calls().1, start.1 + 8, "a pread per run");
+    assert_eq!(s.inner.read().files.maps(), 0);
+    // Every element of 8 consecutive rows but the last: 4 bytes between
+    // runs, dense.
+    let mut block = vec![0u8; 8 * 8191 * 4];
+    let at = Strided {
+        offset: 0,
+        strides: &[0, 8191, 1],
+    };
+    s.read_region_into(
+        &[0, 0, 0],
+        &[(0, 1, 1), (0, 1, 8), (0, 1, 8191)],
+        &mut block,
+        at,
+    )
+    .unwrap();
+    assert_eq!(i32s(&block)[8191], 8192);
+    assert_eq!(calls().1, start.1 + 8, "no pread: mapped");
+    assert_eq!(s.inner.read().files.maps(), 1);
+}
