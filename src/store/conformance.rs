@@ -47,6 +47,22 @@ fn meta(dtype: DType, shape: &[u64], chunks: &[u64]) -> StoreMeta {
     }
 }
 
+/// A random region of a chunk of shape `chunks`: per axis a start, a
+/// step of 1 to 3 and any count that fits (zero included), for tests that
+/// compare read paths.
+pub fn random_region(rng: &mut impl rand::Rng, chunks: &[u64]) -> Vec<(u64, u64, u64)> {
+    use rand::RngExt;
+    chunks
+        .iter()
+        .map(|&c| {
+            let start = rng.random_range(0..c);
+            let step = rng.random_range(1..=3);
+            let count = rng.random_range(0..=(c - 1 - start) / step + 1);
+            (start, step, count)
+        })
+        .collect()
+}
+
 /// Deterministic chunk contents; bools hold 0 or 1.
 pub fn pattern(m: &StoreMeta, chunk: &[u64], salt: u8) -> Vec<u8> {
     let seed = chunk.iter().fold(salt as usize, |a, &c| {

@@ -1264,7 +1264,7 @@ mod tests {
     /// every method, is what HDF5's own hyperslab read returns.
     #[test]
     fn raw_reads_agree_with_hdf5_on_every_region() {
-        use rand::{RngExt, SeedableRng};
+        use rand::SeedableRng;
         let dir = tempfile::tempdir().unwrap();
         let chunks = [2u64, 5, 12];
         for dtype in [DType::U8, DType::I16, DType::F64] {
@@ -1290,15 +1290,7 @@ mod tests {
             assert_eq!(&data[..], &conformance::pattern(&m, &chunk, 3)[..]);
             let mut rng = rand::rngs::SmallRng::seed_from_u64(11);
             for _ in 0..300 {
-                let region: Vec<(u64, u64, u64)> = chunks
-                    .iter()
-                    .map(|&c| {
-                        let start = rng.random_range(0..c);
-                        let step = rng.random_range(1..=3);
-                        let count = rng.random_range(0..=(c - 1 - start) / step + 1);
-                        (start, step, count)
-                    })
-                    .collect();
+                let region = conformance::random_region(&mut rng, &chunks);
                 let want = extract_region(&m, &data, &region);
                 let dense: Vec<u64> = region.iter().map(|r| r.2).collect();
                 let st = c_strides(&dense);

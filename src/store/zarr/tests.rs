@@ -399,7 +399,7 @@ fn an_element_is_one_pread_of_a_file_opened_once() {
 
 #[test]
 fn the_read_methods_agree_on_every_region() {
-    use rand::{RngExt, SeedableRng};
+    use rand::SeedableRng;
     let dir = tempfile::tempdir().unwrap();
     let shape = [3u64, 10, 12];
     let chunks = [2u64, 5, 12];
@@ -419,15 +419,7 @@ fn the_read_methods_agree_on_every_region() {
         let elem = dtype.size();
         let mut rng = rand::rngs::SmallRng::seed_from_u64(11);
         for _ in 0..300 {
-            let region: Vec<(u64, u64, u64)> = chunks
-                .iter()
-                .map(|&c| {
-                    let start = rng.random_range(0..c);
-                    let step = rng.random_range(1..=3);
-                    let count = rng.random_range(0..=(c - 1 - start) / step + 1);
-                    (start, step, count)
-                })
-                .collect();
+            let region = conformance::random_region(&mut rng, &chunks);
             let want = extract_region(&m, &data, &region);
             // Into a padded output, one element in on every axis.
             let padded: Vec<u64> = region.iter().map(|r| r.2 + 1).collect();
