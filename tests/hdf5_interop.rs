@@ -112,6 +112,16 @@ fn chunkyard_reads_what_h5py_writes() {
     assert!(s.describe().contains("lz4"), "{}", s.describe());
     let be = Hdf5Store::open(&h5, "be/f64", None, false).unwrap();
     assert!(be.describe().contains("big-endian"), "{}", be.describe());
+
+    // h5py's default (contiguous) datasets, opened read-only, are read
+    // straight from the file: one element of a 2 x 3 block.
+    let c = Hdf5Store::open(&h5, "contig_int32", Some(&[2, 3]), false).unwrap();
+    assert!(c.capabilities().partial_reads, "{}", c.describe());
+    let want = read_all(p(&dir.path().join("contig_int32.npy")));
+    let mut e = [0u8; 4];
+    want.get_bytes(&[3, 5], &mut e).unwrap();
+    let got = c.read_region(&[1, 1], &[(1, 1, 1), (2, 1, 1)]).unwrap();
+    assert_eq!(got.unwrap(), e);
 }
 
 /// Checks, with h5py, every dataset chunkyard wrote against its .npy twin

@@ -19,7 +19,7 @@ use memmap2::{Mmap, MmapOptions};
 use super::ChunkRegion;
 use super::filemap::{FileMap, Touched};
 use crate::error::Result;
-use crate::layout::{Strided, c_strides, copy_region, for_each_file_run, single_run};
+use crate::layout::{Strided, copy_region, for_each_file_run, single_run};
 
 /// How a region of many file runs is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,10 +138,13 @@ pub struct Mapped<'a> {
     pub max_gap: Option<usize>,
 }
 
-/// A chunk stored raw in a file.
+/// A chunk stored raw in a file: in C order, at element strides
+/// `strides` from its first element. A chunk stored whole (edge chunks
+/// too) has the C strides of its own shape; a block of a larger C-order
+/// array (an HDF5 contiguous dataset read as chunks) has the array's.
 pub struct RawChunk<'a> {
-    /// The chunk's shape (its full shape: edge chunks are stored whole).
-    pub shape: &'a [u64],
+    /// Element strides in the file, per axis (the last is 1).
+    pub strides: &'a [usize],
     /// Element size in bytes.
     pub elem: usize,
 }
@@ -156,8 +159,8 @@ impl RawChunk<'_> {
         let last = region.len().checked_sub(1);
         let mut offset = 0usize;
         let mut len = 1usize;
-        for (axis, (&(start, step, count), &c)) in region.iter().zip(self.shape).enumerate() {
-            offset = offset * c as usize + start as usize;
+        for (axis, (&(start, step, count), &fs)) in region.iter().zip(self.strides).enumerate() {
+            offset += start as usize * fs;
             if Some(axis) == last {
                 if count > 1 && (step != 1 || at.strides[axis] != 1) {
                     return None;
@@ -198,11 +201,11 @@ impl RawChunk<'_> {
             return pread(&mut out[range], pos);
         }
         let elem = self.elem;
-        let fs = c_strides(self.shape);
-        let offset: usize = region.iter().zip(&fs).map(|(r, &s)| r.0 as usize * s).sum();
+        let fs = self.strides;
+        let offset: usize = region.iter().zip(fs).map(|(r, &s)| r.0 as usize * s).sum();
         let strides: Vec<usize> = region
             .iter()
-            .zip(&fs)
+            .zip(fs)
             .map(|(r, &s)| r.1 as usize * s)
             .collect();
         let counts: Vec<usize> = region.iter().map(|r| r.2 as usize).collect();

@@ -142,9 +142,17 @@ const RAW_ADDRESSES: usize = 4096;
 /// data for them) and at the chunk's address, which a rewrite of the same
 /// size keeps. Every write and erase drops the chunk's cached address all
 /// the same, and a resize drops them all.
+///
+/// A contiguous dataset opened read-only is read the same way: its
+/// elements are one C-order array at the address `H5Dget_offset` gives,
+/// and each of chunkyard's chunks is a block of it. (Opened for writing,
+/// HDF5's own writes to it may wait in HDF5's sieve buffer, so reads stay
+/// with HDF5.)
 struct RawReads {
     /// The file, open read-only.
     file: StdFile,
+    /// Where the chunks are.
+    layout: RawLayout,
     /// Chunk addresses looked up lately; `None`: not allocated.
     addrs: Mutex<LruCache<Vec<u64>, Option<u64>>>,
     /// A map of the whole file for reads of many runs (a tile): made on
@@ -155,7 +163,32 @@ struct RawReads {
     touched: Touched,
 }
 
+/// Where a raw dataset's chunks are.
+enum RawLayout {
+    /// Chunked: each chunk whole at the address HDF5's chunk index gives,
+    /// with the C strides of the chunk shape.
+    Chunked {
+        /// C-order element strides of a chunk.
+        strides: Vec<usize>,
+    },
+    /// Contiguous: one C-order array of the dataset's shape at `addr`.
+    Contiguous {
+        /// The first element's byte offset in the file.
+        addr: u64,
+        /// C-order element strides of the dataset.
+        strides: Vec<usize>,
+        /// The dataset's bytes.
+        len: u64,
+    },
+}
+
 impl RawReads {
+    fn strides(&self) -> &[usize] {
+        match &self.layout {
+            RawLayout::Chunked { strides } | RawLayout::Contiguous { strides, .. } => strides,
+        }
+    }
+
     fn forget(&self, chunk: &[u64]) {
         self.addrs.lock().pop(chunk);
     }
@@ -668,16 +701,45 @@ impl Hdf5Inner {
         // Unfiltered native-order chunks are read straight from the file
         // (HDF5 before 1.14.4 reports chunk addresses without the user
         // block, so files with one are left to HDF5).
-        let raw = match &access {
-            Access::Direct(steps)
-                if steps.is_empty()
-                    && (file_endian == Endian::NATIVE || dtype.size() == 1)
-                    && dtype != DType::Bool
-                    && file.userblock() == 0 =>
+        let plain = (file_endian == Endian::NATIVE || dtype.size() == 1)
+            && dtype != DType::Bool
+            && file.userblock() == 0;
+        let raw_layout = match &access {
+            Access::Direct(steps) if plain && steps.is_empty() => Some(RawLayout::Chunked {
+                strides: c_strides(&chunks),
+            }),
+            Access::Hyperslab { chunked: false }
+                if plain && !writable && layout_kind == Layout::Contiguous =>
             {
+                let len = shape.iter().product::<u64>() * dtype.size() as u64;
+                ds.offset()
+                    .filter(|_| ds.storage_size() == len && len > 0)
+                    .map(|addr| RawLayout::Contiguous {
+                        addr,
+                        strides: c_strides(&shape),
+                        len,
+                    })
+            }
+            _ => None,
+        };
+        let raw = match raw_layout {
+            Some(layout) => {
                 let f = StdFile::open(path).map_err(|e| Error::io(path, e))?;
+                if let RawLayout::Contiguous { addr, len, .. } = &layout {
+                    let have = f.metadata().map_err(|e| Error::io(path, e))?.len();
+                    if addr.checked_add(*len).is_none_or(|end| end > have) {
+                        return Err(Error::format(
+                            path,
+                            format!(
+                                "{name}: the dataset's {len} bytes at {addr} lie past the end \
+                                 of the file ({have} bytes)"
+                            ),
+                        ));
+                    }
+                }
                 Some(RawReads {
                     file: f,
+                    layout,
                     addrs: Mutex::new(LruCache::new(
                         std::num::NonZeroUsize::new(RAW_ADDRESSES).expect("nonzero"),
                     )),
@@ -685,7 +747,7 @@ impl Hdf5Inner {
                     touched: Touched::default(),
                 })
             }
-            _ => None,
+            None => None,
         };
         let layout = format!(
             "hdf5 {}, {}, {}{}{}",
@@ -856,6 +918,15 @@ impl Hdf5Inner {
     /// allocated it. A chunk index entry that does not describe the
     /// chunk's bytes inside the file is a corrupt file.
     fn raw_addr(&self, raw: &RawReads, chunk: &[u64]) -> Result<Option<u64>> {
+        if let RawLayout::Contiguous { addr, strides, .. } = &raw.layout {
+            let first: usize = self
+                .origin(chunk)
+                .iter()
+                .zip(strides)
+                .map(|(&o, &s)| o as usize * s)
+                .sum();
+            return Ok(Some(addr + (first * self.meta.dtype.size()) as u64));
+        }
         if let Some(&a) = raw.addrs.lock().get(chunk) {
             return Ok(a);
         }
@@ -911,6 +982,26 @@ impl Hdf5Inner {
     /// Reads a whole raw chunk into `out`; `Ok(false)` if it was never
     /// allocated or holds only the fill value (an erased chunk).
     fn raw_read_chunk_into(&self, raw: &RawReads, chunk: &[u64], out: &mut [u8]) -> Result<bool> {
+        if let RawLayout::Contiguous { .. } = raw.layout {
+            // The block of the array inside the chunk; the fill value past
+            // the array's edge.
+            let f = &self.meta.fill;
+            for e in out.chunks_exact_mut(f.len()) {
+                e.copy_from_slice(f);
+            }
+            let region: Vec<(u64, u64, u64)> = self
+                .grid
+                .chunk_extent(chunk)
+                .iter()
+                .map(|&n| (0, 1, n))
+                .collect();
+            let strides = self.region_strides();
+            let at = Strided {
+                offset: 0,
+                strides: &strides,
+            };
+            return self.raw_region_into(raw, chunk, &region, out, at, None);
+        }
         let Some(addr) = self.raw_addr(raw, chunk)? else {
             return Ok(false);
         };
@@ -933,7 +1024,20 @@ impl Hdf5Inner {
         let Some(addr) = self.raw_addr(raw, chunk)? else {
             return Ok(false);
         };
-        let len = self.meta.chunk_bytes();
+        let elem = self.meta.dtype.size();
+        // Bytes from the chunk's first element to its last in the file.
+        let len = match &raw.layout {
+            RawLayout::Chunked { .. } => self.meta.chunk_bytes(),
+            RawLayout::Contiguous { strides, .. } => {
+                let extent = self.grid.chunk_extent(chunk);
+                let last: usize = extent
+                    .iter()
+                    .zip(strides)
+                    .map(|(&n, &s)| (n as usize).saturating_sub(1) * s)
+                    .sum();
+                (last + 1) * elem
+            }
+        };
         let one_run = region.iter().rev().skip(1).all(|r| r.2 <= 1);
         let file_map = if one_run {
             None
@@ -947,8 +1051,8 @@ impl Hdf5Inner {
         };
         let get_map = || file_map.as_deref();
         RawChunk {
-            shape: &self.meta.chunks,
-            elem: self.meta.dtype.size(),
+            strides: raw.strides(),
+            elem,
         }
         .read_region_into(
             region,
@@ -969,6 +1073,18 @@ impl Hdf5Inner {
             }),
         )?;
         Ok(true)
+    }
+
+    /// Whether a region can be read raw: a contiguous dataset's chunks
+    /// are blocks of the array, so only their part inside it can.
+    fn raw_fits(&self, raw: &RawReads, chunk: &[u64], region: ChunkRegion<'_>) -> bool {
+        match raw.layout {
+            RawLayout::Chunked { .. } => true,
+            RawLayout::Contiguous { .. } => region
+                .iter()
+                .zip(self.grid.chunk_extent(chunk))
+                .all(|(&(start, step, count), e)| count == 0 || start + (count - 1) * step < e),
+        }
     }
 
     fn check_region(&self, chunk: &[u64], region: ChunkRegion<'_>) -> Result<()> {
@@ -1029,7 +1145,7 @@ impl ChunkStore for Hdf5Inner {
     fn capabilities(&self) -> Capabilities {
         match self.access {
             Access::Direct(_) => Capabilities::new(true, self.raw.is_some(), true),
-            Access::Hyperslab { chunked } => Capabilities::new(false, false, chunked),
+            Access::Hyperslab { chunked } => Capabilities::new(false, self.raw.is_some(), chunked),
         }
     }
 
@@ -1115,7 +1231,11 @@ impl ChunkStore for Hdf5Inner {
 
     fn read_region(&self, chunk: &[u64], region: ChunkRegion<'_>) -> Result<Option<Vec<u8>>> {
         self.check_region(chunk, region)?;
-        let Some(raw) = &self.raw else {
+        let Some(raw) = self
+            .raw
+            .as_ref()
+            .filter(|r| self.raw_fits(r, chunk, region))
+        else {
             let Some(data) = self.read_chunk(chunk)? else {
                 return Ok(None);
             };
@@ -1143,7 +1263,9 @@ impl ChunkStore for Hdf5Inner {
         self.check_region(chunk, region)?;
         let elem = self.meta.dtype.size();
         super::check_strided_fits(region, elem, out.len(), at)?;
-        if let Some(raw) = &self.raw {
+        if let Some(raw) = &self.raw
+            && self.raw_fits(raw, chunk, region)
+        {
             return self.raw_region_into(raw, chunk, region, out, at, None);
         }
         let Some(data) = self.read_region(chunk, region)? else {
@@ -1373,6 +1495,60 @@ mod tests {
         assert!(s.capabilities().partial_reads);
         assert_eq!(element(&s, &[1, 0]), Some(411), "reopened");
         assert_eq!(s.meta(), m);
+    }
+
+    /// A contiguous dataset opened read-only is read straight from the
+    /// file, as blocks of one C-order array: every chunk and region reads
+    /// as HDF5's own hyperslab read of it (regions past the array's edge
+    /// too, through HDF5). Opened for writing, it is left to HDF5.
+    #[test]
+    fn contiguous_datasets_are_read_raw_when_read_only() {
+        use rand::SeedableRng;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.h5");
+        let shape = [5usize, 7, 9];
+        let values: Vec<i16> = (0..5 * 7 * 9)
+            .map(|i| (i * 37 % 1000) as i16 - 300)
+            .collect();
+        {
+            let f = hdf5_metno::File::create(&path).unwrap();
+            let ds = f.new_dataset::<i16>().shape(shape).create("c").unwrap();
+            let a = ndarray::Array3::from_shape_vec(shape, values.clone()).unwrap();
+            ds.write(&a).unwrap();
+        }
+        let chunks = [2u64, 3, 4];
+        let w = Hdf5Store::open(&path, "c", Some(&chunks), true).unwrap();
+        assert!(!w.capabilities().partial_reads, "writable: through HDF5");
+        drop(w);
+        let s = Hdf5Store::open(&path, "c", Some(&chunks), false).unwrap();
+        assert!(s.capabilities().partial_reads);
+        let m = s.meta();
+        let inner = s.inner.read();
+        assert!(matches!(
+            inner.raw.as_ref().map(|r| &r.layout),
+            Some(RawLayout::Contiguous { .. })
+        ));
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(5);
+        let grid = ChunkGrid::new(&m.shape, &m.chunks, 2).unwrap();
+        for chunk in grid.chunk_coords() {
+            let want = inner.read_hyperslab(&chunk).unwrap();
+            let got = inner.read_chunk(&chunk).unwrap().unwrap();
+            assert_eq!(&got[..], &want[..], "chunk {chunk:?}");
+            for _ in 0..40 {
+                let region = conformance::random_region(&mut rng, &chunks);
+                assert_eq!(
+                    inner.read_region(&chunk, &region).unwrap().unwrap(),
+                    extract_region(&m, &want, &region),
+                    "chunk {chunk:?} region {region:?}"
+                );
+            }
+        }
+        // One element is one pread at the right place.
+        let e = inner
+            .read_region(&[2, 2, 2], &[(0, 1, 1), (0, 1, 1), (0, 1, 1)])
+            .unwrap();
+        let i = (4 * 7 + 6) * 9 + 8;
+        assert_eq!(e.unwrap(), values[i].to_ne_bytes());
     }
 
     /// HDF5 1.10 reports chunk addresses without the user block, so a file

@@ -141,6 +141,8 @@ struct ZarrInner {
     raw: bool,
     /// Chunk files kept open for raw reads.
     files: raw::OpenFiles,
+    /// C-order element strides of a chunk (raw reads).
+    chunk_strides: Vec<usize>,
 }
 
 /// An upper bound of a chunk's encoded size: lz4, zstd and deflate add at
@@ -522,6 +524,7 @@ impl ZarrInner {
             chunks: grid.chunk_shape().to_vec(),
             fill,
         };
+        let chunk_strides = c_strides(grid.chunk_shape());
         Ok(ZarrInner {
             path: path.to_path_buf(),
             storage,
@@ -534,6 +537,7 @@ impl ZarrInner {
             summary,
             raw,
             files: raw::OpenFiles::new(),
+            chunk_strides,
         })
     }
 

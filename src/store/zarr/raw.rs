@@ -332,7 +332,7 @@ impl ZarrInner {
         let keep_map = !one_run && open.held.load(Ordering::Relaxed);
         let release = || self.files.release_maps();
         let raw = RawChunk {
-            shape: &self.meta.chunks,
+            strides: &self.chunk_strides,
             elem: self.meta.dtype.size(),
         };
         raw.read_region_into(
