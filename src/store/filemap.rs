@@ -6,10 +6,11 @@
 //!
 //! Faulting pages of a long-lived map costs less than a `pread` per run
 //! and much less than mapping per call, but the map's pages count as the
-//! process's resident memory. So the map keeps an estimate of what reads
-//! may have touched and hands its pages back to the kernel
-//! (`MADV_DONTNEED`) after every 32 MiB or so: resident memory stays
-//! bounded while the data stays in the page cache. Cold scattered reads
+//! process's resident memory. So each read returns an estimate of what it
+//! may have touched, its owner adds it up in a [`Touched`] (one per map,
+//! or one for a store's many maps), and the maps hand their pages back to
+//! the kernel (`MADV_DONTNEED`) after every 32 MiB or so: resident memory
+//! stays bounded while the data stays in the page cache. Cold scattered reads
 //! read their span ahead first ([`FileMap::copy`]).
 //!
 //! Another process truncating the file while it is mapped is outside what

@@ -177,8 +177,6 @@ enum RawLayout {
         addr: u64,
         /// C-order element strides of the dataset.
         strides: Vec<usize>,
-        /// The dataset's bytes.
-        len: u64,
     },
 }
 
@@ -717,7 +715,6 @@ impl Hdf5Inner {
                     .map(|addr| RawLayout::Contiguous {
                         addr,
                         strides: c_strides(&shape),
-                        len,
                     })
             }
             _ => None,
@@ -725,9 +722,10 @@ impl Hdf5Inner {
         let raw = match raw_layout {
             Some(layout) => {
                 let f = StdFile::open(path).map_err(|e| Error::io(path, e))?;
-                if let RawLayout::Contiguous { addr, len, .. } = &layout {
+                if let RawLayout::Contiguous { addr, .. } = &layout {
+                    let len = ds.storage_size();
                     let have = f.metadata().map_err(|e| Error::io(path, e))?.len();
-                    if addr.checked_add(*len).is_none_or(|end| end > have) {
+                    if addr.checked_add(len).is_none_or(|end| end > have) {
                         return Err(Error::format(
                             path,
                             format!(
@@ -980,7 +978,9 @@ impl Hdf5Inner {
     }
 
     /// Reads a whole raw chunk into `out`; `Ok(false)` if it was never
-    /// allocated or holds only the fill value (an erased chunk).
+    /// allocated or holds only the fill value (an erased chunk). A
+    /// contiguous dataset's chunk is always there: the fill value past the
+    /// array's edge.
     fn raw_read_chunk_into(&self, raw: &RawReads, chunk: &[u64], out: &mut [u8]) -> Result<bool> {
         if let RawLayout::Contiguous { .. } = raw.layout {
             // The block of the array inside the chunk; the fill value past

@@ -161,8 +161,11 @@ impl OpenFiles {
     }
 
     /// Hands back the resident pages of every held file's map.
+    /// The maps are collected under the lock and released outside it, so
+    /// that lookups do not wait for the `madvise` calls.
     fn release_maps(&self) {
-        for (_, f) in self.files.lock().iter() {
+        let held: Vec<Arc<OpenChunk>> = self.files.lock().iter().map(|(_, f)| f.clone()).collect();
+        for f in held {
             if let Some(Some(m)) = f.map.get() {
                 m.release();
             }
