@@ -16,7 +16,9 @@ use crate::cache::{Access, ChunkCache, Owner, entry_overhead};
 use crate::chunk_grid::{ChunkGrid, Piece};
 use crate::dtype::{DType, Element};
 use crate::error::{Error, Result, SelectionError};
-use crate::layout::{Strided, c_strides, copy_region, fill_region, single_run};
+use crate::layout::{
+    Small, Strided, c_strides, copy_region, fill_region, single_run, small_c_strides,
+};
 use crate::selection::{AxisSel, IntoSelection, ResolvedSelection};
 use crate::store::{Capabilities, ChunkStore};
 use crate::units::format_bytes;
@@ -76,16 +78,16 @@ impl fmt::Debug for ArrayHandle {
 /// Where each element of a piece goes: offsets and strides in elements for
 /// the chunk side and the dense output side.
 struct PieceLayout {
-    counts: Vec<usize>,
+    counts: Small<usize>,
     chunk_offset: usize,
-    chunk_strides: Vec<usize>,
+    chunk_strides: Small<usize>,
     out_offset: usize,
 }
 
 impl PieceLayout {
     fn new(piece: &Piece, chunk_c_strides: &[usize], out_strides: &[usize]) -> Self {
         PieceLayout {
-            counts: piece.counts(),
+            counts: piece.region.iter().map(|r| r.2 as usize).collect(),
             chunk_offset: piece
                 .region
                 .iter()
@@ -252,9 +254,9 @@ impl ArrayHandle {
 
     /// C-order strides of the selection's output with full rank
     /// (integer-indexed axes have length 1).
-    fn out_strides(sel: &ResolvedSelection) -> Vec<usize> {
-        let counts: Vec<u64> = sel.axes().iter().map(|a| a.as_range().2).collect();
-        c_strides(&counts)
+    fn out_strides(sel: &ResolvedSelection) -> Small<usize> {
+        let counts: Small<u64> = sel.axes().iter().map(|a| a.as_range().2).collect();
+        small_c_strides(&counts)
     }
 
     fn check_len(&self, sel: &ResolvedSelection, len: usize, what: &str) -> Result<()> {
@@ -303,7 +305,7 @@ impl ArrayHandle {
         // there would only add a copy (and a buffer to fault in and drop),
         // so it is read like a scan's.
         let oversize = chunk_elems as usize * elem > cache.budget();
-        let cstrides = c_strides(self.chunks());
+        let cstrides = small_c_strides(self.chunks());
         let out_strides = Self::out_strides(sel);
         for piece in grid.pieces(sel) {
             let lay = PieceLayout::new(&piece, &cstrides, &out_strides);

@@ -44,6 +44,7 @@ use rayon::prelude::*;
 use crate::buffer::ChunkBuf;
 use crate::chunk_grid::ChunkGrid;
 use crate::error::{Error, Result};
+use crate::layout::Small;
 use crate::store::ChunkStore;
 
 /// Default cache budget: 256 MiB.
@@ -176,7 +177,7 @@ impl Owner {
 struct Entry {
     key: Key,
     owner: Arc<Owner>,
-    coord: Vec<u64>,
+    coord: Small<u64>,
     last_use: AtomicU64,
     slot: Mutex<Slot>,
 }
@@ -380,7 +381,7 @@ impl ChunkCache {
         let e = Arc::new(Entry {
             key,
             owner: owner.clone(),
-            coord: coord.to_vec(),
+            coord: coord.into(),
             last_use: AtomicU64::new(self.inner.clock.fetch_add(1, Relaxed)),
             slot: Mutex::new(Slot::default()),
         });

@@ -9,6 +9,7 @@
 //! per-axis lists.
 
 use crate::error::{Error, Result};
+use crate::layout::Small;
 use crate::selection::{AxisSel, ResolvedSelection};
 
 /// Largest decoded chunk chunkyard accepts (2 GiB): a header that asks for
@@ -207,18 +208,20 @@ impl ChunkGrid {
         // An empty selection touches nothing: do not list the chunks of its
         // other axes, which may be billions (found by fuzz/chunk_index).
         let empty = sel.axes().iter().any(|a| a.as_range().2 == 0);
-        let per_axis: Vec<Vec<AxisPiece>> = if empty {
-            vec![Vec::new(); sel.axes().len()]
-        } else {
-            sel.axes()
-                .iter()
-                .zip(&self.chunks)
-                .map(|(a, &c)| axis_pieces(a, c))
-                .collect()
-        };
+        let n = sel.axes().len();
+        let mut pieces = Vec::new();
+        let mut bounds = Small::with_capacity(n);
+        for (a, &c) in sel.axes().iter().zip(&self.chunks) {
+            let start = pieces.len();
+            if !empty {
+                push_axis_pieces(a, c, &mut pieces);
+            }
+            bounds.push((start, pieces.len()));
+        }
         Pieces {
-            idx: vec![0; per_axis.len()],
-            per_axis,
+            idx: bounds.iter().map(|&(s, _)| s).collect(),
+            pieces,
+            bounds,
             done: empty,
         }
     }
@@ -242,8 +245,14 @@ pub struct AxisPiece {
 
 /// Splits one axis' selection at chunk boundaries.
 pub fn axis_pieces(sel: &AxisSel, chunk: u64) -> Vec<AxisPiece> {
-    let (start, step, count) = sel.as_range();
     let mut out = Vec::new();
+    push_axis_pieces(sel, chunk, &mut out);
+    out
+}
+
+/// [`axis_pieces`], appended to `out`.
+fn push_axis_pieces(sel: &AxisSel, chunk: u64, out: &mut Vec<AxisPiece>) {
+    let (start, step, count) = sel.as_range();
     let (mut i, mut j) = (start, 0u64);
     while j < count {
         let k = i / chunk;
@@ -259,19 +268,18 @@ pub fn axis_pieces(sel: &AxisSel, chunk: u64) -> Vec<AxisPiece> {
         j += n;
         i += n * step;
     }
-    out
 }
 
 /// One chunk's share of a selection, over all axes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Piece {
     /// The chunk's coordinate in the grid.
-    pub chunk: Vec<u64>,
+    pub chunk: Small<u64>,
     /// Per axis: (first position in the chunk, step, count).
-    pub region: Vec<(u64, u64, u64)>,
+    pub region: Small<(u64, u64, u64)>,
     /// Per axis: first position in the output. The output is addressed
     /// with full rank: integer-indexed axes have length 1 and start 0.
-    pub out_start: Vec<u64>,
+    pub out_start: Small<u64>,
 }
 
 impl Piece {
@@ -298,8 +306,12 @@ impl Piece {
 /// Iterator over the [`Piece`]s of a selection.
 #[derive(Debug)]
 pub struct Pieces {
-    per_axis: Vec<Vec<AxisPiece>>,
-    idx: Vec<usize>,
+    /// Every axis's pieces, axis after axis: one allocation for all.
+    pieces: Vec<AxisPiece>,
+    /// Where each axis's pieces start in `pieces`, and where they end.
+    bounds: Small<(usize, usize)>,
+    /// The current piece of each axis (index into `pieces`).
+    idx: Small<usize>,
     done: bool,
 }
 
@@ -309,9 +321,9 @@ impl Pieces {
         if self.done {
             return 0;
         }
-        self.per_axis
+        self.bounds
             .iter()
-            .fold(1u64, |a, p| a.saturating_mul(p.len() as u64))
+            .fold(1u64, |a, &(s, e)| a.saturating_mul((e - s) as u64))
     }
 }
 
@@ -322,16 +334,11 @@ impl Iterator for Pieces {
         if self.done {
             return None;
         }
-        let parts: Vec<&AxisPiece> = self
-            .per_axis
-            .iter()
-            .zip(&self.idx)
-            .map(|(p, &i)| &p[i])
-            .collect();
+        let parts = || self.idx.iter().map(|&i| &self.pieces[i]);
         let piece = Piece {
-            chunk: parts.iter().map(|p| p.chunk).collect(),
-            region: parts.iter().map(|p| (p.start, p.step, p.count)).collect(),
-            out_start: parts.iter().map(|p| p.out_start).collect(),
+            chunk: parts().map(|p| p.chunk).collect(),
+            region: parts().map(|p| (p.start, p.step, p.count)).collect(),
+            out_start: parts().map(|p| p.out_start).collect(),
         };
         // Advance the odometer, last axis fastest (storage order).
         let mut k = self.idx.len();
@@ -342,10 +349,10 @@ impl Iterator for Pieces {
             }
             k -= 1;
             self.idx[k] += 1;
-            if self.idx[k] < self.per_axis[k].len() {
+            if self.idx[k] < self.bounds[k].1 {
                 break;
             }
-            self.idx[k] = 0;
+            self.idx[k] = self.bounds[k].0;
         }
         Some(piece)
     }

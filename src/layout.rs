@@ -14,6 +14,16 @@ pub fn c_strides(shape: &[u64]) -> Vec<usize> {
     strides
 }
 
+/// [`c_strides`] without a heap allocation for up to [`INLINE_AXES`]
+/// axes, for per-read bookkeeping.
+pub fn small_c_strides(shape: &[u64]) -> Small<usize> {
+    let mut strides = Small::filled(shape.len(), 1usize);
+    for i in (0..shape.len().saturating_sub(1)).rev() {
+        strides[i] = strides[i + 1] * shape[i + 1] as usize;
+    }
+    strides
+}
+
 /// Fortran-order (column-major) strides, in elements, of `shape`.
 pub fn f_strides(shape: &[u64]) -> Vec<usize> {
     let mut strides = vec![1usize; shape.len()];
@@ -33,19 +43,132 @@ pub struct Strided<'a> {
     pub strides: &'a [usize],
 }
 
+/// Axes held on the stack up to this many (every array chunkyard has met;
+/// more spill to the heap): the copy kernels run once per chunk piece of
+/// every read, and a 64x64 tile's two heap allocations here were a tenth
+/// of its instructions.
+pub const INLINE_AXES: usize = 8;
+
+/// A short list of `T` (one per axis, say), on the stack up to
+/// [`INLINE_AXES`] items and on the heap beyond: per-read bookkeeping on
+/// hot paths (chunk coordinates, regions, strides) without an allocation
+/// each. Use it as a slice.
+#[derive(Clone)]
+pub struct Small<T: Copy + Default>(Repr<T>);
+
+#[derive(Clone)]
+enum Repr<T: Copy + Default> {
+    Inline([T; INLINE_AXES], usize),
+    Heap(Vec<T>),
+}
+
+impl<T: Copy + Default> Small<T> {
+    /// An empty list with room for `n` items.
+    #[inline]
+    pub fn with_capacity(n: usize) -> Self {
+        Small(if n <= INLINE_AXES {
+            Repr::Inline([T::default(); INLINE_AXES], 0)
+        } else {
+            Repr::Heap(Vec::with_capacity(n))
+        })
+    }
+
+    /// `n` copies of `v`.
+    #[inline]
+    pub fn filled(n: usize, v: T) -> Self {
+        Small(if n <= INLINE_AXES {
+            Repr::Inline([v; INLINE_AXES], n)
+        } else {
+            Repr::Heap(vec![v; n])
+        })
+    }
+
+    /// Appends `v`.
+    #[inline]
+    pub fn push(&mut self, v: T) {
+        match &mut self.0 {
+            Repr::Inline(a, n) if *n < INLINE_AXES => {
+                a[*n] = v;
+                *n += 1;
+            }
+            Repr::Inline(..) => self.spill(v),
+            Repr::Heap(h) => h.push(v),
+        }
+    }
+
+    /// Moves a full inline list to the heap and appends `v`.
+    #[cold]
+    fn spill(&mut self, v: T) {
+        let mut h = self.to_vec();
+        h.push(v);
+        self.0 = Repr::Heap(h);
+    }
+}
+
+impl<T: Copy + Default> FromIterator<T> for Small<T> {
+    #[inline]
+    fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Self {
+        let iter = iter.into_iter();
+        let mut s = Self::with_capacity(iter.size_hint().0);
+        for v in iter {
+            s.push(v);
+        }
+        s
+    }
+}
+
+impl<T: Copy + Default> From<&[T]> for Small<T> {
+    #[inline]
+    fn from(v: &[T]) -> Self {
+        v.iter().copied().collect()
+    }
+}
+
+impl<T: Copy + Default> std::ops::Deref for Small<T> {
+    type Target = [T];
+    #[inline]
+    fn deref(&self) -> &[T] {
+        match &self.0 {
+            Repr::Inline(a, n) => &a[..*n],
+            Repr::Heap(h) => h,
+        }
+    }
+}
+
+impl<T: Copy + Default> std::ops::DerefMut for Small<T> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut [T] {
+        match &mut self.0 {
+            Repr::Inline(a, n) => &mut a[..*n],
+            Repr::Heap(h) => h,
+        }
+    }
+}
+
+impl<T: Copy + Default + std::fmt::Debug> std::fmt::Debug for Small<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl<T: Copy + Default + PartialEq> PartialEq for Small<T> {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl<T: Copy + Default + Eq> Eq for Small<T> {}
+
 /// Axes after dropping length-1 axes and merging contiguous neighbours:
 /// (count, src stride, dst stride), outermost first.
-fn simplify(counts: &[usize], a: &[usize], b: &[usize]) -> Vec<(usize, usize, usize)> {
-    let mut axes: Vec<(usize, usize, usize)> = Vec::with_capacity(counts.len());
-    for i in 0..counts.len() {
+fn simplify(counts: &[usize], a: &[usize], b: &[usize]) -> Small<(usize, usize, usize)> {
+    // Merge from the innermost outwards, collecting innermost first.
+    let mut merged: Small<(usize, usize, usize)> = Small::with_capacity(counts.len());
+    for i in (0..counts.len()).rev() {
         if counts[i] == 1 {
             continue;
         }
-        axes.push((counts[i], a[i], b[i]));
-    }
-    // Merge from the innermost outwards.
-    let mut merged: Vec<(usize, usize, usize)> = Vec::with_capacity(axes.len());
-    for ax in axes.into_iter().rev() {
+        let ax = (counts[i], a[i], b[i]);
         if let Some(inner) = merged.last_mut()
             && ax.1 == inner.1 * inner.0
             && ax.2 == inner.2 * inner.0
@@ -67,7 +190,7 @@ pub fn single_run(
     dst: Strided<'_>,
 ) -> Option<(usize, usize, usize)> {
     let axes = simplify(counts, src.strides, dst.strides);
-    match axes.as_slice() {
+    match &*axes {
         [] => Some((src.offset, dst.offset, usize::from(!counts.contains(&0)))),
         [(n, 1, 1)] => Some((src.offset, dst.offset, *n)),
         _ => None,
@@ -89,12 +212,14 @@ fn for_each_run(
         return;
     }
     let axes = simplify(counts, src.strides, dst.strides);
+    let axes: &[(usize, usize, usize)] = &axes;
     let Some(&(inner_n, inner_s, inner_d)) = axes.last() else {
         f(src.offset, dst.offset, 1, 1, 1);
         return;
     };
     let outer = &axes[..axes.len() - 1];
-    let mut idx = vec![0usize; outer.len()];
+    let mut idx = Small::filled(outer.len(), 0usize);
+    let idx: &mut [usize] = &mut idx;
     let (mut so, mut dof) = (src.offset, dst.offset);
     loop {
         f(so, dof, inner_n, inner_s, inner_d);
@@ -147,6 +272,9 @@ pub fn copy_region(
     dst: &mut [u8],
     dst_at: Strided<'_>,
 ) {
+    if copy_rows(counts, elem, src, src_at, dst, dst_at) {
+        return;
+    }
     for_each_run(counts, src_at, dst_at, |s, d, n, ss, ds| {
         if ss == 1 && ds == 1 {
             dst[d * elem..(d + n) * elem].copy_from_slice(&src[s * elem..(s + n) * elem]);
@@ -166,6 +294,36 @@ pub fn copy_region(
             }
         }
     });
+}
+
+/// [`copy_region`]'s common case, a tile: rows contiguous on both sides
+/// along one outer axis (after merging axes). Copies them in a plain loop
+/// over byte offsets and returns true; false (nothing copied) for any
+/// other shape.
+fn copy_rows(
+    counts: &[usize],
+    elem: usize,
+    src: &[u8],
+    src_at: Strided<'_>,
+    dst: &mut [u8],
+    dst_at: Strided<'_>,
+) -> bool {
+    if counts.contains(&0) {
+        return true;
+    }
+    let axes = simplify(counts, src_at.strides, dst_at.strides);
+    let [(rows, s_step, d_step), (n, 1, 1)] = *axes else {
+        return false;
+    };
+    let len = n * elem;
+    let (mut s, mut d) = (src_at.offset * elem, dst_at.offset * elem);
+    let (s_step, d_step) = (s_step * elem, d_step * elem);
+    for _ in 0..rows {
+        dst[d..d + len].copy_from_slice(&src[s..s + len]);
+        s += s_step;
+        d += d_step;
+    }
+    true
 }
 
 #[inline]
@@ -302,6 +460,33 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn more_axes_than_fit_on_the_stack_copy_like_the_naive_copy() {
+        // Ten axes of 2 with strides that do not merge (every other
+        // element of the source): the kernels' axis lists spill to the heap.
+        let counts = [2usize; 10];
+        let shape = [4u64; 10];
+        let cs = c_strides(&shape);
+        let st: Vec<usize> = cs.iter().map(|s| 2 * s).collect();
+        let src: Vec<u8> = (0..4usize.pow(10) * 2)
+            .map(|i| (i * 13 + 1) as u8)
+            .collect();
+        let sa = Strided {
+            offset: 1,
+            strides: &st,
+        };
+        let ds = c_strides(&[2u64; 10]);
+        let da = Strided {
+            offset: 0,
+            strides: &ds,
+        };
+        let (mut a, mut b) = (vec![0u8; 1024 * 2], vec![0u8; 1024 * 2]);
+        copy_region(&counts, 2, &src, sa, &mut a, da);
+        naive(&counts, 2, &src, sa, &mut b, da);
+        assert_eq!(a, b);
+        assert!(a.iter().any(|&x| x != 0));
     }
 
     #[test]

@@ -40,7 +40,9 @@ use crate::buffer::ChunkBuf;
 use crate::chunk_grid::{ChunkGrid, DEFAULT_CHUNK_TARGET_BYTES, default_chunks};
 use crate::dtype::{DType, Endian, normalize_bools, swap_bytes_in_place};
 use crate::error::{Error, Result};
-use crate::layout::{Strided, c_strides, copy_region, f_strides, for_each_file_run, single_run};
+use crate::layout::{
+    Small, Strided, c_strides, copy_region, f_strides, for_each_file_run, single_run,
+};
 
 /// The magic string every `.npy` file starts with.
 const MAGIC: &[u8; 6] = b"\x93NUMPY";
@@ -1467,36 +1469,33 @@ impl NpyFile {
         at: Strided<'_>,
     ) {
         let elem = self.meta.dtype.size();
-        let origin = self.grid.chunk_origin(chunk);
-        let extent = self.grid.chunk_extent(chunk);
-        let inside: Vec<usize> = region
-            .iter()
-            .zip(&extent)
-            .map(|(&(start, step, count), &e)| {
-                if count == 0 || start >= e {
-                    0
-                } else {
-                    count.min((e - 1 - start) / step + 1) as usize
-                }
-            })
-            .collect();
+        // Per axis: the elements of the region inside the array, and the
+        // file stride of a step (no heap: this runs on every partial read).
+        let mut inside: Small<usize> = Small::with_capacity(region.len());
+        let mut strides: Small<usize> = Small::with_capacity(region.len());
+        let mut offset = 0usize;
+        for (i, &(start, step, count)) in region.iter().enumerate() {
+            let (c, n) = (self.grid.chunk_shape()[i], self.grid.shape()[i]);
+            let origin = chunk[i] * c;
+            let extent = c.min(n - origin);
+            inside.push(if count == 0 || start >= extent {
+                0
+            } else {
+                count.min((extent - 1 - start) / step + 1) as usize
+            });
+            offset += (origin + start) as usize * self.file_strides[i];
+            strides.push(step as usize * self.file_strides[i]);
+        }
         let n: usize = inside.iter().product();
         if n == 0 {
             return;
         }
-        let mut offset = 0usize;
-        let mut span = 1usize; // elements from the first to the last
-        let mut strides = Vec::with_capacity(region.len());
-        for (((&(start, step, _), &o), &fs), &k) in region
+        // Elements from the first to the last.
+        let span = 1 + inside
             .iter()
-            .zip(&origin)
-            .zip(&self.file_strides)
-            .zip(&inside)
-        {
-            offset += (o + start) as usize * fs;
-            strides.push(step as usize * fs);
-            span += (k - 1) * step as usize * fs;
-        }
+            .zip(strides.iter())
+            .map(|(&k, &s)| (k - 1) * s)
+            .sum::<usize>();
         let inner = if self.fortran() {
             0
         } else {
