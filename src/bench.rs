@@ -290,6 +290,11 @@ pub struct ReadReport {
     pub element_us: Option<WarmCold>,
     /// µs per random 64x64 tile not in chunkyard's cache.
     pub tile_us: Option<WarmCold>,
+    /// The same tiles copied straight out of a map of the file, without
+    /// chunkyard (npy only, warm): what the machine allows. The bounded
+    /// pass runs straight after chunkyard's warm pass, the unbounded one
+    /// after the memory trace ends.
+    pub tile_floor: Option<TileFloor>,
     /// Full sum, GB/s of logical bytes.
     pub sum_gb_per_s: Option<WarmCold>,
     /// The sum itself (the same for every format built from one seed).
@@ -300,6 +305,100 @@ pub struct ReadReport {
     pub strided_b_ms: Option<WarmCold>,
     /// Resident memory during the reads.
     pub memory: MemoryTrace,
+}
+
+/// µs per random tile copied row by row out of a map of an `.npy` file's
+/// data, page cache warm, with no chunkyard code in the way: the floor
+/// under [`ReadReport::tile_us`].
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct TileFloor {
+    /// The map's pages released (`MADV_DONTNEED`) whenever the reads may
+    /// have made 32 MiB resident, by the estimate chunkyard's own maps use:
+    /// the resident bound chunkyard keeps. Each tile then faults its rows'
+    /// pages into the process again.
+    pub bounded_us: f64,
+    /// Never released, and the same tiles read a second time: every page
+    /// they touch is mapped already, as in a `numpy.memmap` that has
+    /// touched them before, at the price of `unbounded_resident` bytes.
+    pub unbounded_us: f64,
+    /// File-backed resident bytes after the unbounded pass.
+    pub unbounded_resident: u64,
+}
+
+/// [`TileFloor::bounded_us`] on an `.npy` file of float32 `[depth, rows,
+/// cols]` whose data ends the file, page cache warm: `tiles` (corners) of
+/// `tr` x `tc` elements, on a fresh map released as chunkyard's are.
+pub fn tile_floor_bounded(
+    path: &Path,
+    dims: [u64; 3],
+    tile: [u64; 2],
+    tiles: &[[u64; 3]],
+) -> Result<f64> {
+    Ok(floor_passes(path, dims, tile, tiles, true, 1)?.0)
+}
+
+/// [`TileFloor::unbounded_us`] and [`TileFloor::unbounded_resident`], as
+/// [`tile_floor_bounded`]: the tiles read twice on one map never
+/// released, the second pass timed.
+pub fn tile_floor_unbounded(
+    path: &Path,
+    dims: [u64; 3],
+    tile: [u64; 2],
+    tiles: &[[u64; 3]],
+) -> Result<(f64, u64)> {
+    floor_passes(path, dims, tile, tiles, false, 2)
+}
+
+/// `passes` passes over `tiles` on one map, releasing it as chunkyard's
+/// maps are if `release`: µs per tile in the last pass, and file-backed
+/// resident bytes after it.
+fn floor_passes(
+    path: &Path,
+    [depth, rows, cols]: [u64; 3],
+    [tr, tc]: [u64; 2],
+    tiles: &[[u64; 3]],
+    release: bool,
+    passes: usize,
+) -> Result<(f64, u64)> {
+    use crate::store::filemap;
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let elem = std::mem::size_of::<f32>();
+    let (row_stride, row_bytes) = (cols as usize * elem, tc as usize * elem);
+    let map = filemap::map_file(&file).map_err(|e| Error::io(path, e))?;
+    let data_bytes = (depth * rows * cols) as usize * elem;
+    let Some(data) = map.len().checked_sub(data_bytes) else {
+        return Err(Error::format(path, "shorter than its data"));
+    };
+    let span = (tr as usize - 1) * row_stride + row_bytes;
+    let mut out = vec![0u8; tr as usize * row_bytes];
+    let mut us = 0.0;
+    for _ in 0..passes {
+        let touched = filemap::Touched::default();
+        let t = Instant::now();
+        for &corner in tiles {
+            copy_tile(&map[data..], [rows, cols], tc, corner, &mut out);
+            if release && touched.note(filemap::touched_estimate(tr, row_bytes, span)) {
+                let _ = filemap::release_pages(&map);
+            }
+        }
+        std::hint::black_box(&out);
+        us = t.elapsed().as_secs_f64() * 1e6 / tiles.len().max(1) as f64;
+    }
+    let resident = crate::procmem::Rss::now().map_or(0, |r| r.file);
+    Ok((us, resident))
+}
+
+/// Copies the tile of rows `out.len() / (tc * 4)` and `tc` columns at
+/// `[z, r, c]` out of `data`, a C-order float32 array of `[_, rows, cols]`,
+/// row by row: the floor's copy.
+fn copy_tile(data: &[u8], [rows, cols]: [u64; 2], tc: u64, [z, r, c]: [u64; 3], out: &mut [u8]) {
+    let elem = std::mem::size_of::<f32>();
+    let (row_stride, row_bytes) = (cols as usize * elem, tc as usize * elem);
+    let first = ((z * rows + r) * cols + c) as usize * elem;
+    for (i, dst) in out.chunks_exact_mut(row_bytes).enumerate() {
+        let at = first + i * row_stride;
+        dst.copy_from_slice(&data[at..at + row_bytes]);
+    }
 }
 
 /// Drops every file under `path` (a file or a directory) from the OS page
@@ -410,6 +509,7 @@ pub fn run_workloads(
         warm: warm * k,
         cold: cold.map(|c| c * k),
     };
+    let mut tiles: Vec<[u64; 3]> = Vec::new();
     if w.random {
         let mut rng = SmallRng::seed_from_u64(opts.seed ^ 0xE1E);
         let elements: Vec<[u64; 3]> = (0..RANDOM_ELEMENTS)
@@ -450,7 +550,7 @@ pub fn run_workloads(
         drop(a);
         progress(1);
         let (tr, tc) = (TILE.min(rows), TILE.min(cols));
-        let tiles: Vec<[u64; 3]> = (0..RANDOM_TILES)
+        tiles = (0..RANDOM_TILES)
             .map(|_| {
                 [
                     rng.random_range(0..depth),
@@ -473,6 +573,14 @@ pub fn run_workloads(
             Ok(())
         })?;
         out.tile_us = Some(scaled(t, 1e6 / RANDOM_TILES as f64));
+        if report.format == "npy" {
+            // Straight after chunkyard's warm pass, in the same state.
+            let bounded_us = tile_floor_bounded(&path, [depth, rows, cols], [tr, tc], &tiles)?;
+            out.tile_floor = Some(TileFloor {
+                bounded_us,
+                ..TileFloor::default()
+            });
+        }
         progress(1);
     }
     if w.scan {
@@ -515,6 +623,16 @@ pub fn run_workloads(
         }
     }
     out.memory = sampler.finish();
+    // After the memory trace: the unbounded floor maps what the tiles
+    // touch, up to most of the file.
+    if let Some(f) = &mut out.tile_floor {
+        (f.unbounded_us, f.unbounded_resident) = tile_floor_unbounded(
+            &path,
+            [depth, rows, cols],
+            [TILE.min(rows), TILE.min(cols)],
+            &tiles,
+        )?;
+    }
     Ok(out)
 }
 
@@ -546,6 +664,40 @@ mod tests {
         let var = a.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
         assert!(mean.abs() < 0.05, "mean {mean}");
         assert!((var - 1.0).abs() < 0.05, "variance {var}");
+    }
+
+    #[test]
+    fn tile_floor_reads_the_npy_data_and_refuses_a_short_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = BuildOptions {
+            depth: 3,
+            rows: 96,
+            cols: 80,
+            dir: dir.path().to_path_buf(),
+            cache: ChunkCache::new(1 << 20),
+            seed: 2,
+        };
+        let r = build(Format::Npy, &opts, &|_| ()).unwrap();
+        let tiles = [[0, 0, 0], [2, 96 - 64, 80 - 64], [1, 5, 7]];
+        // The floor copies the tiles chunkyard reads.
+        let bytes = std::fs::read(&r.path).unwrap();
+        let data = &bytes[bytes.len() - 3 * 96 * 80 * 4..];
+        let a = crate::open::<f32>(&r.path).unwrap();
+        for [z, y, x] in tiles {
+            let mut got = vec![0u8; 64 * 64 * 4];
+            copy_tile(data, [96, 80], 64, [z, y, x], &mut got);
+            let (z, y, x) = (z as isize, y as isize, x as isize);
+            let want = a.read(ndarray::s![z, y..y + 64, x..x + 64]).unwrap();
+            let want: Vec<u8> = want.iter().flat_map(|v| v.to_ne_bytes()).collect();
+            assert_eq!(got, want, "tile at {z}, {y}, {x}");
+        }
+        let bounded = tile_floor_bounded(&r.path, [3, 96, 80], [64, 64], &tiles).unwrap();
+        let (unbounded, resident) =
+            tile_floor_unbounded(&r.path, [3, 96, 80], [64, 64], &tiles).unwrap();
+        assert!(bounded > 0.0 && unbounded > 0.0 && resident > 0);
+        // A file shorter than the data it should hold is an error.
+        let err = tile_floor_bounded(&r.path, [4, 96, 80], [64, 64], &tiles).unwrap_err();
+        assert!(matches!(err, Error::Format { .. }), "{err}");
     }
 
     #[test]

@@ -133,18 +133,23 @@ impl FileMap {
             self.used.store(true, Ordering::Relaxed);
         }
         copy_region(counts, elem, &self.map[base..], src, out, at);
-        // Per run of elements its bytes and a fault-around window, or
-        // per folio-sized window spanned (plus one at either end) a
-        // folio, whichever is less.
-        runs.saturating_mul(run_bytes as u64 + FAULT_BYTES)
-            .min((span as u64 / FOLIO_BYTES + 2).saturating_mul(FOLIO_BYTES))
+        touched_estimate(runs, run_bytes, span)
     }
+}
+
+/// What a read of `runs` runs of `run_bytes` each, spread over `span`
+/// bytes of a map, may make resident: per run its bytes and a
+/// fault-around window, or per folio-sized window spanned (plus one at
+/// either end) a folio, whichever is less.
+pub(crate) fn touched_estimate(runs: u64, run_bytes: usize, span: usize) -> u64 {
+    runs.saturating_mul(run_bytes as u64 + FAULT_BYTES)
+        .min((span as u64 / FOLIO_BYTES + 2).saturating_mul(FOLIO_BYTES))
 }
 
 /// Maps the whole file read-only with random-access advice (no
 /// read-ahead: a one-element read faults in one page).
 #[allow(unsafe_code)]
-fn map_file(file: &File) -> io::Result<Mmap> {
+pub(crate) fn map_file(file: &File) -> io::Result<Mmap> {
     // SAFETY: the map is only ever read, through `&[u8]` borrows that live
     // for one `copy_region` call. The only writers this process has are the
     // owning store's: the npy store's positioned writes, which touch the
@@ -158,7 +163,9 @@ fn map_file(file: &File) -> io::Result<Mmap> {
     // the owning store drops the map before the file can get shorter, and
     // reads only bytes it checked lie inside the map. Another process
     // truncating or rewriting the file while it is mapped is outside what
-    // we can guard against (documented on the module).
+    // we can guard against (documented on the module). The bench's tile
+    // floor (`bench::tile_floor`) maps a file it finished writing, and only
+    // reads it.
     let map = unsafe { MmapOptions::new().map(file)? };
     map.advise(Advice::Random)?;
     Ok(map)
@@ -167,7 +174,7 @@ fn map_file(file: &File) -> io::Result<Mmap> {
 /// Drops this process's page-table entries for the map; the pages stay in
 /// the page cache and fault back in on the next read.
 #[allow(unsafe_code)]
-fn release_pages(map: &Mmap) -> io::Result<()> {
+pub(crate) fn release_pages(map: &Mmap) -> io::Result<()> {
     // SAFETY: `MADV_DONTNEED` on a shared, read-only file mapping discards
     // no data: there are no private dirty pages, and later reads refault
     // the same file contents from the page cache. Borrows of the map held
