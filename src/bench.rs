@@ -674,18 +674,28 @@ mod tests {
         assert!((var - 1.0).abs() < 0.05, "variance {var}");
     }
 
+    /// Builds a small npy volume in `dir`.
+    fn small_npy(
+        dir: &Path,
+        [depth, rows, cols]: [u64; 3],
+        cache: usize,
+        seed: u64,
+    ) -> BuildReport {
+        let opts = BuildOptions {
+            depth,
+            rows,
+            cols,
+            dir: dir.to_path_buf(),
+            cache: ChunkCache::new(cache),
+            seed,
+        };
+        build(Format::Npy, &opts, &|_| ()).unwrap()
+    }
+
     #[test]
     fn tile_floor_reads_the_npy_data_and_refuses_a_short_file() {
         let dir = tempfile::tempdir().unwrap();
-        let opts = BuildOptions {
-            depth: 3,
-            rows: 96,
-            cols: 80,
-            dir: dir.path().to_path_buf(),
-            cache: ChunkCache::new(1 << 20),
-            seed: 2,
-        };
-        let r = build(Format::Npy, &opts, &|_| ()).unwrap();
+        let r = small_npy(dir.path(), [3, 96, 80], 1 << 20, 2);
         let tiles = [[0, 0, 0], [2, 96 - 64, 80 - 64], [1, 5, 7]];
         // The floor copies the tiles chunkyard reads.
         let bytes = std::fs::read(&r.path).unwrap();
@@ -711,15 +721,7 @@ mod tests {
     #[test]
     fn builds_a_file_larger_than_the_cache() {
         let dir = tempfile::tempdir().unwrap();
-        let opts = BuildOptions {
-            depth: 12,
-            rows: 64,
-            cols: 128,
-            dir: dir.path().to_path_buf(),
-            cache: ChunkCache::new(3 * 64 * 128 * 4),
-            seed: 1,
-        };
-        let r = build(Format::Npy, &opts, &|_| ()).unwrap();
+        let r = small_npy(dir.path(), [12, 64, 128], 3 * 64 * 128 * 4, 1);
         assert_eq!(r.logical_bytes, 12 * 64 * 128 * 4);
         assert!(r.cache.evictions >= 9, "{:?}", r.cache);
         let a = crate::open::<f32>(&r.path).unwrap();

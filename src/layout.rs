@@ -204,7 +204,7 @@ fn for_each_run(
     counts: &[usize],
     src: Strided<'_>,
     dst: Strided<'_>,
-    mut f: impl FnMut(usize, usize, usize, usize, usize),
+    f: impl FnMut(usize, usize, usize, usize, usize),
 ) {
     debug_assert_eq!(counts.len(), src.strides.len());
     debug_assert_eq!(counts.len(), dst.strides.len());
@@ -212,15 +212,25 @@ fn for_each_run(
         return;
     }
     let axes = simplify(counts, src.strides, dst.strides);
-    let axes: &[(usize, usize, usize)] = &axes;
+    for_each_run_of(&axes, src.offset, dst.offset, f);
+}
+
+/// [`for_each_run`] over axes [`simplify`] returned, from element offsets
+/// `src` and `dst`.
+fn for_each_run_of(
+    axes: &[(usize, usize, usize)],
+    src: usize,
+    dst: usize,
+    mut f: impl FnMut(usize, usize, usize, usize, usize),
+) {
     let Some(&(inner_n, inner_s, inner_d)) = axes.last() else {
-        f(src.offset, dst.offset, 1, 1, 1);
+        f(src, dst, 1, 1, 1);
         return;
     };
     let outer = &axes[..axes.len() - 1];
     let mut idx = Small::filled(outer.len(), 0usize);
     let idx: &mut [usize] = &mut idx;
-    let (mut so, mut dof) = (src.offset, dst.offset);
+    let (mut so, mut dof) = (src, dst);
     loop {
         f(so, dof, inner_n, inner_s, inner_d);
         // Odometer over the outer axes.
@@ -272,10 +282,25 @@ pub fn copy_region(
     dst: &mut [u8],
     dst_at: Strided<'_>,
 ) {
-    if copy_rows(counts, elem, src, src_at, dst, dst_at) {
+    debug_assert_eq!(counts.len(), src_at.strides.len());
+    debug_assert_eq!(counts.len(), dst_at.strides.len());
+    if counts.contains(&0) {
         return;
     }
-    for_each_run(counts, src_at, dst_at, |s, d, n, ss, ds| {
+    let axes = simplify(counts, src_at.strides, dst_at.strides);
+    // A tile's shape: rows contiguous on both sides along one outer axis,
+    // copied in a plain loop over byte offsets.
+    if let [(rows, s_step, d_step), (n, 1, 1)] = *axes {
+        let len = n * elem;
+        let (mut s, mut d) = (src_at.offset * elem, dst_at.offset * elem);
+        for _ in 0..rows {
+            dst[d..d + len].copy_from_slice(&src[s..s + len]);
+            s += s_step * elem;
+            d += d_step * elem;
+        }
+        return;
+    }
+    for_each_run_of(&axes, src_at.offset, dst_at.offset, |s, d, n, ss, ds| {
         if ss == 1 && ds == 1 {
             dst[d * elem..(d + n) * elem].copy_from_slice(&src[s * elem..(s + n) * elem]);
         } else {
@@ -294,36 +319,6 @@ pub fn copy_region(
             }
         }
     });
-}
-
-/// [`copy_region`]'s common case, a tile: rows contiguous on both sides
-/// along one outer axis (after merging axes). Copies them in a plain loop
-/// over byte offsets and returns true; false (nothing copied) for any
-/// other shape.
-fn copy_rows(
-    counts: &[usize],
-    elem: usize,
-    src: &[u8],
-    src_at: Strided<'_>,
-    dst: &mut [u8],
-    dst_at: Strided<'_>,
-) -> bool {
-    if counts.contains(&0) {
-        return true;
-    }
-    let axes = simplify(counts, src_at.strides, dst_at.strides);
-    let [(rows, s_step, d_step), (n, 1, 1)] = *axes else {
-        return false;
-    };
-    let len = n * elem;
-    let (mut s, mut d) = (src_at.offset * elem, dst_at.offset * elem);
-    let (s_step, d_step) = (s_step * elem, d_step * elem);
-    for _ in 0..rows {
-        dst[d..d + len].copy_from_slice(&src[s..s + len]);
-        s += s_step;
-        d += d_step;
-    }
-    true
 }
 
 #[inline]
