@@ -256,7 +256,10 @@ fn push_axis_pieces(sel: &AxisSel, chunk: u64, out: &mut Vec<AxisPiece>) {
     let (mut i, mut j) = (start, 0u64);
     while j < count {
         let k = i / chunk;
-        let end = (k + 1) * chunk;
+        // Saturating: the last chunk of an axis near 2^64 long ends past
+        // u64::MAX, and every position selected in it lies below
+        // u64::MAX anyway (found by fuzz/chunk_index).
+        let end = (k + 1).saturating_mul(chunk);
         let n = (count - j).min((end - i).div_ceil(step));
         out.push(AxisPiece {
             chunk: k,
@@ -266,7 +269,8 @@ fn push_axis_pieces(sel: &AxisSel, chunk: u64, out: &mut Vec<AxisPiece>) {
             out_start: j,
         });
         j += n;
-        i += n * step;
+        // Past the array after the last piece: saturate, it is not used.
+        i = i.saturating_add(n.saturating_mul(step));
     }
 }
 
@@ -389,6 +393,24 @@ mod tests {
         let pieces = grid.pieces(&sel);
         assert_eq!(pieces.len_hint(), 0);
         assert_eq!(pieces.count(), 0);
+    }
+
+    #[test]
+    fn the_last_chunk_of_an_axis_near_u64_max_does_not_overflow() {
+        // The last chunk's end, (k + 1) * chunk, is past u64::MAX.
+        let n = u64::MAX - 5;
+        let grid = ChunkGrid::new(&[n], &[1 << 20], 1).unwrap();
+        let sel = ResolvedSelection::from_axes(vec![AxisSel::Range {
+            start: n - 3,
+            step: 2,
+            count: 2,
+        }]);
+        let pieces: Vec<Piece> = grid.pieces(&sel).collect();
+        assert_eq!(pieces.len(), 1);
+        let p = &pieces[0];
+        let k = (n - 3) / (1 << 20);
+        assert_eq!(&*p.chunk, &[k]);
+        assert_eq!(&*p.region, &[((n - 3) - k * (1 << 20), 2, 2)]);
     }
 
     #[test]
