@@ -16,9 +16,7 @@ use crate::cache::{Access, ChunkCache, Owner, entry_overhead};
 use crate::chunk_grid::{ChunkGrid, Piece};
 use crate::dtype::{DType, Element};
 use crate::error::{Error, Result, SelectionError};
-use crate::layout::{
-    Small, Strided, c_strides, copy_region, fill_region, single_run, small_c_strides,
-};
+use crate::layout::{Small, Strided, copy_region, fill_region, single_run, small_c_strides};
 use crate::selection::{AxisSel, IntoSelection, ResolvedSelection};
 use crate::store::{Capabilities, ChunkStore};
 use crate::units::format_bytes;
@@ -87,7 +85,7 @@ struct PieceLayout {
 impl PieceLayout {
     fn new(piece: &Piece, chunk_c_strides: &[usize], out_strides: &[usize]) -> Self {
         PieceLayout {
-            counts: piece.region.iter().map(|r| r.2 as usize).collect(),
+            counts: piece.counts(),
             chunk_offset: piece
                 .region
                 .iter()
@@ -544,7 +542,7 @@ impl ArrayHandle {
     ) -> Result<()> {
         self.inner.owner.check_writable()?;
         let elem = self.dtype().size();
-        let cstrides = c_strides(self.chunks());
+        let cstrides = small_c_strides(self.chunks());
         let chunk_elems = grid.chunk_elements();
         let through = source.filter(|_| chunk_elems * elem >= WRITE_THROUGH_MIN_BYTES);
         for piece in grid.pieces(sel) {

@@ -292,9 +292,8 @@ pub struct ReadReport {
     pub tile_us: Option<WarmCold>,
     /// As many other random tiles copied straight out of a map of the
     /// file, without chunkyard (npy only, warm): what the machine allows.
-    /// The bounded
-    /// pass runs straight after chunkyard's warm pass, the unbounded one
-    /// after the memory trace ends.
+    /// The bounded pass runs straight after chunkyard's warm pass, the
+    /// unbounded one after the memory trace ends.
     pub tile_floor: Option<TileFloor>,
     /// Full sum, GB/s of logical bytes.
     pub sum_gb_per_s: Option<WarmCold>,

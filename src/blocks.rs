@@ -123,7 +123,10 @@ impl<T: Element> Array<T> {
                 let block = a
                     .view()
                     .read_streaming(box_selection(&origin, &extent))
-                    .map(|data| Block { origin, data });
+                    .map(|data| Block {
+                        origin: origin.to_vec(),
+                        data,
+                    });
                 let failed = block.is_err();
                 if tx.send(block).is_err() || failed {
                     return;

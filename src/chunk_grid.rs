@@ -166,8 +166,9 @@ impl ChunkGrid {
         coord
     }
 
-    /// The array position of a chunk's first element.
-    pub fn chunk_origin(&self, coord: &[u64]) -> Vec<u64> {
+    /// The array position of a chunk's first element (no heap allocation
+    /// up to [`INLINE_AXES`](crate::layout::INLINE_AXES) axes).
+    pub fn chunk_origin(&self, coord: &[u64]) -> Small<u64> {
         coord
             .iter()
             .zip(&self.chunks)
@@ -177,7 +178,7 @@ impl ChunkGrid {
 
     /// The part of a chunk that lies inside the array (smaller than the
     /// chunk shape for edge chunks).
-    pub fn chunk_extent(&self, coord: &[u64]) -> Vec<u64> {
+    pub fn chunk_extent(&self, coord: &[u64]) -> Small<u64> {
         coord
             .iter()
             .zip(&self.chunks)
@@ -293,7 +294,7 @@ impl Piece {
     }
 
     /// Per-axis counts as `usize`.
-    pub fn counts(&self) -> Vec<usize> {
+    pub fn counts(&self) -> Small<usize> {
         self.region.iter().map(|r| r.2 as usize).collect()
     }
 
@@ -445,7 +446,7 @@ mod tests {
         let g = grid(&[10, 7], &[4, 3]);
         assert_eq!(g.grid_shape(), &[3, 3]);
         assert_eq!(g.num_chunks(), 9);
-        assert_eq!(g.chunk_extent(&[2, 2]), vec![2, 1]);
+        assert_eq!(&*g.chunk_extent(&[2, 2]), &[2, 1]);
         assert_eq!(g.coord_of(g.linear_index(&[2, 1])), vec![2, 1]);
         assert_eq!(g.chunk_coords().count(), 9);
         assert_eq!(grid(&[0, 5], &[2, 2]).chunk_coords().count(), 0);

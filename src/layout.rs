@@ -7,11 +7,7 @@
 
 /// C-order (row-major) strides, in elements, of `shape`.
 pub fn c_strides(shape: &[u64]) -> Vec<usize> {
-    let mut strides = vec![1usize; shape.len()];
-    for i in (0..shape.len().saturating_sub(1)).rev() {
-        strides[i] = strides[i + 1] * shape[i + 1] as usize;
-    }
-    strides
+    small_c_strides(shape).to_vec()
 }
 
 /// [`c_strides`] without a heap allocation for up to [`INLINE_AXES`]
@@ -142,6 +138,15 @@ impl<T: Copy + Default> std::ops::DerefMut for Small<T> {
             Repr::Inline(a, n) => &mut a[..*n],
             Repr::Heap(h) => h,
         }
+    }
+}
+
+impl<'a, T: Copy + Default> IntoIterator for &'a Small<T> {
+    type Item = &'a T;
+    type IntoIter = std::slice::Iter<'a, T>;
+    #[inline]
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
     }
 }
 
@@ -426,6 +431,9 @@ mod tests {
                 ([2, 3, 4], [1, 2, 3], [1, 1, 1]),
                 ([3, 2, 2], [0, 1, 0], [2, 2, 3]),
                 ([1, 6, 1], [4, 0, 6], [1, 1, 1]),
+                // Two axes after merging, rows contiguous on both sides:
+                // copy_region's tile branch.
+                ([1, 3, 4], [2, 1, 2], [1, 1, 1]),
                 ([0, 3, 3], [0, 0, 0], [1, 1, 1]),
             ] {
                 for src_strides in [&cs, &fs] {

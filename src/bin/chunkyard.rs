@@ -1091,10 +1091,11 @@ fn print_reads(reports: &[(BuildReport, Option<ReadReport>)]) {
     for (r, w) in reports {
         if let Some(f) = w.as_ref().and_then(|w| w.tile_floor) {
             println!(
-                "tile floor ({}, warm): 2,000 other random tiles copied out of a memmap2 map without chunkyard: \
-                 {:.1} µs with the map released every 32 MiB as chunkyard does, {:.1} µs with every \
-                 page kept mapped ({} MiB resident)",
+                "tile floor ({}, warm): {} other random tiles copied out of a memmap2 map without \
+                 chunkyard: {:.1} µs with the map released every 32 MiB as chunkyard does, {:.1} µs \
+                 with every page kept mapped ({} MiB resident)",
                 r.format,
+                chunkyard::bench::RANDOM_TILES,
                 f.bounded_us,
                 f.unbounded_us,
                 f.unbounded_resident >> 20

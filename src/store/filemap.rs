@@ -164,8 +164,8 @@ pub(crate) fn map_file(file: &File) -> io::Result<Mmap> {
     // reads only bytes it checked lie inside the map. Another process
     // truncating or rewriting the file while it is mapped is outside what
     // we can guard against (documented on the module). The bench's tile
-    // floor (`bench::tile_floor`) maps a file it finished writing, and only
-    // reads it.
+    // floor (`bench::floor_passes`) maps a file it finished writing, and
+    // only reads it.
     let map = unsafe { MmapOptions::new().map(file)? };
     map.advise(Advice::Random)?;
     Ok(map)

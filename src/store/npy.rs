@@ -1471,19 +1471,18 @@ impl NpyFile {
         let elem = self.meta.dtype.size();
         // Per axis: the elements of the region inside the array, and the
         // file stride of a step (no heap: this runs on every partial read).
+        let origin = self.grid.chunk_origin(chunk);
+        let extent = self.grid.chunk_extent(chunk);
         let mut inside: Small<usize> = Small::with_capacity(region.len());
         let mut strides: Small<usize> = Small::with_capacity(region.len());
         let mut offset = 0usize;
         for (i, &(start, step, count)) in region.iter().enumerate() {
-            let (c, n) = (self.grid.chunk_shape()[i], self.grid.shape()[i]);
-            let origin = chunk[i] * c;
-            let extent = c.min(n - origin);
-            inside.push(if count == 0 || start >= extent {
+            inside.push(if count == 0 || start >= extent[i] {
                 0
             } else {
-                count.min((extent - 1 - start) / step + 1) as usize
+                count.min((extent[i] - 1 - start) / step + 1) as usize
             });
-            offset += (origin + start) as usize * self.file_strides[i];
+            offset += (origin[i] + start) as usize * self.file_strides[i];
             strides.push(step as usize * self.file_strides[i]);
         }
         let n: usize = inside.iter().product();

@@ -1082,8 +1082,8 @@ impl Hdf5Inner {
             RawLayout::Chunked { .. } => true,
             RawLayout::Contiguous { .. } => region
                 .iter()
-                .zip(self.grid.chunk_extent(chunk))
-                .all(|(&(start, step, count), e)| count == 0 || start + (count - 1) * step < e),
+                .zip(&self.grid.chunk_extent(chunk))
+                .all(|(&(start, step, count), &e)| count == 0 || start + (count - 1) * step < e),
         }
     }
 
