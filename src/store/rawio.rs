@@ -19,7 +19,7 @@ use memmap2::{Mmap, MmapOptions};
 use super::ChunkRegion;
 use super::filemap::{FileMap, Touched};
 use crate::error::Result;
-use crate::layout::{Strided, copy_region, for_each_file_run, single_run};
+use crate::layout::{Small, Strided, copy_region, for_each_file_run, single_run};
 
 /// How a region of many file runs is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,12 +203,12 @@ impl RawChunk<'_> {
         let elem = self.elem;
         let fs = self.strides;
         let offset: usize = region.iter().zip(fs).map(|(r, &s)| r.0 as usize * s).sum();
-        let strides: Vec<usize> = region
+        let strides: Small<usize> = region
             .iter()
             .zip(fs)
             .map(|(r, &s)| r.1 as usize * s)
             .collect();
-        let counts: Vec<usize> = region.iter().map(|r| r.2 as usize).collect();
+        let counts: Small<usize> = region.iter().map(|r| r.2 as usize).collect();
         let src = Strided {
             offset,
             strides: &strides,
