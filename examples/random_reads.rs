@@ -93,17 +93,15 @@ fn main() -> chunkyard::Result<()> {
             let us = t.elapsed().as_secs_f64() * 1e6 / n as f64;
             let rss = chunkyard::procmem::Rss::now().unwrap_or_default();
             // As many tiles copied out of a map without chunkyard, with the
-            // same resident bound (npy files only).
-            let floor = if path.ends_with(".npy") {
-                let f = chunkyard::bench::tile_floor_bounded(
-                    path.as_ref(),
-                    [d, r, c],
-                    [64, 64],
-                    &floor_corners,
-                )?;
-                format!(", floor {f:.2} µs ({:.2}x)", us / f)
-            } else {
-                String::new()
+            // same resident bound (npy files and raw Zarr planes).
+            let floor = match chunkyard::bench::tile_floor_bounded(
+                path.as_ref(),
+                [d, r, c],
+                [64, 64],
+                &floor_corners,
+            )? {
+                Some(f) => format!(", floor {f:.2} µs ({:.2}x)", us / f),
+                None => String::new(),
             };
             println!(
                 "pass {pass}: tile {us:.2} µs, resident file-backed {} MiB{floor}",

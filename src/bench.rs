@@ -14,6 +14,7 @@ use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
 
 use crate::cache::{CacheStats, ChunkCache};
+use crate::codec::Codec;
 use crate::error::{Error, Result};
 use crate::open::{ArrayOptions, Format, create};
 use crate::procmem::{MemoryTrace, Rss, Sampler};
@@ -37,6 +38,9 @@ pub struct BuildOptions {
     pub cache: ChunkCache,
     /// Seed of the value generator (same seed, same file).
     pub seed: u64,
+    /// Chunk compression (Zarr and HDF5; `.npy` files refuse any but
+    /// [`Codec::None`]).
+    pub codec: Codec,
 }
 
 /// What one build measured.
@@ -59,6 +63,8 @@ pub struct BuildReport {
     pub logical_bytes: u64,
     /// Bytes the file occupies on disk.
     pub file_bytes: u64,
+    /// The chunk compression it was built with.
+    pub codec: Codec,
     /// Resident memory before the build started.
     pub baseline: Rss,
     /// Resident memory sampled during the build.
@@ -120,6 +126,7 @@ pub fn build(format: Format, opts: &BuildOptions, progress: &dyn Fn(u64)) -> Res
         &path,
         ArrayOptions::new([opts.depth, opts.rows, opts.cols])
             .chunks([1, opts.rows, opts.cols])
+            .codec(opts.codec)
             .cache(opts.cache.clone())
             .overwrite(true),
     )?;
@@ -172,6 +179,7 @@ pub fn build(format: Format, opts: &BuildOptions, progress: &dyn Fn(u64)) -> Res
         waiting,
         logical_bytes: opts.depth * opts.rows * opts.cols * 4,
         file_bytes,
+        codec: opts.codec,
         baseline,
         memory,
         cache,
@@ -307,12 +315,14 @@ pub struct ReadReport {
     pub memory: MemoryTrace,
 }
 
-/// µs per random tile copied row by row out of a map of an `.npy` file's
-/// data, page cache warm, with no chunkyard code in the way: the floor
-/// under [`ReadReport::tile_us`].
+/// µs per random tile copied row by row out of maps of the file's data,
+/// page cache warm, with no chunkyard code in the way: the floor under
+/// [`ReadReport::tile_us`]. Measured for `.npy` files (one map of the
+/// file) and for Zarr arrays whose chunks are whole planes stored raw
+/// (one map per chunk file, as chunkyard's Zarr store keeps them).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct TileFloor {
-    /// The map's pages released (`MADV_DONTNEED`) whenever the reads may
+    /// The maps' pages released (`MADV_DONTNEED`) whenever the reads may
     /// have made 32 MiB resident, by the estimate chunkyard's own maps use:
     /// the resident bound chunkyard keeps. Each tile then faults its rows'
     /// pages into the process again.
@@ -325,79 +335,150 @@ pub struct TileFloor {
     pub unbounded_resident: u64,
 }
 
-/// [`TileFloor::bounded_us`] on an `.npy` file of float32 `[depth, rows,
-/// cols]` whose data ends the file, page cache warm: `tiles` (corners) of
-/// `tr` x `tc` elements, on a fresh map released as chunkyard's are.
+/// [`TileFloor::bounded_us`] on a float32 `[depth, rows, cols]` volume
+/// the bench built (`path`: an `.npy` file, or a Zarr array of raw
+/// `(1, rows, cols)` chunks), page cache warm: `tiles` (corners) of `tr`
+/// x `tc` elements, on fresh maps released as chunkyard's are. `None`
+/// for a file whose planes are not stored raw (a compressed Zarr array,
+/// HDF5).
 pub fn tile_floor_bounded(
     path: &Path,
     dims: [u64; 3],
     tile: [u64; 2],
     tiles: &[[u64; 3]],
-) -> Result<f64> {
-    Ok(floor_passes(path, dims, tile, tiles, true, 1)?.0)
+) -> Result<Option<f64>> {
+    let Some(planes) = PlaneMaps::open(path, dims)? else {
+        return Ok(None);
+    };
+    Ok(Some(floor_passes(&planes, dims, tile, tiles, true, 1).0))
 }
 
 /// [`TileFloor::unbounded_us`] and [`TileFloor::unbounded_resident`], as
-/// [`tile_floor_bounded`]: the tiles read twice on one map never
-/// released, the second pass timed.
+/// [`tile_floor_bounded`]: the tiles read twice on maps never released,
+/// the second pass timed.
 pub fn tile_floor_unbounded(
     path: &Path,
     dims: [u64; 3],
     tile: [u64; 2],
     tiles: &[[u64; 3]],
-) -> Result<(f64, u64)> {
-    floor_passes(path, dims, tile, tiles, false, 2)
+) -> Result<Option<(f64, u64)>> {
+    let Some(planes) = PlaneMaps::open(path, dims)? else {
+        return Ok(None);
+    };
+    Ok(Some(floor_passes(&planes, dims, tile, tiles, false, 2)))
 }
 
-/// `passes` passes over `tiles` on one map, releasing it as chunkyard's
-/// maps are if `release`: µs per tile in the last pass, and file-backed
-/// resident bytes after it.
+/// Read-only maps of a volume's planes for the tile floor: where plane `z`
+/// starts (a map and a byte offset in it).
+struct PlaneMaps {
+    maps: Vec<memmap2::Mmap>,
+    /// Per plane: (index into `maps`, byte offset).
+    planes: Vec<(usize, usize)>,
+}
+
+impl PlaneMaps {
+    fn open(path: &Path, [depth, rows, cols]: [u64; 3]) -> Result<Option<PlaneMaps>> {
+        use crate::store::filemap::map_file;
+        let plane_bytes = (rows * cols) as usize * std::mem::size_of::<f32>();
+        let map = |p: &Path| -> Result<memmap2::Mmap> {
+            let file = std::fs::File::open(p).map_err(|e| Error::io(p, e))?;
+            map_file(&file).map_err(|e| Error::io(p, e))
+        };
+        match Format::from_path(path)? {
+            Format::Npy => {
+                let m = map(path)?;
+                let Some(data) = m.len().checked_sub(depth as usize * plane_bytes) else {
+                    return Err(Error::format(path, "shorter than its data"));
+                };
+                let planes = (0..depth as usize)
+                    .map(|z| (0, data + z * plane_bytes))
+                    .collect();
+                Ok(Some(PlaneMaps {
+                    maps: vec![m],
+                    planes,
+                }))
+            }
+            Format::Zarr => {
+                let store = crate::store::zarr::ZarrStore::open(path, false)?;
+                let meta = crate::store::ChunkStore::meta(&store);
+                if meta.shape != [depth, rows, cols] {
+                    return Err(Error::format(path, "not the shape asked for"));
+                }
+                if meta.chunks != [1, rows, cols] {
+                    return Ok(None);
+                }
+                let mut maps = Vec::with_capacity(depth as usize);
+                for z in 0..depth {
+                    let p = store.chunk_path(&[z, 0, 0]);
+                    let m = map(&p)?;
+                    // A compressed chunk is not a plane of raw floats.
+                    if m.len() != plane_bytes {
+                        return Ok(None);
+                    }
+                    maps.push(m);
+                }
+                let planes = (0..maps.len()).map(|z| (z, 0)).collect();
+                Ok(Some(PlaneMaps { maps, planes }))
+            }
+            #[cfg(feature = "hdf5")]
+            Format::Hdf5 => Ok(None),
+        }
+    }
+}
+
+/// `passes` passes over `tiles` on the maps, releasing the maps read
+/// since the last release as chunkyard's are (one [`filemap::Touched`]
+/// for them all, as a Zarr store keeps) if `release`: µs per tile in the
+/// last pass, and file-backed resident bytes after it.
+///
+/// [`filemap::Touched`]: crate::store::filemap::Touched
 fn floor_passes(
-    path: &Path,
-    [depth, rows, cols]: [u64; 3],
+    maps: &PlaneMaps,
+    [_, _, cols]: [u64; 3],
     [tr, tc]: [u64; 2],
     tiles: &[[u64; 3]],
     release: bool,
     passes: usize,
-) -> Result<(f64, u64)> {
+) -> (f64, u64) {
     use crate::store::filemap;
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let elem = std::mem::size_of::<f32>();
     let (row_stride, row_bytes) = (cols as usize * elem, tc as usize * elem);
-    let map = filemap::map_file(&file).map_err(|e| Error::io(path, e))?;
-    let data_bytes = (depth * rows * cols) as usize * elem;
-    let Some(data) = map.len().checked_sub(data_bytes) else {
-        return Err(Error::format(path, "shorter than its data"));
-    };
     let span = (tr as usize - 1) * row_stride + row_bytes;
     let mut out = vec![0u8; tr as usize * row_bytes];
+    let mut used = vec![false; maps.maps.len()];
     let mut us = 0.0;
     for _ in 0..passes {
         let touched = filemap::Touched::default();
         let t = Instant::now();
-        for &corner in tiles {
-            copy_tile(&map[data..], [rows, cols], tc, corner, &mut out);
+        for &[z, r, c] in tiles {
+            let (m, at) = maps.planes[z as usize];
+            copy_tile(&maps.maps[m][at..], cols, tc, [r, c], &mut out);
+            used[m] = true;
             if release && touched.note(filemap::touched_estimate(tr, row_bytes, span)) {
-                let _ = filemap::release_pages(&map);
+                for (m, used) in maps.maps.iter().zip(&mut used) {
+                    if std::mem::take(used) {
+                        let _ = filemap::release_pages(m);
+                    }
+                }
             }
         }
         std::hint::black_box(&out);
         us = t.elapsed().as_secs_f64() * 1e6 / tiles.len().max(1) as f64;
     }
     let resident = crate::procmem::Rss::now().map_or(0, |r| r.file);
-    Ok((us, resident))
+    (us, resident)
 }
 
 /// Copies the tile of rows `out.len() / (tc * 4)` and `tc` columns at
-/// `[z, r, c]` out of `data`, a C-order float32 array of `[_, rows, cols]`,
-/// row by row: the floor's copy.
-fn copy_tile(data: &[u8], [rows, cols]: [u64; 2], tc: u64, [z, r, c]: [u64; 3], out: &mut [u8]) {
+/// `[r, c]` out of `plane`, a C-order float32 plane `cols` wide, row by
+/// row: the floor's copy.
+fn copy_tile(plane: &[u8], cols: u64, tc: u64, [r, c]: [u64; 2], out: &mut [u8]) {
     let elem = std::mem::size_of::<f32>();
     let (row_stride, row_bytes) = (cols as usize * elem, tc as usize * elem);
-    let first = ((z * rows + r) * cols + c) as usize * elem;
+    let first = (r * cols + c) as usize * elem;
     for (i, dst) in out.chunks_exact_mut(row_bytes).enumerate() {
         let at = first + i * row_stride;
-        dst.copy_from_slice(&data[at..at + row_bytes]);
+        dst.copy_from_slice(&plane[at..at + row_bytes]);
     }
 }
 
@@ -579,15 +660,12 @@ pub fn run_workloads(
             Ok(())
         })?;
         out.tile_us = Some(scaled(t, 1e6 / RANDOM_TILES as f64));
-        if report.format == "npy" {
-            // Straight after chunkyard's warm pass, in the same state.
-            let bounded_us =
-                tile_floor_bounded(&path, [depth, rows, cols], [tr, tc], &floor_tiles)?;
-            out.tile_floor = Some(TileFloor {
+        // Straight after chunkyard's warm pass, in the same state.
+        out.tile_floor = tile_floor_bounded(&path, [depth, rows, cols], [tr, tc], &floor_tiles)?
+            .map(|bounded_us| TileFloor {
                 bounded_us,
                 ..TileFloor::default()
             });
-        }
         progress(1);
     }
     if w.scan {
@@ -632,13 +710,15 @@ pub fn run_workloads(
     out.memory = sampler.finish();
     // After the memory trace: the unbounded floor maps what the tiles
     // touch, up to most of the file.
-    if let Some(f) = &mut out.tile_floor {
-        (f.unbounded_us, f.unbounded_resident) = tile_floor_unbounded(
+    if let Some(f) = &mut out.tile_floor
+        && let Some(u) = tile_floor_unbounded(
             &path,
             [depth, rows, cols],
             [TILE.min(rows), TILE.min(cols)],
             &floor_tiles,
-        )?;
+        )?
+    {
+        (f.unbounded_us, f.unbounded_resident) = u;
     }
     Ok(out)
 }
@@ -673,12 +753,14 @@ mod tests {
         assert!((var - 1.0).abs() < 0.05, "variance {var}");
     }
 
-    /// Builds a small npy volume in `dir`.
-    fn small_npy(
+    /// Builds a small volume in `dir`.
+    fn small_build(
+        format: Format,
         dir: &Path,
         [depth, rows, cols]: [u64; 3],
         cache: usize,
         seed: u64,
+        codec: Codec,
     ) -> BuildReport {
         let opts = BuildOptions {
             depth,
@@ -687,34 +769,50 @@ mod tests {
             dir: dir.to_path_buf(),
             cache: ChunkCache::new(cache),
             seed,
+            codec,
         };
-        build(Format::Npy, &opts, &|_| ()).unwrap()
+        build(format, &opts, &|_| ()).unwrap()
+    }
+
+    fn small_npy(dir: &Path, dims: [u64; 3], cache: usize, seed: u64) -> BuildReport {
+        small_build(Format::Npy, dir, dims, cache, seed, Codec::None)
     }
 
     #[test]
-    fn tile_floor_reads_the_npy_data_and_refuses_a_short_file() {
+    fn tile_floor_copies_the_tiles_chunkyard_reads() {
         let dir = tempfile::tempdir().unwrap();
-        let r = small_npy(dir.path(), [3, 96, 80], 1 << 20, 2);
+        let dims = [3, 96, 80];
         let tiles = [[0, 0, 0], [2, 96 - 64, 80 - 64], [1, 5, 7]];
-        // The floor copies the tiles chunkyard reads.
-        let bytes = std::fs::read(&r.path).unwrap();
-        let data = &bytes[bytes.len() - 3 * 96 * 80 * 4..];
-        let a = crate::open::<f32>(&r.path).unwrap();
-        for [z, y, x] in tiles {
-            let mut got = vec![0u8; 64 * 64 * 4];
-            copy_tile(data, [96, 80], 64, [z, y, x], &mut got);
-            let (z, y, x) = (z as isize, y as isize, x as isize);
-            let want = a.read(ndarray::s![z, y..y + 64, x..x + 64]).unwrap();
-            let want: Vec<u8> = want.iter().flat_map(|v| v.to_ne_bytes()).collect();
-            assert_eq!(got, want, "tile at {z}, {y}, {x}");
+        for format in [Format::Npy, Format::Zarr] {
+            let r = small_build(format, dir.path(), dims, 1 << 20, 2, Codec::None);
+            let planes = PlaneMaps::open(&r.path, dims).unwrap().unwrap();
+            let a = crate::open::<f32>(&r.path).unwrap();
+            for [z, y, x] in tiles {
+                let mut got = vec![0u8; 64 * 64 * 4];
+                let (m, at) = planes.planes[z as usize];
+                copy_tile(&planes.maps[m][at..], 80, 64, [y, x], &mut got);
+                let (z, y, x) = (z as isize, y as isize, x as isize);
+                let want = a.read(ndarray::s![z, y..y + 64, x..x + 64]).unwrap();
+                let want: Vec<u8> = want.iter().flat_map(|v| v.to_ne_bytes()).collect();
+                assert_eq!(got, want, "{format:?} tile at {z}, {y}, {x}");
+            }
+            let bounded = tile_floor_bounded(&r.path, dims, [64, 64], &tiles)
+                .unwrap()
+                .unwrap();
+            let (unbounded, resident) = tile_floor_unbounded(&r.path, dims, [64, 64], &tiles)
+                .unwrap()
+                .unwrap();
+            assert!(bounded > 0.0 && unbounded > 0.0 && resident > 0);
+            // A volume other than the one asked for is an error.
+            let err = tile_floor_bounded(&r.path, [4, 96, 80], [64, 64], &tiles).unwrap_err();
+            assert!(matches!(err, Error::Format { .. }), "{err}");
         }
-        let bounded = tile_floor_bounded(&r.path, [3, 96, 80], [64, 64], &tiles).unwrap();
-        let (unbounded, resident) =
-            tile_floor_unbounded(&r.path, [3, 96, 80], [64, 64], &tiles).unwrap();
-        assert!(bounded > 0.0 && unbounded > 0.0 && resident > 0);
-        // A file shorter than the data it should hold is an error.
-        let err = tile_floor_bounded(&r.path, [4, 96, 80], [64, 64], &tiles).unwrap_err();
-        assert!(matches!(err, Error::Format { .. }), "{err}");
+        // Compressed chunks are not planes of floats: no floor.
+        let r = small_build(Format::Zarr, dir.path(), dims, 1 << 20, 3, Codec::Lz4);
+        assert_eq!(
+            tile_floor_bounded(&r.path, dims, [64, 64], &tiles).unwrap(),
+            None
+        );
     }
 
     #[test]

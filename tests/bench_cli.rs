@@ -59,6 +59,15 @@ fn json_reports_every_format_with_reads_and_removes_files() {
             assert!(r[key]["cold"].as_f64().unwrap() > 0.0, "{key}: {r}");
         }
         assert!(r["element_cached_us"].as_f64().unwrap() > 0.0);
+        // Raw planes (the npy file's, the Zarr array's chunk files): the
+        // tile floor is measured on both, bounded and unbounded.
+        let floor = &r["tile_64x64_floor_us"];
+        assert!(floor["bounded"].as_f64().unwrap() > 0.0, "{format}: {r}");
+        assert!(floor["unbounded"].as_f64().unwrap() > 0.0, "{format}: {r}");
+        assert_eq!(v["codec"], "none");
+        // Headers and metadata only: a little less than 1.
+        let ratio = v["compression_ratio"].as_f64().unwrap();
+        assert!(ratio > 0.9 && ratio <= 1.0, "{format}: {ratio}");
         sums.push(r["sum"].as_f64().unwrap());
     }
     // Same seed, same values, whatever the format.
@@ -128,6 +137,102 @@ fn table_has_the_article_columns_and_keep_keeps() {
     );
     let kept: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert_eq!(kept.len(), 1);
+}
+
+/// `--codec lz4` builds the formats that compress (not npy), states the
+/// ratio, reads the same values back, and measures no tile floor: the
+/// planes are not raw bytes in the files.
+#[test]
+fn codec_builds_compressed_formats_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let out = ok(&[
+        "bench",
+        "--depth",
+        "3",
+        "--rows",
+        "64",
+        "--cols",
+        "64",
+        "--dir",
+        d,
+        "--codec",
+        "lz4",
+        "--workload",
+        "random,scan",
+        "--json",
+    ]);
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    let formats: Vec<&str> = lines
+        .iter()
+        .map(|v| v["format"].as_str().unwrap())
+        .collect();
+    let want: &[&str] = if cfg!(feature = "hdf5") {
+        &["zarr", "h5"]
+    } else {
+        &["zarr"]
+    };
+    assert_eq!(formats, want, "{out}");
+    let mut expect = 0f64;
+    let mut plane = vec![0f32; 64 * 64];
+    for z in 0..3 {
+        chunkyard::bench::fill_plane(42, z, 64, &mut plane);
+        expect += plane.iter().map(|&x| x as f64).sum::<f64>();
+    }
+    for v in &lines {
+        assert_eq!(v["codec"], "lz4");
+        let (logical, file) = (
+            v["logical_bytes"].as_f64().unwrap(),
+            v["file_bytes"].as_f64().unwrap(),
+        );
+        let ratio = v["compression_ratio"].as_f64().unwrap();
+        assert!((ratio - logical / file).abs() < 1e-9, "{v}");
+        let r = &v["reads"];
+        assert!(r["tile_64x64_us"]["warm"].as_f64().unwrap() > 0.0, "{r}");
+        assert!(r["tile_64x64_floor_us"].is_null(), "{r}");
+        let sum = r["sum"].as_f64().unwrap();
+        assert!(
+            (sum - expect).abs() < 1e-6 * expect.abs().max(1.0),
+            "{sum} vs {expect}"
+        );
+    }
+    // Table output names the codec and the ratio.
+    let out = ok(&[
+        "bench",
+        "--depth",
+        "2",
+        "--rows",
+        "32",
+        "--cols",
+        "32",
+        "--dir",
+        d,
+        "--codec",
+        "lz4",
+        "--formats",
+        "zarr",
+    ]);
+    assert!(out.contains("codec lz4"), "{out}");
+    assert!(out.contains("zarr: lz4 compresses the data"), "{out}");
+    // npy named with a codec is refused, and nothing is built.
+    let err = fails(&[
+        "bench",
+        "--depth",
+        "1",
+        "--dir",
+        d,
+        "--codec",
+        "lz4",
+        "--formats",
+        "npy,zarr",
+    ]);
+    assert!(err.contains(".npy files cannot be compressed"), "{err}");
+    let err = fails(&["bench", "--depth", "1", "--dir", d, "--codec", "lz5"]);
+    assert!(err.contains("lz5"), "{err}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
 
 #[test]

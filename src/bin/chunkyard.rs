@@ -160,9 +160,14 @@ enum Command {
         rows: u64,
         #[arg(long, default_value_t = 2000)]
         cols: u64,
-        /// Formats to build, comma-separated (npy, zarr, hdf5).
-        #[arg(long, default_value = DEFAULT_FORMATS)]
-        formats: String,
+        /// Formats to build, comma-separated (npy, zarr, hdf5) [default:
+        /// every format built in; with --codec, those that compress].
+        #[arg(long)]
+        formats: Option<String>,
+        /// Chunk compression: none, lz4, zstd[:LEVEL], gzip[:LEVEL] (Zarr
+        /// and HDF5; .npy files cannot be compressed).
+        #[arg(long, default_value = "none")]
+        codec: String,
         /// Folder for the files.
         #[arg(long, default_value = ".")]
         dir: PathBuf,
@@ -314,29 +319,34 @@ fn run(cli: Cli) -> Result<()> {
             rows,
             cols,
             formats,
+            codec,
             dir,
             keep,
             seed,
             json,
             workload,
             plot,
-        } => bench(
-            BuildOptions {
-                depth,
-                rows,
-                cols,
-                dir,
-                cache,
-                seed,
-            },
-            &BenchArgs {
-                formats: parse_formats(&formats)?,
-                workloads: workload.parse()?,
-                keep,
-                json,
-                plot,
-            },
-        ),
+        } => {
+            let codec: Codec = codec.parse()?;
+            bench(
+                BuildOptions {
+                    depth,
+                    rows,
+                    cols,
+                    dir,
+                    cache,
+                    seed,
+                    codec,
+                },
+                &BenchArgs {
+                    formats: bench_formats(formats.as_deref(), codec)?,
+                    workloads: workload.parse()?,
+                    keep,
+                    json,
+                    plot,
+                },
+            )
+        }
     }
 }
 
@@ -846,6 +856,26 @@ fn parse_formats(formats: &str) -> Result<Vec<Format>> {
         .collect()
 }
 
+/// The formats `bench` builds: those named, or every format built in
+/// (without npy when compressing, since .npy files cannot be). A named
+/// npy with a codec is an error, not a silent skip.
+fn bench_formats(named: Option<&str>, codec: Codec) -> Result<Vec<Format>> {
+    let compressing = codec != Codec::None;
+    let formats = match named {
+        Some(f) => parse_formats(f)?,
+        None => parse_formats(DEFAULT_FORMATS)?
+            .into_iter()
+            .filter(|&f| !(compressing && f == Format::Npy))
+            .collect(),
+    };
+    if compressing && formats.contains(&Format::Npy) {
+        return Err(Error::invalid(format!(
+            ".npy files cannot be compressed (codec {codec}): leave npy out of --formats"
+        )));
+    }
+    Ok(formats)
+}
+
 struct BenchArgs {
     formats: Vec<Format>,
     workloads: Workloads,
@@ -859,13 +889,15 @@ fn bench(opts: BuildOptions, args: &BenchArgs) -> Result<()> {
     let logical = opts.depth * opts.rows * opts.cols * 4;
     if !json {
         println!(
-            "chunkyard bench: {} x {} x {} float32 ({}), chunks (1, {}, {}), cache {}, {} threads",
+            "chunkyard bench: {} x {} x {} float32 ({}), chunks (1, {}, {}), codec {}, cache {}, \
+             {} threads",
             opts.depth,
             opts.rows,
             opts.cols,
             format_bytes(logical),
             opts.rows,
             opts.cols,
+            opts.codec,
             format_bytes(opts.cache.budget() as u64),
             rayon::current_num_threads(),
         );
@@ -960,6 +992,8 @@ fn report_json(
         "end_to_end_gb_per_s": gb / secs(r.elapsed).max(1e-9),
         "logical_bytes": r.logical_bytes,
         "file_bytes": r.file_bytes,
+        "codec": r.codec.to_string(),
+        "compression_ratio": r.logical_bytes as f64 / r.file_bytes.max(1) as f64,
         "peak_rss_bytes": r.memory.peak_total,
         "peak_anon_bytes": r.memory.peak_anon,
         "peak_file_bytes": r.memory.peak_file,
@@ -1007,6 +1041,18 @@ fn print_table(reports: &[(BuildReport, Option<ReadReport>)], g: &GeneratorRepor
             r.logical_bytes as f64 / 1e9,
             peak_text(&r.memory),
             r.file_bytes as f64 / 1e9,
+        );
+    }
+    for r in reports
+        .iter()
+        .map(|(r, _)| r)
+        .filter(|r| r.codec != Codec::None)
+    {
+        println!(
+            "{}: {} compresses the data {:.3}x (calculated storage / file storage)",
+            r.format,
+            r.codec,
+            r.logical_bytes as f64 / r.file_bytes.max(1) as f64
         );
     }
     println!();
@@ -1091,10 +1137,15 @@ fn print_reads(reports: &[(BuildReport, Option<ReadReport>)]) {
     for (r, w) in reports {
         if let Some(f) = w.as_ref().and_then(|w| w.tile_floor) {
             println!(
-                "tile floor ({}, warm): {} other random tiles copied out of a memmap2 map without \
-                 chunkyard: {:.1} µs with the map released every 32 MiB as chunkyard does, {:.1} µs \
-                 with every page kept mapped ({} MiB resident)",
+                "tile floor ({}, warm): {} other random tiles copied out of memmap2 maps of {} \
+                 without chunkyard: {:.1} µs with the maps released every 32 MiB as chunkyard \
+                 does, {:.1} µs with every page kept mapped ({} MiB resident)",
                 r.format,
+                if r.format == "zarr" {
+                    "its chunk files"
+                } else {
+                    "the file"
+                },
                 chunkyard::bench::RANDOM_TILES,
                 f.bounded_us,
                 f.unbounded_us,
