@@ -540,7 +540,7 @@ impl ArrayHandle {
         source: Option<&[u8]>,
         f: impl Fn(&PieceLayout, &mut [u8], usize),
     ) -> Result<()> {
-        self.inner.owner.check_writable()?;
+        self.inner.owner.check_can_write()?;
         let elem = self.dtype().size();
         let cstrides = small_c_strides(self.chunks());
         let chunk_elems = grid.chunk_elements();
@@ -614,7 +614,7 @@ impl ArrayHandle {
 
     fn resize_locked(&self, _guard: &MutexGuard<'_, ()>, len: u64) -> Result<()> {
         let owner = &self.inner.owner;
-        owner.check_writable()?;
+        owner.check_can_write()?;
         let old = self.grid();
         if old.ndim() == 0 {
             return Err(Error::invalid("a 0-d array has no axis to resize"));
@@ -1027,6 +1027,76 @@ mod tests {
         let mut buf = vec![0i32; 4];
         a.read_into("2:4,7:9", &mut buf).unwrap();
         assert_eq!(buf, vec![207, 208, 307, 308]);
+    }
+
+    /// An array over a store opened read-only refuses writes before they
+    /// reach the cache (nothing dirty, flush succeeds), and its partial
+    /// reads still find chunks the cache holds.
+    #[test]
+    fn read_only_arrays_refuse_writes_up_front() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["a.npy", "a.zarr"] {
+            let p = dir.path().join(name);
+            let shape = [3u64, 40, 50];
+            let w = crate::create::<i32>(&p, crate::ArrayOptions::new(shape).chunks([1, 40, 50]))
+                .unwrap();
+            let data = ndarray::Array3::from_shape_fn((3, 40, 50), |(z, y, x)| {
+                (z * 10_000 + y * 100 + x) as i32
+            });
+            w.write(.., &data).unwrap();
+            w.flush().unwrap();
+            drop(w);
+            let cache = ChunkCache::new(1 << 20);
+            let r = crate::open_with::<i32>(
+                &p,
+                &crate::OpenOptions::new()
+                    .read_only(true)
+                    .chunks([1, 40, 50])
+                    .cache(cache.clone()),
+            )
+            .unwrap();
+            assert!(r.handle().store().capabilities().read_only, "{name}");
+            for err in [
+                r.write(s![0, 0, 0], &ndarray::arr0(1)).unwrap_err(),
+                r.fill(.., 7).unwrap_err(),
+                r.resize(5).unwrap_err(),
+            ] {
+                assert!(
+                    err.to_string().contains("opened read-only"),
+                    "{name}: {err}"
+                );
+            }
+            assert_eq!(r.memory_report().dirty_bytes, 0, "{name}");
+            r.flush().unwrap();
+            // A whole plane goes through the cache; a tile of it is then
+            // copied from there (a hit), a tile of another plane is read
+            // from the file (no hit).
+            assert_eq!(
+                r.read(s![1, .., ..]).unwrap(),
+                data.slice(s![1, .., ..]).into_dyn()
+            );
+            let hits = cache.stats().hits;
+            eprintln!(
+                "{name} {:?} {:?} {}",
+                cache.stats(),
+                r.handle().cache().stats(),
+                r.handle().cache().same_as(&cache)
+            );
+            let tile = s![1, 3..9, 4..20];
+            assert_eq!(r.read(tile).unwrap(), data.slice(tile).into_dyn());
+            assert_eq!(cache.stats().hits, hits + 1, "{name}");
+            let tile = s![2, 30..40, 0..5];
+            assert_eq!(r.read(tile).unwrap(), data.slice(tile).into_dyn());
+            assert_eq!(cache.stats().hits, hits + 1, "{name}");
+            assert_eq!(r.get([2, 39, 49]).unwrap(), 23_949);
+            // Writable again, the same file takes writes.
+            drop(r);
+            let w = crate::open::<i32>(&p).unwrap();
+            assert!(!w.handle().store().capabilities().read_only);
+            w.write(s![0, 0, 0], &ndarray::arr0(-1)).unwrap();
+            w.flush().unwrap();
+            assert_eq!(crate::open::<i32>(&p).unwrap().get([0, 0, 0]).unwrap(), -1);
+        }
     }
 
     #[test]

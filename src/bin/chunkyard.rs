@@ -1141,12 +1141,12 @@ fn print_reads(reports: &[(BuildReport, Option<ReadReport>)]) {
                  without chunkyard: {:.1} µs with the maps released every 32 MiB as chunkyard \
                  does, {:.1} µs with every page kept mapped ({} MiB resident)",
                 r.format,
+                chunkyard::bench::RANDOM_TILES,
                 if r.format == "zarr" {
                     "its chunk files"
                 } else {
                     "the file"
                 },
-                chunkyard::bench::RANDOM_TILES,
                 f.bounded_us,
                 f.unbounded_us,
                 f.unbounded_resident >> 20

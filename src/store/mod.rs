@@ -78,16 +78,28 @@ pub struct Capabilities {
     pub partial_reads: bool,
     /// The store remembers which chunks were never written.
     pub tracks_missing: bool,
+    /// The store refuses every write (it was opened read-only): the array
+    /// refuses writes before they reach the cache, and its reads need not
+    /// keep out write-backs that cannot happen.
+    pub read_only: bool,
 }
 
 impl Capabilities {
-    /// Builds capabilities from their three flags.
+    /// Builds capabilities from their first three flags; the store
+    /// accepts writes.
     pub const fn new(parallel_writes: bool, partial_reads: bool, tracks_missing: bool) -> Self {
         Capabilities {
             parallel_writes,
             partial_reads,
             tracks_missing,
+            read_only: false,
         }
+    }
+
+    /// The same capabilities, for a store that refuses writes if `yes`.
+    pub const fn read_only(mut self, yes: bool) -> Self {
+        self.read_only = yes;
+        self
     }
 }
 

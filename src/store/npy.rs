@@ -1443,8 +1443,8 @@ impl NpyFile {
         // Whole rows, contiguous in the file and in the output (a scan's
         // block of a C-order chunk): one long read, which the kernel's
         // read-ahead serves well when cold.
-        let counts: Vec<usize> = region.iter().map(|r| r.2 as usize).collect();
-        let strides: Vec<usize> = region
+        let counts: Small<usize> = region.iter().map(|r| r.2 as usize).collect();
+        let strides: Small<usize> = region
             .iter()
             .zip(&self.file_strides)
             .map(|(r, &fs)| r.1 as usize * fs)
@@ -1506,7 +1506,6 @@ impl NpyFile {
         };
         let runs = (n / run) as u64;
         let touched = map.copy(
-            &self.file,
             self.header.data_offset as usize,
             &inside,
             elem,
@@ -1598,7 +1597,7 @@ impl ChunkStore for NpyFile {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities::new(true, true, false)
+        Capabilities::new(true, true, false).read_only(!self.writable)
     }
 
     fn read_chunk(&self, chunk: &[u64]) -> Result<Option<ChunkBuf>> {

@@ -122,8 +122,6 @@ pub struct Mapped<'a> {
     /// Gets the map, made on first use (it covers the chunk: the caller
     /// checked); `None` if it cannot be made, which costs speed only.
     pub map: &'a dyn Fn() -> Option<&'a FileMap>,
-    /// The mapped file (a cold read probes it).
-    pub file: &'a File,
     /// The chunk's first byte in the file.
     pub base: usize,
     /// What reads through this map and its siblings may have made
@@ -250,7 +248,6 @@ impl RawChunk<'_> {
             Ok((fm, m)) => {
                 let runs = runs as u64;
                 let touched = fm.copy(
-                    m.file,
                     m.base,
                     &counts,
                     elem,

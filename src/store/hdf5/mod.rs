@@ -1063,7 +1063,6 @@ impl Hdf5Inner {
             || rawio::map_chunk(&raw.file, addr, len).map_err(|e| Error::io(&self.path, e)),
             file_map.as_deref().map(|_| Mapped {
                 map: &get_map,
-                file: &raw.file,
                 base: addr as usize,
                 touched: &raw.touched,
                 release: &release,
@@ -1147,6 +1146,7 @@ impl ChunkStore for Hdf5Inner {
             Access::Direct(_) => Capabilities::new(true, self.raw.is_some(), true),
             Access::Hyperslab { chunked } => Capabilities::new(false, self.raw.is_some(), chunked),
         }
+        .read_only(!self.writable)
     }
 
     fn read_chunk(&self, chunk: &[u64]) -> Result<Option<ChunkBuf>> {

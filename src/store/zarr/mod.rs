@@ -657,7 +657,7 @@ impl ChunkStore for ZarrInner {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities::new(true, self.partial, true)
+        Capabilities::new(true, self.partial, true).read_only(!self.writable)
     }
 
     fn labels(&self) -> Option<Labels> {

@@ -350,7 +350,6 @@ impl ZarrInner {
             },
             keep_map.then_some(Mapped {
                 map: &map,
-                file,
                 base: 0,
                 touched: &self.files.touched,
                 release: &release,
