@@ -73,12 +73,7 @@ fn json_reports_every_format_with_reads_and_removes_files() {
     // Same seed, same values, whatever the format.
     assert_eq!(sums[0], sums[1]);
     // The sum is the one of the generated values.
-    let mut plane = vec![0f32; 96 * 80];
-    let mut expect = 0f64;
-    for z in 0..6 {
-        chunkyard::bench::fill_plane(42, z, 80, &mut plane);
-        expect += plane.iter().map(|&x| x as f64).sum::<f64>();
-    }
+    let expect = generated_sum(6, 96, 80);
     assert!(
         (sums[0] - expect).abs() < 1e-6 * expect.abs().max(1.0),
         "{sums:?} vs {expect}"
@@ -106,20 +101,7 @@ fn json_reports_every_format_with_reads_and_removes_files() {
 fn table_has_the_article_columns_and_keep_keeps() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
-    let out = ok(&[
-        "bench",
-        "--depth",
-        "3",
-        "--rows",
-        "64",
-        "--cols",
-        "64",
-        "--dir",
-        d,
-        "--formats",
-        "npy",
-        "--keep",
-    ]);
+    let out = bench_small(d, 3, 64, &["--formats", "npy", "--keep"]);
     for col in [
         "Example",
         "Elapsed time",
@@ -139,6 +121,28 @@ fn table_has_the_article_columns_and_keep_keeps() {
     assert_eq!(kept.len(), 1);
 }
 
+/// `chunkyard bench` on a `depth` x `side` x `side` volume in `dir`,
+/// with `extra` arguments; its standard output.
+fn bench_small(dir: &str, depth: u32, side: u32, extra: &[&str]) -> String {
+    let (depth, side) = (depth.to_string(), side.to_string());
+    let mut args = vec![
+        "bench", "--depth", &depth, "--rows", &side, "--cols", &side, "--dir", dir,
+    ];
+    args.extend_from_slice(extra);
+    ok(&args)
+}
+
+/// The sum of the values the bench generates with its default seed.
+fn generated_sum(depth: u64, rows: usize, cols: usize) -> f64 {
+    let mut plane = vec![0f32; rows * cols];
+    (0..depth)
+        .map(|z| {
+            chunkyard::bench::fill_plane(42, z, cols, &mut plane);
+            plane.iter().map(|&x| x as f64).sum::<f64>()
+        })
+        .sum()
+}
+
 /// `--codec lz4` builds the formats that compress (not npy), states the
 /// ratio, reads the same values back, and measures no tile floor: the
 /// planes are not raw bytes in the files.
@@ -146,22 +150,12 @@ fn table_has_the_article_columns_and_keep_keeps() {
 fn codec_builds_compressed_formats_only() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
-    let out = ok(&[
-        "bench",
-        "--depth",
-        "3",
-        "--rows",
-        "64",
-        "--cols",
-        "64",
-        "--dir",
+    let out = bench_small(
         d,
-        "--codec",
-        "lz4",
-        "--workload",
-        "random,scan",
-        "--json",
-    ]);
+        3,
+        64,
+        &["--codec", "lz4", "--workload", "random,scan", "--json"],
+    );
     let lines: Vec<serde_json::Value> = out
         .lines()
         .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
@@ -176,12 +170,7 @@ fn codec_builds_compressed_formats_only() {
         &["zarr"]
     };
     assert_eq!(formats, want, "{out}");
-    let mut expect = 0f64;
-    let mut plane = vec![0f32; 64 * 64];
-    for z in 0..3 {
-        chunkyard::bench::fill_plane(42, z, 64, &mut plane);
-        expect += plane.iter().map(|&x| x as f64).sum::<f64>();
-    }
+    let expect = generated_sum(3, 64, 64);
     for v in &lines {
         assert_eq!(v["codec"], "lz4");
         let (logical, file) = (
@@ -200,21 +189,7 @@ fn codec_builds_compressed_formats_only() {
         );
     }
     // Table output names the codec and the ratio.
-    let out = ok(&[
-        "bench",
-        "--depth",
-        "2",
-        "--rows",
-        "32",
-        "--cols",
-        "32",
-        "--dir",
-        d,
-        "--codec",
-        "lz4",
-        "--formats",
-        "zarr",
-    ]);
+    let out = bench_small(d, 2, 32, &["--codec", "lz4", "--formats", "zarr"]);
     assert!(out.contains("codec lz4"), "{out}");
     assert!(out.contains("zarr: lz4 compresses the data"), "{out}");
     // npy named with a codec is refused, and nothing is built.

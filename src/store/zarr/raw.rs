@@ -46,18 +46,32 @@ pub use crate::store::rawio::method;
 use crate::store::rawio::{self, Mapped, RawChunk};
 
 /// Open chunk files a store keeps at most: each is one file descriptor
-/// and a few dozen bytes. Random elements of the bench's 100-chunk array
+/// and a few dozen bytes. A quarter of [`open_files_total`], from 16 to
+/// 1024: 128 under the usual limit of 1024 descriptors per process.
+/// Random elements of the bench's 100-chunk array
 /// (`examples/random_reads.rs`) cost 2.95 us with 64 (a third of them
-/// opened their file), 1.97 us with 128 (npy 1.65 in the same run).
-pub const OPEN_FILES: usize = 128;
+/// opened their file), 1.97 us with 128 (npy 1.65 in the same run); the
+/// default 500-chunk array needs 500 to keep its files open.
+pub fn open_files() -> usize {
+    (open_files_total() / 4).clamp(16, 1024)
+}
 
 /// Open chunk files all the stores of the process keep at most: half the
-/// usual limit of 1024 descriptors per process, so that many arrays open
-/// at once leave descriptors for everything else. A store at the limit
-/// replaces its own least recently used file, or keeps none. (A store
-/// whose `open` meets the limit all the same closes its files and tries
-/// again.)
-pub const OPEN_FILES_TOTAL: usize = 512;
+/// process's limit of descriptors (`RLIMIT_NOFILE`, read once), from 64
+/// to 4096, so that many arrays open at once leave descriptors for
+/// everything else: 512 under the usual limit of 1024. A store at the
+/// limit replaces its own least recently used file, or keeps none. (A
+/// store whose `open` meets the limit all the same closes its files and
+/// tries again.)
+pub fn open_files_total() -> usize {
+    static TOTAL: OnceLock<usize> = OnceLock::new();
+    *TOTAL.get_or_init(|| {
+        let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+            .current
+            .unwrap_or(u64::MAX);
+        (limit / 2).clamp(64, 4096) as usize
+    })
+}
 
 /// Reads of many runs copy from a chunk file's map only when at most this
 /// many bytes lie between runs on average; sparser ones are a `pread` each.
@@ -145,14 +159,14 @@ impl OpenFiles {
         let mut files = self.files.lock();
         let room = || {
             HELD.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                (n < OPEN_FILES_TOTAL).then_some(n + 1)
+                (n < open_files_total()).then_some(n + 1)
             })
             .is_ok()
         };
         // Replacing an entry, growing within both bounds, or in place of
         // the least recently used file keeps the count right.
         let keep = files.contains(chunk)
-            || (files.len() < OPEN_FILES && room())
+            || (files.len() < open_files() && room())
             || files.pop_lru().is_some();
         if keep {
             file.held.store(true, Ordering::Relaxed);
