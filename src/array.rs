@@ -1076,12 +1076,6 @@ mod tests {
                 data.slice(s![1, .., ..]).into_dyn()
             );
             let hits = cache.stats().hits;
-            eprintln!(
-                "{name} {:?} {:?} {}",
-                cache.stats(),
-                r.handle().cache().stats(),
-                r.handle().cache().same_as(&cache)
-            );
             let tile = s![1, 3..9, 4..20];
             assert_eq!(r.read(tile).unwrap(), data.slice(tile).into_dyn());
             assert_eq!(cache.stats().hits, hits + 1, "{name}");
