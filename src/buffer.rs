@@ -33,6 +33,19 @@ impl ChunkBuf {
         if len >= MAP_THRESHOLD
             && let Ok(map) = MmapMut::map_anon(len)
         {
+            // Transparent huge pages where the system offers them on
+            // request (`enabled` = `madvise`, as on the development
+            // machine): a fresh 16 MB buffer then costs 8 faults instead
+            // of 4,096. Random 64x64 tiles of a 20-plane lz4 array
+            // (`examples/random_reads FILE tiles`, two runs each, binaries
+            // alternated): Zarr 1.5-2.0 ms a tile with the advice, 3.5-3.6
+            // without; HDF5 2.4-2.8 against 6.6-6.9 (a quarter of the
+            // tiles load their chunk: the cache holds 15 of the 20). The
+            // cache counts every chunk whole, so a partly written
+            // buffer's huge pages stay within the budget.
+            if len >= 2 << 20 {
+                let _ = map.advise(memmap2::Advice::HugePage);
+            }
             return ChunkBuf {
                 repr: Repr::Map(map),
             };

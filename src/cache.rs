@@ -68,7 +68,7 @@ struct CacheInner {
     /// Bytes of chunk data newer than the store's.
     dirty: AtomicUsize,
     /// Bytes of store write buffers (encoded copies) reserved by write-backs
-    /// and flushes under way.
+    /// and flushes under way, and of decode buffers of loads under way.
     in_flight: AtomicUsize,
     /// The largest write buffer of any array registered: eviction keeps
     /// this much of the budget free, so that the next write-back fits.
@@ -152,6 +152,11 @@ pub(crate) struct Owner {
     ///
     /// [`Capabilities::read_only`]: crate::store::Capabilities::read_only
     read_only: bool,
+    /// Bytes a load holds beside the chunk while it decodes
+    /// ([`Capabilities::decodes`]): a chunk's size, or 0.
+    ///
+    /// [`Capabilities::decodes`]: crate::store::Capabilities::decodes
+    load_scratch: usize,
 }
 
 impl Owner {
@@ -188,6 +193,24 @@ impl Owner {
     /// A chunk buffer holding the fill value everywhere.
     fn fill_buffer(&self) -> ChunkBuf {
         ChunkBuf::filled(self.chunk_bytes(), &self.fill)
+    }
+}
+
+/// Bytes counted in flight until dropped ([`ChunkCache::reserve`]).
+struct Reserved<'a> {
+    cache: &'a ChunkCache,
+    bytes: usize,
+}
+
+impl Drop for Reserved<'_> {
+    fn drop(&mut self) {
+        if self.bytes == 0 {
+            return;
+        }
+        let i = &self.cache.inner;
+        let _g = i.flight.lock();
+        i.in_flight.fetch_sub(self.bytes, Relaxed);
+        i.flight_done.notify_all();
     }
 }
 
@@ -239,7 +262,8 @@ pub struct CacheStats {
     /// Bytes of held chunks not yet written to their store.
     pub dirty_bytes: usize,
     /// Bytes of store write buffers (encoded copies) of write-backs under
-    /// way. `resident_bytes + in_flight_bytes` is what the budget covers.
+    /// way, and of stored bytes that loads under way decode from.
+    /// `resident_bytes + in_flight_bytes` is what the budget covers.
     pub in_flight_bytes: usize,
     /// The byte budget.
     pub budget_bytes: usize,
@@ -355,7 +379,12 @@ impl ChunkCache {
     ) -> Arc<Owner> {
         let write_buffer = store.write_buffer_bytes();
         self.inner.headroom.fetch_max(write_buffer, Relaxed);
-        let read_only = store.capabilities().read_only;
+        let caps = store.capabilities();
+        let load_scratch = if caps.decodes {
+            grid.chunk_elements() * fill.len()
+        } else {
+            0
+        };
         Arc::new(Owner {
             id: self.inner.next_owner.fetch_add(1, Relaxed),
             store,
@@ -367,7 +396,8 @@ impl ChunkCache {
             dirty: AtomicUsize::new(0),
             entries: AtomicUsize::new(0),
             unsynced: AtomicBool::new(false),
-            read_only,
+            read_only: caps.read_only,
+            load_scratch,
         })
     }
 
@@ -424,11 +454,18 @@ impl ChunkCache {
         }
         let r = loop {
             let (e, created) = self.entry(owner, coord);
+            // A load that decodes holds the stored bytes beside the chunk
+            // until it is done.
+            let scratch = if access == Access::Overwrite {
+                0
+            } else {
+                owner.load_scratch
+            };
             if created {
                 // Evict before the new chunk's bytes arrive, so that
                 // streaming work does not overshoot the budget by a chunk
                 // per thread. No lock is held here.
-                self.make_room_for(owner.chunk_bytes(), Some(&e));
+                self.make_room_for(owner.chunk_bytes() + scratch, Some(&e));
             }
             let mut slot = e.slot.lock();
             if slot.detached {
@@ -440,6 +477,12 @@ impl ChunkCache {
                     owner.fill_buffer()
                 } else {
                     self.inner.misses.fetch_add(1, Relaxed);
+                    // Counted in flight for the load only: write-backs wait
+                    // for the bytes in flight to shrink, holding their
+                    // victim's slot, so this must be held while nothing
+                    // else is waited for (not while evicting above, nor
+                    // while waiting for this slot).
+                    let _scratch = self.reserve(owner.load_scratch);
                     self.load(owner, coord)?
                 };
                 self.inner.resident.fetch_add(data.len(), Relaxed);
@@ -742,6 +785,16 @@ impl ChunkCache {
         result
     }
 
+    /// Counts `bytes` in flight until the returned guard drops (a load's
+    /// decode buffers; it does not wait, the eviction that follows makes
+    /// room).
+    fn reserve(&self, bytes: usize) -> Reserved<'_> {
+        if bytes > 0 {
+            self.inner.in_flight.fetch_add(bytes, Relaxed);
+        }
+        Reserved { cache: self, bytes }
+    }
+
     /// Drops an entry's data; the entry must be in no map.
     fn detach(&self, e: &Entry, slot: &mut Slot) {
         slot.detached = true;
@@ -938,6 +991,81 @@ mod tests {
             let v = cache.with_chunk(&o, &[c], Access::Read, |d| d[5]).unwrap();
             assert_eq!(v, c as u8);
         }
+    }
+
+    /// A memory store whose loads decode ([`Capabilities::decodes`]), and
+    /// that records what the cache counted in flight during each load.
+    #[derive(Debug)]
+    struct Decoding {
+        inner: MemoryStore,
+        cache: ChunkCache,
+        seen: Mutex<Vec<usize>>,
+    }
+
+    impl ChunkStore for Decoding {
+        fn backend(&self) -> &'static str {
+            "decoding"
+        }
+        fn meta(&self) -> StoreMeta {
+            self.inner.meta()
+        }
+        fn capabilities(&self) -> crate::store::Capabilities {
+            self.inner.capabilities().decodes(true)
+        }
+        fn read_chunk(&self, chunk: &[u64]) -> Result<Option<ChunkBuf>> {
+            let s = self.cache.stats();
+            self.seen.lock().push(s.resident_bytes + s.in_flight_bytes);
+            self.inner.read_chunk(chunk)
+        }
+        fn write_chunk(&self, chunk: &[u64], data: &[u8]) -> Result<()> {
+            self.inner.write_chunk(chunk, data)
+        }
+        fn erase_chunk(&self, chunk: &[u64]) -> Result<()> {
+            self.inner.erase_chunk(chunk)
+        }
+        fn flush(&self) -> Result<()> {
+            self.inner.flush()
+        }
+        fn stored_bytes(&self) -> Result<u64> {
+            self.inner.stored_bytes()
+        }
+    }
+
+    #[test]
+    fn loads_that_decode_reserve_their_stored_bytes() {
+        // Room for three chunks of 10: a load that decodes needs room for
+        // two (the chunk and its stored bytes), so two stay cached.
+        let cache = ChunkCache::new(30);
+        let meta = StoreMeta {
+            dtype: DType::U8,
+            shape: vec![100],
+            chunks: vec![10],
+            fill: vec![9],
+        };
+        let store = Arc::new(Decoding {
+            inner: MemoryStore::new(meta),
+            cache: cache.clone(),
+            seen: Mutex::new(Vec::new()),
+        });
+        let grid = ChunkGrid::new(&[100], &[10], 1).unwrap();
+        let o = cache.register(store.clone(), grid, vec![9]);
+        for c in 0..6u64 {
+            let v = cache.with_chunk(&o, &[c], Access::Read, |d| d[0]).unwrap();
+            assert_eq!(v, 9);
+            let s = cache.stats();
+            assert_eq!(s.in_flight_bytes, 0, "released after the load");
+            assert!(s.resident_bytes <= 20, "chunk {c}: {s:?}");
+        }
+        assert_eq!(cache.stats().resident_bytes, 20);
+        // During each load: the scratch reserved, and the chunk's room.
+        let seen = store.seen.lock().clone();
+        assert_eq!(seen.len(), 6);
+        assert!(seen.iter().all(|&b| (10..=20).contains(&b)), "{seen:?}");
+        // Overwrites load nothing and reserve nothing.
+        cache
+            .with_chunk(&o, &[7], Access::Overwrite, |d| d.fill(1))
+            .unwrap();
+        assert_eq!(store.seen.lock().len(), 6);
     }
 
     #[test]

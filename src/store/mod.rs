@@ -82,6 +82,11 @@ pub struct Capabilities {
     /// refuses writes before they reach the cache, and its reads need not
     /// keep out write-backs that cannot happen.
     pub read_only: bool,
+    /// A whole-chunk read holds the chunk's stored (compressed or
+    /// filtered) bytes, about a chunk's size, beside the decoded chunk
+    /// while it decodes: the cache reserves that much of its budget for
+    /// every load under way.
+    pub decodes: bool,
 }
 
 impl Capabilities {
@@ -93,7 +98,15 @@ impl Capabilities {
             partial_reads,
             tracks_missing,
             read_only: false,
+            decodes: false,
         }
+    }
+
+    /// The same capabilities, for a store whose whole-chunk reads decode
+    /// if `yes` (see [`Capabilities::decodes`]).
+    pub const fn decodes(mut self, yes: bool) -> Self {
+        self.decodes = yes;
+        self
     }
 
     /// The same capabilities, for a store that refuses writes if `yes`.

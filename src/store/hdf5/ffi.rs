@@ -17,6 +17,7 @@ use hdf5_metno_sys::h5p::H5P_DEFAULT;
 use hdf5_metno_sys::h5z::{H5Z_FLAG_REVERSE, H5Z_class2_t, H5Zregister};
 
 use super::filters::{FILTER_LZ4, lz4_decode, lz4_encode};
+use crate::buffer::ChunkBuf;
 
 /// Where a chunk is stored: `None` if it was never allocated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,16 +48,18 @@ pub fn chunk_storage(ds: &Dataset, offset: &[u64]) -> hdf5_metno::Result<Option<
     Ok((addr != HADDR_UNDEF).then_some(ChunkStorage { addr, size, mask }))
 }
 
-/// Reads a chunk's stored bytes (still filtered) and its filter mask.
-/// `size` comes from [`chunk_storage`] under the same store lock.
+/// Reads a chunk's stored bytes (still filtered) and its filter mask,
+/// into a buffer that a large chunk's bytes do not leave in malloc's heap
+/// ([`ChunkBuf`]). `size` comes from [`chunk_storage`] under the same
+/// store lock.
 #[allow(unsafe_code)]
 pub fn read_chunk_raw(
     ds: &Dataset,
     offset: &[u64],
     size: u64,
-) -> hdf5_metno::Result<(u32, Vec<u8>)> {
+) -> hdf5_metno::Result<(u32, ChunkBuf)> {
     debug_assert_eq!(offset.len(), ds.ndim());
-    let mut buf = vec![0u8; size as usize];
+    let mut buf = ChunkBuf::zeroed(size as usize);
     let mut mask: u32 = 0;
     // SAFETY: HDF5 writes exactly the chunk's stored size into `buf`,
     // which is that long (the size was looked up for this chunk, and the

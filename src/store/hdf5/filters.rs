@@ -19,7 +19,9 @@
 //! 1 GiB when it is 0 (what `hdf5plugin.LZ4()` stores); chunkyard writes
 //! the same parameter and so one block per chunk below 1 GiB.
 
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
+
+use crate::buffer::ChunkBuf;
 
 /// HDF5's deflate filter id.
 pub const FILTER_DEFLATE: i32 = 1;
@@ -55,23 +57,81 @@ pub fn encode(steps: &[Step], data: &[u8]) -> Result<Vec<u8>, String> {
     Ok(buf)
 }
 
-/// Runs the pipeline backwards (as HDF5 does on read). Bit `i` of
-/// `mask` set means step `i` was skipped when the chunk was written. No
-/// step may produce more than `limit` bytes (the decoded chunk's size), so
-/// a corrupt or hostile chunk cannot make us allocate more.
-pub fn decode(steps: &[Step], mask: u32, data: Vec<u8>, limit: usize) -> Result<Vec<u8>, String> {
-    let mut buf = data;
-    for (i, s) in steps.iter().enumerate().rev() {
-        if i < 32 && mask & (1 << i) != 0 {
-            continue;
+/// Runs the pipeline backwards (as HDF5 does on read) into `out`, which
+/// the decoded chunk must fill exactly. Bit `i` of `mask` set means step
+/// `i` was skipped when the chunk was written. No step may produce more
+/// than `out.len()` bytes, so a corrupt or hostile chunk cannot make us
+/// allocate more. The last step writes into `out` itself; steps before it
+/// write into buffers of their own that are unmapped when dropped
+/// ([`ChunkBuf`]), so that a large chunk leaves no block in malloc's heap.
+pub fn decode(steps: &[Step], mask: u32, data: &[u8], out: &mut [u8]) -> Result<(), String> {
+    let active: Vec<Step> = steps
+        .iter()
+        .enumerate()
+        .rev()
+        .filter(|&(i, _)| i >= 32 || mask & (1 << i) == 0)
+        .map(|(_, &s)| s)
+        .collect();
+    let Some((&last, before)) = active.split_last() else {
+        if data.len() != out.len() {
+            return Err(format!(
+                "{} stored bytes, no filter applied, for a chunk of {}",
+                data.len(),
+                out.len()
+            ));
         }
-        buf = match *s {
-            Step::Shuffle(n) => unshuffle(&buf, n),
-            Step::Deflate(_) => inflate(&buf, limit)?,
-            Step::Lz4(_) => lz4_decode(&buf, limit)?,
+        out.copy_from_slice(data);
+        return Ok(());
+    };
+    // A step before the last may make a compressed stream (of a pipeline
+    // with two compressors), which can be a little longer than the chunk.
+    let most = out.len() + out.len() / 64 + (1 << 16);
+    // A step's output: its buffer and how much of it is used.
+    let mut held: Option<(ChunkBuf, usize)> = None;
+    for &step in before {
+        let input = held.as_ref().map_or(data, |(b, n)| &b[..*n]);
+        let next = match step {
+            Step::Shuffle(n) => {
+                let mut b = ChunkBuf::zeroed(input.len());
+                unshuffle_into(input, n, &mut b);
+                (b, input.len())
+            }
+            // Not known until inflated: room for the most it may make,
+            // of which only the pages written become resident.
+            Step::Deflate(_) => {
+                let mut b = ChunkBuf::zeroed(most);
+                let n = inflate_some(input, &mut b)?;
+                (b, n)
+            }
+            Step::Lz4(_) => {
+                let (len, _) = lz4_header(input, most)?;
+                let mut b = ChunkBuf::zeroed(len);
+                lz4_decode_into(input, &mut b)?;
+                (b, len)
+            }
         };
+        held = Some(next);
     }
-    Ok(buf)
+    step_into(last, held.as_ref().map_or(data, |(b, n)| &b[..*n]), out)
+}
+
+/// One decoding step from `input` into `out`, which it must fill exactly.
+fn step_into(step: Step, input: &[u8], out: &mut [u8]) -> Result<(), String> {
+    match step {
+        Step::Shuffle(n) => {
+            if input.len() != out.len() {
+                return Err(format!(
+                    "shuffled data of {} bytes for {} expected",
+                    input.len(),
+                    out.len()
+                ));
+            }
+            unshuffle_into(input, n, out);
+            Ok(())
+        }
+        Step::Deflate(_) => inflate_into(input, out),
+        Step::Lz4(_) => lz4_decode_into(input, out),
+    }
 }
 
 /// HDF5's shuffle: all first bytes of the elements, then all second
@@ -91,19 +151,27 @@ fn shuffle(data: &[u8], size: usize) -> Vec<u8> {
     out
 }
 
+#[cfg(test)]
 fn unshuffle(data: &[u8], size: usize) -> Vec<u8> {
+    let mut out = vec![0u8; data.len()];
+    unshuffle_into(data, size, &mut out);
+    out
+}
+
+/// Reverses [`shuffle`] into `out` (as long as `data`).
+fn unshuffle_into(data: &[u8], size: usize, out: &mut [u8]) {
+    debug_assert_eq!(data.len(), out.len());
     if size <= 1 {
-        return data.to_vec();
+        out.copy_from_slice(data);
+        return;
     }
     let n = data.len() / size;
-    let mut out = vec![0u8; data.len()];
     for (e, elem) in out.chunks_exact_mut(size).enumerate() {
         for (b, byte) in elem.iter_mut().enumerate() {
             *byte = data[b * n + e];
         }
     }
     out[n * size..].copy_from_slice(&data[n * size..]);
-    out
 }
 
 fn deflate(data: &[u8], level: u32) -> Result<Vec<u8>, String> {
@@ -115,18 +183,45 @@ fn deflate(data: &[u8], level: u32) -> Result<Vec<u8>, String> {
     enc.finish().map_err(|e| format!("deflate: {e}"))
 }
 
+#[cfg(test)]
 fn inflate(data: &[u8], limit: usize) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    flate2::read::ZlibDecoder::new(data)
-        .take(limit as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| format!("deflate stream is corrupt: {e}"))?;
-    if out.len() > limit {
+    let mut out = vec![0u8; limit];
+    let n = inflate_some(data, &mut out)?;
+    out.truncate(n);
+    Ok(out)
+}
+
+/// Inflates a zlib stream into the start of `out`; returns how many bytes
+/// it made. A stream that would make more than `out.len()` is an error.
+fn inflate_some(data: &[u8], out: &mut [u8]) -> Result<usize, String> {
+    let corrupt = |e: io::Error| format!("deflate stream is corrupt: {e}");
+    let mut dec = flate2::read::ZlibDecoder::new(data);
+    let mut done = 0;
+    while done < out.len() {
+        match dec.read(&mut out[done..]).map_err(corrupt)? {
+            0 => return Ok(done),
+            k => done += k,
+        }
+    }
+    if dec.read(&mut [0u8; 1]).map_err(corrupt)? != 0 {
         return Err(format!(
-            "deflate stream decompresses to more than the chunk's {limit} bytes"
+            "deflate stream decompresses to more than the chunk's {} bytes",
+            out.len()
         ));
     }
-    Ok(out)
+    Ok(done)
+}
+
+/// Inflates a zlib stream into `out`, which it must fill exactly.
+fn inflate_into(data: &[u8], out: &mut [u8]) -> Result<(), String> {
+    let n = inflate_some(data, out)?;
+    if n != out.len() {
+        return Err(format!(
+            "deflate stream decompresses to {n} bytes, the chunk holds {}",
+            out.len()
+        ));
+    }
+    Ok(())
 }
 
 /// The LZ4 framing of filter 32004 (see the module docs).
@@ -153,51 +248,73 @@ pub fn lz4_encode(data: &[u8], block: usize) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-/// Reverses [`lz4_encode`] (and `H5Zlz4.c`), checking every length.
+/// Reverses [`lz4_encode`] (and `H5Zlz4.c`), checking every length;
+/// the result is at most `limit` bytes.
 pub fn lz4_decode(data: &[u8], limit: usize) -> Result<Vec<u8>, String> {
-    let bad = |what: &str| format!("LZ4 chunk is corrupt: {what}");
-    let (head, mut rest) = data
-        .split_at_checked(12)
-        .ok_or_else(|| bad("shorter than its 12-byte header"))?;
+    let (total, _) = lz4_header(data, limit)?;
+    let mut out = vec![0u8; total];
+    lz4_decode_into(data, &mut out)?;
+    Ok(out)
+}
+
+fn lz4_bad(what: &str) -> String {
+    format!("LZ4 chunk is corrupt: {what}")
+}
+
+/// The decoded size and block size an LZ4 chunk's 12-byte header states;
+/// a decoded size over `limit` is an error.
+fn lz4_header(data: &[u8], limit: usize) -> Result<(usize, usize), String> {
+    let head = data
+        .first_chunk::<12>()
+        .ok_or_else(|| lz4_bad("shorter than its 12-byte header"))?;
     let total = u64::from_be_bytes(head[..8].try_into().expect("8 bytes"));
-    let mut block = u32::from_be_bytes(head[8..].try_into().expect("4 bytes")) as u64;
+    let block = u32::from_be_bytes(head[8..].try_into().expect("4 bytes")) as u64;
     if total > i32::MAX as u64 || total > limit as u64 {
-        return Err(bad(&format!(
+        return Err(lz4_bad(&format!(
             "claims {total} uncompressed bytes, more than the {} expected",
             limit.min(i32::MAX as usize)
         )));
     }
-    if block > total {
-        block = total;
-    }
     if block == 0 && total > 0 {
-        return Err(bad("block size 0"));
+        return Err(lz4_bad("block size 0"));
     }
-    let mut out = vec![0u8; total as usize];
+    Ok((total as usize, block.min(total) as usize))
+}
+
+/// Decodes an LZ4 chunk into `out`, which it must fill exactly.
+fn lz4_decode_into(data: &[u8], out: &mut [u8]) -> Result<(), String> {
+    let (total, block) = lz4_header(data, out.len())?;
+    if total != out.len() {
+        return Err(lz4_bad(&format!(
+            "claims {total} uncompressed bytes, the chunk holds {}",
+            out.len()
+        )));
+    }
+    let mut rest = &data[12..];
     let mut done = 0usize;
     while done < out.len() {
-        let len = (block as usize).min(out.len() - done);
+        let len = block.min(out.len() - done);
         let (size, tail) = rest
             .split_at_checked(4)
-            .ok_or_else(|| bad("truncated block header"))?;
+            .ok_or_else(|| lz4_bad("truncated block header"))?;
         let size = u32::from_be_bytes(size.try_into().expect("4 bytes")) as usize;
         let (payload, tail) = tail
             .split_at_checked(size)
-            .ok_or_else(|| bad("truncated block"))?;
+            .ok_or_else(|| lz4_bad("truncated block"))?;
         let dst = &mut out[done..done + len];
         if size == len {
             dst.copy_from_slice(payload);
         } else {
-            let n =
-                lz4_flex::block::decompress_into(payload, dst).map_err(|e| bad(&e.to_string()))?;
+            let n = lz4_flex::block::decompress_into(payload, dst)
+                .map_err(|e| lz4_bad(&e.to_string()))?;
             if n != len {
-                return Err(bad("a block decompressed to the wrong size"));
+                return Err(lz4_bad("a block decompressed to the wrong size"));
             }
         }
         done += len;
         rest = tail;
     }
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -210,7 +327,11 @@ mod tests {
 
     #[test]
     fn every_pipeline_round_trips() {
-        let data = sample(1003);
+        // Noise, so that the first compressor of two makes more bytes
+        // than the chunk holds.
+        let data: Vec<u8> = (0..1003u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
         for steps in [
             vec![],
             vec![Step::Shuffle(4)],
@@ -219,13 +340,19 @@ mod tests {
             vec![Step::Lz4(100)],
             vec![Step::Shuffle(8), Step::Deflate(1)],
             vec![Step::Shuffle(2), Step::Lz4(0)],
+            vec![Step::Deflate(1), Step::Lz4(64)],
+            vec![Step::Lz4(0), Step::Deflate(1)],
+            vec![Step::Shuffle(4), Step::Lz4(0), Step::Deflate(1)],
         ] {
             let enc = encode(&steps, &data).unwrap();
-            assert_eq!(
-                decode(&steps, 0, enc, data.len()).unwrap(),
-                data,
-                "{steps:?}"
-            );
+            let mut out = vec![0u8; data.len()];
+            decode(&steps, 0, &enc, &mut out).unwrap();
+            assert_eq!(out, data, "{steps:?}");
+            // One byte too few or too many for the chunk is an error.
+            let mut short = vec![0u8; data.len() - 1];
+            assert!(decode(&steps, 0, &enc, &mut short).is_err(), "{steps:?}");
+            let mut long = vec![0u8; data.len() + 1];
+            assert!(decode(&steps, 0, &enc, &mut long).is_err(), "{steps:?}");
         }
     }
 
@@ -242,7 +369,9 @@ mod tests {
         let only_deflate = deflate(&data, 6).unwrap();
         // Step 0 (shuffle) was skipped when written: bit 0 set.
         let steps = [Step::Shuffle(4), Step::Deflate(6)];
-        assert_eq!(decode(&steps, 1, only_deflate, data.len()).unwrap(), data);
+        let mut out = vec![0u8; data.len()];
+        decode(&steps, 1, &only_deflate, &mut out).unwrap();
+        assert_eq!(out, data);
     }
 
     #[test]

@@ -867,6 +867,37 @@ impl Hdf5Inner {
         c_strides(&self.meta.chunks)
     }
 
+    /// Reads a chunk's stored bytes and decodes them in Rust straight into
+    /// `out` (`chunk_bytes` long), in native byte order; `Ok(false)` if the
+    /// chunk was never allocated (`out` untouched).
+    fn direct_read_into(&self, steps: &[Step], chunk: &[u64], out: &mut [u8]) -> Result<bool> {
+        let Some(ffi::ChunkStorage { size, .. }) = self.allocated(chunk)? else {
+            return Ok(false);
+        };
+        // Filters add at most a few bytes per block; a chunk index that
+        // claims far more is corrupt, and is not allocated.
+        let expected = self.meta.chunk_bytes() as u64;
+        if size > expected.saturating_mul(2).saturating_add(1 << 16) {
+            return Err(Error::format(
+                &self.path,
+                format!(
+                    "{}, chunk {chunk:?}: the chunk index claims {size} stored bytes \
+                     for a chunk of {expected}",
+                    self.name
+                ),
+            ));
+        }
+        let (mask, raw) = ffi::read_chunk_raw(&self.ds, &self.origin(chunk), size)
+            .map_err(self.h5("read chunk"))?;
+        filters::decode(steps, mask, &raw, out).map_err(|m| {
+            Error::format(&self.path, format!("{}, chunk {chunk:?}: {m}", self.name))
+        })?;
+        if self.file_endian != Endian::NATIVE {
+            swap_bytes_in_place(out, self.meta.dtype.size());
+        }
+        Ok(true)
+    }
+
     fn read_hyperslab(&self, chunk: &[u64]) -> Result<ChunkBuf> {
         let (sel, counts) = self.hyperslab(chunk);
         let elem = self.meta.dtype.size();
@@ -1147,6 +1178,8 @@ impl ChunkStore for Hdf5Inner {
             Access::Hyperslab { chunked } => Capabilities::new(false, self.raw.is_some(), chunked),
         }
         .read_only(!self.writable)
+        // Stored bytes, or HDF5's own buffer, beside the chunk.
+        .decodes(self.raw.is_none())
     }
 
     fn read_chunk(&self, chunk: &[u64]) -> Result<Option<ChunkBuf>> {
@@ -1158,47 +1191,20 @@ impl ChunkStore for Hdf5Inner {
             }
             return Ok(Some(buf));
         }
-        let Some(ffi::ChunkStorage { size, .. }) = self.allocated(chunk)? else {
-            return Ok(None);
-        };
         let mut buf = match &self.access {
             Access::Direct(steps) => {
-                // Filters add at most a few bytes per block; a chunk index
-                // that claims far more is corrupt, and is not allocated.
-                let expected = self.meta.chunk_bytes() as u64;
-                if size > expected.saturating_mul(2).saturating_add(1 << 16) {
-                    return Err(Error::format(
-                        &self.path,
-                        format!(
-                            "{}, chunk {chunk:?}: the chunk index claims {size} stored bytes \
-                             for a chunk of {expected}",
-                            self.name
-                        ),
-                    ));
-                }
-                let (mask, raw) = ffi::read_chunk_raw(&self.ds, &self.origin(chunk), size)
-                    .map_err(self.h5("read chunk"))?;
-                let bytes = filters::decode(steps, mask, raw, expected as usize).map_err(|m| {
-                    Error::format(&self.path, format!("{}, chunk {chunk:?}: {m}", self.name))
-                })?;
-                if bytes.len() != self.meta.chunk_bytes() {
-                    return Err(Error::format(
-                        &self.path,
-                        format!(
-                            "{}, chunk {chunk:?}: decodes to {} bytes, expected {}",
-                            self.name,
-                            bytes.len(),
-                            self.meta.chunk_bytes()
-                        ),
-                    ));
-                }
-                let mut buf = ChunkBuf::copy_of(&bytes);
-                if self.file_endian != Endian::NATIVE {
-                    swap_bytes_in_place(&mut buf, self.meta.dtype.size());
+                let mut buf = ChunkBuf::zeroed(self.meta.chunk_bytes());
+                if !self.direct_read_into(steps, chunk, &mut buf)? {
+                    return Ok(None);
                 }
                 buf
             }
-            Access::Hyperslab { .. } => self.read_hyperslab(chunk)?,
+            Access::Hyperslab { .. } => {
+                if self.allocated(chunk)?.is_none() {
+                    return Ok(None);
+                }
+                self.read_hyperslab(chunk)?
+            }
         };
         if self.meta.dtype == DType::Bool {
             normalize_bools(&mut buf);
@@ -1221,6 +1227,15 @@ impl ChunkStore for Hdf5Inner {
         }
         if let Some(raw) = &self.raw {
             return self.raw_read_chunk_into(raw, chunk, out);
+        }
+        if let Access::Direct(steps) = &self.access {
+            if !self.direct_read_into(steps, chunk, out)? {
+                return Ok(false);
+            }
+            if self.meta.dtype == DType::Bool {
+                normalize_bools(out);
+            }
+            return Ok(true);
         }
         let Some(data) = self.read_chunk(chunk)? else {
             return Ok(false);

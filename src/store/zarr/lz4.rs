@@ -95,41 +95,62 @@ pub fn encode(data: &[u8]) -> Result<Vec<u8>, String> {
     Ok(lz4_flex::block::compress_prepend_size(data))
 }
 
+/// The longest a chunk of `decoded` bytes can be once encoded: the
+/// header and LZ4's worst case.
+pub fn encoded_bound(decoded: usize) -> usize {
+    4 + lz4_flex::block::get_maximum_output_size(decoded)
+}
+
 /// Decodes numcodecs' framing into exactly `expected` bytes (when known);
 /// a length field that disagrees is an error, not an allocation.
 pub fn decode(encoded: &[u8], expected: Option<u64>) -> Result<Vec<u8>, String> {
-    let Some((head, block)) = encoded.split_first_chunk::<4>() else {
-        return Err(format!(
-            "lz4: {} bytes, too short for the 4-byte length header",
-            encoded.len()
-        ));
-    };
-    let claimed = u64::from(u32::from_le_bytes(*head));
+    let claimed = claimed_len(encoded)?;
     let len = match expected {
-        Some(n) if n != claimed => {
-            return Err(format!(
-                "lz4: the header says {claimed} decoded bytes, the chunk holds {n}"
-            ));
-        }
         Some(n) => n,
         // Without a known size, LZ4's maximum ratio (255:1) bounds it.
-        None if claimed > (block.len() as u64).saturating_mul(255) + 16 => {
+        None if claimed > (encoded.len() as u64 - 4).saturating_mul(255) + 16 => {
             return Err(format!(
                 "lz4: the header says {claimed} decoded bytes, more than {} bytes can hold",
-                block.len()
+                encoded.len() - 4
             ));
         }
         None => claimed,
     };
-    let mut out = vec![0u8; len as usize];
-    let n = lz4_flex::block::decompress_into(block, &mut out)
+    let len = usize::try_from(len).map_err(|_| format!("lz4: {len} decoded bytes"))?;
+    let mut out = vec![0u8; len];
+    decode_into(encoded, &mut out)?;
+    Ok(out)
+}
+
+/// Decodes numcodecs' framing into `out`, which the decoded chunk must
+/// fill exactly: a header or block that says otherwise is an error.
+pub fn decode_into(encoded: &[u8], out: &mut [u8]) -> Result<(), String> {
+    let claimed = claimed_len(encoded)?;
+    if claimed != out.len() as u64 {
+        return Err(format!(
+            "lz4: the header says {claimed} decoded bytes, the chunk holds {}",
+            out.len()
+        ));
+    }
+    let n = lz4_flex::block::decompress_into(&encoded[4..], out)
         .map_err(|e| format!("lz4: corrupt block: {e}"))?;
     if n != out.len() {
         return Err(format!(
-            "lz4: the block decodes to {n} bytes, the header says {len}"
+            "lz4: the block decodes to {n} bytes, the header says {claimed}"
         ));
     }
-    Ok(out)
+    Ok(())
+}
+
+/// The decoded length numcodecs' 4-byte header states.
+fn claimed_len(encoded: &[u8]) -> Result<u64, String> {
+    match encoded.first_chunk::<4>() {
+        Some(head) => Ok(u64::from(u32::from_le_bytes(*head))),
+        None => Err(format!(
+            "lz4: {} bytes, too short for the 4-byte length header",
+            encoded.len()
+        )),
+    }
 }
 
 impl CodecTraits for Lz4Codec {

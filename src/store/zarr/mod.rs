@@ -141,6 +141,11 @@ struct ZarrInner {
     raw: bool,
     /// Chunk files kept open for raw reads.
     files: raw::OpenFiles,
+    /// Chunk files are one LZ4 block of the decoded chunk (`bytes` in
+    /// native order, then numcodecs' LZ4, nothing else): whole-chunk
+    /// reads decode them straight into the caller's buffer
+    /// ([`raw::is_lz4`]).
+    lz4: bool,
     /// C-order element strides of a chunk (raw reads).
     chunk_strides: Vec<usize>,
 }
@@ -517,6 +522,8 @@ impl ZarrInner {
         let raw = fixed_encoded == Some((grid.chunk_elements() * dtype.size()) as u64)
             && array.storage_transformers().create_metadatas().is_empty()
             && raw::is_raw(&array.codecs(), dtype);
+        let lz4 = array.storage_transformers().create_metadatas().is_empty()
+            && raw::is_lz4(&array.codecs(), dtype);
         let summary = summarize(array.metadata());
         let meta = StoreMeta {
             dtype,
@@ -537,6 +544,7 @@ impl ZarrInner {
             summary,
             raw,
             files: raw::OpenFiles::new(),
+            lz4,
             chunk_strides,
         })
     }
@@ -657,7 +665,9 @@ impl ChunkStore for ZarrInner {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities::new(true, self.partial, true).read_only(!self.writable)
+        Capabilities::new(true, self.partial, true)
+            .read_only(!self.writable)
+            .decodes(!self.raw)
     }
 
     fn labels(&self) -> Option<Labels> {
@@ -672,6 +682,10 @@ impl ChunkStore for ZarrInner {
         self.check_chunk(chunk)?;
         if self.raw {
             return self.raw_read_chunk(chunk);
+        }
+        if self.lz4 {
+            let mut buf = ChunkBuf::zeroed(self.meta.chunk_bytes());
+            return Ok(self.lz4_read_chunk_into(chunk, &mut buf)?.then_some(buf));
         }
         let key = self.array.chunk_key(chunk);
         let Some(encoded) = self
@@ -730,6 +744,9 @@ impl ChunkStore for ZarrInner {
         }
         if self.raw {
             return self.raw_read_chunk_into(chunk, out);
+        }
+        if self.lz4 {
+            return self.lz4_read_chunk_into(chunk, out);
         }
         let Some(data) = self.read_chunk(chunk)? else {
             return Ok(false);

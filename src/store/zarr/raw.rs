@@ -29,12 +29,14 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use lru::LruCache;
+use memmap2::MmapOptions;
 use parking_lot::Mutex;
 use zarrs::array::codec::BytesCodec;
 use zarrs::array::{CodecChain, CodecMetadataOptions, Endianness};
 
 use super::ZarrInner;
-use crate::buffer::ChunkBuf;
+use super::lz4::{self, Lz4Codec};
+use crate::buffer::{ChunkBuf, MAP_THRESHOLD};
 use crate::dtype::{DType, normalize_bools};
 use crate::error::{Error, Result};
 use crate::layout::Strided;
@@ -93,7 +95,22 @@ static HELD: AtomicUsize = AtomicUsize::new(0);
 /// Zarr v2 metadata arrives here converted: `order: "F"` is a transpose,
 /// filters are codecs, the dtype's byte order is the `bytes` codec's.
 pub fn is_raw(codecs: &CodecChain, dtype: DType) -> bool {
-    if !codecs.array_to_array_codecs().is_empty() || !codecs.bytes_to_bytes_codecs().is_empty() {
+    codecs.bytes_to_bytes_codecs().is_empty() && stores_native_bytes(codecs, dtype)
+}
+
+/// Whether the codec chain is `bytes` (as for [`is_raw`]) followed by
+/// numcodecs' LZ4 and nothing else: a chunk file is then one LZ4 block
+/// of the decoded chunk, which [`ZarrInner::lz4_read_chunk_into`] decodes
+/// straight into the caller's buffer.
+pub fn is_lz4(codecs: &CodecChain, dtype: DType) -> bool {
+    matches!(codecs.bytes_to_bytes_codecs(), [c] if c.as_any().is::<Lz4Codec>())
+        && stores_native_bytes(codecs, dtype)
+}
+
+/// No array-to-array codec and `bytes` in the machine's byte order as the
+/// array-to-bytes codec.
+fn stores_native_bytes(codecs: &CodecChain, dtype: DType) -> bool {
+    if !codecs.array_to_array_codecs().is_empty() {
         return false;
     }
     let a2b = codecs.array_to_bytes_codec();
@@ -315,6 +332,53 @@ impl ZarrInner {
             return Ok(false);
         };
         self.raw_pread(&open.file, chunk, out, 0)?;
+        if self.meta.dtype == DType::Bool {
+            normalize_bools(out);
+        }
+        Ok(true)
+    }
+
+    /// Reads a whole LZ4 chunk ([`is_lz4`]) into `out` (`chunk_bytes`
+    /// long); `Ok(false)` if it was never written. A large chunk file is
+    /// mapped and its block decoded from the page cache straight into
+    /// `out`: no copy of the encoded bytes and no decoded buffer in
+    /// between (zarrs reads the file into a `Vec`, decodes into another
+    /// and the cache copied that into its own). A file longer than LZ4
+    /// can make the chunk is corrupt, and is neither mapped nor read.
+    #[allow(unsafe_code)]
+    pub(super) fn lz4_read_chunk_into(&self, chunk: &[u64], out: &mut [u8]) -> Result<bool> {
+        let path = self.chunk_path(chunk);
+        let Some(file) = open(&path, &self.files).map_err(|e| Error::io(&path, e))? else {
+            return Ok(false);
+        };
+        let len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
+        let most = lz4::encoded_bound(out.len());
+        if len > most as u64 {
+            return Err(self.corrupt(
+                chunk,
+                format!(
+                    "the chunk file holds {len} bytes, more than LZ4 makes of {} ({most})",
+                    out.len()
+                ),
+            ));
+        }
+        let len = len as usize;
+        let decoded = if len >= MAP_THRESHOLD {
+            // SAFETY: the map is read-only and private to this call. Chunk
+            // files are replaced by rename, never rewritten in place
+            // (`super::fs`), so the mapped inode keeps its bytes; another
+            // process truncating it in place is outside what the store
+            // guards against (module docs), as for every file map.
+            let map = unsafe { MmapOptions::new().len(len).populate().map(&file) }
+                .map_err(|e| Error::io(&path, e))?;
+            lz4::decode_into(&map, out)
+        } else {
+            let mut buf = vec![0u8; len];
+            file.read_exact_at(&mut buf, 0)
+                .map_err(|e| Error::io(&path, e))?;
+            lz4::decode_into(&buf, out)
+        };
+        decoded.map_err(|m| self.corrupt(chunk, m))?;
         if self.meta.dtype == DType::Bool {
             normalize_bools(out);
         }

@@ -45,6 +45,21 @@ fn conformance_every_codec() {
 }
 
 #[test]
+fn lz4_arrays_conform_straight() {
+    // Conformance of the arrays `conformance_every_codec` reads through
+    // zarrs would not fail if the straight LZ4 path were not taken.
+    let dir = tempfile::tempdir().unwrap();
+    let opts = ZarrOptions {
+        codec: Codec::Lz4,
+        ..ZarrOptions::default()
+    };
+    for dtype in [DType::F32, DType::U8, DType::Bool] {
+        let p = dir.path().join(format!("{dtype}.zarr"));
+        assert!(is_lz4(&create(&p, dtype, &[4], &[2], &opts)), "{dtype}");
+    }
+}
+
+#[test]
 fn conformance_big_endian() {
     // Big-endian elements are swapped on read (not raw) on little-endian
     // machines; one-byte ones are raw either way.
@@ -126,6 +141,10 @@ fn is_raw(s: &ZarrStore) -> bool {
     s.inner.read().raw
 }
 
+fn is_lz4(s: &ZarrStore) -> bool {
+    s.inner.read().lz4
+}
+
 /// A Zarr v2 array written by hand: `.zarray` with these fields.
 fn v2(path: &Path, dtype: &str, compressor: &str, order: &str) -> ZarrStore {
     std::fs::create_dir(path).unwrap();
@@ -182,7 +201,15 @@ fn raw_layouts_are_detected_from_the_codecs() {
     ] {
         assert!(!is_raw(&make(DType::F32, codec, native)), "{codec:?}");
         assert!(!is_raw(&make(DType::U8, codec, native)), "{codec:?}");
+        let lz4 = codec == Codec::Lz4;
+        assert_eq!(is_lz4(&make(DType::F32, codec, native)), lz4, "{codec:?}");
+        assert_eq!(is_lz4(&make(DType::U8, codec, foreign)), lz4, "{codec:?}");
     }
+    assert!(!is_lz4(&make(DType::F32, Codec::None, native)));
+    assert!(
+        !is_lz4(&make(DType::F32, Codec::Lz4, foreign)),
+        "LZ4 of swapped bytes"
+    );
     let (le, be) = ("<f4", ">f4");
     let (nat, swapped) = if native == Endian::Little {
         (le, be)
@@ -199,6 +226,94 @@ fn raw_layouts_are_detected_from_the_codecs() {
     );
     let zstd = r#"{"id": "zstd", "level": 1}"#;
     assert!(!is_raw(&v2(&p.join("v2z.zarr"), nat, zstd, "C")));
+    let lz4 = r#"{"id": "lz4", "acceleration": 1}"#;
+    assert!(is_lz4(&v2(&p.join("v2l.zarr"), nat, lz4, "C")));
+    assert!(!is_lz4(&v2(&p.join("v2lf.zarr"), nat, lz4, "F")), "order F");
+    assert!(!is_lz4(&v2(&p.join("v2lbe.zarr"), swapped, lz4, "C")));
+    assert!(!is_lz4(&v2(&p.join("v2zl.zarr"), nat, zstd, "C")));
+}
+
+#[test]
+fn lz4_chunks_decode_alike_straight_and_through_zarrs() {
+    // One chunk under the map threshold (read), one over it (mapped).
+    let dir = tempfile::tempdir().unwrap();
+    let opts = ZarrOptions {
+        codec: Codec::Lz4,
+        ..ZarrOptions::default()
+    };
+    let big = (crate::buffer::MAP_THRESHOLD / 4) as u64 + 100;
+    for (i, n) in [(0, 300u64), (1, big)] {
+        let path = dir.path().join(format!("a{i}.zarr"));
+        let s = create(&path, DType::I32, &[2 * n], &[n], &opts);
+        assert!(is_lz4(&s));
+        // Half compressible, half noise.
+        use rand::{RngExt, SeedableRng};
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(n);
+        let vals: Vec<u8> = (0..n as i32)
+            .flat_map(|i| {
+                let v = if i % 2 == 0 { i / 64 } else { rng.random() };
+                v.to_ne_bytes()
+            })
+            .collect();
+        s.write_chunk(&[1], &vals).unwrap();
+        s.flush().unwrap();
+        let encoded = std::fs::metadata(s.chunk_path(&[1])).unwrap().len();
+        assert!(
+            (encoded as usize >= crate::buffer::MAP_THRESHOLD) == (i == 1),
+            "{encoded}"
+        );
+        let straight = s.read_chunk(&[1]).unwrap().unwrap();
+        let mut into = vec![0u8; vals.len()];
+        assert!(s.read_chunk_into(&[1], &mut into).unwrap());
+        s.inner.write().lz4 = false;
+        let zarrs = s.read_chunk(&[1]).unwrap().unwrap();
+        assert_eq!(&straight[..], &vals[..]);
+        assert_eq!(into, vals);
+        assert_eq!(&zarrs[..], &vals[..]);
+        s.inner.write().lz4 = true;
+        assert!(s.read_chunk(&[0]).unwrap().is_none());
+        assert!(!s.read_chunk_into(&[0], &mut into).unwrap());
+    }
+}
+
+#[test]
+fn corrupt_lz4_chunks_are_errors_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = ZarrOptions {
+        codec: Codec::Lz4,
+        ..ZarrOptions::default()
+    };
+    let big = (crate::buffer::MAP_THRESHOLD / 4) as u64;
+    for n in [64u64, big] {
+        let path = dir.path().join(format!("a{n}.zarr"));
+        let s = create(&path, DType::I32, &[n], &[n], &opts);
+        // Noise: the large chunk's file is over the map threshold too.
+        use rand::{RngExt, SeedableRng};
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(n);
+        let vals: Vec<u8> = (0..n * 4).map(|_| rng.random()).collect();
+        s.write_chunk(&[0], &vals).unwrap();
+        s.flush().unwrap();
+        let file = s.chunk_path(&[0]);
+        let good = std::fs::read(&file).unwrap();
+        assert_eq!(good.len() > crate::buffer::MAP_THRESHOLD, n == big);
+        let fails = |bytes: &[u8], why: &str| {
+            std::fs::write(&file, bytes).unwrap();
+            let e = s.read_chunk(&[0]).unwrap_err().to_string();
+            assert!(e.contains("c/0") && e.contains(why), "{n}: {e}");
+            let mut out = vec![0u8; vals.len()];
+            assert!(s.read_chunk_into(&[0], &mut out).is_err());
+        };
+        fails(&good[..good.len() - 1], "lz4");
+        fails(&good[..3], "too short");
+        let mut lying = good.clone();
+        lying[..4].copy_from_slice(&(n as u32 * 4 + 4).to_le_bytes());
+        fails(&lying, "header says");
+        // Longer than LZ4 can make of the chunk: refused before reading.
+        let most = lz4::encoded_bound(vals.len());
+        fails(&vec![0u8; most + 1], "more than LZ4");
+        std::fs::write(&file, &good).unwrap();
+        assert_eq!(&s.read_chunk(&[0]).unwrap().unwrap()[..], &vals[..]);
+    }
 }
 
 #[test]
