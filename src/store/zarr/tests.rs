@@ -49,10 +49,7 @@ fn lz4_arrays_conform_straight() {
     // Conformance of the arrays `conformance_every_codec` reads through
     // zarrs would not fail if the straight LZ4 path were not taken.
     let dir = tempfile::tempdir().unwrap();
-    let opts = ZarrOptions {
-        codec: Codec::Lz4,
-        ..ZarrOptions::default()
-    };
+    let opts = lz4_options();
     for dtype in [DType::F32, DType::U8, DType::Bool] {
         let p = dir.path().join(format!("{dtype}.zarr"));
         assert!(is_lz4(&create(&p, dtype, &[4], &[2], &opts)), "{dtype}");
@@ -139,6 +136,13 @@ fn create(
 
 fn is_raw(s: &ZarrStore) -> bool {
     s.inner.read().raw
+}
+
+fn lz4_options() -> ZarrOptions {
+    ZarrOptions {
+        codec: Codec::Lz4,
+        ..ZarrOptions::default()
+    }
 }
 
 fn is_lz4(s: &ZarrStore) -> bool {
@@ -237,10 +241,7 @@ fn raw_layouts_are_detected_from_the_codecs() {
 fn lz4_chunks_decode_alike_straight_and_through_zarrs() {
     // One chunk under the map threshold (read), one over it (mapped).
     let dir = tempfile::tempdir().unwrap();
-    let opts = ZarrOptions {
-        codec: Codec::Lz4,
-        ..ZarrOptions::default()
-    };
+    let opts = lz4_options();
     let big = (crate::buffer::MAP_THRESHOLD / 4) as u64 + 100;
     for (i, n) in [(0, 300u64), (1, big)] {
         let path = dir.path().join(format!("a{i}.zarr"));
@@ -279,10 +280,7 @@ fn lz4_chunks_decode_alike_straight_and_through_zarrs() {
 #[test]
 fn corrupt_lz4_chunks_are_errors_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
-    let opts = ZarrOptions {
-        codec: Codec::Lz4,
-        ..ZarrOptions::default()
-    };
+    let opts = lz4_options();
     let big = (crate::buffer::MAP_THRESHOLD / 4) as u64;
     for n in [64u64, big] {
         let path = dir.path().join(format!("a{n}.zarr"));
