@@ -26,6 +26,10 @@
 //!   stay open in a small LRU; every write, erase and resize drops the
 //!   entries of the files it replaces or removes. Writes still go through
 //!   zarrs.
+//! - LZ4 arrays (`bytes` in the machine's byte order, then
+//!   `numcodecs.lz4`, nothing else): a whole-chunk read maps the chunk
+//!   file and decodes it straight into the caller's buffer (`raw.rs`),
+//!   without zarrs' buffers.
 //! - Other partial reads ([`ChunkStore::read_region`]) go through zarrs'
 //!   partial decoders when the whole codec chain can read parts of a
 //!   chunk (swapped or transposed `bytes`, sharding). Compressed chunks
