@@ -776,18 +776,17 @@ impl ChunkCache {
                 i.flight_done.wait_for(&mut g, Duration::from_millis(5));
             }
         }
-        let result = owner.store.write_chunk(coord, data);
-        if r > 0 {
-            let _g = self.inner.flight.lock();
-            self.inner.in_flight.fetch_sub(r, Relaxed);
-            self.inner.flight_done.notify_all();
-        }
-        result
+        // Released (and waiters woken) however the write ends.
+        let _reserved = Reserved {
+            cache: self,
+            bytes: r,
+        };
+        owner.store.write_chunk(coord, data)
     }
 
     /// Counts `bytes` in flight until the returned guard drops (a load's
-    /// decode buffers; it does not wait, the eviction that follows makes
-    /// room).
+    /// decode buffers; unlike a write-back it does not wait for room: the
+    /// caller evicted before).
     fn reserve(&self, bytes: usize) -> Reserved<'_> {
         if bytes > 0 {
             self.inner.in_flight.fetch_add(bytes, Relaxed);

@@ -59,9 +59,10 @@ pub fn encode(steps: &[Step], data: &[u8]) -> Result<Vec<u8>, String> {
 
 /// Runs the pipeline backwards (as HDF5 does on read) into `out`, which
 /// the decoded chunk must fill exactly. Bit `i` of `mask` set means step
-/// `i` was skipped when the chunk was written. No step may produce more
-/// than `out.len()` bytes, so a corrupt or hostile chunk cannot make us
-/// allocate more. The last step writes into `out` itself; steps before it
+/// `i` was skipped when the chunk was written. The last step must make
+/// exactly `out.len()` bytes and steps before it at most a little more
+/// (a compressed stream may be longer than the chunk), so a corrupt or
+/// hostile chunk cannot make us allocate more. The last step writes into `out` itself; steps before it
 /// write into buffers of their own that are unmapped when dropped
 /// ([`ChunkBuf`]), so that a large chunk leaves no block in malloc's heap.
 pub fn decode(steps: &[Step], mask: u32, data: &[u8], out: &mut [u8]) -> Result<(), String> {
