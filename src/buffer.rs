@@ -12,6 +12,9 @@ use std::fmt;
 use std::ops::{Deref, DerefMut};
 
 use memmap2::MmapMut;
+use parking_lot::Mutex;
+
+use crate::dtype::Element;
 
 /// Buffers at least this large get their own anonymous map.
 pub const MAP_THRESHOLD: usize = 1 << 20;
@@ -23,7 +26,8 @@ pub struct ChunkBuf {
 
 enum Repr {
     Heap(Vec<u8>),
-    Map(MmapMut),
+    /// The map and how many of its bytes the buffer holds.
+    Map(MmapMut, usize),
 }
 
 impl ChunkBuf {
@@ -47,7 +51,7 @@ impl ChunkBuf {
                 let _ = map.advise(memmap2::Advice::HugePage);
             }
             return ChunkBuf {
-                repr: Repr::Map(map),
+                repr: Repr::Map(map, len),
             };
         }
         ChunkBuf {
@@ -64,6 +68,16 @@ impl ChunkBuf {
             }
         }
         b
+    }
+
+    /// Shortens the buffer to `len` bytes (no-op if it is not longer).
+    /// A map keeps its pages: those past `len` that were never written
+    /// were never materialised either.
+    pub fn truncate(&mut self, len: usize) {
+        match &mut self.repr {
+            Repr::Heap(v) => v.truncate(len),
+            Repr::Map(_, n) => *n = len.min(*n),
+        }
     }
 
     /// A copy of `bytes`.
@@ -87,7 +101,7 @@ impl Deref for ChunkBuf {
     fn deref(&self) -> &[u8] {
         match &self.repr {
             Repr::Heap(v) => v,
-            Repr::Map(m) => m,
+            Repr::Map(m, n) => &m[..*n],
         }
     }
 }
@@ -96,7 +110,7 @@ impl DerefMut for ChunkBuf {
     fn deref_mut(&mut self) -> &mut [u8] {
         match &mut self.repr {
             Repr::Heap(v) => v,
-            Repr::Map(m) => m,
+            Repr::Map(m, n) => &mut m[..*n],
         }
     }
 }
@@ -131,12 +145,146 @@ impl fmt::Debug for ChunkBuf {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kind = match self.repr {
             Repr::Heap(_) => "heap",
-            Repr::Map(_) => "map",
+            Repr::Map(..) => "map",
         };
         if self.len() <= 64 {
             write!(f, "ChunkBuf({kind}, {:?})", &**self)
         } else {
             write!(f, "ChunkBuf({kind}, {} bytes)", self.len())
+        }
+    }
+}
+
+/// A scratch buffer of `T`s that a parallel pass reuses block after
+/// block: [`Scratch::reset`] gives a slice of any length, growing the
+/// buffer only when it is too short. Buffers of [`MAP_THRESHOLD`] bytes or
+/// more are anonymous maps, so that dropping one returns its pages at once
+/// (see the module doc: glibc keeps freed 16 MiB `Vec`s in its heaps, and
+/// a sum over an lz4 array that allocated a fresh `Vec` per job left
+/// 60-70 MiB of them resident for the passes after it).
+pub struct Scratch<T: Element> {
+    repr: ScratchRepr<T>,
+}
+
+enum ScratchRepr<T> {
+    Heap(Vec<T>),
+    /// The map and its length in `T`s.
+    Map(MmapMut, usize),
+}
+
+impl<T: Element> Default for Scratch<T> {
+    fn default() -> Self {
+        Scratch {
+            repr: ScratchRepr::Heap(Vec::new()),
+        }
+    }
+}
+
+impl<T: Element> Scratch<T> {
+    /// How many `T`s the buffer holds without growing.
+    pub fn capacity(&self) -> usize {
+        match &self.repr {
+            ScratchRepr::Heap(v) => v.len(),
+            ScratchRepr::Map(_, n) => *n,
+        }
+    }
+
+    /// A slice of `len` elements whose values are unspecified (zeros, or
+    /// whatever an earlier block left): the caller overwrites them.
+    pub fn reset(&mut self, len: usize) -> &mut [T] {
+        if self.capacity() < len {
+            let bytes = len.saturating_mul(size_of::<T>());
+            self.repr = ScratchRepr::Heap(Vec::new());
+            let map = (bytes >= MAP_THRESHOLD)
+                .then(|| MmapMut::map_anon(bytes).ok())
+                .flatten();
+            self.repr = match map {
+                Some(map) => {
+                    if bytes >= 2 << 20 {
+                        let _ = map.advise(memmap2::Advice::HugePage);
+                    }
+                    ScratchRepr::Map(map, len)
+                }
+                None => ScratchRepr::Heap(vec![T::default(); len]),
+            };
+        }
+        match &mut self.repr {
+            ScratchRepr::Heap(v) => &mut v[..len],
+            ScratchRepr::Map(map, n) => {
+                // The map is page-aligned and was written only through
+                // slices of `T`, so the view exists; zeros if it did not.
+                debug_assert!(len <= *n);
+                let bytes = &mut map[..len * size_of::<T>()];
+                if T::view_mut(bytes).is_none() {
+                    bytes.fill(0);
+                }
+                T::view_mut(bytes).expect("zeroed, page-aligned bytes are Ts")
+            }
+        }
+    }
+}
+
+/// The [`Scratch`] buffers of one parallel pass: each job takes one and
+/// gives it back when it ends, so the pass allocates about one buffer per
+/// thread however many jobs rayon splits it into, and frees them all when
+/// the pool is dropped.
+pub struct ScratchPool<T: Element> {
+    free: Mutex<Vec<Scratch<T>>>,
+}
+
+impl<T: Element> Default for ScratchPool<T> {
+    fn default() -> Self {
+        ScratchPool {
+            free: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl<T: Element> ScratchPool<T> {
+    /// An empty pool.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A buffer from the pool (a new, empty one if none is free), given
+    /// back when the returned guard is dropped.
+    pub fn take(&self) -> Pooled<'_, T> {
+        let buf = self.free.lock().pop().unwrap_or_default();
+        Pooled {
+            buf: Some(buf),
+            pool: self,
+        }
+    }
+
+    /// How many buffers are waiting in the pool.
+    pub fn idle(&self) -> usize {
+        self.free.lock().len()
+    }
+}
+
+/// A [`Scratch`] taken from a [`ScratchPool`]; it goes back on drop.
+pub struct Pooled<'a, T: Element> {
+    buf: Option<Scratch<T>>,
+    pool: &'a ScratchPool<T>,
+}
+
+impl<T: Element> Deref for Pooled<'_, T> {
+    type Target = Scratch<T>;
+    fn deref(&self) -> &Scratch<T> {
+        self.buf.as_ref().expect("present until drop")
+    }
+}
+
+impl<T: Element> DerefMut for Pooled<'_, T> {
+    fn deref_mut(&mut self) -> &mut Scratch<T> {
+        self.buf.as_mut().expect("present until drop")
+    }
+}
+
+impl<T: Element> Drop for Pooled<'_, T> {
+    fn drop(&mut self) {
+        if let Some(b) = self.buf.take() {
+            self.pool.free.lock().push(b);
         }
     }
 }
@@ -158,6 +306,61 @@ mod tests {
         assert_eq!(c[123], 7);
         assert_eq!(c, l);
         assert_eq!(ChunkBuf::zeroed(0).len(), 0);
+        l.truncate(200);
+        assert_eq!(l.len(), 200);
+        assert_eq!(l[123], 7);
+        l.truncate(300);
+        assert_eq!(l.len(), 200);
+        let mut h = ChunkBuf::filled(10, &[3]);
+        h.truncate(4);
+        assert_eq!(h, vec![3; 4]);
+    }
+
+    #[test]
+    fn scratch_grows_only_when_too_short_and_keeps_values() {
+        let mut s = Scratch::<f64>::default();
+        assert_eq!(s.reset(3), &[0.0; 3]);
+        s.reset(3)[1] = 2.5;
+        assert_eq!(s.reset(2), &[0.0, 2.5]);
+        // Past the map threshold: a map of zeros, aligned for f64.
+        let n = MAP_THRESHOLD / 8 + 1;
+        let big = s.reset(n);
+        assert_eq!(big.len(), n);
+        assert!(big.iter().all(|&x| x == 0.0));
+        assert_eq!(big.as_ptr() as usize % align_of::<f64>(), 0);
+        big[n - 1] = 7.0;
+        assert_eq!(s.capacity(), n);
+        // Shorter slices reuse the map; the values stay as written.
+        assert_eq!(s.reset(n)[n - 1], 7.0);
+        assert_eq!(s.reset(10).len(), 10);
+        assert_eq!(s.capacity(), n);
+        let mut b = Scratch::<bool>::default();
+        assert!(b.reset(MAP_THRESHOLD + 5).iter().all(|&x| !x));
+    }
+
+    #[test]
+    fn a_pool_hands_buffers_back_and_reuses_them() {
+        let pool = ScratchPool::<u16>::new();
+        {
+            let mut a = pool.take();
+            let mut b = pool.take();
+            a.reset(MAP_THRESHOLD)[0] = 9;
+            b.reset(4);
+            assert_eq!(pool.idle(), 0);
+        }
+        assert_eq!(pool.idle(), 2);
+        let mut again = pool.take();
+        let mut other = pool.take();
+        assert_eq!(pool.idle(), 0);
+        // One of the two is the map written above, with its value.
+        let caps = [again.capacity(), other.capacity()];
+        assert!(caps.contains(&MAP_THRESHOLD), "{caps:?}");
+        let big = if again.capacity() == MAP_THRESHOLD {
+            &mut again
+        } else {
+            &mut other
+        };
+        assert_eq!(big.reset(1), &[9]);
     }
 
     #[test]

@@ -308,6 +308,10 @@ pub trait Element:
     /// element size).
     fn from_ne_slice(bytes: &[u8]) -> Self;
 
+    /// `bytes` viewed as elements, if it is aligned for `Self`, a whole
+    /// number of elements long and (for `bool`) every byte is 0 or 1.
+    fn view_mut(bytes: &mut [u8]) -> Option<&mut [Self]>;
+
     /// Native-order bytes of `values`, as an owned buffer.
     fn to_ne_vec(values: &[Self]) -> Vec<u8> {
         Self::as_bytes(values).to_vec()
@@ -345,6 +349,10 @@ macro_rules! impl_numeric {
 
             fn with_bytes_mut<R>(dst: &mut [Self], fill: impl FnOnce(&mut [u8]) -> R) -> R {
                 fill(bytemuck::cast_slice_mut(dst))
+            }
+
+            fn view_mut(bytes: &mut [u8]) -> Option<&mut [Self]> {
+                bytemuck::try_cast_slice_mut(bytes).ok()
             }
 
             fn from_ne_slice(bytes: &[u8]) -> Self {
@@ -403,6 +411,10 @@ impl Element for bool {
 
     fn from_ne_slice(bytes: &[u8]) -> Self {
         bytes[0] != 0
+    }
+
+    fn view_mut(bytes: &mut [u8]) -> Option<&mut [Self]> {
+        bytemuck::checked::try_cast_slice_mut(bytes).ok()
     }
 
     fn to_f64(self) -> f64 {

@@ -9,6 +9,7 @@ use rayon::prelude::*;
 use ndarray::ArrayD;
 
 use crate::array::{Array, ArrayHandle};
+use crate::buffer::ScratchPool;
 use crate::dtype::{Element, cast_bytes};
 use crate::error::{Error, Result};
 use crate::selection::{AxisSel, ResolvedSelection, SelItem, Selection};
@@ -171,20 +172,22 @@ pub fn copy_selection(
     // chunks and never read them.
     let plan = BlockPlan::new(dst_sel, dst.chunks());
     let (sd, dd) = (src.dtype(), dst.dtype());
-    // One pair of block buffers per rayon job, reused across its blocks.
+    // One pair of block buffers per worker, reused across blocks and
+    // unmapped when the copy ends (`buffer::Scratch`).
+    let (pool, out_pool) = (ScratchPool::<u8>::new(), ScratchPool::<u8>::new());
     (0..plan.len()).into_par_iter().try_for_each_init(
-        || (Vec::new(), Vec::new()),
-        |(buf, out): &mut (Vec<u8>, Vec<u8>), i| -> Result<()> {
+        || (pool.take(), out_pool.take()),
+        |(buf, out), i| -> Result<()> {
             let (lo, counts) = plan.block(i);
             let n = counts.iter().product::<u64>() as usize;
             let s = sub_selection(src_sel, &lo, &counts);
             let d = sub_selection(dst_sel, &lo, &counts);
-            buf.resize(n * sd.size(), 0);
+            let buf = buf.reset(n * sd.size());
             src.read_bytes_streaming(&s, buf)?;
             if sd == dd {
                 dst.write_bytes(&d, buf)?;
             } else {
-                out.resize(n * dd.size(), 0);
+                let out = out.reset(n * dd.size());
                 cast_bytes(sd, buf, dd, out);
                 dst.write_bytes(&d, out)?;
             }

@@ -17,6 +17,7 @@ use std::str::FromStr;
 use rayon::prelude::*;
 
 use crate::array::ArrayHandle;
+use crate::buffer::ScratchPool;
 use crate::dtype::{DType, Element, cast, dispatch};
 use crate::error::{Error, Result};
 use crate::ops::{BlockPlan, sub_selection};
@@ -393,16 +394,20 @@ fn reduce_typed<T: Element>(
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Scalar> {
     let plan = whole_plan(a, sel);
+    let pool = ScratchPool::<T>::new();
     let acc = (0..plan.len())
         .into_par_iter()
-        .map_init(Vec::new, |buf: &mut Vec<T>, i| -> Result<Acc<T>> {
-            let (lo, counts) = plan.block(i);
-            let s = sub_selection(sel, &lo, &counts);
-            buf.resize(counts.iter().product::<u64>() as usize, T::default());
-            T::with_bytes_mut(buf, |b| a.read_bytes_streaming(&s, b))?;
-            progress(1);
-            Ok(Acc::of_block(buf, op))
-        })
+        .map_init(
+            || pool.take(),
+            |buf, i| -> Result<Acc<T>> {
+                let (lo, counts) = plan.block(i);
+                let s = sub_selection(sel, &lo, &counts);
+                let vals = buf.reset(counts.iter().product::<u64>() as usize);
+                T::with_bytes_mut(&mut *vals, |b| a.read_bytes_streaming(&s, b))?;
+                progress(1);
+                Ok(Acc::of_block(vals, op))
+            },
+        )
         .try_reduce(Acc::empty, |x, y| Ok(x.merge(y)))?;
     acc.finish(op)
 }
@@ -612,31 +617,35 @@ fn reduce_axis_typed<T: Element, R: Element>(
     let seg_len = (a.chunks()[arr_axis] / step).max(1);
     let rsize = R::DTYPE.size();
 
+    let pool = ScratchPool::<T>::new();
     let blocks: Vec<(Vec<u64>, Vec<u64>, Vec<u8>)> = (0..plan.len())
         .into_par_iter()
-        .map_init(Vec::new, |buf: &mut Vec<T>, b| -> Result<_> {
-            let (lo, counts) = plan.block(b);
-            let m = counts.iter().product::<u64>() as usize;
-            let outer: usize = counts[..axis].iter().product::<u64>() as usize;
-            let inner: usize = counts[axis..].iter().product::<u64>() as usize;
-            let mut acc = AxisAcc::<T>::new(op, m);
-            let mut j = 0;
-            while j < n {
-                let seg = seg_len.min(n - j);
-                let mut lo_full = lo.clone();
-                lo_full.insert(axis, j);
-                let mut counts_full = counts.clone();
-                counts_full.insert(axis, seg);
-                let s = sub_selection(sel, &lo_full, &counts_full);
-                buf.resize(m * seg as usize, T::default());
-                T::with_bytes_mut(buf, |bytes| a.read_bytes_streaming(&s, bytes))?;
-                acc.add(op, buf, outer, seg as usize, inner);
-                j += seg;
-            }
-            progress(1);
-            let vals = acc.finish::<R>(op, n, m);
-            Ok((lo, counts, R::as_bytes(&vals).to_vec()))
-        })
+        .map_init(
+            || pool.take(),
+            |buf, b| -> Result<_> {
+                let (lo, counts) = plan.block(b);
+                let m = counts.iter().product::<u64>() as usize;
+                let outer: usize = counts[..axis].iter().product::<u64>() as usize;
+                let inner: usize = counts[axis..].iter().product::<u64>() as usize;
+                let mut acc = AxisAcc::<T>::new(op, m);
+                let mut j = 0;
+                while j < n {
+                    let seg = seg_len.min(n - j);
+                    let mut lo_full = lo.clone();
+                    lo_full.insert(axis, j);
+                    let mut counts_full = counts.clone();
+                    counts_full.insert(axis, seg);
+                    let s = sub_selection(sel, &lo_full, &counts_full);
+                    let vals = buf.reset(m * seg as usize);
+                    T::with_bytes_mut(&mut *vals, |bytes| a.read_bytes_streaming(&s, bytes))?;
+                    acc.add(op, vals, outer, seg as usize, inner);
+                    j += seg;
+                }
+                progress(1);
+                let vals = acc.finish::<R>(op, n, m);
+                Ok((lo, counts, R::as_bytes(&vals).to_vec()))
+            },
+        )
         .collect::<Result<_>>()?;
 
     let mut data = vec![0u8; m_total as usize * rsize];
