@@ -154,7 +154,7 @@ unsafe extern "C" fn lz4_filter(
         // owns and that nothing else touches during the call.
         let input = unsafe { std::slice::from_raw_parts((*buf).cast::<u8>(), nbytes) };
         let output = if flags & H5Z_FLAG_REVERSE != 0 {
-            lz4_decode(input, usize::MAX).ok()?
+            ChunkBuf::from(lz4_decode(input, usize::MAX).ok()?)
         } else {
             lz4_encode(input, block).ok()?
         };

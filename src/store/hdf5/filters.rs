@@ -19,7 +19,7 @@
 //! 1 GiB when it is 0 (what `hdf5plugin.LZ4()` stores); chunkyard writes
 //! the same parameter and so one block per chunk below 1 GiB.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 
 use crate::buffer::ChunkBuf;
 
@@ -45,16 +45,21 @@ pub enum Step {
 }
 
 /// Runs the pipeline forward (as HDF5 does on write), skipping no step.
-pub fn encode(steps: &[Step], data: &[u8]) -> Result<Vec<u8>, String> {
-    let mut buf = data.to_vec();
+/// Every step writes into a [`ChunkBuf`], whose pages go back to the
+/// system when it is dropped: with `Vec`s, glibc kept freed 16 MB encode
+/// buffers in its heaps, which a build and the reads after it carried.
+pub fn encode(steps: &[Step], data: &[u8]) -> Result<ChunkBuf, String> {
+    let mut cur: Option<ChunkBuf> = None;
     for s in steps {
-        buf = match *s {
-            Step::Shuffle(n) => shuffle(&buf, n),
-            Step::Deflate(level) => deflate(&buf, level)?,
-            Step::Lz4(block) => lz4_encode(&buf, block)?,
+        let input: &[u8] = cur.as_deref().unwrap_or(data);
+        let next = match *s {
+            Step::Shuffle(n) => shuffle(input, n),
+            Step::Deflate(level) => deflate(input, level)?,
+            Step::Lz4(block) => lz4_encode(input, block)?,
         };
+        cur = Some(next);
     }
-    Ok(buf)
+    Ok(cur.unwrap_or_else(|| ChunkBuf::copy_of(data)))
 }
 
 /// Runs the pipeline backwards (as HDF5 does on read) into `out`, which
@@ -137,12 +142,12 @@ fn step_into(step: Step, input: &[u8], out: &mut [u8]) -> Result<(), String> {
 
 /// HDF5's shuffle: all first bytes of the elements, then all second
 /// bytes, ...; a tail that is not a whole element stays in place.
-fn shuffle(data: &[u8], size: usize) -> Vec<u8> {
+fn shuffle(data: &[u8], size: usize) -> ChunkBuf {
     if size <= 1 {
-        return data.to_vec();
+        return ChunkBuf::copy_of(data);
     }
     let n = data.len() / size;
-    let mut out = vec![0u8; data.len()];
+    let mut out = ChunkBuf::zeroed(data.len());
     for (e, elem) in data.chunks_exact(size).enumerate() {
         for (b, &byte) in elem.iter().enumerate() {
             out[b * n + e] = byte;
@@ -175,13 +180,27 @@ fn unshuffle_into(data: &[u8], size: usize, out: &mut [u8]) {
     out[n * size..].copy_from_slice(&data[n * size..]);
 }
 
-fn deflate(data: &[u8], level: u32) -> Result<Vec<u8>, String> {
-    let mut enc = flate2::write::ZlibEncoder::new(
-        Vec::with_capacity(data.len() / 2 + 64),
-        flate2::Compression::new(level.min(9)),
-    );
-    enc.write_all(data).map_err(|e| format!("deflate: {e}"))?;
-    enc.finish().map_err(|e| format!("deflate: {e}"))
+/// zlib's `compressBound`: what deflate can make of `n` bytes at most
+/// (stored blocks: 5 bytes per 16 KiB, plus the header and checksum).
+fn deflate_bound(n: usize) -> usize {
+    n + (n >> 12) + (n >> 14) + (n >> 25) + 13
+}
+
+fn deflate(data: &[u8], level: u32) -> Result<ChunkBuf, String> {
+    let mut out = ChunkBuf::zeroed(deflate_bound(data.len()) + 64);
+    let mut enc = flate2::Compress::new(flate2::Compression::new(level.min(9)), true);
+    let status = enc
+        .compress(data, &mut out, flate2::FlushCompress::Finish)
+        .map_err(|e| format!("deflate: {e}"))?;
+    if status != flate2::Status::StreamEnd || enc.total_in() != data.len() as u64 {
+        return Err(format!(
+            "deflate: {} bytes did not fit the {} bytes zlib bounds them by",
+            data.len(),
+            out.len()
+        ));
+    }
+    out.truncate(enc.total_out() as usize);
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -226,26 +245,33 @@ fn inflate_into(data: &[u8], out: &mut [u8]) -> Result<(), String> {
 }
 
 /// The LZ4 framing of filter 32004 (see the module docs).
-pub fn lz4_encode(data: &[u8], block: usize) -> Result<Vec<u8>, String> {
+pub fn lz4_encode(data: &[u8], block: usize) -> Result<ChunkBuf, String> {
     if data.len() > i32::MAX as usize {
         return Err("the HDF5 LZ4 filter takes chunks below 2 GiB".into());
     }
     let block = if block == 0 { LZ4_DEFAULT_BLOCK } else { block }
         .min(data.len())
         .max(1);
-    let mut out = Vec::with_capacity(12 + lz4_flex::block::get_maximum_output_size(data.len()));
-    out.extend_from_slice(&(data.len() as u64).to_be_bytes());
-    out.extend_from_slice(&(block as u32).to_be_bytes());
+    // Each block is compressed straight into the output, which has room
+    // for LZ4's worst case, then replaced by the raw block if that is not
+    // longer. Pages past what is finally written are never touched.
+    let room = |n: usize| 4 + lz4_flex::block::get_maximum_output_size(n);
+    let bound = 12 + data.chunks(block).map(|p| room(p.len())).sum::<usize>();
+    let mut out = ChunkBuf::zeroed(bound);
+    out[..8].copy_from_slice(&(data.len() as u64).to_be_bytes());
+    out[8..12].copy_from_slice(&(block as u32).to_be_bytes());
+    let mut at = 12;
     for piece in data.chunks(block) {
-        let packed = lz4_flex::block::compress(piece);
-        if packed.len() < piece.len() {
-            out.extend_from_slice(&(packed.len() as u32).to_be_bytes());
-            out.extend_from_slice(&packed);
-        } else {
-            out.extend_from_slice(&(piece.len() as u32).to_be_bytes());
-            out.extend_from_slice(piece);
+        let body = &mut out[at + 4..at + room(piece.len())];
+        let mut n = lz4_flex::block::compress_into(piece, body).map_err(|e| format!("lz4: {e}"))?;
+        if n >= piece.len() {
+            body[..piece.len()].copy_from_slice(piece);
+            n = piece.len();
         }
+        out[at..at + 4].copy_from_slice(&(n as u32).to_be_bytes());
+        at += 4 + n;
     }
+    out.truncate(at);
     Ok(out)
 }
 

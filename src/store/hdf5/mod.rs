@@ -34,7 +34,6 @@
 mod ffi;
 pub mod filters;
 
-use std::borrow::Cow;
 use std::fs::File as StdFile;
 use std::io::Read;
 use std::os::unix::fs::FileExt;
@@ -1140,13 +1139,13 @@ impl Hdf5Inner {
     /// The chunk as the file stores it: `data` itself when nothing is to
     /// be done (an uncompressed native-order dataset: no 16 MB copy per
     /// chunk of the bench), else a filtered or byte-swapped copy.
-    fn encode<'a>(&self, steps: &[Step], data: &'a [u8]) -> Result<Cow<'a, [u8]>> {
+    fn encode<'a>(&self, steps: &[Step], data: &'a [u8]) -> Result<Encoded<'a>> {
         if self.verbatim(steps) {
-            return Ok(Cow::Borrowed(data));
+            return Ok(Encoded::Borrowed(data));
         }
         let swapped;
         let file_order = if self.file_endian != Endian::NATIVE && self.meta.dtype.size() > 1 {
-            let mut v = data.to_vec();
+            let mut v = ChunkBuf::copy_of(data);
             swap_bytes_in_place(&mut v, self.meta.dtype.size());
             swapped = v;
             &swapped[..]
@@ -1154,8 +1153,24 @@ impl Hdf5Inner {
             data
         };
         filters::encode(steps, file_order)
-            .map(Cow::Owned)
+            .map(Encoded::Owned)
             .map_err(|m| store_err(format!("{}: {m}", self.here())))
+    }
+}
+
+/// A chunk as the file stores it: the caller's bytes, or an encoded copy.
+enum Encoded<'a> {
+    Borrowed(&'a [u8]),
+    Owned(ChunkBuf),
+}
+
+impl std::ops::Deref for Encoded<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Encoded::Borrowed(b) => b,
+            Encoded::Owned(b) => b,
+        }
     }
 }
 
