@@ -13,6 +13,7 @@ use rand::{RngExt, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
 
+use crate::buffer::Scratch;
 use crate::cache::{CacheStats, ChunkCache};
 use crate::codec::Codec;
 use crate::error::{Error, Result};
@@ -132,17 +133,21 @@ pub fn build(format: Format, opts: &BuildOptions, progress: &dyn Fn(u64)) -> Res
     )?;
     let result = std::thread::scope(|scope| -> Result<()> {
         // Two plane buffers circulate: one being filled, one being stored.
-        let (full_tx, full_rx) = mpsc::sync_channel::<(u64, Vec<f32>)>(1);
-        let (free_tx, free_rx) = mpsc::channel::<Vec<f32>>();
+        // They are maps (`Scratch`), unmapped when the build ends: freed
+        // 16 MB `Vec`s would stay in glibc's heap through the reads after.
+        let (full_tx, full_rx) = mpsc::sync_channel::<(u64, Scratch<f32>)>(1);
+        let (free_tx, free_rx) = mpsc::channel::<Scratch<f32>>();
         for _ in 0..2 {
-            free_tx.send(vec![0f32; plane_len]).expect("receiver alive");
+            let mut b = Scratch::default();
+            b.reset(plane_len);
+            free_tx.send(b).expect("receiver alive");
         }
         let seed = opts.seed;
         let depth = opts.depth;
         scope.spawn(move || {
             for z in 0..depth {
                 let Ok(mut buf) = free_rx.recv() else { return };
-                fill_plane(seed, z, cols, &mut buf);
+                fill_plane(seed, z, cols, buf.reset(plane_len));
                 if full_tx.send((z, buf)).is_err() {
                     return;
                 }
@@ -150,10 +155,13 @@ pub fn build(format: Format, opts: &BuildOptions, progress: &dyn Fn(u64)) -> Res
         });
         loop {
             let t = Instant::now();
-            let Ok((z, buf)) = full_rx.recv() else { break };
+            let Ok((z, mut buf)) = full_rx.recv() else {
+                break;
+            };
             let t_got = Instant::now();
             waiting += t_got - t;
-            let view = ArrayView2::from_shape((rows, cols), &buf).expect("plane shape");
+            let plane: &[f32] = buf.reset(plane_len);
+            let view = ArrayView2::from_shape((rows, cols), plane).expect("plane shape");
             a.write(ndarray::s![z as isize, .., ..], &view)?;
             storing += t_got.elapsed();
             progress(1);
@@ -206,14 +214,15 @@ pub fn generate_only(opts: &BuildOptions, progress: &dyn Fn(u64)) -> Result<Gene
         .ok_or_else(|| Error::invalid("a plane of more than 2^28 elements is too large"))?;
     let sampler = Sampler::start(Duration::from_millis(10));
     let t0 = Instant::now();
-    let mut buf = vec![0f32; plane_len];
+    let mut scratch = Scratch::<f32>::default();
+    let buf = scratch.reset(plane_len);
     for z in 0..opts.depth {
-        fill_plane(opts.seed, z, cols, &mut buf);
+        fill_plane(opts.seed, z, cols, buf);
         std::hint::black_box(&buf);
         progress(1);
     }
     let elapsed = t0.elapsed();
-    drop(buf);
+    drop(scratch);
     Ok(GeneratorReport {
         elapsed,
         memory: sampler.finish(),
@@ -510,10 +519,11 @@ pub fn drop_page_cache(path: &Path) -> Result<bool> {
 /// flat; the pages read are the kernel's, not ours.
 pub fn warm_page_cache(path: &Path) -> Result<()> {
     use std::io::Read;
-    let mut buf = vec![0u8; 8 << 20];
+    let mut scratch = Scratch::<u8>::default();
+    let buf = scratch.reset(8 << 20);
     for p in files_under(path)? {
         let mut f = std::fs::File::open(&p).map_err(|e| Error::io(&p, e))?;
-        while f.read(&mut buf).map_err(|e| Error::io(&p, e))? > 0 {}
+        while f.read(buf).map_err(|e| Error::io(&p, e))? > 0 {}
     }
     Ok(())
 }
@@ -617,7 +627,7 @@ pub fn run_workloads(
         let z = depth / 2;
         a.read_into(
             ndarray::s![z as isize, .., ..],
-            &mut vec![0f32; (rows * cols) as usize],
+            Scratch::default().reset((rows * cols) as usize),
         )?;
         progress(1);
         let in_plane: Vec<[u64; 3]> = elements.iter().map(|&[_, r, c]| [z, r, c]).collect();
