@@ -87,6 +87,11 @@ pub struct Capabilities {
     /// while it decodes: the cache reserves that much of its budget for
     /// every load under way.
     pub decodes: bool,
+    /// [`read_chunk_into`](ChunkStore::read_chunk_into) reads or decodes
+    /// a whole chunk straight into the caller's buffer, with no chunk-sized
+    /// buffer of its own: the cache then loads into the buffer of the chunk
+    /// it just evicted instead of a fresh one.
+    pub reads_into: bool,
 }
 
 impl Capabilities {
@@ -99,7 +104,15 @@ impl Capabilities {
             tracks_missing,
             read_only: false,
             decodes: false,
+            reads_into: false,
         }
+    }
+
+    /// The same capabilities, for a store whose `read_chunk_into` needs no
+    /// buffer of its own if `yes` (see [`Capabilities::reads_into`]).
+    pub const fn reads_into(mut self, yes: bool) -> Self {
+        self.reads_into = yes;
+        self
     }
 
     /// The same capabilities, for a store whose whole-chunk reads decode

@@ -1597,7 +1597,11 @@ impl ChunkStore for NpyFile {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities::new(true, true, false).read_only(!self.writable)
+        // Whole chunks are read straight into the buffer (edge chunks
+        // and Fortran order go through a copy).
+        Capabilities::new(true, true, false)
+            .read_only(!self.writable)
+            .reads_into(true)
     }
 
     fn read_chunk(&self, chunk: &[u64]) -> Result<Option<ChunkBuf>> {

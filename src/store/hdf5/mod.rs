@@ -1195,6 +1195,7 @@ impl ChunkStore for Hdf5Inner {
         .read_only(!self.writable)
         // Stored bytes, or HDF5's own buffer, beside the chunk.
         .decodes(self.raw.is_none())
+        .reads_into(self.raw.is_some() || matches!(self.access, Access::Direct(_)))
     }
 
     fn read_chunk(&self, chunk: &[u64]) -> Result<Option<ChunkBuf>> {

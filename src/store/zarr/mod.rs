@@ -672,6 +672,7 @@ impl ChunkStore for ZarrInner {
         Capabilities::new(true, self.partial, true)
             .read_only(!self.writable)
             .decodes(!self.raw)
+            .reads_into(self.raw || self.lz4)
     }
 
     fn labels(&self) -> Option<Labels> {
