@@ -1203,7 +1203,9 @@ mod tests {
         let o = cache.register(store.clone(), grid, vec![9]);
         let at = |c: u64| {
             cache
-                .with_chunk(&o, &[c], Access::Read, |d| (d.as_ptr() as usize, d.to_vec()))
+                .with_chunk(&o, &[c], Access::Read, |d| {
+                    (d.as_ptr() as usize, d.to_vec())
+                })
                 .unwrap()
         };
         // Two loads fill the cache, each into a buffer of the store's.

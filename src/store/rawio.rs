@@ -116,6 +116,33 @@ pub fn map_chunk(file: &File, base: u64, len: usize) -> io::Result<ChunkMap> {
     Ok(ChunkMap { map, start, len })
 }
 
+/// Maps the `len` stored bytes of a filtered HDF5 chunk at byte `base` of
+/// `file`, read-only and populated (one system call makes every page
+/// present), for one decode out of it.
+#[cfg(feature = "hdf5")]
+#[allow(unsafe_code)]
+pub fn map_stored(file: &File, base: u64, len: usize) -> io::Result<ChunkMap> {
+    let page = PAGE as u64;
+    let aligned = base / page * page;
+    let start = (base - aligned) as usize;
+    // SAFETY: as for `map_chunk`: the map is only read, by one decode of
+    // the chunk's own stored bytes, and dropped before the read returns.
+    // HDF5 writes a filtered chunk with its direct chunk write, all at
+    // once, at the address its chunk index then gives (a rewrite of
+    // another size moves it), and the layer above runs no write of this
+    // chunk while a read of it runs. The caller checked that the file
+    // holds `base + len` bytes. Another process rewriting or truncating
+    // the file meanwhile is outside what we can guard against (docs).
+    let map = unsafe {
+        MmapOptions::new()
+            .offset(aligned)
+            .len(start + len)
+            .populate()
+            .map(file)?
+    };
+    Ok(ChunkMap { map, start, len })
+}
+
 /// A long-lived map of the file that holds a chunk, for reads of many
 /// runs.
 pub struct Mapped<'a> {

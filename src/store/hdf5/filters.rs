@@ -180,8 +180,9 @@ fn unshuffle_into(data: &[u8], size: usize, out: &mut [u8]) {
     out[n * size..].copy_from_slice(&data[n * size..]);
 }
 
-/// zlib's `compressBound`: what deflate can make of `n` bytes at most
-/// (stored blocks: 5 bytes per 16 KiB, plus the header and checksum).
+/// zlib's `compressBound`: what zlib makes of `n` bytes at most (stored
+/// blocks). flate2's default backend (miniz_oxide) can make a little more
+/// of incompressible data, so [`deflate`] grows its buffer if it must.
 fn deflate_bound(n: usize) -> usize {
     n + (n >> 12) + (n >> 14) + (n >> 25) + 13
 }
@@ -189,18 +190,27 @@ fn deflate_bound(n: usize) -> usize {
 fn deflate(data: &[u8], level: u32) -> Result<ChunkBuf, String> {
     let mut out = ChunkBuf::zeroed(deflate_bound(data.len()) + 64);
     let mut enc = flate2::Compress::new(flate2::Compression::new(level.min(9)), true);
-    let status = enc
-        .compress(data, &mut out, flate2::FlushCompress::Finish)
-        .map_err(|e| format!("deflate: {e}"))?;
-    if status != flate2::Status::StreamEnd || enc.total_in() != data.len() as u64 {
-        return Err(format!(
-            "deflate: {} bytes did not fit the {} bytes zlib bounds them by",
-            data.len(),
-            out.len()
-        ));
+    loop {
+        let (i, o) = (enc.total_in() as usize, enc.total_out() as usize);
+        let status = enc
+            .compress(&data[i..], &mut out[o..], flate2::FlushCompress::Finish)
+            .map_err(|e| format!("deflate: {e}"))?;
+        let now = enc.total_out() as usize;
+        if status == flate2::Status::StreamEnd {
+            out.truncate(now);
+            return Ok(out);
+        }
+        if now == out.len() {
+            let mut bigger = ChunkBuf::zeroed(out.len() + out.len() / 8 + 4096);
+            bigger[..now].copy_from_slice(&out);
+            out = bigger;
+        } else if now == o && enc.total_in() as usize == i {
+            return Err(format!(
+                "deflate: no progress after {i} of {} bytes",
+                data.len()
+            ));
+        }
     }
-    out.truncate(enc.total_out() as usize);
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -57,7 +57,7 @@ use self::filters::{FILTER_LZ4, Step};
 use super::filemap::{FileMap, Touched};
 use super::rawio::{self, Mapped, RawChunk};
 use super::{Capabilities, ChunkRegion, ChunkStore, StoreMeta, extract_region};
-use crate::buffer::ChunkBuf;
+use crate::buffer::{ChunkBuf, MAP_THRESHOLD};
 use crate::chunk_grid::{ChunkGrid, DEFAULT_CHUNK_TARGET_BYTES, default_chunks};
 use crate::codec::Codec;
 use crate::dtype::{DType, Element, Endian, normalize_bools, swap_bytes_in_place};
@@ -127,6 +127,9 @@ struct Hdf5Inner {
     dirty: AtomicBool,
     /// Reads straight from the file, for unfiltered native-order chunks.
     raw: Option<RawReads>,
+    /// The file, open read-only, when filtered chunks' stored bytes are
+    /// mapped from it instead of read through HDF5 (no user block).
+    stored: Option<StdFile>,
 }
 
 /// Chunk addresses kept by a store reading chunks straight from the file:
@@ -746,6 +749,16 @@ impl Hdf5Inner {
             }
             None => None,
         };
+        // Filtered chunks: their stored bytes are decoded straight from a
+        // map of the file (addresses as for raw reads: no user block).
+        let stored = match &access {
+            Access::Direct(steps)
+                if raw.is_none() && !steps.is_empty() && file.userblock() == 0 =>
+            {
+                Some(StdFile::open(path).map_err(|e| Error::io(path, e))?)
+            }
+            _ => None,
+        };
         let layout = format!(
             "hdf5 {}, {}, {}{}{}",
             name,
@@ -779,6 +792,7 @@ impl Hdf5Inner {
             layout,
             dirty: AtomicBool::new(false),
             raw,
+            stored,
         })
     }
 
@@ -870,7 +884,7 @@ impl Hdf5Inner {
     /// `out` (`chunk_bytes` long), in native byte order; `Ok(false)` if the
     /// chunk was never allocated (`out` untouched).
     fn direct_read_into(&self, steps: &[Step], chunk: &[u64], out: &mut [u8]) -> Result<bool> {
-        let Some(ffi::ChunkStorage { size, .. }) = self.allocated(chunk)? else {
+        let Some(ffi::ChunkStorage { addr, size, mask }) = self.allocated(chunk)? else {
             return Ok(false);
         };
         // Filters add at most a few bytes per block; a chunk index that
@@ -886,9 +900,34 @@ impl Hdf5Inner {
                 ),
             ));
         }
-        let (mask, raw) = ffi::read_chunk_raw(&self.ds, &self.origin(chunk), size)
-            .map_err(self.h5("read chunk"))?;
-        filters::decode(steps, mask, &raw, out).map_err(|m| {
+        let decoded = match &self.stored {
+            // Large chunks are decoded from a map of the file: no buffer
+            // for the stored bytes, and no copy into one. Random 64x64
+            // tiles of a 40-plane lz4 file through a 256 MiB cache
+            // (`examples/random_reads FILE tiles`): see docs/hdf5.md.
+            Some(file) if size >= MAP_THRESHOLD as u64 => {
+                let have = file.metadata().map_err(|e| Error::io(&self.path, e))?.len();
+                if addr.checked_add(size).is_none_or(|end| end > have) {
+                    return Err(Error::format(
+                        &self.path,
+                        format!(
+                            "{}, chunk {chunk:?}: its {size} stored bytes at {addr} lie past \
+                             the end of the file ({have} bytes)",
+                            self.name
+                        ),
+                    ));
+                }
+                let map = rawio::map_stored(file, addr, size as usize)
+                    .map_err(|e| Error::io(&self.path, e))?;
+                filters::decode(steps, mask, &map, out)
+            }
+            _ => {
+                let (mask, raw) = ffi::read_chunk_raw(&self.ds, &self.origin(chunk), size)
+                    .map_err(self.h5("read chunk"))?;
+                filters::decode(steps, mask, &raw, out)
+            }
+        };
+        decoded.map_err(|m| {
             Error::format(&self.path, format!("{}, chunk {chunk:?}: {m}", self.name))
         })?;
         if self.file_endian != Endian::NATIVE {
@@ -1580,6 +1619,60 @@ mod tests {
             .unwrap();
         let i = (4 * 7 + 6) * 9 + 8;
         assert_eq!(e.unwrap(), values[i].to_ne_bytes());
+    }
+
+    /// Filtered chunks of 1 MiB or more are decoded from a map of the
+    /// file: the same bytes as through `H5Dread_chunk`, and a chunk whose
+    /// stored bytes lie past the end of the file is an error naming it.
+    #[test]
+    fn large_filtered_chunks_decode_from_a_map_alike() {
+        use rand::{RngExt, SeedableRng};
+        let dir = tempfile::tempdir().unwrap();
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(5);
+        // Random bytes do not compress: stored chunks stay over 1 MiB.
+        let n = 300_000u64;
+        let chunk: Vec<u8> = (0..n * 4).map(|_| rng.random()).collect();
+        for codec in [Codec::Lz4, Codec::Gzip { level: 1 }] {
+            let path = dir.path().join(format!("{codec:?}.h5"));
+            let opts = Hdf5Options {
+                codec,
+                overwrite: false,
+            };
+            let s = Hdf5Store::create(&path, "x", DType::F32, &[3, n], &[1, n], &[0; 4], &opts)
+                .unwrap();
+            s.write_chunk(&[1, 0], &chunk).unwrap();
+            s.flush().unwrap();
+            drop(s);
+            let r = Hdf5Store::open(&path, "/x", None, false).unwrap();
+            let inner = r.inner.read();
+            assert!(inner.stored.is_some(), "{codec:?}");
+            let Access::Direct(steps) = &inner.access else {
+                panic!("direct access")
+            };
+            let st = inner.allocated(&[1, 0]).unwrap().unwrap();
+            assert!(st.size >= MAP_THRESHOLD as u64, "{codec:?}: {}", st.size);
+            let mut mapped = vec![0u8; chunk.len()];
+            assert!(r.read_chunk_into(&[1, 0], &mut mapped).unwrap());
+            let (mask, stored) =
+                ffi::read_chunk_raw(&inner.ds, &inner.origin(&[1, 0]), st.size).unwrap();
+            let mut through_hdf5 = vec![0u8; chunk.len()];
+            filters::decode(steps, mask, &stored, &mut through_hdf5).unwrap();
+            assert!(mapped == chunk && through_hdf5 == chunk, "{codec:?}");
+            assert!(!r.read_chunk_into(&[0, 0], &mut mapped).unwrap());
+            // Cut the file inside the chunk's stored bytes while it is open.
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_len(st.addr + st.size - 1)
+                .unwrap();
+            let err = r.read_chunk_into(&[1, 0], &mut mapped).unwrap_err();
+            let msg = err.to_string();
+            assert!(
+                msg.contains("past") && msg.contains(path.to_str().unwrap()),
+                "{msg}"
+            );
+        }
     }
 
     /// HDF5 1.10 reports chunk addresses without the user block, so a file
