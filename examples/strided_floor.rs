@@ -1,0 +1,84 @@
+//! Profiling aid: the bench's `a[z, ::2, ::2]` on an existing raw Zarr
+//! array of float32 planes (`chunkyard bench --formats zarr --keep`
+//! writes one), beside the same strided copy out of a fresh `memmap2` map
+//! of the plane's chunk file with no chunkyard code: the floor under the
+//! read in the page-cache state the bench's warm passes leave (the files'
+//! pages dropped, then read once sequentially).
+//!
+//! `target/release/examples/strided_floor DIR.zarr [PASSES]`
+use std::path::Path;
+use std::time::Instant;
+
+use chunkyard::{ChunkCache, OpenOptions, s};
+
+fn main() -> chunkyard::Result<()> {
+    let dir = std::env::args()
+        .nth(1)
+        .ok_or_else(|| chunkyard::Error::invalid("usage: strided_floor DIR.zarr [PASSES]"))?;
+    let passes: u64 = std::env::args()
+        .nth(2)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(6);
+    let open = || {
+        chunkyard::open_with::<f32>(
+            &dir,
+            &OpenOptions::new()
+                .read_only(true)
+                .cache(ChunkCache::new(256 << 20)),
+        )
+    };
+    let shape = open()?.shape();
+    let (d, r, c) = (shape[0], shape[1] as usize, shape[2] as usize);
+    if d < 2 * passes + 1 {
+        return Err(chunkyard::Error::invalid("too few planes for the passes"));
+    }
+    chunkyard::bench::drop_page_cache(Path::new(&dir))?;
+    chunkyard::bench::warm_page_cache(Path::new(&dir))?;
+    let (rr, cc) = (r.div_ceil(2), c.div_ceil(2));
+    let mut out = vec![0f32; rr * cc];
+    for pass in 0..passes {
+        // Other planes for each reader, so that neither finds the other's
+        // bytes in the CPU's caches; the order alternates.
+        let (za, zb) = (2 * pass + 1, 2 * pass + 2);
+        let (zc, zf) = if pass % 2 == 0 { (za, zb) } else { (zb, za) };
+        let time_chunkyard = |out: &mut [f32]| -> chunkyard::Result<f64> {
+            let a = open()?;
+            let t = Instant::now();
+            a.read_into(s![zc as isize, ..;2, ..;2], out)?;
+            Ok(t.elapsed().as_secs_f64() * 1e3)
+        };
+        let time_floor = |out: &mut [f32]| -> chunkyard::Result<f64> {
+            let path = Path::new(&dir).join(format!("c/{zf}/0/0"));
+            let file = std::fs::File::open(&path).map_err(|e| chunkyard::Error::io(&path, e))?;
+            let t = Instant::now();
+            // SAFETY: the file is only read, by this loop, and nothing
+            // writes it while the example runs.
+            #[allow(unsafe_code)]
+            let map =
+                unsafe { memmap2::Mmap::map(&file) }.map_err(|e| chunkyard::Error::io(&path, e))?;
+            for (i, row) in (0..r).step_by(2).enumerate() {
+                let src = &map[row * c * 4..(row + 1) * c * 4];
+                for (j, o) in out[i * cc..(i + 1) * cc].iter_mut().enumerate() {
+                    let at = 8 * j;
+                    *o = f32::from_ne_bytes(src[at..at + 4].try_into().expect("4 bytes"));
+                }
+            }
+            let ms = t.elapsed().as_secs_f64() * 1e3;
+            drop(map);
+            Ok(ms)
+        };
+        let (cy, floor) = if pass % 2 == 0 {
+            let cy = time_chunkyard(&mut out)?;
+            (cy, time_floor(&mut out)?)
+        } else {
+            let f = time_floor(&mut out)?;
+            (time_chunkyard(&mut out)?, f)
+        };
+        std::hint::black_box(&out);
+        println!(
+            "pass {pass}: chunkyard {cy:.2} ms (plane {zc}), memmap2 floor {floor:.2} ms (plane {zf}), ratio {:.2}",
+            cy / floor
+        );
+    }
+    Ok(())
+}
