@@ -1064,103 +1064,54 @@ mod tests {
         }
     }
 
-    /// A memory store whose loads decode ([`Capabilities::decodes`]), and
-    /// that records what the cache counted in flight during each load.
+    /// A memory store with capabilities of the test's choosing, which
+    /// records what the cache counted (resident + in flight) whenever it
+    /// reads a chunk into a buffer of its own, and the buffers it is asked
+    /// to read into.
     #[derive(Debug)]
-    struct Decoding {
+    struct Probe {
         inner: MemoryStore,
         cache: ChunkCache,
+        caps: crate::store::Capabilities,
         seen: Mutex<Vec<usize>>,
+        into: Mutex<Vec<usize>>,
     }
 
-    impl ChunkStore for Decoding {
+    impl Probe {
+        fn new(
+            cache: &ChunkCache,
+            shape: u64,
+            caps: impl Fn(crate::store::Capabilities) -> crate::store::Capabilities,
+        ) -> Arc<Probe> {
+            let inner = MemoryStore::new(StoreMeta {
+                dtype: DType::U8,
+                shape: vec![shape],
+                chunks: vec![10],
+                fill: vec![9],
+            });
+            Arc::new(Probe {
+                caps: caps(inner.capabilities()),
+                inner,
+                cache: cache.clone(),
+                seen: Mutex::new(Vec::new()),
+                into: Mutex::new(Vec::new()),
+            })
+        }
+    }
+
+    impl ChunkStore for Probe {
         fn backend(&self) -> &'static str {
-            "decoding"
+            "probe"
         }
         fn meta(&self) -> StoreMeta {
             self.inner.meta()
         }
         fn capabilities(&self) -> crate::store::Capabilities {
-            self.inner.capabilities().decodes(true)
+            self.caps
         }
         fn read_chunk(&self, chunk: &[u64]) -> Result<Option<ChunkBuf>> {
             let s = self.cache.stats();
             self.seen.lock().push(s.resident_bytes + s.in_flight_bytes);
-            self.inner.read_chunk(chunk)
-        }
-        fn write_chunk(&self, chunk: &[u64], data: &[u8]) -> Result<()> {
-            self.inner.write_chunk(chunk, data)
-        }
-        fn erase_chunk(&self, chunk: &[u64]) -> Result<()> {
-            self.inner.erase_chunk(chunk)
-        }
-        fn flush(&self) -> Result<()> {
-            self.inner.flush()
-        }
-        fn stored_bytes(&self) -> Result<u64> {
-            self.inner.stored_bytes()
-        }
-    }
-
-    #[test]
-    fn loads_that_decode_reserve_their_stored_bytes() {
-        // Room for three chunks of 10: a load that decodes needs room for
-        // two (the chunk and its stored bytes), so two stay cached.
-        let cache = ChunkCache::new(30);
-        let meta = StoreMeta {
-            dtype: DType::U8,
-            shape: vec![100],
-            chunks: vec![10],
-            fill: vec![9],
-        };
-        let store = Arc::new(Decoding {
-            inner: MemoryStore::new(meta),
-            cache: cache.clone(),
-            seen: Mutex::new(Vec::new()),
-        });
-        let grid = ChunkGrid::new(&[100], &[10], 1).unwrap();
-        let o = cache.register(store.clone(), grid, vec![9]);
-        for c in 0..6u64 {
-            let v = cache.with_chunk(&o, &[c], Access::Read, |d| d[0]).unwrap();
-            assert_eq!(v, 9);
-            let s = cache.stats();
-            assert_eq!(s.in_flight_bytes, 0, "released after the load");
-            assert!(s.resident_bytes <= 20, "chunk {c}: {s:?}");
-        }
-        assert_eq!(cache.stats().resident_bytes, 20);
-        // During each load: the scratch reserved, and the chunk's room.
-        let seen = store.seen.lock().clone();
-        assert_eq!(seen.len(), 6);
-        assert!(seen.iter().all(|&b| (10..=20).contains(&b)), "{seen:?}");
-        // Overwrites load nothing and reserve nothing.
-        cache
-            .with_chunk(&o, &[7], Access::Overwrite, |d| d.fill(1))
-            .unwrap();
-        assert_eq!(store.seen.lock().len(), 6);
-    }
-
-    /// A memory store that reads straight into buffers
-    /// ([`Capabilities::reads_into`]) and records the buffers it was
-    /// given, and how often it allocated its own.
-    #[derive(Debug)]
-    struct ReadsInto {
-        inner: MemoryStore,
-        into: Mutex<Vec<usize>>,
-        own: AtomicUsize,
-    }
-
-    impl ChunkStore for ReadsInto {
-        fn backend(&self) -> &'static str {
-            "reads-into"
-        }
-        fn meta(&self) -> StoreMeta {
-            self.inner.meta()
-        }
-        fn capabilities(&self) -> crate::store::Capabilities {
-            self.inner.capabilities().reads_into(true)
-        }
-        fn read_chunk(&self, chunk: &[u64]) -> Result<Option<ChunkBuf>> {
-            self.own.fetch_add(1, Relaxed);
             self.inner.read_chunk(chunk)
         }
         fn read_chunk_into(&self, chunk: &[u64], out: &mut [u8]) -> Result<bool> {
@@ -1182,20 +1133,37 @@ mod tests {
     }
 
     #[test]
+    fn loads_that_decode_reserve_their_stored_bytes() {
+        // Room for three chunks of 10: a load that decodes needs room for
+        // two (the chunk and its stored bytes), so two stay cached.
+        let cache = ChunkCache::new(30);
+        let store = Probe::new(&cache, 100, |c| c.decodes(true));
+        let grid = ChunkGrid::new(&[100], &[10], 1).unwrap();
+        let o = cache.register(store.clone(), grid, vec![9]);
+        for c in 0..6u64 {
+            let v = cache.with_chunk(&o, &[c], Access::Read, |d| d[0]).unwrap();
+            assert_eq!(v, 9);
+            let s = cache.stats();
+            assert_eq!(s.in_flight_bytes, 0, "released after the load");
+            assert!(s.resident_bytes <= 20, "chunk {c}: {s:?}");
+        }
+        assert_eq!(cache.stats().resident_bytes, 20);
+        // During each load: the scratch reserved, and the chunk's room.
+        let seen = store.seen.lock().clone();
+        assert_eq!(seen.len(), 6);
+        assert!(seen.iter().all(|&b| (10..=20).contains(&b)), "{seen:?}");
+        // Overwrites load nothing and reserve nothing.
+        cache
+            .with_chunk(&o, &[7], Access::Overwrite, |d| d.fill(1))
+            .unwrap();
+        assert_eq!(store.seen.lock().len(), 6);
+    }
+
+    #[test]
     fn loads_reuse_the_buffers_they_evict_and_never_show_their_old_bytes() {
         // Room for two chunks of 10 bytes.
         let cache = ChunkCache::new(20);
-        let meta = StoreMeta {
-            dtype: DType::U8,
-            shape: vec![60],
-            chunks: vec![10],
-            fill: vec![9],
-        };
-        let store = Arc::new(ReadsInto {
-            inner: MemoryStore::new(meta),
-            into: Mutex::new(Vec::new()),
-            own: AtomicUsize::new(0),
-        });
+        let store = Probe::new(&cache, 60, |c| c.reads_into(true));
         for c in [0u8, 1, 3] {
             store.write_chunk(&[c as u64], &[c + 1; 10]).unwrap();
         }
@@ -1212,7 +1180,7 @@ mod tests {
         let (p0, d0) = at(0);
         let (p1, d1) = at(1);
         assert_eq!((d0, d1), (vec![1; 10], vec![2; 10]));
-        assert_eq!(store.own.load(Relaxed), 2);
+        assert_eq!(store.seen.lock().len(), 2);
         assert!(store.into.lock().is_empty());
         // Chunk 2 was never written: it evicts chunk 0 and reads as the
         // fill value in chunk 0's old buffer, none of whose bytes remain.
@@ -1224,7 +1192,7 @@ mod tests {
         assert_eq!(d3, vec![4; 10]);
         assert_eq!(p3, p1);
         assert_eq!(*store.into.lock(), vec![p0, p1]);
-        assert_eq!(store.own.load(Relaxed), 2, "no buffer of the store's since");
+        assert_eq!(store.seen.lock().len(), 2, "no buffer of the store's since");
         // An overwrite takes an evicted buffer too, refilled first.
         let (p5, d5) = cache
             .with_chunk(&o, &[5], Access::Overwrite, |d| {

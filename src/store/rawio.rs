@@ -88,58 +88,45 @@ impl std::ops::Deref for ChunkMap {
 
 /// Maps the `len` bytes of a chunk stored at byte `base` of `file`,
 /// read-only, for one copy out of it.
-#[allow(unsafe_code)]
 pub fn map_chunk(file: &File, base: u64, len: usize) -> io::Result<ChunkMap> {
-    let page = PAGE as u64;
-    let aligned = base / page * page;
-    let start = (base - aligned) as usize;
-    // SAFETY: the map is only read, through one `&[u8]` borrow of the
-    // chunk's own bytes for one `copy_region` call, and is dropped before
-    // the read returns. The callers (`zarr/raw.rs`, `hdf5`) guarantee that
-    // nothing in this process writes those bytes meanwhile: the layer
-    // above runs no write of a chunk while a read of it runs, Zarr never
-    // rewrites a chunk file in place (a write renames a new file over it),
-    // and HDF5 writes an unfiltered chunk at its own address, never into
-    // another chunk's. Bytes of the same pages outside the chunk (HDF5
-    // metadata, a neighbouring chunk) may be written in place by this
-    // process; the kernel keeps a shared map coherent with those writes
-    // and they are never read through it. The callers checked that the
-    // file holds `base + len` bytes. Another process truncating or
-    // rewriting the file while it is mapped is outside what we can guard
-    // against (the backends' docs say so).
-    let map = unsafe {
-        MmapOptions::new()
-            .offset(aligned)
-            .len(start + len)
-            .map(file)?
-    };
-    Ok(ChunkMap { map, start, len })
+    map_at(file, base, len, false)
 }
 
 /// Maps the `len` stored bytes of a filtered HDF5 chunk at byte `base` of
 /// `file`, read-only and populated (one system call makes every page
 /// present), for one decode out of it.
 #[cfg(feature = "hdf5")]
-#[allow(unsafe_code)]
 pub fn map_stored(file: &File, base: u64, len: usize) -> io::Result<ChunkMap> {
+    map_at(file, base, len, true)
+}
+
+#[allow(unsafe_code)]
+fn map_at(file: &File, base: u64, len: usize, populate: bool) -> io::Result<ChunkMap> {
     let page = PAGE as u64;
     let aligned = base / page * page;
     let start = (base - aligned) as usize;
-    // SAFETY: as for `map_chunk`: the map is only read, by one decode of
-    // the chunk's own stored bytes, and dropped before the read returns.
-    // HDF5 writes a filtered chunk with its direct chunk write, all at
-    // once, at the address its chunk index then gives (a rewrite of
-    // another size moves it), and the layer above runs no write of this
-    // chunk while a read of it runs. The caller checked that the file
-    // holds `base + len` bytes. Another process rewriting or truncating
-    // the file meanwhile is outside what we can guard against (docs).
-    let map = unsafe {
-        MmapOptions::new()
-            .offset(aligned)
-            .len(start + len)
-            .populate()
-            .map(file)?
-    };
+    let mut opts = MmapOptions::new();
+    opts.offset(aligned).len(start + len);
+    if populate {
+        opts.populate();
+    }
+    // SAFETY: the map is only read, through one `&[u8]` borrow of the
+    // chunk's own bytes for one copy or decode out of it, and is dropped
+    // before the read returns. The callers (`zarr/raw.rs`, `hdf5`)
+    // guarantee that nothing in this process writes those bytes meanwhile:
+    // the layer above runs no write of a chunk while a read of it runs,
+    // Zarr never rewrites a chunk file in place (a write renames a new
+    // file over it), and HDF5 writes a chunk with its direct chunk write,
+    // all at once, at the address its chunk index then gives (an
+    // unfiltered one at its own address, a filtered one of another size
+    // moved), never into another chunk's. Bytes of the same pages outside
+    // the chunk (HDF5 metadata, a neighbouring chunk) may be written in
+    // place by this process; the kernel keeps a shared map coherent with
+    // those writes and they are never read through it. The callers
+    // checked that the file holds `base + len` bytes. Another process
+    // truncating or rewriting the file while it is mapped is outside what
+    // we can guard against (the backends' docs say so).
+    let map = unsafe { opts.map(file)? };
     Ok(ChunkMap { map, start, len })
 }
 
