@@ -5,7 +5,10 @@
 //! read in the page-cache state the bench's warm passes leave (the files'
 //! pages dropped, then read once sequentially).
 //!
-//! `target/release/examples/strided_floor DIR.zarr [PASSES]`
+//! `target/release/examples/strided_floor DIR.zarr [PASSES]`; with
+//! `FLOOR_KERNEL=1` the floor copies with chunkyard's own copy kernel
+//! (`layout::copy_region`) instead of a plain loop, which tells the
+//! kernel's cost from the rest of the read.
 use std::path::Path;
 use std::time::Instant;
 
@@ -56,11 +59,31 @@ fn main() -> chunkyard::Result<()> {
             #[allow(unsafe_code)]
             let map =
                 unsafe { memmap2::Mmap::map(&file) }.map_err(|e| chunkyard::Error::io(&path, e))?;
-            for (i, row) in (0..r).step_by(2).enumerate() {
-                let src = &map[row * c * 4..(row + 1) * c * 4];
-                for (j, o) in out[i * cc..(i + 1) * cc].iter_mut().enumerate() {
-                    let at = 8 * j;
-                    *o = f32::from_ne_bytes(src[at..at + 4].try_into().expect("4 bytes"));
+            if std::env::var_os("FLOOR_KERNEL").is_some() {
+                // chunkyard's copy kernel on the same map.
+                let counts = [rr, cc];
+                let (ss, ds) = ([2 * c, 2], [cc, 1]);
+                chunkyard::layout::copy_region(
+                    &counts,
+                    4,
+                    &map,
+                    chunkyard::layout::Strided {
+                        offset: 0,
+                        strides: &ss,
+                    },
+                    bytemuck::cast_slice_mut(out),
+                    chunkyard::layout::Strided {
+                        offset: 0,
+                        strides: &ds,
+                    },
+                );
+            } else {
+                for (i, row) in (0..r).step_by(2).enumerate() {
+                    let src = &map[row * c * 4..(row + 1) * c * 4];
+                    for (j, o) in out[i * cc..(i + 1) * cc].iter_mut().enumerate() {
+                        let at = 8 * j;
+                        *o = f32::from_ne_bytes(src[at..at + 4].try_into().expect("4 bytes"));
+                    }
                 }
             }
             let ms = t.elapsed().as_secs_f64() * 1e3;

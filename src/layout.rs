@@ -268,12 +268,40 @@ fn copy_elems<const N: usize>(
     ss: usize,
     ds: usize,
 ) {
+    if n > 1 && ds == 1 {
+        // Contiguous output from a strided source: with the stride known
+        // at compile time the loop can vectorize. `a[z, ::2, ::2]` of a
+        // 2000 x 2000 float32 plane out of a map of its chunk file
+        // (examples/strided_floor, FLOOR_KERNEL=1: this function alone)
+        // took 2.9-3.35 ms through the general loop below, against
+        // 2.3-2.8 for a plain loop with the stride written in; through
+        // this one chunkyard's whole read measured the plain loop's time.
+        let src = &src[s * N..(s + (n - 1) * ss) * N + N];
+        let dst = &mut dst[d * N..(d + n) * N];
+        match ss {
+            2 => return copy_every::<N, 2>(src, dst),
+            3 => return copy_every::<N, 3>(src, dst),
+            4 => return copy_every::<N, 4>(src, dst),
+            _ => {}
+        }
+    }
     for i in 0..n {
         let so = (s + i * ss) * N;
         let dof = (d + i * ds) * N;
         let v: [u8; N] = src[so..so + N].try_into().expect("N bytes");
         dst[dof..dof + N].copy_from_slice(&v);
     }
+}
+
+/// Copies every `S`th `N`-byte element of `src` (which starts with one
+/// and ends with one) into consecutive elements of `dst`.
+#[inline]
+fn copy_every<const N: usize, const S: usize>(src: &[u8], dst: &mut [u8]) {
+    let (head, last) = dst.split_at_mut(dst.len() - N);
+    for (o, i) in head.chunks_exact_mut(N).zip(src.chunks_exact(S * N)) {
+        o.copy_from_slice(&i[..N]);
+    }
+    last.copy_from_slice(&src[src.len() - N..]);
 }
 
 /// Copies a `counts`-shaped region of `elem`-byte elements from `src` to
@@ -435,6 +463,11 @@ mod tests {
                 // copy_region's tile branch.
                 ([1, 3, 4], [2, 1, 2], [1, 1, 1]),
                 ([0, 3, 3], [0, 0, 0], [1, 1, 1]),
+                // Every 2nd, 3rd and 4th element of a row into a dense
+                // output: copy_every's kernels (C order).
+                ([2, 3, 4], [0, 1, 0], [1, 2, 2]),
+                ([2, 2, 2], [1, 0, 1], [2, 1, 3]),
+                ([1, 6, 2], [0, 0, 2], [1, 1, 4]),
             ] {
                 for src_strides in [&cs, &fs] {
                     let off = starts
