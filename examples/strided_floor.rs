@@ -1,11 +1,12 @@
 //! Profiling aid: the bench's `a[z, ::2, ::2]` on an existing raw Zarr
-//! array of float32 planes (`chunkyard bench --formats zarr --keep`
-//! writes one), beside the same strided copy out of a fresh `memmap2` map
-//! of the plane's chunk file with no chunkyard code: the floor under the
+//! array or `.npy` file of float32 planes (`chunkyard bench --formats
+//! zarr,npy --keep` writes them), beside the same strided copy out of a
+//! fresh `memmap2` map of the plane's chunk file (or of the `.npy` file)
+//! with no chunkyard code: the floor under the
 //! read in the page-cache state the bench's warm passes leave (the files'
 //! pages dropped, then read once sequentially).
 //!
-//! `target/release/examples/strided_floor DIR.zarr [PASSES]`; with
+//! `target/release/examples/strided_floor DIR.zarr|FILE.npy [PASSES]`; with
 //! `FLOOR_KERNEL=1` the floor copies with chunkyard's own copy kernel
 //! (`layout::copy_region`) instead of a plain loop, which tells the
 //! kernel's cost from the rest of the read.
@@ -15,9 +16,9 @@ use std::time::Instant;
 use chunkyard::{ChunkCache, OpenOptions, s};
 
 fn main() -> chunkyard::Result<()> {
-    let dir = std::env::args()
-        .nth(1)
-        .ok_or_else(|| chunkyard::Error::invalid("usage: strided_floor DIR.zarr [PASSES]"))?;
+    let dir = std::env::args().nth(1).ok_or_else(|| {
+        chunkyard::Error::invalid("usage: strided_floor DIR.zarr|FILE.npy [PASSES]")
+    })?;
     let passes: u64 = std::env::args()
         .nth(2)
         .and_then(|p| p.parse().ok())
@@ -51,14 +52,32 @@ fn main() -> chunkyard::Result<()> {
             Ok(t.elapsed().as_secs_f64() * 1e3)
         };
         let time_floor = |out: &mut [f32]| -> chunkyard::Result<f64> {
-            let path = Path::new(&dir).join(format!("c/{zf}/0/0"));
+            // A `.npy` file: the plane at its offset past the header; a
+            // Zarr array: the plane's chunk file.
+            let (path, base) = if dir.ends_with(".npy") {
+                let path = Path::new(&dir).to_path_buf();
+                let mut head = [0u8; 12];
+                std::io::Read::read_exact(
+                    &mut std::fs::File::open(&path).map_err(|e| chunkyard::Error::io(&path, e))?,
+                    &mut head,
+                )
+                .map_err(|e| chunkyard::Error::io(&path, e))?;
+                let data = match head[6] {
+                    1 => 10 + u16::from_le_bytes([head[8], head[9]]) as usize,
+                    _ => 12 + u32::from_le_bytes(head[8..12].try_into().expect("4")) as usize,
+                };
+                (path, data + zf as usize * r * c * 4)
+            } else {
+                (Path::new(&dir).join(format!("c/{zf}/0/0")), 0)
+            };
             let file = std::fs::File::open(&path).map_err(|e| chunkyard::Error::io(&path, e))?;
             let t = Instant::now();
             // SAFETY: the file is only read, by this loop, and nothing
             // writes it while the example runs.
             #[allow(unsafe_code)]
-            let map =
+            let whole =
                 unsafe { memmap2::Mmap::map(&file) }.map_err(|e| chunkyard::Error::io(&path, e))?;
+            let map = &whole[base..];
             if std::env::var_os("FLOOR_KERNEL").is_some() {
                 // chunkyard's copy kernel on the same map.
                 let counts = [rr, cc];
@@ -66,7 +85,7 @@ fn main() -> chunkyard::Result<()> {
                 chunkyard::layout::copy_region(
                     &counts,
                     4,
-                    &map,
+                    map,
                     chunkyard::layout::Strided {
                         offset: 0,
                         strides: &ss,
@@ -87,7 +106,7 @@ fn main() -> chunkyard::Result<()> {
                 }
             }
             let ms = t.elapsed().as_secs_f64() * 1e3;
-            drop(map);
+            drop(whole);
             Ok(ms)
         };
         let (cy, floor) = if pass % 2 == 0 {
