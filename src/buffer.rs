@@ -63,9 +63,7 @@ impl ChunkBuf {
     pub fn filled(len: usize, pattern: &[u8]) -> ChunkBuf {
         let mut b = ChunkBuf::zeroed(len);
         if pattern.iter().any(|&x| x != 0) {
-            for d in b.chunks_exact_mut(pattern.len()) {
-                d.copy_from_slice(pattern);
-            }
+            fill_with(&mut b, pattern);
         }
         b
     }
@@ -151,6 +149,17 @@ impl fmt::Debug for ChunkBuf {
             write!(f, "ChunkBuf({kind}, {:?})", &**self)
         } else {
             write!(f, "ChunkBuf({kind}, {} bytes)", self.len())
+        }
+    }
+}
+
+/// Writes `pattern` (one element's bytes) over all of `buf`.
+pub fn fill_with(buf: &mut [u8], pattern: &[u8]) {
+    if pattern.iter().all(|&b| b == pattern[0]) {
+        buf.fill(pattern[0]);
+    } else {
+        for d in buf.chunks_exact_mut(pattern.len()) {
+            d.copy_from_slice(pattern);
         }
     }
 }
