@@ -1,0 +1,153 @@
+//! Unit tests of the array API: round trips, read-only arrays, fills,
+//! memory reports, flush on drop.
+
+use super::*;
+use crate::store::{MemoryStore, StoreMeta};
+use crate::testutil::mem_array;
+use ndarray::{Array2, arr1, s};
+
+#[test]
+fn write_read_round_trip_with_steps() {
+    let a = mem_array::<i32>(&[7, 9], &[3, 4], 1 << 20);
+    let data = Array2::from_shape_fn((7, 9), |(i, j)| (i * 100 + j) as i32);
+    a.write(.., &data).unwrap();
+    assert_eq!(a.read(..).unwrap(), data.clone().into_dyn());
+    let got = a.read(s![1..;2, 3]).unwrap();
+    assert_eq!(got, data.slice(s![1..;2, 3]).to_owned().into_dyn());
+    assert_eq!(
+        a.read("-1,::4").unwrap(),
+        data.slice(s![6, ..;4]).to_owned().into_dyn()
+    );
+    assert_eq!(a.get([6, 8]).unwrap(), 608);
+    let mut buf = vec![0i32; 4];
+    a.read_into("2:4,7:9", &mut buf).unwrap();
+    assert_eq!(buf, vec![207, 208, 307, 308]);
+}
+
+/// An array over a store opened read-only refuses writes before they
+/// reach the cache (nothing dirty, flush succeeds), and its partial
+/// reads still find chunks the cache holds.
+#[test]
+fn read_only_arrays_refuse_writes_up_front() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["a.npy", "a.zarr"] {
+        let p = dir.path().join(name);
+        let shape = [3u64, 40, 50];
+        let w =
+            crate::create::<i32>(&p, crate::ArrayOptions::new(shape).chunks([1, 40, 50])).unwrap();
+        let data = ndarray::Array3::from_shape_fn((3, 40, 50), |(z, y, x)| {
+            (z * 10_000 + y * 100 + x) as i32
+        });
+        w.write(.., &data).unwrap();
+        w.flush().unwrap();
+        drop(w);
+        let cache = ChunkCache::new(1 << 20);
+        let r = crate::open_with::<i32>(
+            &p,
+            &crate::OpenOptions::new()
+                .read_only(true)
+                .chunks([1, 40, 50])
+                .cache(cache.clone()),
+        )
+        .unwrap();
+        assert!(r.handle().store().capabilities().read_only, "{name}");
+        for err in [
+            r.write(s![0, 0, 0], &ndarray::arr0(1)).unwrap_err(),
+            r.fill(.., 7).unwrap_err(),
+            r.resize(5).unwrap_err(),
+        ] {
+            assert!(
+                err.to_string().contains("opened read-only"),
+                "{name}: {err}"
+            );
+        }
+        assert_eq!(r.memory_report().dirty_bytes, 0, "{name}");
+        r.flush().unwrap();
+        // A whole plane goes through the cache; a tile of it is then
+        // copied from there (a hit), a tile of another plane is read
+        // from the file (no hit).
+        assert_eq!(
+            r.read(s![1, .., ..]).unwrap(),
+            data.slice(s![1, .., ..]).into_dyn()
+        );
+        let hits = cache.stats().hits;
+        let tile = s![1, 3..9, 4..20];
+        assert_eq!(r.read(tile).unwrap(), data.slice(tile).into_dyn());
+        assert_eq!(cache.stats().hits, hits + 1, "{name}");
+        let tile = s![2, 30..40, 0..5];
+        assert_eq!(r.read(tile).unwrap(), data.slice(tile).into_dyn());
+        assert_eq!(cache.stats().hits, hits + 1, "{name}");
+        assert_eq!(r.get([2, 39, 49]).unwrap(), 23_949);
+        // Writable again, the same file takes writes.
+        drop(r);
+        let w = crate::open::<i32>(&p).unwrap();
+        assert!(!w.handle().store().capabilities().read_only);
+        w.write(s![0, 0, 0], &ndarray::arr0(-1)).unwrap();
+        w.flush().unwrap();
+        assert_eq!(crate::open::<i32>(&p).unwrap().get([0, 0, 0]).unwrap(), -1);
+    }
+}
+
+#[test]
+fn fill_broadcast_and_errors() {
+    let a = mem_array::<f64>(&[4, 5], &[2, 2], 64);
+    a.fill("1:3, ::2", 2.5).unwrap();
+    a.write("0", &arr1(&[1.0, 2.0, 3.0, 4.0, 5.0])).unwrap();
+    a.write("3, 1:4", &ndarray::arr0(7.0)).unwrap();
+    let r = a.read(..).unwrap();
+    assert_eq!(r[[1, 2]], 2.5);
+    assert_eq!(r[[1, 1]], 0.0);
+    assert_eq!(r[[0, 4]], 5.0);
+    assert_eq!(r[[3, 2]], 7.0);
+    let err = a.write("0", &arr1(&[1.0, 2.0])).unwrap_err();
+    assert!(matches!(err, Error::ShapeMismatch { .. }), "{err}");
+    let err = a.get([4, 0]).unwrap_err().to_string();
+    assert!(err.contains("axis 0"), "{err}");
+    assert!(a.get([1]).is_err());
+    assert!(a.read("0,0,0").is_err());
+    let h = a.handle().clone();
+    assert!(matches!(h.typed::<f32>(), Err(Error::DTypeMismatch { .. })));
+}
+
+#[test]
+fn memory_report_counts_the_cache() {
+    let a = mem_array::<u16>(&[100, 100], &[10, 10], 1 << 20);
+    a.fill("0:20, 0:10", 3).unwrap();
+    let r = a.memory_report();
+    assert_eq!(r.logical_bytes, 20_000);
+    assert_eq!(r.resident_bytes, 2 * 200);
+    assert_eq!(r.dirty_bytes, 400);
+    assert!(r.overhead_bytes > 0);
+    a.flush().unwrap();
+    assert_eq!(a.memory_report().dirty_bytes, 0);
+    let text = r.to_string();
+    assert!(text.contains("logical size"), "{text}");
+}
+
+#[test]
+fn drop_flushes() {
+    let meta = StoreMeta {
+        dtype: DType::U8,
+        shape: vec![10],
+        chunks: vec![5],
+        fill: vec![0],
+    };
+    let store = Arc::new(MemoryStore::new(meta));
+    {
+        let a: Array<u8> = Array::from_store(store.clone(), ChunkCache::new(1 << 20)).unwrap();
+        a.fill("3:7", 1).unwrap();
+    }
+    let r = store.reopen();
+    assert_eq!(r.read_chunk(&[0]).unwrap().unwrap(), vec![0, 0, 0, 1, 1]);
+    assert_eq!(r.read_chunk(&[1]).unwrap().unwrap(), vec![1, 1, 0, 0, 0]);
+}
+
+#[test]
+fn bool_arrays() {
+    let a = mem_array::<bool>(&[6], &[4], 1 << 20);
+    a.write("1:4", &arr1(&[true, false, true])).unwrap();
+    assert_eq!(
+        a.read(..).unwrap().into_raw_vec_and_offset().0,
+        vec![false, true, false, true, false, false]
+    );
+}
