@@ -27,10 +27,28 @@ use chunkyard::{ChunkCache, Codec, Error, Result};
 
 use bench::{BenchArgs, BuildOptions, bench_formats};
 
-/// Out-of-core chunked arrays: .npy files larger than memory, a chunk at a
-/// time.
+/// What every command's PATH may name, after `chunkyard --help`.
+#[cfg(feature = "hdf5")]
+const ARRAYS: &str = "An array is a .npy file, a .zarr directory, or a dataset of an HDF5 \
+     file (file.h5:/group/dataset). Opening one reads only its metadata; commands read and \
+     write chunks as they need them, through a cache of --cache bytes.";
+#[cfg(not(feature = "hdf5"))]
+const ARRAYS: &str = "An array is a .npy file, a .zarr directory, or a dataset of an HDF5 \
+     file (file.h5:/group/dataset; HDF5 needs a build with --features hdf5). Opening one \
+     reads only its metadata; commands read and write chunks as they need them, through a \
+     cache of --cache bytes.";
+
+/// Arrays larger than memory in .npy, Zarr and HDF5 files: create, inspect,
+/// slice, convert, reduce and benchmark them a chunk at a time, through a
+/// byte-budgeted chunk cache.
 #[derive(Parser, Debug)]
-#[command(name = "chunkyard", version, about, max_term_width = 100)]
+#[command(
+    name = "chunkyard",
+    version,
+    about,
+    max_term_width = 100,
+    after_help = ARRAYS
+)]
 struct Cli {
     /// Chunk cache budget, like 64MiB or 1GiB.
     #[arg(long, global = true, default_value = "256MiB", value_name = "SIZE")]
@@ -57,6 +75,8 @@ enum Command {
     Create(CreateArgs),
     /// Show dtype, shape, chunks and sizes.
     Info {
+        /// The array: a .npy file, a .zarr directory, or file.h5:/dataset
+        /// (file.h5 alone: its datasets).
         path: PathBuf,
         /// Print one JSON object.
         #[arg(long)]
@@ -64,6 +84,7 @@ enum Command {
     },
     /// Print a selection, or write it to a .npy file.
     Get {
+        /// The array: a .npy file, a .zarr directory, or file.h5:/dataset.
         path: PathBuf,
         /// NumPy selection: 499,1999,1999 or 10,0:64,::2 or ...,3.
         #[arg(allow_hyphen_values = true)]
@@ -77,6 +98,7 @@ enum Command {
     },
     /// Write into a selection from a .npy file or a scalar, or append rows.
     Put {
+        /// The array: a .npy file, a .zarr directory, or file.h5:/dataset.
         path: PathBuf,
         /// NumPy selection (not with --append).
         #[arg(
@@ -98,7 +120,9 @@ enum Command {
     },
     /// Copy an array into a new file, chunk by chunk.
     Convert {
+        /// The array to copy.
         src: PathBuf,
+        /// The copy, its format from the extension: .npy, .zarr, .h5:/dataset.
         dst: PathBuf,
         /// Element type of the copy (NumPy astype semantics).
         #[arg(long)]
@@ -116,6 +140,7 @@ enum Command {
     /// Sum, mean, min, max or count of an array or a selection, whole or
     /// along one axis (nansum, nanmean, nanmin, nanmax skip NaN).
     Reduce {
+        /// The array: a .npy file, a .zarr directory, or file.h5:/dataset.
         path: PathBuf,
         /// sum, nansum, mean, nanmean, min, nanmin, max, nanmax or count.
         op: String,
@@ -129,13 +154,16 @@ enum Command {
         #[arg(long, requires = "axis")]
         out: Option<PathBuf>,
     },
-    /// Build a depth x rows x cols f32 volume plane by plane and report
-    /// time, memory and size.
+    /// Build a depth x rows x cols f32 volume plane by plane in each format,
+    /// time read workloads on it, and report time, memory and size.
     Bench {
+        /// Planes of the volume (axis 0), one chunk each.
         #[arg(long, default_value_t = 500)]
         depth: u64,
+        /// Rows per plane.
         #[arg(long, default_value_t = 2000)]
         rows: u64,
+        /// Columns per plane.
         #[arg(long, default_value_t = 2000)]
         cols: u64,
         /// Formats to build, comma-separated (npy, zarr, hdf5) [default:
@@ -164,7 +192,7 @@ enum Command {
         workload: String,
         /// Draw resident memory over time, every format in one chart, into
         /// this SVG file.
-        #[arg(long)]
+        #[arg(long, value_name = "SVG")]
         plot: Option<PathBuf>,
     },
 }
@@ -172,7 +200,7 @@ enum Command {
 /// `chunkyard create`'s arguments.
 #[derive(Args, Debug)]
 pub(crate) struct CreateArgs {
-    /// Path of the new array (*.npy, or a *.zarr directory).
+    /// Path of the new array: *.npy, a *.zarr directory, or file.h5:/dataset.
     pub(crate) path: PathBuf,
     /// Shape, comma-separated: 500,2000,2000.
     #[arg(long)]
