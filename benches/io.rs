@@ -15,6 +15,10 @@ use chunkyard::{ArrayOptions, ChunkCache, Codec, OpenOptions, s};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use ndarray::ArrayView2;
 
+// The bench's value generator, from the binary's sources.
+#[path = "../src/bin/chunkyard/bench/plane.rs"]
+mod plane;
+
 /// Planes per file and plane edge: 16 x 1024 x 1024 f32 = 64 MiB, one
 /// 4 MiB chunk per plane.
 const Z: u64 = 16;
@@ -25,7 +29,7 @@ fn normal_planes() -> Vec<Vec<f32>> {
     (0..Z)
         .map(|z| {
             let mut p = vec![0f32; PLANE];
-            chunkyard::bench::fill_plane(7, z, N as usize, &mut p);
+            plane::fill_plane(7, z, N as usize, &mut p);
             p
         })
         .collect()

@@ -7,6 +7,14 @@ use chunkyard::{ChunkCache, OpenOptions, s};
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 
+// The bench's own tile floor and memory reading, from the binary's sources.
+#[allow(dead_code)]
+#[path = "../src/bin/chunkyard/bench/floor.rs"]
+mod floor;
+#[allow(dead_code)]
+#[path = "../src/bin/chunkyard/procmem.rs"]
+mod procmem;
+
 fn main() -> chunkyard::Result<()> {
     let path = std::env::args().nth(1).ok_or_else(|| {
         chunkyard::Error::invalid("usage: random_reads FILE [elements|tiles|planes]")
@@ -59,7 +67,7 @@ fn main() -> chunkyard::Result<()> {
             }
             std::hint::black_box(acc);
             let us = t.elapsed().as_secs_f64() * 1e6 / n as f64;
-            let rss = chunkyard::procmem::Rss::now().unwrap_or_default();
+            let rss = procmem::Rss::now().unwrap_or_default();
             println!(
                 "pass {pass}: element {us:.2} µs, resident file-backed {} MiB",
                 rss.file >> 20
@@ -91,10 +99,10 @@ fn main() -> chunkyard::Result<()> {
             }
             std::hint::black_box(&buf);
             let us = t.elapsed().as_secs_f64() * 1e6 / n as f64;
-            let rss = chunkyard::procmem::Rss::now().unwrap_or_default();
+            let rss = procmem::Rss::now().unwrap_or_default();
             // As many tiles copied out of a map without chunkyard, with the
             // same resident bound (npy files and raw Zarr planes).
-            let floor = match chunkyard::bench::tile_floor_bounded(
+            let floor = match floor::tile_floor_bounded(
                 path.as_ref(),
                 [d, r, c],
                 [64, 64],

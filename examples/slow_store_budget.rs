@@ -13,11 +13,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use chunkyard::procmem::{Rss, Sampler};
 use chunkyard::store::wrap::{Hooks, Wrapped};
 use chunkyard::store::{ChunkStore, NpyOptions, NpyStore, ZarrOptions, ZarrStore};
 use chunkyard::{Array, ChunkCache, Codec, DType, Result, s};
 use ndarray::Array2;
+
+// The bench's memory sampler, from the binary's sources.
+#[path = "../src/bin/chunkyard/procmem.rs"]
+mod procmem;
+use procmem::{Rss, Sampler};
 
 /// Sleeps in every chunk write and records the most bytes the cache
 /// accounted for (resident chunks plus write buffers in flight) there.

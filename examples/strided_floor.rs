@@ -15,6 +15,10 @@ use std::time::Instant;
 
 use chunkyard::{ChunkCache, OpenOptions, s};
 
+// The bench's page-cache handling, from the binary's sources.
+#[path = "../src/bin/chunkyard/bench/pagecache.rs"]
+mod pagecache;
+
 fn main() -> chunkyard::Result<()> {
     let dir = std::env::args().nth(1).ok_or_else(|| {
         chunkyard::Error::invalid("usage: strided_floor DIR.zarr|FILE.npy [PASSES]")
@@ -36,8 +40,8 @@ fn main() -> chunkyard::Result<()> {
     if d < 2 * passes + 1 {
         return Err(chunkyard::Error::invalid("too few planes for the passes"));
     }
-    chunkyard::bench::drop_page_cache(Path::new(&dir))?;
-    chunkyard::bench::warm_page_cache(Path::new(&dir))?;
+    pagecache::drop_page_cache(Path::new(&dir))?;
+    pagecache::warm_page_cache(Path::new(&dir))?;
     let (rr, cc) = (r.div_ceil(2), c.div_ceil(2));
     let mut out = vec![0f32; rr * cc];
     for pass in 0..passes {

@@ -301,7 +301,18 @@ impl<T: Element> Drop for Pooled<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::procmem::Rss;
+
+    /// This process's resident anonymous bytes (`RssAnon` in
+    /// `/proc/self/status`, Linux).
+    fn resident_anon() -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").expect("linux /proc");
+        let line = status
+            .lines()
+            .find_map(|l| l.strip_prefix("RssAnon:"))
+            .expect("RssAnon in /proc/self/status");
+        let kb: u64 = line.trim().trim_end_matches("kB").trim().parse().unwrap();
+        kb * 1024
+    }
 
     #[test]
     fn small_and_large_buffers() {
@@ -378,9 +389,9 @@ mod tests {
         // fall by about its size when it is dropped, whatever the heap does.
         let mut b = ChunkBuf::zeroed(256 << 20);
         b.fill(1);
-        let before = Rss::now().expect("linux /proc").anon;
+        let before = resident_anon();
         drop(b);
-        let after = Rss::now().expect("linux /proc").anon;
+        let after = resident_anon();
         assert!(
             before.saturating_sub(after) > 200 << 20,
             "anon {before} -> {after}"

@@ -8,7 +8,6 @@
 #![warn(missing_docs)]
 
 pub mod array;
-pub mod bench;
 pub mod blocks;
 pub mod buffer;
 pub mod cache;
@@ -19,7 +18,6 @@ pub mod error;
 pub mod layout;
 pub mod open;
 pub mod ops;
-pub mod procmem;
 pub mod reduce;
 pub mod selection;
 pub mod store;

@@ -5,6 +5,10 @@ mod common;
 
 use common::{fails, ok};
 
+// The bench's value generator, from the binary's sources.
+#[path = "../src/bin/chunkyard/bench/plane.rs"]
+mod plane;
+
 #[test]
 fn json_reports_every_format_with_reads_and_removes_files() {
     let dir = tempfile::tempdir().unwrap();
@@ -137,7 +141,7 @@ fn generated_sum(depth: u64, rows: usize, cols: usize) -> f64 {
     let mut plane = vec![0f32; rows * cols];
     (0..depth)
         .map(|z| {
-            chunkyard::bench::fill_plane(42, z, cols, &mut plane);
+            plane::fill_plane(42, z, cols, &mut plane);
             plane.iter().map(|&x| x as f64).sum::<f64>()
         })
         .sum()

@@ -49,7 +49,9 @@ fn meta(dtype: DType, shape: &[u64], chunks: &[u64]) -> StoreMeta {
 
 /// A random region of a chunk of shape `chunks`: per axis a start, a
 /// step of 1 to 3 and any count that fits (zero included), for tests that
-/// compare read paths.
+/// compare read paths. Test builds only: `rand` is a dev-dependency of
+/// the library (the `cli` feature's otherwise).
+#[cfg(test)]
 pub fn random_region(rng: &mut impl rand::Rng, chunks: &[u64]) -> Vec<(u64, u64, u64)> {
     use rand::RngExt;
     chunks

@@ -140,7 +140,7 @@ impl FileMap {
 /// bytes of a map, may make resident: per run its bytes and a
 /// fault-around window, or per folio-sized window spanned (plus one at
 /// either end) a folio, whichever is less.
-pub(crate) fn touched_estimate(runs: u64, run_bytes: usize, span: usize) -> u64 {
+pub fn touched_estimate(runs: u64, run_bytes: usize, span: usize) -> u64 {
     runs.saturating_mul(run_bytes as u64 + FAULT_BYTES)
         .min((span as u64 / FOLIO_BYTES + 2).saturating_mul(FOLIO_BYTES))
 }
@@ -148,7 +148,7 @@ pub(crate) fn touched_estimate(runs: u64, run_bytes: usize, span: usize) -> u64 
 /// Maps the whole file read-only with random-access advice (no
 /// read-ahead: a one-element read faults in one page).
 #[allow(unsafe_code)]
-pub(crate) fn map_file(file: &File) -> io::Result<Mmap> {
+pub fn map_file(file: &File) -> io::Result<Mmap> {
     // SAFETY: the map is only ever read, through `&[u8]` borrows that live
     // for one `copy_region` call. The only writers this process has are the
     // owning store's: the npy store's positioned writes, which touch the
@@ -163,8 +163,8 @@ pub(crate) fn map_file(file: &File) -> io::Result<Mmap> {
     // reads only bytes it checked lie inside the map. Another process
     // truncating or rewriting the file while it is mapped is outside what
     // we can guard against (documented on the module). The bench's tile
-    // floor (`bench::floor_passes`) maps a file it finished writing, and
-    // only reads it.
+    // floor (`floor_passes` in the binary's `bench/floor.rs`) maps a file
+    // it finished writing, and only reads it.
     let map = unsafe { MmapOptions::new().map(file)? };
     map.advise(Advice::Random)?;
     Ok(map)
@@ -173,7 +173,7 @@ pub(crate) fn map_file(file: &File) -> io::Result<Mmap> {
 /// Drops this process's page-table entries for the map; the pages stay in
 /// the page cache and fault back in on the next read.
 #[allow(unsafe_code)]
-pub(crate) fn release_pages(map: &Mmap) -> io::Result<()> {
+pub fn release_pages(map: &Mmap) -> io::Result<()> {
     // SAFETY: `MADV_DONTNEED` on a shared, read-only file mapping discards
     // no data: there are no private dirty pages, and later reads refault
     // the same file contents from the page cache. Borrows of the map held

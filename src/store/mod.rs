@@ -38,6 +38,10 @@ pub mod conformance;
 #[cfg(feature = "hdf5")]
 pub use hdf5::{Hdf5Options, Hdf5Store};
 pub use memory::MemoryStore;
+// The bench's tile floor in the `chunkyard` binary maps files as the
+// stores do (`src/bin/chunkyard/bench/floor.rs`).
+#[doc(hidden)]
+pub use filemap::{Touched, map_file, release_pages, touched_estimate};
 pub use npy::{NpyHeader, NpyOptions, NpyStore, Order, RawLayout, parse_npy_header};
 pub use zarr::{ZarrOptions, ZarrStore};
 
