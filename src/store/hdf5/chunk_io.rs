@@ -12,7 +12,7 @@ use crate::dtype::{Element, Endian, swap_bytes_in_place};
 use crate::error::{Error, Result};
 use crate::layout::{Strided, c_strides, copy_region};
 use crate::store::extract_region;
-use crate::store::rawio::{self};
+use crate::store::rawio;
 
 impl Hdf5Inner {
     /// Whether HDF5 has storage for the chunk (`true` for contiguous

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use super::filters::{self};
+use super::filters;
 use super::raw::RawLayout;
 use super::store::Hdf5Store;
 use super::{Access, Hdf5Options, ffi};
@@ -15,10 +15,9 @@ use crate::codec::Codec;
 use crate::dtype::DType;
 use crate::error::Result;
 use crate::layout::{Strided, c_strides};
-use crate::store::rawio::{self};
-use crate::store::{ChunkStore, StoreMeta, extract_region};
-
 use crate::store::conformance::{self, Harness, Reopen};
+use crate::store::rawio;
+use crate::store::{ChunkStore, StoreMeta, extract_region};
 
 #[test]
 fn conformance_uncompressed_gzip_lz4() {

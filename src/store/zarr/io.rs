@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use zarrs::array::{ArrayBytes, ArraySubset, ArrayToBytesCodecTraits};
 use zarrs::storage::ReadableStorageTraits;
 
-use super::fs::{self};
+use super::fs;
 use super::{ZarrInner, encoded_bound, store_error};
 use crate::buffer::{ChunkBuf, MAP_THRESHOLD};
 use crate::dtype::{DType, normalize_bools};
