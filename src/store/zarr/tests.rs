@@ -1,5 +1,10 @@
+//! Tests of the Zarr store: the conformance suite raw and not, zarrs'
+//! codecs and sharding, raw and LZ4 reads, resizes and corrupt chunks.
+
 use super::*;
+use crate::layout::{Strided, c_strides};
 use crate::store::conformance::{self, Harness, Reopen};
+use crate::store::{ChunkStore, extract_region};
 
 /// Runs the conformance suite on new arrays made with `opts`, which are
 /// `raw` (read straight from the files) or not: both paths must conform.

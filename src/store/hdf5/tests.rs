@@ -1,0 +1,299 @@
+//! Tests of the HDF5 store: the conformance suite per codec, raw reads
+//! against HDF5's own, contiguous datasets, and files with a user block.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use super::filters;
+use super::raw::RawLayout;
+use super::store::Hdf5Store;
+use super::{Access, Hdf5Options, ffi};
+use crate::buffer::MAP_THRESHOLD;
+use crate::chunk_grid::ChunkGrid;
+use crate::codec::Codec;
+use crate::dtype::DType;
+use crate::error::Result;
+use crate::layout::{Strided, c_strides};
+use crate::store::conformance::{self, Harness, Reopen};
+use crate::store::rawio;
+use crate::store::{ChunkStore, StoreMeta, extract_region};
+
+#[test]
+fn conformance_uncompressed_gzip_lz4() {
+    for codec in [Codec::None, Codec::Gzip { level: 1 }, Codec::Lz4] {
+        let dir = tempfile::tempdir().unwrap();
+        let n = std::sync::atomic::AtomicUsize::new(0);
+        let create = |m: &StoreMeta| -> Result<(Arc<dyn ChunkStore>, Reopen)> {
+            let path = dir
+                .path()
+                .join(format!("c{}.h5", n.fetch_add(1, Ordering::Relaxed)));
+            let opts = Hdf5Options {
+                codec,
+                overwrite: false,
+            };
+            let s = Hdf5Store::create(&path, "g/x", m.dtype, &m.shape, &m.chunks, &m.fill, &opts)?;
+            let reopen: Reopen =
+                Box::new(move || Ok(Arc::new(Hdf5Store::open(&path, "/g/x", None, true)?) as _));
+            Ok((Arc::new(s), reopen))
+        };
+        conformance::run_all(&Harness { create: &create });
+    }
+}
+
+fn raw_store(path: &Path, dtype: DType, shape: &[u64], chunks: &[u64]) -> Hdf5Store {
+    let fill = vec![0u8; dtype.size()];
+    Hdf5Store::create(
+        path,
+        "x",
+        dtype,
+        shape,
+        chunks,
+        &fill,
+        &Hdf5Options::default(),
+    )
+    .unwrap()
+}
+
+/// Every region of an unfiltered chunk, read straight from the file by
+/// every method, is what HDF5's own hyperslab read returns.
+#[test]
+fn raw_reads_agree_with_hdf5_on_every_region() {
+    use rand::SeedableRng;
+    let dir = tempfile::tempdir().unwrap();
+    let chunks = [2u64, 5, 12];
+    for dtype in [DType::U8, DType::I16, DType::F64] {
+        let s = raw_store(
+            &dir.path().join(format!("{dtype}.h5")),
+            dtype,
+            &[3, 10, 12],
+            &chunks,
+        );
+        assert!(s.capabilities().partial_reads, "{dtype}: raw reads");
+        let m = s.meta();
+        // Two chunks, so the one read is not at the start of the data
+        // (and wholly inside the array, where HDF5 reads every byte).
+        s.write_chunk(&[0, 0, 0], &conformance::pattern(&m, &[0, 0, 0], 1))
+            .unwrap();
+        let chunk = [0u64, 1, 0];
+        s.write_chunk(&chunk, &conformance::pattern(&m, &chunk, 3))
+            .unwrap();
+        let inner = s.inner.read();
+        let raw = inner.raw.as_ref().expect("raw reads");
+        // HDF5's own reading of the chunk, not the bytes written.
+        let data = inner.read_hyperslab(&chunk).unwrap();
+        assert_eq!(&data[..], &conformance::pattern(&m, &chunk, 3)[..]);
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(11);
+        for _ in 0..300 {
+            let region = conformance::random_region(&mut rng, &chunks);
+            let want = extract_region(&m, &data, &region);
+            let dense: Vec<u64> = region.iter().map(|r| r.2).collect();
+            let st = c_strides(&dense);
+            let at = Strided {
+                offset: 0,
+                strides: &st,
+            };
+            for force in [
+                None,
+                Some(rawio::Method::Preads),
+                Some(rawio::Method::Map),
+                Some(rawio::Method::FileMap),
+            ] {
+                let mut out = vec![0xAB_u8; want.len()];
+                assert!(
+                    inner
+                        .raw_region_into(raw, &chunk, &region, &mut out, at, force)
+                        .unwrap()
+                );
+                assert!(out == want, "{dtype} {region:?} {force:?}");
+            }
+            assert_eq!(inner.read_region(&chunk, &region).unwrap().unwrap(), want);
+        }
+        let mut whole = vec![0u8; m.chunk_bytes()];
+        assert!(inner.read_chunk_into(&chunk, &mut whole).unwrap());
+        assert_eq!(whole, &data[..]);
+    }
+}
+
+/// A rewrite, an erase and a resize are seen by the next raw read: no
+/// stale chunk address survives them.
+#[test]
+fn raw_reads_see_rewrites_erases_and_resizes() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = raw_store(&dir.path().join("a.h5"), DType::I32, &[4, 8], &[2, 8]);
+    let m = s.meta();
+    // One element (one pread), and a 2 x 2 tile of the chunk (two
+    // runs: through the file map, which must follow the file as it
+    // grows with every rewrite and shrinks with a resize).
+    let element = |s: &Hdf5Store, chunk: &[u64]| -> Option<i32> {
+        let e = s
+            .read_region(chunk, &[(1, 1, 1), (3, 1, 1)])
+            .unwrap()
+            .map(|v| i32::from_ne_bytes(v.try_into().unwrap()));
+        let tile = s.read_region(chunk, &[(0, 1, 2), (2, 1, 2)]).unwrap();
+        let tile = tile.map(|t| {
+            t.chunks_exact(4)
+                .map(|b| i32::from_ne_bytes(b.try_into().unwrap()))
+                .collect::<Vec<_>>()
+        });
+        match e {
+            Some(v) if v != 0 => {
+                assert_eq!(tile, Some(vec![v - 9, v - 8, v - 1, v]), "tile of {v}")
+            }
+            _ => assert_eq!(tile.map(|t| t.iter().any(|&x| x != 0)), e.map(|_| false)),
+        }
+        e
+    };
+    let chunk_of = |v: i32| -> Vec<u8> { (0..16).flat_map(|i| (v + i).to_ne_bytes()).collect() };
+    assert_eq!(element(&s, &[1, 0]), None, "never written");
+    s.write_chunk(&[1, 0], &chunk_of(100)).unwrap();
+    assert_eq!(element(&s, &[1, 0]), Some(111));
+    s.write_chunk(&[1, 0], &chunk_of(200)).unwrap();
+    assert_eq!(element(&s, &[1, 0]), Some(211), "rewritten");
+    s.erase_chunk(&[1, 0]).unwrap();
+    assert!(matches!(element(&s, &[1, 0]), None | Some(0)), "erased");
+    assert!(s.read_chunk(&[1, 0]).unwrap().is_none(), "erased");
+    s.write_chunk(&[1, 0], &chunk_of(300)).unwrap();
+    assert_eq!(element(&s, &[1, 0]), Some(311));
+    s.resize(2).unwrap();
+    s.resize(4).unwrap();
+    assert_eq!(element(&s, &[1, 0]), None, "dropped by the shrink");
+    s.write_chunk(&[1, 0], &chunk_of(400)).unwrap();
+    assert_eq!(element(&s, &[1, 0]), Some(411));
+    let mapped = s.inner.read().raw.as_ref().unwrap().map.read().is_some();
+    assert!(mapped, "tiles are read through the file map");
+    drop(s);
+    let s = Hdf5Store::open(&dir.path().join("a.h5"), "x", None, false).unwrap();
+    assert!(s.capabilities().partial_reads);
+    assert_eq!(element(&s, &[1, 0]), Some(411), "reopened");
+    assert_eq!(s.meta(), m);
+}
+
+/// A contiguous dataset opened read-only is read straight from the
+/// file, as blocks of one C-order array: every chunk and region reads
+/// as HDF5's own hyperslab read of it (regions past the array's edge
+/// too, through HDF5). Opened for writing, it is left to HDF5.
+#[test]
+fn contiguous_datasets_are_read_raw_when_read_only() {
+    use rand::SeedableRng;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.h5");
+    let shape = [5usize, 7, 9];
+    let values: Vec<i16> = (0..5 * 7 * 9)
+        .map(|i| (i * 37 % 1000) as i16 - 300)
+        .collect();
+    {
+        let f = hdf5_metno::File::create(&path).unwrap();
+        let ds = f.new_dataset::<i16>().shape(shape).create("c").unwrap();
+        let a = ndarray::Array3::from_shape_vec(shape, values.clone()).unwrap();
+        ds.write(&a).unwrap();
+    }
+    let chunks = [2u64, 3, 4];
+    let w = Hdf5Store::open(&path, "c", Some(&chunks), true).unwrap();
+    assert!(!w.capabilities().partial_reads, "writable: through HDF5");
+    drop(w);
+    let s = Hdf5Store::open(&path, "c", Some(&chunks), false).unwrap();
+    assert!(s.capabilities().partial_reads);
+    let m = s.meta();
+    let inner = s.inner.read();
+    assert!(matches!(
+        inner.raw.as_ref().map(|r| &r.layout),
+        Some(RawLayout::Contiguous { .. })
+    ));
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(5);
+    let grid = ChunkGrid::new(&m.shape, &m.chunks, 2).unwrap();
+    for chunk in grid.chunk_coords() {
+        let want = inner.read_hyperslab(&chunk).unwrap();
+        let got = inner.read_chunk(&chunk).unwrap().unwrap();
+        assert_eq!(&got[..], &want[..], "chunk {chunk:?}");
+        for _ in 0..40 {
+            let region = conformance::random_region(&mut rng, &chunks);
+            assert_eq!(
+                inner.read_region(&chunk, &region).unwrap().unwrap(),
+                extract_region(&m, &want, &region),
+                "chunk {chunk:?} region {region:?}"
+            );
+        }
+    }
+    // One element is one pread at the right place.
+    let e = inner
+        .read_region(&[2, 2, 2], &[(0, 1, 1), (0, 1, 1), (0, 1, 1)])
+        .unwrap();
+    let i = (4 * 7 + 6) * 9 + 8;
+    assert_eq!(e.unwrap(), values[i].to_ne_bytes());
+}
+
+/// Filtered chunks of 1 MiB or more are decoded from a map of the
+/// file: the same bytes as through `H5Dread_chunk`, and a chunk whose
+/// stored bytes lie past the end of the file is an error naming it.
+#[test]
+fn large_filtered_chunks_decode_from_a_map_alike() {
+    use rand::{RngExt, SeedableRng};
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(5);
+    // Random bytes do not compress: stored chunks stay over 1 MiB.
+    let n = 300_000u64;
+    let chunk: Vec<u8> = (0..n * 4).map(|_| rng.random()).collect();
+    for codec in [Codec::Lz4, Codec::Gzip { level: 1 }] {
+        let path = dir.path().join(format!("{codec:?}.h5"));
+        let opts = Hdf5Options {
+            codec,
+            overwrite: false,
+        };
+        let s =
+            Hdf5Store::create(&path, "x", DType::F32, &[3, n], &[1, n], &[0; 4], &opts).unwrap();
+        s.write_chunk(&[1, 0], &chunk).unwrap();
+        s.flush().unwrap();
+        drop(s);
+        let r = Hdf5Store::open(&path, "/x", None, false).unwrap();
+        let inner = r.inner.read();
+        assert!(inner.stored.is_some(), "{codec:?}");
+        let Access::Direct(steps) = &inner.access else {
+            panic!("direct access")
+        };
+        let st = inner.allocated(&[1, 0]).unwrap().unwrap();
+        assert!(st.size >= MAP_THRESHOLD as u64, "{codec:?}: {}", st.size);
+        let mut mapped = vec![0u8; chunk.len()];
+        assert!(r.read_chunk_into(&[1, 0], &mut mapped).unwrap());
+        let (mask, stored) =
+            ffi::read_chunk_raw(&inner.ds, &inner.origin(&[1, 0]), st.size).unwrap();
+        let mut through_hdf5 = vec![0u8; chunk.len()];
+        filters::decode(steps, mask, &stored, &mut through_hdf5).unwrap();
+        assert!(mapped == chunk && through_hdf5 == chunk, "{codec:?}");
+        assert!(!r.read_chunk_into(&[0, 0], &mut mapped).unwrap());
+        // Cut the file inside the chunk's stored bytes while it is open.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(st.addr + st.size - 1)
+            .unwrap();
+        let err = r.read_chunk_into(&[1, 0], &mut mapped).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("past") && msg.contains(path.to_str().unwrap()),
+            "{msg}"
+        );
+    }
+}
+
+/// HDF5 1.10 reports chunk addresses without the user block, so a file
+/// with one is read through HDF5, and reads right.
+#[test]
+fn files_with_a_user_block_are_read_through_hdf5() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ub.h5");
+    hdf5_metno::File::with_options()
+        .with_fcpl(|p| p.userblock(512))
+        .create(&path)
+        .unwrap();
+    let s = raw_store(&path, DType::I32, &[4, 8], &[2, 8]);
+    let chunk: Vec<u8> = (0..16).flat_map(|i: i32| (7 + i).to_ne_bytes()).collect();
+    s.write_chunk(&[1, 0], &chunk).unwrap();
+    let v = s
+        .read_region(&[1, 0], &[(1, 1, 1), (3, 1, 1)])
+        .unwrap()
+        .unwrap();
+    assert_eq!(i32::from_ne_bytes(v.try_into().unwrap()), 18);
+    assert!(!s.capabilities().partial_reads);
+}

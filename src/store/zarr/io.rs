@@ -1,0 +1,291 @@
+//! Chunk I/O of a Zarr array: the [`ChunkStore`] impl, through zarrs'
+//! codecs or straight from raw and LZ4 chunk files.
+
+use std::borrow::Cow;
+
+use zarrs::array::{ArrayBytes, ArraySubset, ArrayToBytesCodecTraits};
+use zarrs::storage::ReadableStorageTraits;
+
+use super::fs;
+use super::{ZarrInner, encoded_bound, store_error};
+use crate::buffer::{ChunkBuf, MAP_THRESHOLD};
+use crate::dtype::{DType, normalize_bools};
+use crate::error::{Error, Result};
+use crate::layout::{Strided, c_strides};
+use crate::store::{Capabilities, ChunkRegion, ChunkStore, Labels, StoreMeta, extract_region};
+
+impl ChunkStore for ZarrInner {
+    fn backend(&self) -> &'static str {
+        "zarr"
+    }
+
+    fn meta(&self) -> StoreMeta {
+        self.meta.clone()
+    }
+
+    fn describe(&self) -> String {
+        self.summary.clone()
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::new(true, self.partial, true)
+            .read_only(!self.writable)
+            .decodes(!self.raw)
+            .reads_into(self.raw || self.lz4)
+    }
+
+    fn labels(&self) -> Option<Labels> {
+        Some(Labels {
+            dimension_names: self.array.dimension_names().clone(),
+            attributes: serde_json::to_string(self.array.attributes())
+                .unwrap_or_else(|_| "{}".into()),
+        })
+    }
+
+    fn read_chunk(&self, chunk: &[u64]) -> Result<Option<ChunkBuf>> {
+        self.check_chunk(chunk)?;
+        if self.raw {
+            return self.raw_read_chunk(chunk);
+        }
+        if self.lz4 {
+            let mut buf = ChunkBuf::zeroed(self.meta.chunk_bytes());
+            return Ok(self.lz4_read_chunk_into(chunk, &mut buf)?.then_some(buf));
+        }
+        let key = self.array.chunk_key(chunk);
+        let Some(encoded) = self
+            .storage
+            .get(&key)
+            .map_err(|e| self.storage_error(chunk, e))?
+        else {
+            return Ok(None);
+        };
+        let shape = self
+            .array
+            .chunk_shape(chunk)
+            .map_err(|e| self.corrupt(chunk, e))?;
+        let decoded = self
+            .array
+            .codecs()
+            .decode(
+                Cow::Owned(encoded.into()),
+                &shape,
+                self.array.data_type(),
+                self.array.fill_value(),
+                &Self::codec_options(),
+            )
+            .map_err(|e| self.corrupt(chunk, e))?
+            .into_fixed()
+            .map_err(|e| self.corrupt(chunk, e))?;
+        let want = self.meta.chunk_bytes();
+        if decoded.len() != want {
+            return Err(self.corrupt(
+                chunk,
+                format!("decodes to {} bytes, expected {want}", decoded.len()),
+            ));
+        }
+        // Large chunks live in their own maps (see `buffer`), small ones
+        // keep the decoder's allocation.
+        let mut buf = if want >= MAP_THRESHOLD {
+            ChunkBuf::copy_of(&decoded)
+        } else {
+            ChunkBuf::from(decoded.into_owned())
+        };
+        if self.meta.dtype == DType::Bool {
+            normalize_bools(&mut buf);
+        }
+        Ok(Some(buf))
+    }
+
+    fn read_chunk_into(&self, chunk: &[u64], out: &mut [u8]) -> Result<bool> {
+        self.check_chunk(chunk)?;
+        let want = self.meta.chunk_bytes();
+        if out.len() != want {
+            return Err(Error::invalid(format!(
+                "{}: chunk {chunk:?}: a buffer of {} bytes for a chunk of {want}",
+                self.path.display(),
+                out.len()
+            )));
+        }
+        if self.raw {
+            return self.raw_read_chunk_into(chunk, out);
+        }
+        if self.lz4 {
+            return self.lz4_read_chunk_into(chunk, out);
+        }
+        let Some(data) = self.read_chunk(chunk)? else {
+            return Ok(false);
+        };
+        out.copy_from_slice(&data);
+        Ok(true)
+    }
+
+    fn read_region(&self, chunk: &[u64], region: ChunkRegion<'_>) -> Result<Option<Vec<u8>>> {
+        self.check_chunk(chunk)?;
+        self.check_region(chunk, region)?;
+        if self.raw {
+            let elem = self.meta.dtype.size();
+            let shape: Vec<u64> = region.iter().map(|r| r.2).collect();
+            let strides = c_strides(&shape);
+            let mut out = vec![0u8; shape.iter().product::<u64>() as usize * elem];
+            let at = Strided {
+                offset: 0,
+                strides: &strides,
+            };
+            if !self.raw_read_region_into(chunk, region, &mut out, at, None)? {
+                return Ok(None);
+            }
+            if self.meta.dtype == DType::Bool {
+                normalize_bools(&mut out);
+            }
+            return Ok(Some(out));
+        }
+        if !self.partial {
+            let Some(data) = self.read_chunk(chunk)? else {
+                return Ok(None);
+            };
+            return Ok(Some(extract_region(&self.meta, &data, region)));
+        }
+        if region.iter().any(|r| r.2 == 0) {
+            return Ok(Some(Vec::new()));
+        }
+        // Zarr subsets are boxes: read the bounding box of the (strided)
+        // region, then pick the strided elements out of it.
+        let bbox: Vec<u64> = region.iter().map(|&(_, s, n)| (n - 1) * s + 1).collect();
+        let ranges: Vec<std::ops::Range<u64>> = region
+            .iter()
+            .zip(&bbox)
+            .map(|(&(start, _, _), &len)| start..start + len)
+            .collect();
+        let decoder = self
+            .array
+            .partial_decoder(chunk)
+            .map_err(|e| self.corrupt(chunk, e))?;
+        let key = self.array.chunk_key(chunk);
+        match self.storage.size_key(&key) {
+            Err(e) => return Err(self.storage_error(chunk, e)),
+            Ok(None) => return Ok(None),
+            Ok(Some(n)) if self.fixed_encoded.is_some_and(|want| want != n) => {
+                return Err(self.corrupt(
+                    chunk,
+                    format!(
+                        "the chunk file holds {n} bytes, expected {}",
+                        self.fixed_encoded.unwrap_or_default()
+                    ),
+                ));
+            }
+            Ok(Some(_)) => {}
+        }
+        let bytes: ArrayBytes<'_> = decoder
+            .partial_decode(
+                &ArraySubset::new_with_ranges(&ranges),
+                &Self::codec_options(),
+            )
+            .map_err(|e| self.corrupt(chunk, e))?;
+        let mut bytes = bytes
+            .into_fixed()
+            .map_err(|e| self.corrupt(chunk, e))?
+            .into_owned();
+        let want = bbox.iter().product::<u64>() as usize * self.meta.dtype.size();
+        if bytes.len() != want {
+            return Err(self.corrupt(
+                chunk,
+                format!("partial read gave {} bytes, expected {want}", bytes.len()),
+            ));
+        }
+        if self.meta.dtype == DType::Bool {
+            normalize_bools(&mut bytes);
+        }
+        if region.iter().all(|r| r.1 == 1) {
+            return Ok(Some(bytes));
+        }
+        let boxed = StoreMeta {
+            chunks: bbox,
+            ..self.meta.clone()
+        };
+        let local: Vec<(u64, u64, u64)> = region.iter().map(|&(_, s, n)| (0, s, n)).collect();
+        Ok(Some(extract_region(&boxed, &bytes, &local)))
+    }
+
+    fn read_region_into(
+        &self,
+        chunk: &[u64],
+        region: ChunkRegion<'_>,
+        out: &mut [u8],
+        at: Strided<'_>,
+    ) -> Result<bool> {
+        self.check_chunk(chunk)?;
+        self.check_region(chunk, region)?;
+        let elem = self.meta.dtype.size();
+        crate::store::check_strided_fits(region, elem, out.len(), at)?;
+        if self.raw && self.meta.dtype != DType::Bool {
+            return self.raw_read_region_into(chunk, region, out, at, None);
+        }
+        // Bools are normalized in `read_region`'s dense buffer.
+        let Some(data) = self.read_region(chunk, region)? else {
+            return Ok(false);
+        };
+        crate::store::place_region("zarr", chunk, region, elem, &data, out, at)?;
+        Ok(true)
+    }
+
+    fn write_buffer_bytes(&self) -> usize {
+        // One encoded copy of the chunk (compressors' worst case is a
+        // little over the input); none when nothing can be written.
+        if !self.writable {
+            return 0;
+        }
+        encoded_bound(self.meta.chunk_bytes())
+    }
+
+    fn write_chunk(&self, chunk: &[u64], data: &[u8]) -> Result<()> {
+        self.check_writable()?;
+        self.check_chunk(chunk)?;
+        let want = self.meta.chunk_bytes();
+        if data.len() != want {
+            return Err(store_error(format!(
+                "{}: chunk {chunk:?}: {} bytes given, {want} expected",
+                self.path.display(),
+                data.len()
+            )));
+        }
+        let stored = self
+            .array
+            .store_chunk_opt(
+                chunk,
+                ArrayBytes::new_flen(Cow::Borrowed(data)),
+                &Self::codec_options(),
+            )
+            .map_err(|e| {
+                store_error(format!(
+                    "{}: chunk {chunk:?}: {e}",
+                    self.chunk_path(chunk).display()
+                ))
+            });
+        // The chunk's file was replaced (or removed, for a chunk of fill
+        // values): an open one holds the old contents. Dropped after a
+        // failed write too, which may have renamed.
+        self.files.forget(chunk);
+        stored
+    }
+
+    fn erase_chunk(&self, chunk: &[u64]) -> Result<()> {
+        self.check_writable()?;
+        self.check_chunk(chunk)?;
+        let erased = self.array.erase_chunk(chunk).map_err(|e| {
+            store_error(format!(
+                "{}: chunk {chunk:?}: {e}",
+                self.chunk_path(chunk).display()
+            ))
+        });
+        self.files.forget(chunk);
+        erased
+    }
+
+    fn flush(&self) -> Result<()> {
+        self.storage.sync().map_err(|e| Error::io(&self.path, e))
+    }
+
+    fn stored_bytes(&self) -> Result<u64> {
+        fs::allocated_bytes(&self.path).map_err(|e| Error::io(&self.path, e))
+    }
+}
