@@ -1,9 +1,7 @@
 //! `chunkyard bench`: the JSON report, the read workloads, the memory plot
 //! and clean-up, on a tiny volume.
 
-mod common;
-
-use common::{fails, ok};
+use crate::common::{fails, ok};
 
 #[test]
 fn json_reports_every_format_with_reads_and_removes_files() {
