@@ -1,11 +1,15 @@
 //! Shared helpers for integration tests: backends under test and a dense
-//! in-memory model to compare against.
+//! in-memory model to compare against; running `python3` and the
+//! `chunkyard` command, and keeping their processes apart from HDF5 files
+//! open in this one. A module of both test binaries, `tests/it/` and
+//! `tests/external/`.
 #![allow(dead_code)]
 
 pub mod wrap;
 
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use chunkyard::store::{
     ChunkStore, MemoryStore, NpyOptions, NpyStore, StoreMeta, ZarrOptions, ZarrStore,
@@ -238,30 +242,35 @@ impl<T: Element> Dense<T> {
     }
 }
 
+/// What installs every Python package the `interop` tests use.
+pub const PIP_INSTALL: &str = "pip install -r requirements-dev.txt";
+
 /// Runs Python code (with numpy) and returns its stdout; fails the test if
 /// Python or numpy is missing, or the code fails (its assertion message is
 /// in the panic).
+#[cfg(feature = "interop")]
 pub fn python(code: &str) -> String {
     python_with(&["numpy"], code, &[])
 }
 
 /// Runs a Python script with arguments after checking that `modules`
-/// import; panics (never skips) with a `pip install` hint if they do not,
-/// and with the script's output if it fails.
+/// import; panics (never skips) with the `pip install` command if they do
+/// not, and with the script's output if it fails.
+#[cfg(feature = "interop")]
 pub fn python_with(modules: &[&str], script: &str, args: &[&str]) -> String {
-    let hint = format!("pip install {}", modules.join(" "));
+    let _children = child_guard();
     let check = std::process::Command::new("python3")
         .args(["-c", &format!("import {}", modules.join(", "))])
         .output();
     match check {
         Ok(o) if o.status.success() => {}
         Ok(o) => panic!(
-            "{} required: {hint}\n{}",
+            "{} required (feature interop): {PIP_INSTALL}\n{}",
             modules.join(", "),
             String::from_utf8_lossy(&o.stderr)
         ),
         Err(e) => panic!(
-            "python3 with {} is required: {hint} ({e})",
+            "python3 with {} is required (feature interop): {PIP_INSTALL} ({e})",
             modules.join(", ")
         ),
     }
@@ -282,7 +291,9 @@ pub fn python_with(modules: &[&str], script: &str, args: &[&str]) -> String {
 }
 
 /// Runs the `chunkyard` binary.
+#[cfg(feature = "cli")]
 pub fn chunkyard(args: &[&str]) -> std::process::Output {
+    let _children = child_guard();
     std::process::Command::new(env!("CARGO_BIN_EXE_chunkyard"))
         .args(args)
         .output()
@@ -290,6 +301,7 @@ pub fn chunkyard(args: &[&str]) -> std::process::Output {
 }
 
 /// Runs a command that must succeed quietly; returns its stdout.
+#[cfg(feature = "cli")]
 pub fn ok(args: &[&str]) -> String {
     let out = chunkyard(args);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -304,6 +316,7 @@ pub fn ok(args: &[&str]) -> String {
 /// Runs a command that must fail cleanly: our own errors are one
 /// `chunkyard: error:` line and exit status 1; clap's usage errors exit
 /// with 2 and start with `error:`. Never a panic or an HDF5 error stack.
+#[cfg(feature = "cli")]
 pub fn fails(args: &[&str]) -> String {
     let out = chunkyard(args);
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
@@ -336,4 +349,47 @@ pub fn fails(args: &[&str]) -> String {
 /// A path as `&str` for command lines.
 pub fn p(path: &Path) -> &str {
     path.to_str().expect("utf-8 path")
+}
+
+/// Child processes against HDF5 files open in this process. HDF5 opens
+/// files without `O_CLOEXEC` and holds an `flock` on each: a child spawned
+/// while another test has an HDF5 file open inherits the descriptor, so
+/// the lock outlives the file's close in this process and a reopen fails
+/// with EAGAIN. Children run under the read side (many at once), tests
+/// that open HDF5 files here under the write side.
+static CHILDREN: RwLock<()> = RwLock::new(());
+
+thread_local! {
+    /// Whether this thread holds [`hdf5_files`]: its own children need no
+    /// read lock (and would deadlock taking one).
+    static HOLDS_HDF5_FILES: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Held by a test while it opens HDF5 files in this process: no child of
+/// another test runs meanwhile. The test's own children may run.
+pub struct Hdf5Files {
+    _write: RwLockWriteGuard<'static, ()>,
+}
+
+impl Drop for Hdf5Files {
+    fn drop(&mut self) {
+        HOLDS_HDF5_FILES.with(|h| h.set(false));
+    }
+}
+
+/// Waits until no other test's child runs, then keeps children of other
+/// tests from starting until the guard drops.
+pub fn hdf5_files() -> Hdf5Files {
+    let write = CHILDREN.write().unwrap_or_else(|e| e.into_inner());
+    HOLDS_HDF5_FILES.with(|h| h.set(true));
+    Hdf5Files { _write: write }
+}
+
+/// Held from spawning a child until it has exited (`None` on the thread
+/// that holds [`hdf5_files`]).
+pub fn child_guard() -> Option<RwLockReadGuard<'static, ()>> {
+    if HOLDS_HDF5_FILES.with(|h| h.get()) {
+        return None;
+    }
+    Some(CHILDREN.read().unwrap_or_else(|e| e.into_inner()))
 }

@@ -3,12 +3,10 @@
 //! and (in-memory store) crashes, with caches both larger and smaller than
 //! one chunk.
 
-mod common;
-
 use std::sync::Arc;
 
+use crate::common::{Backend, TestStore, backends};
 use chunkyard::{Array, ChunkCache, DType, Error, s};
-use common::{Backend, TestStore, backends};
 use ndarray::{Array2, ArrayView1};
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};

@@ -3,11 +3,9 @@
 //! budgets (down to less than one chunk), checked against a dense in-memory
 //! model after every step.
 
-mod common;
-
+use crate::common::{Backend, Dense, TestStore};
 use chunkyard::store::{ChunkStore, MemoryStore, StoreMeta};
 use chunkyard::{Array, ChunkCache, DType};
-use common::{Backend, Dense, TestStore};
 use ndarray::ArrayD;
 use proptest::prelude::*;
 
@@ -77,7 +75,7 @@ fn case() -> impl Strategy<Value = (Vec<u64>, Vec<u64>, usize, Backend, Vec<Op>)
                 proptest::collection::vec(1u64..9, nd),
                 proptest::collection::vec(1u64..5, nd),
                 prop_oneof![Just(0usize), Just(1), Just(3), Just(1000)],
-                proptest::sample::select(common::backends()),
+                proptest::sample::select(crate::common::backends()),
             )
         })
         .prop_flat_map(|(shape, chunks, budget_chunks, backend)| {

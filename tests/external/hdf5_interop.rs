@@ -3,31 +3,30 @@
 //! (contiguous, chunked + gzip, chunked + lz4, big-endian, partly written);
 //! bad files and datasets are typed errors, one line on the command line.
 //!
-//! Needs `python3` with `h5py`, `hdf5plugin` and NumPy. Without them these
-//! tests fail (they never skip): `pip install h5py hdf5plugin`.
-#![cfg(feature = "hdf5")]
+//! Features `hdf5` and `interop`: needs `python3` with `h5py`, `hdf5plugin`
+//! and NumPy. Without them these tests fail (they never skip):
+//! `pip install -r requirements-dev.txt`.
 
-mod common;
-
-use common::{fails, ok, p};
+use crate::common::p;
+#[cfg(feature = "cli")]
+use crate::common::{fails, ok};
 
 use chunkyard::store::{ChunkStore, Hdf5Store};
 use chunkyard::{ArrayHandle, ArrayOptions, ChunkCache, Codec, DType, Error, OpenOptions};
 
-/// The tests here run one at a time: HDF5 holds an `flock` on every open
-/// file, and a subprocess spawned by one test (python, chunkyard) inherits
-/// the descriptors another test has open at that moment, so the lock
-/// outlives the file's close in this process and a reopen fails with
-/// EAGAIN.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+/// The tests here run one at a time, and no other test's child process
+/// runs meanwhile: HDF5 holds an `flock` on every open file, and a
+/// subprocess spawned by one test (python, chunkyard) inherits the
+/// descriptors another test has open at that moment, so the lock outlives
+/// the file's close in this process and a reopen fails with EAGAIN
+/// (`common::hdf5_files`).
+fn serial() -> crate::common::Hdf5Files {
+    crate::common::hdf5_files()
 }
 
 /// Runs a Python script (with h5py and hdf5plugin) with arguments.
 fn python(script: &str, args: &[&str]) -> String {
-    common::python_with(&["numpy", "h5py", "hdf5plugin"], script, args)
+    crate::common::python_with(&["numpy", "h5py", "hdf5plugin"], script, args)
 }
 
 fn read_all(path: &str) -> ArrayHandle {
@@ -252,6 +251,7 @@ with h5py.File(sys.argv[1], 'w') as f:
     ));
 }
 
+#[cfg(feature = "cli")]
 #[test]
 fn cli_converts_among_npy_and_hdf5_and_lists_datasets() {
     let _serial = serial();

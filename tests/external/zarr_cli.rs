@@ -3,13 +3,15 @@
 //! chunks, dtype), the Zarr bad-input corpus, and a process killed in the
 //! middle of writing.
 
-mod common;
-
-use std::path::Path;
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use common::{fails, ok, p, python};
+#[cfg(feature = "interop")]
+use crate::common::python;
+use crate::common::{child_guard, fails, ok, p};
 
 #[test]
 fn create_fill_info_put_get() {
@@ -66,10 +68,28 @@ fn convert_between_npy_and_zarr_both_ways() {
     let z = dir.path().join("z.zarr");
     let z2 = dir.path().join("z2.zarr");
     let back = dir.path().join("back.npy");
+    // The source: a file numpy wrote, or without numpy one the library
+    // wrote, holding the same values.
+    #[cfg(feature = "interop")]
     python(&format!(
         "import numpy as np; np.save({:?}, np.arange(9 * 11 * 5, dtype=np.float64).reshape(9, 11, 5) / 4)",
         p(&src)
     ));
+    #[cfg(not(feature = "interop"))]
+    chunkyard::create::<f64>(&src, chunkyard::ArrayOptions::new([9, 11, 5]))
+        .and_then(|a| {
+            a.write(
+                chunkyard::s![.., .., ..],
+                &ndarray::Array1::from_shape_fn(9 * 11 * 5, |i| i as f64 / 4.0)
+                    .into_shape_with_order((9, 11, 5))
+                    .unwrap(),
+            )
+        })
+        .expect("write src.npy");
+    // What comes back after the trip through float32 Zarr arrays.
+    let want: Vec<f64> = (0..9 * 11 * 5)
+        .map(|i| f64::from((f64::from(i) / 4.0) as f32))
+        .collect();
     for codec in ["none", "lz4", "zstd", "gzip:2"] {
         ok(&[
             "--cache",
@@ -105,6 +125,34 @@ fn convert_between_npy_and_zarr_both_ways() {
             "f64",
             "--overwrite",
         ]);
+        let back_a: chunkyard::Array<f64> = chunkyard::open(&back).expect("open back.npy");
+        let got = back_a
+            .read(chunkyard::s![.., .., ..])
+            .expect("read back.npy");
+        assert_eq!(got.shape(), [9, 11, 5], "{codec}");
+        assert!(got.iter().copied().eq(want.iter().copied()), "{codec}");
+        drop(back_a);
+        let meta: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(z.join("zarr.json")).unwrap()).unwrap();
+        assert_eq!(meta["data_type"], "float32", "{meta}");
+        assert_eq!(
+            meta["chunk_grid"]["configuration"]["chunk_shape"],
+            serde_json::json!([4, 3, 5]),
+            "{meta}"
+        );
+        let names: Vec<&str> = meta["codecs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        let compressor = match codec {
+            "none" => vec![],
+            "lz4" => vec!["numcodecs.lz4"],
+            other => vec![other.split(':').next().unwrap()],
+        };
+        assert_eq!(names, [vec!["bytes"], compressor].concat(), "{meta}");
+        #[cfg(feature = "interop")]
         python(&format!(
             r#"
 import numpy as np, json
@@ -175,11 +223,33 @@ fn bad_zarr_arrays_fail_cleanly() {
     assert!(n >= 25, "corpus has only {n} arrays");
 }
 
+/// The chunk files of a Zarr array with their inode numbers. Zarr replaces
+/// a chunk file whole (temporary file, then rename), so a new inode marks a
+/// chunk a writer has finished.
+fn chunk_inodes(array: &Path) -> HashMap<PathBuf, u64> {
+    let mut out = HashMap::new();
+    let mut stack = vec![array.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let Ok(e) = e else { continue };
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            let Ok(meta) = e.metadata() else { continue };
+            if meta.is_dir() {
+                stack.push(e.path());
+            } else if !name.starts_with('.') && name != "zarr.json" {
+                out.insert(e.path(), meta.ino());
+            }
+        }
+    }
+    out
+}
+
 #[test]
 fn a_killed_writer_leaves_every_chunk_whole() {
     let dir = tempfile::tempdir().unwrap();
-    let a = dir.path().join("a.zarr");
-    let a = p(&a);
+    let path = dir.path().join("a.zarr");
+    let a = p(&path);
     ok(&[
         "create",
         a,
@@ -193,27 +263,55 @@ fn a_killed_writer_leaves_every_chunk_whole() {
         "lz4",
     ]);
     ok(&["--cache", "2MiB", "put", a, "...", "--value", "1"]);
-    // Rewrite everything with 2, and kill the writer part way through.
-    for delay in [50, 150, 400] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_chunkyard"))
-            .args(["--cache", "2MiB", "put", a, "...", "--value", "2"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(delay));
-        let _ = child.kill();
-        child.wait().unwrap();
+    // Rewrite everything with 2, and kill the writer part way through: as
+    // soon as it has replaced `k` of the 64 chunk files, so that the kill
+    // lands in the middle of the rewrite however fast the machine is.
+    let mut mid_write = 0;
+    for k in [1, 8, 32] {
+        let before = chunk_inodes(&path);
+        assert_eq!(before.len(), 64, "{before:?}");
+        let replaced = {
+            let _children = child_guard();
+            let mut child = Command::new(env!("CARGO_BIN_EXE_chunkyard"))
+                .args(["--cache", "2MiB", "put", a, "...", "--value", "2"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let deadline = Instant::now() + Duration::from_secs(120);
+            let replaced = loop {
+                let now = chunk_inodes(&path);
+                let n = now
+                    .iter()
+                    .filter(|(f, ino)| before.get(*f) != Some(*ino))
+                    .count();
+                if n >= k || Instant::now() > deadline || child.try_wait().unwrap().is_some() {
+                    break n;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            };
+            let _ = child.kill();
+            child.wait().unwrap();
+            replaced
+        };
         // Every plane (chunk) reads whole, either all 1 or all 2.
         let mut twos = 0;
         for z in 0..64 {
             let min = ok(&["reduce", a, "min", &z.to_string()]);
             let max = ok(&["reduce", a, "max", &z.to_string()]);
-            assert_eq!(min, max, "plane {z} is mixed after a kill at {delay} ms");
+            assert_eq!(min, max, "plane {z} is mixed after a kill at {k} chunks");
             assert!(["1.0", "2.0"].contains(&min.trim()), "plane {z}: {min}");
             twos += usize::from(min.trim() == "2.0");
         }
-        eprintln!("killed after {delay} ms: {twos} of 64 planes rewritten");
+        assert!(
+            twos >= replaced,
+            "{replaced} chunk files were replaced, but only {twos} planes hold 2"
+        );
+        eprintln!(
+            "killed after {replaced} chunk files were replaced: {twos} of 64 planes rewritten"
+        );
+        mid_write += usize::from(0 < twos && twos < 64);
         ok(&["--cache", "2MiB", "put", a, "...", "--value", "1"]);
     }
+    assert!(mid_write > 0, "no kill landed in the middle of the rewrite");
 }

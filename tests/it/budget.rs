@@ -9,14 +9,12 @@
 //! resident-memory side is measured by `examples/slow_store_budget.rs`
 //! (`docs/reliability.md`).
 
-mod common;
-
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use crate::common::wrap;
+use crate::common::{Backend, TestStore, backends};
 use chunkyard::{Array, ChunkCache, DType, s};
-use common::wrap;
-use common::{Backend, TestStore, backends};
 use ndarray::Array2;
 
 const CHUNK: [u64; 2] = [64, 256]; // 64 KiB of u32

@@ -4,14 +4,12 @@
 //! back right, survive a flush and reopen, and fail closed. Everything else
 //! still goes through the cache. On every backend.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use crate::common::wrap;
+use crate::common::{Backend, TestStore, backends};
 use chunkyard::{Array, ChunkCache, DType, Error, WRITE_THROUGH_MIN_BYTES, s};
-use common::wrap;
-use common::{Backend, TestStore, backends};
 use ndarray::{Array2, Array3};
 
 /// Planes of 512 x 512 f32: exactly 1 MiB, the smallest chunk written

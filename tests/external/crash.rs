@@ -4,14 +4,13 @@
 //!
 //! # The child
 //!
-//! The child is this test binary itself, re-executed with
-//! `--exact crash_child --ignored` and the work described in the
-//! environment (`CRASH_CHILD`). That needs no extra build target (cargo
-//! builds no examples or extra binaries for `cargo test` that a test could
-//! locate reliably; `CARGO_BIN_EXE_*` exists only for `[[bin]]` targets,
-//! which would ship as installed commands) and the child shares the value
-//! pattern with the checker below. Without `CRASH_CHILD`, `crash_child`
-//! does nothing, so `cargo test -- --ignored` stays harmless.
+//! The child is `examples/crash_child`, built for this test run's profile
+//! and features by `cargo build --example crash_child` (see `child_exe`),
+//! which shares the array, the value pattern and the backends with the
+//! checker below (`examples/crash_child/pattern.rs`). It is a helper, not a
+//! test: `cargo test -- --ignored` does not run it. (A `[[bin]]` target
+//! would give it `CARGO_BIN_EXE_*`, but would ship as an installed
+//! command.)
 //!
 //! # What is checked, and why exactly this
 //!
@@ -59,123 +58,69 @@
 //! trials go on with a new one.
 //!
 //! The short trials run in `cargo test`; the long ones:
-//! `cargo test --release --features hdf5 --test crash -- --ignored --nocapture`.
+//! `cargo test --release --features hdf5 --test external crash -- --ignored --nocapture`.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
 use std::sync::mpsc;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use chunkyard::{Array, ArrayOptions, ChunkCache, Codec, OpenOptions, s};
-use ndarray::Array3;
+use chunkyard::{Array, ArrayOptions, ChunkCache, Codec, s};
 
-/// Array shape: 16 x 32 x 256 u64 (1 MiB), chunks 4 x 16 x 256 (128 KiB),
-/// 8 chunks. Small, so that debug builds (`cargo test`) write a generation
-/// of lz4-compressed Zarr or HDF5 in well under a second.
-const SHAPE: [u64; 3] = [16, 32, 256];
-const CHUNKS: [u64; 3] = [4, 16, 256];
-/// Planes per write call: not a multiple of the chunk depth.
-const SLAB: u64 = 3;
-/// Two chunks (plus a write buffer's headroom, which the cache keeps
-/// free): dirty chunks are evicted (written back) mid-generation.
-const CHILD_CACHE: usize = 2 * 128 * 1024 + 140 * 1024;
+use crate::common::child_guard;
+use crate::crash_pattern::{CHUNKS, Kind, SHAPE, write_generation};
 
-/// One crash-trial run at a time in this process: HDF5 opens files without
-/// `O_CLOEXEC` and takes an `flock`, so a child spawned while another test
-/// has an HDF5 file open would inherit that lock.
+/// One crash-trial run at a time in this process: the kill timing adapts
+/// to how long one generation takes, and with the `hdf5` feature the trials
+/// open HDF5 files here between children (see `common::hdf5_files`).
 static SERIAL: Mutex<()> = Mutex::new(());
 
-fn value(generation: u64, index: u64) -> u64 {
-    generation << 40 | index
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Npy,
-    Zarr,
-    #[cfg(feature = "hdf5")]
-    Hdf5,
-}
-
-impl Kind {
-    fn name(self) -> &'static str {
-        match self {
-            Kind::Npy => "npy",
-            Kind::Zarr => "zarr",
-            #[cfg(feature = "hdf5")]
-            Kind::Hdf5 => "hdf5",
-        }
-    }
-
-    fn parse(s: &str) -> Kind {
-        match s {
-            "npy" => Kind::Npy,
-            "zarr" => Kind::Zarr,
-            #[cfg(feature = "hdf5")]
-            "hdf5" => Kind::Hdf5,
-            other => panic!("unknown backend {other}"),
-        }
-    }
-
-    fn path(self, dir: &Path) -> PathBuf {
-        match self {
-            Kind::Npy => dir.join("a.npy"),
-            Kind::Zarr => dir.join("a.zarr"),
-            #[cfg(feature = "hdf5")]
-            Kind::Hdf5 => dir.join("a.h5:/crash/d"),
-        }
-    }
-
-    fn open_opts(self, cache: ChunkCache) -> OpenOptions {
-        let o = OpenOptions::new().cache(cache);
-        match self {
-            Kind::Npy => o.chunks(CHUNKS),
-            _ => o,
-        }
-    }
-}
-
-/// Writes generation `g` in slabs of `SLAB` planes.
-fn write_generation(a: &Array<u64>, g: u64) -> chunkyard::Result<()> {
-    let [d, r, c] = SHAPE;
-    let mut z = 0;
-    while z < d {
-        let z1 = (z + SLAB).min(d);
-        let slab =
-            Array3::from_shape_fn(((z1 - z) as usize, r as usize, c as usize), |(i, j, k)| {
-                value(g, ((z + i as u64) * r + j as u64) * c + k as u64)
-            });
-        a.write(s![z as isize..z1 as isize, .., ..], &slab)?;
-        z = z1;
-    }
-    Ok(())
-}
-
-/// The child: opens the array, writes generations `start..` with a flush
-/// after each, and reports each flushed generation on stdout.
-#[test]
-#[ignore = "the child side of the crash trials; runs only when CRASH_CHILD is set"]
-fn crash_child() {
-    let Ok(spec) = std::env::var("CRASH_CHILD") else {
-        return;
-    };
-    let mut parts = spec.splitn(3, '|');
-    let kind = Kind::parse(parts.next().unwrap());
-    let start: u64 = parts.next().unwrap().parse().unwrap();
-    let path = PathBuf::from(parts.next().unwrap());
-    let a: Array<u64> =
-        chunkyard::open_with(&path, &kind.open_opts(ChunkCache::new(CHILD_CACHE))).unwrap();
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "ready").unwrap();
-    out.flush().unwrap();
-    for g in start..start + 100_000 {
-        write_generation(&a, g).unwrap();
-        a.flush().unwrap();
-        writeln!(out, "flushed {g}").unwrap();
-        out.flush().unwrap();
-    }
+/// The crash child, built by cargo (once per process) for the profile and
+/// the features of this test binary, so that it is never stale and never
+/// missing, whichever targets `cargo test` was asked to build.
+fn child_exe() -> &'static Path {
+    static EXE: OnceLock<PathBuf> = OnceLock::new();
+    EXE.get_or_init(|| {
+        // This binary is `<target dir>/<profile dir>/deps/external-<hash>`.
+        let exe = std::env::current_exe().unwrap();
+        let profile_dir = exe.parent().and_then(Path::parent).unwrap();
+        let target_dir = profile_dir.parent().unwrap();
+        let profile = match profile_dir.file_name().unwrap().to_str().unwrap() {
+            "debug" => "dev",
+            other => other,
+        };
+        let features: Vec<&str> = [
+            ("cli", cfg!(feature = "cli")),
+            ("interop", cfg!(feature = "interop")),
+            ("hdf5", cfg!(feature = "hdf5")),
+            ("hdf5-static", cfg!(feature = "hdf5-static")),
+        ]
+        .into_iter()
+        .filter_map(|(name, on)| on.then_some(name))
+        .collect();
+        let out = {
+            let _children = child_guard();
+            Command::new(env!("CARGO"))
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .args(["build", "--quiet", "--example", "crash_child"])
+                .args(["--profile", profile, "--no-default-features"])
+                .args(["--features", &features.join(",")])
+                .arg("--target-dir")
+                .arg(target_dir)
+                .output()
+                .expect("run cargo build --example crash_child")
+        };
+        assert!(
+            out.status.success(),
+            "cargo build --example crash_child failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        profile_dir
+            .join("examples")
+            .join(format!("crash_child{}", std::env::consts::EXE_SUFFIX))
+    })
 }
 
 /// What one reopen found.
@@ -300,11 +245,12 @@ fn create(kind: Kind, dir: &Path) {
 /// the child stopped by itself before that (a write or flush failed), what
 /// it printed on stderr.
 fn trial(kind: Kind, dir: &Path, start: u64, period: &mut Duration) -> Result<Option<u64>, String> {
-    let spec = format!("{}|{start}|{}", kind.name(), kind.path(dir).display());
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "crash_child", "--ignored", "--nocapture", "-q"])
-        .args(["--test-threads", "1"])
-        .env("CRASH_CHILD", spec)
+    let exe = child_exe();
+    let _children = child_guard();
+    let mut child = Command::new(exe)
+        .arg(kind.name())
+        .arg(start.to_string())
+        .arg(kind.path(dir))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -405,6 +351,8 @@ struct Tally {
 
 fn run_trials(kind: Kind, n: u32) -> Tally {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    #[cfg(feature = "hdf5")]
+    let _hdf5_files = crate::common::hdf5_files();
     let mut tally = Tally::default();
     let mut period = Duration::from_millis(50);
     while tally.trials < n {
@@ -518,13 +466,13 @@ fn zarr_survives_kill_9() {
 }
 
 #[test]
-#[ignore = "200 trials, about a minute: cargo test --release --test crash -- --ignored --nocapture"]
+#[ignore = "200 trials, about a minute: cargo test --release --test external crash -- --ignored --nocapture"]
 fn npy_survives_kill_9_long() {
     assert_no_loss(Kind::Npy, LONG_TRIALS);
 }
 
 #[test]
-#[ignore = "200 trials, about a minute: cargo test --release --test crash -- --ignored --nocapture"]
+#[ignore = "200 trials, about a minute: cargo test --release --test external crash -- --ignored --nocapture"]
 fn zarr_survives_kill_9_long() {
     assert_no_loss(Kind::Zarr, LONG_TRIALS);
 }
@@ -549,7 +497,7 @@ fn hdf5_kill_9_outcomes() {
 
 #[cfg(feature = "hdf5")]
 #[test]
-#[ignore = "200 trials: cargo test --release --features hdf5 --test crash -- --ignored --nocapture"]
+#[ignore = "200 trials: cargo test --release --features hdf5 --test external crash -- --ignored --nocapture"]
 fn hdf5_kill_9_outcomes_long() {
     hdf5_trials(LONG_TRIALS);
 }

@@ -1,11 +1,9 @@
 //! Interoperability with zarr-python 3 and numcodecs, in both directions:
 //! zarr-python reads every codec chunkyard writes, element for element;
 //! chunkyard reads v3 and v2 arrays zarr-python wrote (partly written ones
-//! too); the LZ4 framing matches numcodecs' own bytes. These tests need
-//! `python3` with `numpy`, `zarr` (3.x) and `numcodecs`, and fail, not
-//! skip, without them.
-
-mod common;
+//! too); the LZ4 framing matches numcodecs' own bytes. Feature `interop`:
+//! these tests need `python3` with `numpy`, `zarr` (3.x) and `numcodecs`,
+//! and fail, not skip, without them (`pip install -r requirements-dev.txt`).
 
 use std::path::Path;
 
@@ -14,19 +12,25 @@ use chunkyard::{ArrayHandle, ArrayOptions, ChunkCache, Codec, DType, OpenOptions
 
 /// Runs Python with zarr and numcodecs; fails the test if they are missing.
 fn zpython(code: &str) -> String {
-    let check = std::process::Command::new("python3")
-        .args([
-            "-c",
-            "import zarr, numcodecs; assert zarr.__version__ >= '3'",
-        ])
-        .output();
+    let check = {
+        let _children = crate::common::child_guard();
+        std::process::Command::new("python3")
+            .args([
+                "-c",
+                "import zarr, numcodecs; assert zarr.__version__ >= '3'",
+            ])
+            .output()
+    };
     match check {
         Ok(o) if o.status.success() => {}
-        _ => panic!("zarr-python 3 and numcodecs are required: pip install zarr numcodecs"),
+        _ => panic!(
+            "zarr-python 3 and numcodecs are required (feature interop): {}",
+            crate::common::PIP_INSTALL
+        ),
     }
     let prelude = "import warnings; warnings.filterwarnings('ignore')\n\
                    import numpy as np, zarr, numcodecs, numcodecs.zarr3, json\n";
-    common::python(&format!("{prelude}{code}"))
+    crate::common::python(&format!("{prelude}{code}"))
 }
 
 fn p(path: &Path) -> &str {

@@ -1,12 +1,11 @@
 //! `chunkyard put PATH --append --from FILE` on files the reference tools
 //! wrote and on files chunkyard created, each checked by the reference
 //! tool afterwards: numpy for `.npy`, zarr-python for Zarr v3 and v2,
-//! h5py for HDF5 (with the `hdf5` feature). These tests need python3 with
-//! numpy, zarr 3 and (for HDF5) h5py, and fail, not skip, without them.
+//! h5py for HDF5 (with the `hdf5` feature). Features `cli` and `interop`:
+//! these tests need python3 with numpy, zarr 3 and (for HDF5) h5py, and
+//! fail, not skip, without them (`pip install -r requirements-dev.txt`).
 
-mod common;
-
-use common::{fails, ok, p, python, python_with};
+use crate::common::{fails, ok, p, python, python_with};
 
 #[test]
 fn numpy_reads_rows_appended_to_npy_files() {

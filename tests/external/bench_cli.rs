@@ -1,12 +1,10 @@
 //! `chunkyard bench`: the JSON report, the read workloads, the memory plot
 //! and clean-up, on a tiny volume.
 
-mod common;
-
-use common::{fails, ok};
+use crate::common::{fails, ok};
 
 // The bench's value generator, from the binary's sources.
-#[path = "../src/bin/chunkyard/bench/plane.rs"]
+#[path = "../../src/bin/chunkyard/bench/plane.rs"]
 mod plane;
 
 #[test]

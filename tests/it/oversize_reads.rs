@@ -3,10 +3,8 @@
 //! they read right, load nothing into the cache (no miss counted), and
 //! evict nothing another array keeps there. On every backend.
 
-mod common;
-
+use crate::common::{Backend, TestStore, backends};
 use chunkyard::{Array, ChunkCache, DType, s};
-use common::{Backend, TestStore, backends};
 use ndarray::{Array1, Array3};
 
 /// Planes of 512 x 512 f32: 1 MiB chunks, under a 768 KiB cache.

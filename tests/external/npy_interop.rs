@@ -2,10 +2,8 @@
 //! `NpyStore`, files `NpyStore` writes load in NumPy with the same dtype,
 //! shape, order and values, and headers match NumPy's byte for byte.
 //!
-//! Needs `python3` with NumPy. Without it these tests fail (they never skip):
-//! `pip install numpy`.
-
-mod common;
+//! Feature `interop`: needs `python3` with NumPy. Without it these tests
+//! fail (they never skip): `pip install -r requirements-dev.txt`.
 
 use std::fmt::Write as _;
 
@@ -25,7 +23,7 @@ const CASES: [(&str, &[u64], &[u64]); 5] = [
 
 /// Runs a Python script (with numpy) with arguments.
 fn python(script: &str, args: &[&str]) -> String {
-    common::python_with(&["numpy"], script, args)
+    crate::common::python_with(&["numpy"], script, args)
 }
 
 fn endian_tag(e: Endian) -> &'static str {

@@ -11,12 +11,10 @@
 //! spans several chunks is not a snapshot across them. The tests check
 //! exactly that, not more.
 
-mod common;
-
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::common::{Backend, TestStore, backends};
 use chunkyard::{Array, ChunkCache, DType, s};
-use common::{Backend, TestStore, backends};
 use ndarray::{Array1, Array2};
 
 const ROWS: u64 = 16;

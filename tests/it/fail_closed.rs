@@ -6,15 +6,13 @@
 //! (`common::wrap::FaultyStore`) over every backend, and by
 //! `MemoryStore::fail_after`.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use crate::common::wrap;
+use crate::common::{Backend, TestStore, backends};
 use chunkyard::store::{ChunkStore, MemoryStore, StoreMeta};
 use chunkyard::{Array, ChunkCache, DType, Error, s};
-use common::wrap;
-use common::{Backend, TestStore, backends};
 use ndarray::{Array1, Array2};
 
 const SHAPE: [u64; 2] = [64, 64];

@@ -4,13 +4,9 @@
 //! gzip bomb and a filter nobody here can run. Every command fails with one
 //! typed error line naming the file, never a panic or an HDF5 error stack;
 //! `meta_*` files fail when opened, `chunk_*` ones open and fail on read.
-#![cfg(feature = "hdf5")]
-
-mod common;
-
 use std::path::Path;
 
-use common::{fails, ok};
+use crate::common::{fails, ok};
 
 #[test]
 fn bad_hdf5_files_fail_cleanly() {
