@@ -125,7 +125,7 @@ fn main() -> Result<()> {
     println!(
         "budget {budget_mib} MiB; cache accounted at most {:.1} MiB inside a write (write buffer {:.1} MiB)",
         m(slow.max_accounted.load(Ordering::Relaxed) as u64),
-        m(slow.inner.write_buffer_bytes() as u64)
+        m(slow.inner.capabilities().write_buffer_bytes as u64)
     );
     println!(
         "peak RSS {:.1} MiB (anon {:.1}, file {:.1}); before the array {:.1} MiB",

@@ -140,7 +140,7 @@ pub(crate) struct Owner {
     /// Set after a failed write-back or flush: further writes are refused.
     poison: Mutex<Option<String>>,
     /// Bytes the store allocates while writing one chunk
-    /// ([`ChunkStore::write_buffer_bytes`]).
+    /// ([`Capabilities::write_buffer_bytes`](crate::store::Capabilities::write_buffer_bytes)).
     write_buffer: usize,
     resident: AtomicUsize,
     dirty: AtomicUsize,
@@ -398,7 +398,7 @@ impl ChunkCache {
         grid: ChunkGrid,
         fill: Vec<u8>,
     ) -> Arc<Owner> {
-        let write_buffer = store.write_buffer_bytes();
+        let write_buffer = store.capabilities().write_buffer_bytes;
         self.inner.headroom.fetch_max(write_buffer, Relaxed);
         let caps = store.capabilities();
         let load_scratch = if caps.decodes {
@@ -1126,7 +1126,10 @@ mod tests {
         // Room for three chunks of 10: a load that decodes needs room for
         // two (the chunk and its stored bytes), so two stay cached.
         let cache = ChunkCache::new(30);
-        let store = Probe::new(&cache, 100, |c| c.decodes(true));
+        let store = Probe::new(&cache, 100, |c| crate::store::Capabilities {
+            decodes: true,
+            ..c
+        });
         let grid = ChunkGrid::new(&[100], &[10], 1).unwrap();
         let o = cache.register(store.clone(), grid, vec![9]);
         for c in 0..6u64 {
@@ -1152,7 +1155,10 @@ mod tests {
     fn loads_reuse_the_buffers_they_evict_and_never_show_their_old_bytes() {
         // Room for two chunks of 10 bytes.
         let cache = ChunkCache::new(20);
-        let store = Probe::new(&cache, 60, |c| c.reads_into(true));
+        let store = Probe::new(&cache, 60, |c| crate::store::Capabilities {
+            reads_into: true,
+            ..c
+        });
         for c in [0u8, 1, 3] {
             store.write_chunk(&[c as u64], &[c + 1; 10]).unwrap();
         }

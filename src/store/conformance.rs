@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use super::{ChunkStore, StoreMeta, extract_region};
+use super::{ChunkStore, ChunkStoreExt, StoreMeta, extract_region};
 use crate::dtype::DType;
 use crate::error::Result;
 use crate::layout::{Strided, c_strides, copy_region};

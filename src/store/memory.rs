@@ -134,7 +134,11 @@ impl ChunkStore for MemoryStore {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities::new(true, false, true)
+        Capabilities {
+            parallel_writes: true,
+            tracks_missing: true,
+            ..Capabilities::default()
+        }
     }
 
     fn read_chunk(&self, chunk: &[u64]) -> Result<Option<ChunkBuf>> {

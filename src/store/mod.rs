@@ -14,7 +14,7 @@
 //! - Methods take `&self` and may be called from several threads at once,
 //!   for different chunks. Through an array, two calls for the same chunk
 //!   never overlap: the cache holds the chunk's lock across loads,
-//!   write-backs and partial reads (`read_region`) alike.
+//!   write-backs and partial reads (`read_region_into`) alike.
 //! - [`flush`] returns only after everything written before it is durable
 //!   (fsync or equivalent).
 //! - Errors name the file or the backend. After a failed write a store
@@ -50,7 +50,8 @@ use std::fmt;
 use crate::buffer::ChunkBuf;
 use crate::dtype::DType;
 use crate::error::Result;
-use crate::layout::{Strided, c_strides, copy_region};
+pub use crate::layout::Strided;
+use crate::layout::{c_strides, copy_region};
 
 /// What a store holds: element type, shape, chunk shape and fill value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,12 +74,19 @@ impl StoreMeta {
 }
 
 /// What a store can do efficiently; the cache and the array adapt to it.
+///
+/// Build it from [`Capabilities::default`] (a store that can do none of
+/// these) by naming the fields that differ:
+/// `Capabilities { parallel_writes: true, ..Capabilities::default() }`
+/// inside this crate, or field by field outside it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct Capabilities {
     /// `write_chunk` may run on several threads at once (parallel flush).
     pub parallel_writes: bool,
-    /// `read_region` reads only the bytes it needs, not the whole chunk.
+    /// [`read_region_into`](ChunkStore::read_region_into) reads only the
+    /// bytes it needs, not the whole chunk: the array then reads small
+    /// parts of uncached chunks straight from the store.
     pub partial_reads: bool,
     /// The store remembers which chunks were never written.
     pub tracks_missing: bool,
@@ -96,41 +104,11 @@ pub struct Capabilities {
     /// buffer of its own: the cache then loads into the buffer of the chunk
     /// it just evicted instead of a fresh one.
     pub reads_into: bool,
-}
-
-impl Capabilities {
-    /// Builds capabilities from their first three flags; the store
-    /// accepts writes.
-    pub const fn new(parallel_writes: bool, partial_reads: bool, tracks_missing: bool) -> Self {
-        Capabilities {
-            parallel_writes,
-            partial_reads,
-            tracks_missing,
-            read_only: false,
-            decodes: false,
-            reads_into: false,
-        }
-    }
-
-    /// The same capabilities, for a store whose `read_chunk_into` needs no
-    /// buffer of its own if `yes` (see [`Capabilities::reads_into`]).
-    pub const fn reads_into(mut self, yes: bool) -> Self {
-        self.reads_into = yes;
-        self
-    }
-
-    /// The same capabilities, for a store whose whole-chunk reads decode
-    /// if `yes` (see [`Capabilities::decodes`]).
-    pub const fn decodes(mut self, yes: bool) -> Self {
-        self.decodes = yes;
-        self
-    }
-
-    /// The same capabilities, for a store that refuses writes if `yes`.
-    pub const fn read_only(mut self, yes: bool) -> Self {
-        self.read_only = yes;
-        self
-    }
+    /// Bytes `write_chunk` allocates at most beside `data` while it runs
+    /// (an encoded or byte-swapped copy of the chunk). The cache counts
+    /// them against its budget for each write under way, so that a writer
+    /// faster than its store waits instead of growing memory.
+    pub write_buffer_bytes: usize,
 }
 
 /// Descriptive metadata a format keeps beside the data: per-axis names and
@@ -147,6 +125,18 @@ pub struct Labels {
 pub type ChunkRegion<'a> = &'a [(u64, u64, u64)];
 
 /// The backend boundary. See the [module docs](self) for the contract.
+///
+/// Seven methods are required: what every backend must do. The other six
+/// have defaults that are correct for any store and are overridden for
+/// speed (`read_chunk_into`, `read_region_into`, announced in
+/// [`Capabilities`]) or for what a format has (`describe`, `labels`,
+/// `stored_bytes`, `resize`). Conveniences built on these are in
+/// [`ChunkStoreExt`].
+///
+/// A store that wraps another implements it with [`forward_chunk_store!`],
+/// the one place that lists every method: adding a method here means
+/// adding it there (the test `forwarding_reaches_every_method` checks
+/// that each one gets through).
 pub trait ChunkStore: Send + Sync + fmt::Debug {
     /// Short backend name for messages (`npy`, `memory`, `zarr`).
     fn backend(&self) -> &'static str;
@@ -155,24 +145,33 @@ pub trait ChunkStore: Send + Sync + fmt::Debug {
     /// shape changes when the array is [resized](ChunkStore::resize).
     fn meta(&self) -> StoreMeta;
 
-    /// One line about the storage layout for people (`info`), e.g.
-    /// `npy 1.0, C order, little-endian`.
-    fn describe(&self) -> String {
-        self.backend().to_string()
-    }
-
     /// What this store can do efficiently.
     fn capabilities(&self) -> Capabilities;
-
-    /// Axis names and attributes, for formats that keep them (Zarr).
-    fn labels(&self) -> Option<Labels> {
-        None
-    }
 
     /// Reads one decoded chunk; `Ok(None)` if it was never written.
     /// Allocate it with [`ChunkBuf::zeroed`] so that large chunks are
     /// returned to the operating system when the cache drops them.
     fn read_chunk(&self, chunk: &[u64]) -> Result<Option<ChunkBuf>>;
+
+    /// Writes one decoded chunk (`data.len() == meta().chunk_bytes()`).
+    fn write_chunk(&self, chunk: &[u64], data: &[u8]) -> Result<()>;
+
+    /// Forgets a chunk: it reads as the fill value afterwards.
+    fn erase_chunk(&self, chunk: &[u64]) -> Result<()>;
+
+    /// Makes every completed write durable before returning.
+    fn flush(&self) -> Result<()>;
+
+    /// One line about the storage layout for people (`info`), e.g.
+    /// `npy 1.0, C order, little-endian`. Default: the backend's name.
+    fn describe(&self) -> String {
+        self.backend().to_string()
+    }
+
+    /// Axis names and attributes, for formats that keep them (Zarr).
+    fn labels(&self) -> Option<Labels> {
+        None
+    }
 
     /// Reads one decoded chunk into `out` (`meta().chunk_bytes()` long);
     /// `Ok(false)` if it was never written (`out` is then unspecified).
@@ -196,25 +195,15 @@ pub trait ChunkStore: Send + Sync + fmt::Debug {
         Ok(true)
     }
 
-    /// Reads a region of one chunk into a dense C-order buffer of the
-    /// region's counts; `Ok(None)` if the chunk was never written.
+    /// Reads a region of one chunk straight into `out`, at the positions
+    /// `at` gives (element offset and per-axis element strides of the
+    /// region's elements in `out`); `Ok(false)` if the chunk was never
+    /// written (`out` is then untouched). Fails with `InvalidArgument` if
+    /// the region does not fit the chunk or `at` reaches past `out`.
     ///
     /// The default reads the whole chunk; stores with
     /// [`Capabilities::partial_reads`] override it to read only what is
     /// asked for.
-    fn read_region(&self, chunk: &[u64], region: ChunkRegion<'_>) -> Result<Option<Vec<u8>>> {
-        let Some(data) = self.read_chunk(chunk)? else {
-            return Ok(None);
-        };
-        Ok(Some(extract_region(&self.meta(), &data, region)))
-    }
-
-    /// Reads a region of one chunk straight into `out`, at the positions
-    /// `at` gives (element offset and per-axis element strides of the
-    /// region's elements in `out`); `Ok(false)` if the chunk was never
-    /// written (`out` is then untouched). Saves the copy through
-    /// [`read_region`](ChunkStore::read_region)'s buffer, which the default
-    /// makes. Fails with `InvalidArgument` if `at` reaches past `out`.
     fn read_region_into(
         &self,
         chunk: &[u64],
@@ -222,35 +211,35 @@ pub trait ChunkStore: Send + Sync + fmt::Debug {
         out: &mut [u8],
         at: Strided<'_>,
     ) -> Result<bool> {
-        let elem = self.meta().dtype.size();
+        let meta = self.meta();
+        check_region_fits(&meta, chunk, region)?;
+        let elem = meta.dtype.size();
         check_strided_fits(region, elem, out.len(), at)?;
-        let Some(data) = self.read_region(chunk, region)? else {
+        let Some(data) = self.read_chunk(chunk)? else {
             return Ok(false);
         };
-        place_region(self.backend(), chunk, region, elem, &data, out, at)?;
+        if data.len() != meta.chunk_bytes() {
+            return Err(crate::error::Error::Store {
+                backend: self.backend(),
+                message: format!(
+                    "chunk {chunk:?} decoded to {} bytes, {} expected",
+                    data.len(),
+                    meta.chunk_bytes()
+                ),
+            });
+        }
+        copy_region_of_chunk(&meta, &data, region, out, at);
         Ok(true)
     }
 
-    /// Bytes `write_chunk` allocates at most beside `data` while it runs
-    /// (an encoded or byte-swapped copy of the chunk). The cache counts
-    /// them against its budget for each write under way, so that a writer
-    /// faster than its store waits instead of growing memory. Default: 0.
-    fn write_buffer_bytes(&self) -> usize {
-        0
-    }
-
-    /// Writes one decoded chunk (`data.len() == meta().chunk_bytes()`).
-    fn write_chunk(&self, chunk: &[u64], data: &[u8]) -> Result<()>;
-
-    /// Forgets a chunk: it reads as the fill value afterwards.
-    fn erase_chunk(&self, chunk: &[u64]) -> Result<()>;
-
-    /// Makes every completed write durable before returning.
-    fn flush(&self) -> Result<()>;
-
     /// Bytes the array occupies on disk (allocated blocks for sparse
-    /// files), for the memory report.
-    fn stored_bytes(&self) -> Result<u64>;
+    /// files), for the memory report. Default: `Unsupported`.
+    fn stored_bytes(&self) -> Result<u64> {
+        Err(crate::error::Error::Unsupported(format!(
+            "{} stores do not report their size",
+            self.backend()
+        )))
+    }
 
     /// Changes the length of the first axis to `len` and makes the new
     /// shape durable before returning. Chunk coordinates keep their
@@ -270,6 +259,128 @@ pub trait ChunkStore: Send + Sync + fmt::Debug {
     }
 }
 
+/// Conveniences over any [`ChunkStore`], for tests, tools and callers that
+/// want a region as its own buffer.
+pub trait ChunkStoreExt: ChunkStore {
+    /// Reads a region of one chunk into a new dense C-order buffer of the
+    /// region's counts; `Ok(None)` if the chunk was never written. The
+    /// region is checked against the chunk shape before anything is
+    /// allocated.
+    fn read_region(&self, chunk: &[u64], region: ChunkRegion<'_>) -> Result<Option<Vec<u8>>> {
+        let meta = self.meta();
+        check_region_fits(&meta, chunk, region)?;
+        let shape: Vec<u64> = region.iter().map(|r| r.2).collect();
+        let strides = c_strides(&shape);
+        let mut out = vec![0u8; shape.iter().product::<u64>() as usize * meta.dtype.size()];
+        let at = Strided {
+            offset: 0,
+            strides: &strides,
+        };
+        Ok(self
+            .read_region_into(chunk, region, &mut out, at)?
+            .then_some(out))
+    }
+}
+
+impl<S: ChunkStore + ?Sized> ChunkStoreExt for S {}
+
+/// Implements [`ChunkStore`] for a store that hands every call to another
+/// one: the one place outside the trait that lists all its methods, so a
+/// wrapper cannot silently fall back to a default the inner store
+/// overrides. Reads, metadata and descriptions go to `read`; the four
+/// calls that change what is stored each name their own expression (the
+/// locked stores take their lock exclusively to resize; `Wrapped` runs
+/// its hooks around writes). Each `|s, ...|` binds `&self` and the
+/// method's arguments.
+///
+/// ```text
+/// forward_chunk_store! {
+///     [H: Hooks] Wrapped<H>,
+///     read: |s| &*s.inner,
+///     write_chunk: |s, chunk, data| s.hooks.write(&*s.inner, chunk, data),
+///     erase_chunk: |s, chunk| s.hooks.erase(&*s.inner, chunk),
+///     flush: |s| s.hooks.flush(&*s.inner),
+///     resize: |s, len| s.inner.resize(len),
+/// }
+/// ```
+#[macro_export]
+#[doc(hidden)]
+macro_rules! forward_chunk_store {
+    (
+        [$($gen:tt)*] $ty:ty,
+        read: |$r:ident| $read:expr,
+        write_chunk: |$ws:ident, $wc:ident, $wd:ident| $write:expr,
+        erase_chunk: |$es:ident, $ec:ident| $erase:expr,
+        flush: |$fs:ident| $flush:expr,
+        resize: |$zs:ident, $zl:ident| $resize:expr $(,)?
+    ) => {
+        impl<$($gen)*> $crate::store::ChunkStore for $ty {
+            fn backend(&self) -> &'static str {
+                let $r = self;
+                $read.backend()
+            }
+            fn meta(&self) -> $crate::store::StoreMeta {
+                let $r = self;
+                $read.meta()
+            }
+            fn capabilities(&self) -> $crate::store::Capabilities {
+                let $r = self;
+                $read.capabilities()
+            }
+            fn read_chunk(
+                &self,
+                chunk: &[u64],
+            ) -> $crate::Result<::std::option::Option<$crate::ChunkBuf>> {
+                let $r = self;
+                $read.read_chunk(chunk)
+            }
+            fn write_chunk(&self, $wc: &[u64], $wd: &[u8]) -> $crate::Result<()> {
+                let $ws = self;
+                $write
+            }
+            fn erase_chunk(&self, $ec: &[u64]) -> $crate::Result<()> {
+                let $es = self;
+                $erase
+            }
+            fn flush(&self) -> $crate::Result<()> {
+                let $fs = self;
+                $flush
+            }
+            fn describe(&self) -> ::std::string::String {
+                let $r = self;
+                $read.describe()
+            }
+            fn labels(&self) -> ::std::option::Option<$crate::store::Labels> {
+                let $r = self;
+                $read.labels()
+            }
+            fn read_chunk_into(&self, chunk: &[u64], out: &mut [u8]) -> $crate::Result<bool> {
+                let $r = self;
+                $read.read_chunk_into(chunk, out)
+            }
+            fn read_region_into(
+                &self,
+                chunk: &[u64],
+                region: $crate::store::ChunkRegion<'_>,
+                out: &mut [u8],
+                at: $crate::store::Strided<'_>,
+            ) -> $crate::Result<bool> {
+                let $r = self;
+                $read.read_region_into(chunk, region, out, at)
+            }
+            fn stored_bytes(&self) -> $crate::Result<u64> {
+                let $r = self;
+                $read.stored_bytes()
+            }
+            fn resize(&self, $zl: u64) -> $crate::Result<()> {
+                let $zs = self;
+                $resize
+            }
+        }
+    };
+}
+pub use forward_chunk_store;
+
 /// The shape-changing half of a store that keeps its state behind a
 /// read-write lock: every [`ChunkStore`] call holds the lock shared for its
 /// whole duration, a resize holds it exclusively, so no read or write sees
@@ -280,79 +391,68 @@ pub(crate) trait ResizeInPlace {
 }
 
 /// Implements [`ChunkStore`] for `$outer`, whose field `$field` is a
-/// `parking_lot::RwLock<$inner>` where `$inner: ChunkStore + ResizeInPlace`.
-/// It must delegate every method, defaulted ones included: a method it
-/// leaves out silently takes the trait's default instead of the store's
-/// (the zarr tests check `write_buffer_bytes` through it).
+/// `parking_lot::RwLock<$inner>` where `$inner: ChunkStore + ResizeInPlace`:
+/// every call under the lock held shared, `resize` under it held
+/// exclusively.
 macro_rules! locked_store {
     ($outer:ty, $field:ident) => {
-        impl $crate::store::ChunkStore for $outer {
-            fn backend(&self) -> &'static str {
-                self.$field.read().backend()
-            }
-            fn meta(&self) -> $crate::store::StoreMeta {
-                self.$field.read().meta()
-            }
-            fn describe(&self) -> String {
-                self.$field.read().describe()
-            }
-            fn capabilities(&self) -> $crate::store::Capabilities {
-                self.$field.read().capabilities()
-            }
-            fn labels(&self) -> Option<$crate::store::Labels> {
-                self.$field.read().labels()
-            }
-            fn read_chunk(
-                &self,
-                chunk: &[u64],
-            ) -> $crate::error::Result<Option<$crate::buffer::ChunkBuf>> {
-                self.$field.read().read_chunk(chunk)
-            }
-            fn read_chunk_into(
-                &self,
-                chunk: &[u64],
-                out: &mut [u8],
-            ) -> $crate::error::Result<bool> {
-                self.$field.read().read_chunk_into(chunk, out)
-            }
-            fn read_region(
-                &self,
-                chunk: &[u64],
-                region: $crate::store::ChunkRegion<'_>,
-            ) -> $crate::error::Result<Option<Vec<u8>>> {
-                self.$field.read().read_region(chunk, region)
-            }
-            fn read_region_into(
-                &self,
-                chunk: &[u64],
-                region: $crate::store::ChunkRegion<'_>,
-                out: &mut [u8],
-                at: $crate::layout::Strided<'_>,
-            ) -> $crate::error::Result<bool> {
-                self.$field.read().read_region_into(chunk, region, out, at)
-            }
-            fn write_buffer_bytes(&self) -> usize {
-                self.$field.read().write_buffer_bytes()
-            }
-            fn write_chunk(&self, chunk: &[u64], data: &[u8]) -> $crate::error::Result<()> {
-                self.$field.read().write_chunk(chunk, data)
-            }
-            fn erase_chunk(&self, chunk: &[u64]) -> $crate::error::Result<()> {
-                self.$field.read().erase_chunk(chunk)
-            }
-            fn flush(&self) -> $crate::error::Result<()> {
-                self.$field.read().flush()
-            }
-            fn stored_bytes(&self) -> $crate::error::Result<u64> {
-                self.$field.read().stored_bytes()
-            }
-            fn resize(&self, len: u64) -> $crate::error::Result<()> {
-                $crate::store::ResizeInPlace::resize_in_place(&mut *self.$field.write(), len)
-            }
+        $crate::store::forward_chunk_store! {
+            [] $outer,
+            read: |s| s.$field.read(),
+            write_chunk: |s, chunk, data| s.$field.read().write_chunk(chunk, data),
+            erase_chunk: |s, chunk| s.$field.read().erase_chunk(chunk),
+            flush: |s| s.$field.read().flush(),
+            resize: |s, len| $crate::store::ResizeInPlace::resize_in_place(&mut *s.$field.write(), len),
         }
     };
 }
 pub(crate) use locked_store;
+
+/// Fails with `InvalidArgument` unless `chunk` has the store's rank and
+/// `region` lies inside a chunk (see [`region_fits`]).
+pub fn check_region_fits(meta: &StoreMeta, chunk: &[u64], region: ChunkRegion<'_>) -> Result<()> {
+    if chunk.len() != meta.chunks.len() || !region_fits(&meta.chunks, region) {
+        return Err(crate::error::Error::invalid(format!(
+            "region {region:?} of chunk {chunk:?} does not fit a chunk of shape {:?}",
+            meta.chunks
+        )));
+    }
+    Ok(())
+}
+
+/// Copies `region` of a decoded chunk into `out` at `at` (both checked by
+/// the caller).
+pub(crate) fn copy_region_of_chunk(
+    meta: &StoreMeta,
+    chunk: &[u8],
+    region: ChunkRegion<'_>,
+    out: &mut [u8],
+    at: Strided<'_>,
+) {
+    let chunk_strides = c_strides(&meta.chunks);
+    let counts: Vec<usize> = region.iter().map(|r| r.2 as usize).collect();
+    let offset = region
+        .iter()
+        .zip(&chunk_strides)
+        .map(|(r, s)| r.0 as usize * s)
+        .sum();
+    let strides: Vec<usize> = region
+        .iter()
+        .zip(&chunk_strides)
+        .map(|(r, s)| r.1 as usize * s)
+        .collect();
+    copy_region(
+        &counts,
+        meta.dtype.size(),
+        chunk,
+        Strided {
+            offset,
+            strides: &strides,
+        },
+        out,
+        at,
+    );
+}
 
 /// Whether `region` (per axis: start, step, count) lies inside a chunk of
 /// shape `chunks`, with positive steps and no overflow.
@@ -472,4 +572,192 @@ pub fn extract_region(meta: &StoreMeta, chunk: &[u8], region: ChunkRegion<'_>) -
         },
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use parking_lot::Mutex;
+
+    /// A store that answers every method itself (none from the trait's
+    /// defaults) and records which were called.
+    #[derive(Debug, Default)]
+    struct Probe(Mutex<Vec<&'static str>>);
+
+    impl Probe {
+        fn saw(&self, name: &'static str) {
+            self.0.lock().push(name);
+        }
+    }
+
+    impl ChunkStore for Probe {
+        fn backend(&self) -> &'static str {
+            self.saw("backend");
+            "probe"
+        }
+        fn meta(&self) -> StoreMeta {
+            self.saw("meta");
+            StoreMeta {
+                dtype: DType::U8,
+                shape: vec![4],
+                chunks: vec![2],
+                fill: vec![0],
+            }
+        }
+        fn capabilities(&self) -> Capabilities {
+            self.saw("capabilities");
+            Capabilities::default()
+        }
+        fn read_chunk(&self, _: &[u64]) -> Result<Option<ChunkBuf>> {
+            self.saw("read_chunk");
+            Ok(None)
+        }
+        fn write_chunk(&self, _: &[u64], _: &[u8]) -> Result<()> {
+            self.saw("write_chunk");
+            Ok(())
+        }
+        fn erase_chunk(&self, _: &[u64]) -> Result<()> {
+            self.saw("erase_chunk");
+            Ok(())
+        }
+        fn flush(&self) -> Result<()> {
+            self.saw("flush");
+            Ok(())
+        }
+        fn describe(&self) -> String {
+            self.saw("describe");
+            String::new()
+        }
+        fn labels(&self) -> Option<Labels> {
+            self.saw("labels");
+            None
+        }
+        fn read_chunk_into(&self, _: &[u64], _: &mut [u8]) -> Result<bool> {
+            self.saw("read_chunk_into");
+            Ok(false)
+        }
+        fn read_region_into(
+            &self,
+            _: &[u64],
+            _: ChunkRegion<'_>,
+            _: &mut [u8],
+            _: Strided<'_>,
+        ) -> Result<bool> {
+            self.saw("read_region_into");
+            Ok(false)
+        }
+        fn stored_bytes(&self) -> Result<u64> {
+            self.saw("stored_bytes");
+            Ok(0)
+        }
+        fn resize(&self, _: u64) -> Result<()> {
+            self.saw("resize");
+            Ok(())
+        }
+    }
+
+    #[derive(Debug)]
+    struct Forward(Probe);
+
+    forward_chunk_store! {
+        [] Forward,
+        read: |s| s.0,
+        write_chunk: |s, chunk, data| s.0.write_chunk(chunk, data),
+        erase_chunk: |s, chunk| s.0.erase_chunk(chunk),
+        flush: |s| s.0.flush(),
+        resize: |s, len| s.0.resize(len),
+    }
+
+    /// Every method of the trait reaches the inner store through
+    /// `forward_chunk_store!`, each exactly once: none falls back to a
+    /// trait default. A method added to the trait belongs in the macro,
+    /// in `Probe` and in this list.
+    #[test]
+    fn forwarding_reaches_every_method() {
+        let f = Forward(Probe::default());
+        let s: &dyn ChunkStore = &f;
+        let at = Strided {
+            offset: 0,
+            strides: &[1],
+        };
+        s.backend();
+        s.meta();
+        s.capabilities();
+        s.read_chunk(&[0]).unwrap();
+        s.write_chunk(&[0], &[0, 0]).unwrap();
+        s.erase_chunk(&[0]).unwrap();
+        s.flush().unwrap();
+        s.describe();
+        s.labels();
+        s.read_chunk_into(&[0], &mut [0; 2]).unwrap();
+        s.read_region_into(&[0], &[(0, 1, 1)], &mut [0; 1], at)
+            .unwrap();
+        s.stored_bytes().unwrap();
+        s.resize(2).unwrap();
+        let mut seen = f.0.0.lock().clone();
+        seen.sort_unstable();
+        let mut all = vec![
+            "backend",
+            "meta",
+            "capabilities",
+            "read_chunk",
+            "write_chunk",
+            "erase_chunk",
+            "flush",
+            "describe",
+            "labels",
+            "read_chunk_into",
+            "read_region_into",
+            "stored_bytes",
+            "resize",
+        ];
+        all.sort_unstable();
+        assert_eq!(seen, all);
+    }
+
+    /// The default partial read checks the region before it reads, and
+    /// places what it reads where `at` says.
+    #[test]
+    fn default_region_read_checks_and_places() {
+        let m = StoreMeta {
+            dtype: DType::U8,
+            shape: vec![4, 4],
+            chunks: vec![2, 2],
+            fill: vec![0],
+        };
+        let mem = MemoryStore::new(m);
+        mem.write_chunk(&[1, 0], &[1, 2, 3, 4]).unwrap();
+        assert!(mem.read_region(&[1, 0], &[(0, 1, 3), (0, 1, 1)]).is_err());
+        assert!(mem.read_region(&[1, 0], &[(0, 1, 1)]).is_err());
+        assert_eq!(
+            mem.read_region(&[0, 0], &[(0, 1, 1), (0, 1, 1)]).unwrap(),
+            None
+        );
+        assert_eq!(
+            mem.read_region(&[1, 0], &[(0, 1, 2), (1, 1, 1)]).unwrap(),
+            Some(vec![2, 4])
+        );
+        let mut out = [0u8; 4];
+        let at = Strided {
+            offset: 1,
+            strides: &[2],
+        };
+        assert!(
+            mem.read_region_into(&[1, 0], &[(0, 2, 1)], &mut out, at)
+                .is_err()
+        );
+        assert!(
+            mem.read_region_into(
+                &[1, 0],
+                &[(0, 1, 2), (0, 1, 1)],
+                &mut out,
+                Strided {
+                    offset: 1,
+                    strides: &[2, 1],
+                }
+            )
+            .unwrap()
+        );
+        assert_eq!(out, [0, 1, 0, 3]);
+    }
 }

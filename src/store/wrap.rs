@@ -8,10 +8,10 @@ use std::fmt;
 use std::ops::Deref;
 use std::sync::Arc;
 
-use super::{Capabilities, ChunkRegion, ChunkStore, Labels, StoreMeta};
-use crate::buffer::ChunkBuf;
+use super::ChunkStore;
+#[cfg(test)]
+use super::StoreMeta;
 use crate::error::Result;
-use crate::layout::Strided;
 
 /// What a [`Wrapped`] store does around its inner store's writes, erases
 /// and flushes. Each method gets the inner store and does the call itself
@@ -58,58 +58,13 @@ impl<H> Deref for Wrapped<H> {
     }
 }
 
-impl<H: Hooks> ChunkStore for Wrapped<H> {
-    fn backend(&self) -> &'static str {
-        self.inner.backend()
-    }
-    fn meta(&self) -> StoreMeta {
-        self.inner.meta()
-    }
-    fn describe(&self) -> String {
-        self.inner.describe()
-    }
-    fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
-    }
-    fn labels(&self) -> Option<Labels> {
-        self.inner.labels()
-    }
-    fn read_chunk(&self, chunk: &[u64]) -> Result<Option<ChunkBuf>> {
-        self.inner.read_chunk(chunk)
-    }
-    fn read_chunk_into(&self, chunk: &[u64], out: &mut [u8]) -> Result<bool> {
-        self.inner.read_chunk_into(chunk, out)
-    }
-    fn read_region(&self, chunk: &[u64], region: ChunkRegion<'_>) -> Result<Option<Vec<u8>>> {
-        self.inner.read_region(chunk, region)
-    }
-    fn read_region_into(
-        &self,
-        chunk: &[u64],
-        region: ChunkRegion<'_>,
-        out: &mut [u8],
-        at: Strided<'_>,
-    ) -> Result<bool> {
-        self.inner.read_region_into(chunk, region, out, at)
-    }
-    fn write_buffer_bytes(&self) -> usize {
-        self.inner.write_buffer_bytes()
-    }
-    fn write_chunk(&self, chunk: &[u64], data: &[u8]) -> Result<()> {
-        self.hooks.write(&*self.inner, chunk, data)
-    }
-    fn erase_chunk(&self, chunk: &[u64]) -> Result<()> {
-        self.hooks.erase(&*self.inner, chunk)
-    }
-    fn flush(&self) -> Result<()> {
-        self.hooks.flush(&*self.inner)
-    }
-    fn stored_bytes(&self) -> Result<u64> {
-        self.inner.stored_bytes()
-    }
-    fn resize(&self, len: u64) -> Result<()> {
-        self.inner.resize(len)
-    }
+crate::store::forward_chunk_store! {
+    [H: Hooks] Wrapped<H>,
+    read: |s| s.inner,
+    write_chunk: |s, chunk, data| s.hooks.write(&*s.inner, chunk, data),
+    erase_chunk: |s, chunk| s.hooks.erase(&*s.inner, chunk),
+    flush: |s| s.hooks.flush(&*s.inner),
+    resize: |s, len| s.inner.resize(len),
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use crate::common::p;
 #[cfg(feature = "cli")]
 use crate::common::{fails, ok};
 
-use chunkyard::store::{ChunkStore, Hdf5Store};
+use chunkyard::store::{ChunkStore, ChunkStoreExt as _, Hdf5Store};
 use chunkyard::{ArrayHandle, ArrayOptions, ChunkCache, Codec, DType, Error, OpenOptions};
 
 /// The tests here run one at a time, and no other test's child process

@@ -8,7 +8,7 @@
 use std::fmt::Write as _;
 
 use chunkyard::layout::{Strided, c_strides, copy_region};
-use chunkyard::store::{ChunkStore, NpyOptions, NpyStore, Order, RawLayout};
+use chunkyard::store::{ChunkStore, ChunkStoreExt as _, NpyOptions, NpyStore, Order, RawLayout};
 use chunkyard::{ChunkGrid, DType, Endian};
 use tempfile::TempDir;
 

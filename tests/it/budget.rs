@@ -51,7 +51,7 @@ fn writer_outpaces_store(backend: Backend) {
     eprintln!(
         "{backend:?}: budget {budget}, max accounted {max} (in flight {in_flight}), \
          write buffer {}, writes while writing {during_writes}, max concurrent writes {}",
-        t.store.write_buffer_bytes(),
+        t.store.capabilities().write_buffer_bytes,
         slow.max_concurrent.load(Ordering::SeqCst)
     );
     // The writer blocked on write-backs: 48 chunks through a 6-chunk cache.
@@ -68,7 +68,7 @@ fn writer_outpaces_store(backend: Backend) {
     // Stores that copy while writing had that copy counted.
     assert_eq!(
         in_flight > 0,
-        t.store.write_buffer_bytes() > 0,
+        t.store.capabilities().write_buffer_bytes > 0,
         "{backend:?}"
     );
     assert_eq!(st.in_flight_bytes, 0, "nothing in flight after the flush");
@@ -99,7 +99,7 @@ fn flush_of_a_full_cache_stays_within_budget() {
         &[64 * 8, 256],
         &CHUNK,
     );
-    let wb = t.store.write_buffer_bytes();
+    let wb = t.store.capabilities().write_buffer_bytes;
     assert!(wb >= CHUNK_BYTES, "zarr writes an encoded copy: {wb}");
     let slow = wrap::slow(t.store.clone(), Duration::from_millis(5));
     let budget = 8 * CHUNK_BYTES + wb;
@@ -154,7 +154,7 @@ fn several_writers_overshoot_by_at_most_a_chunk_each() {
         });
         a.flush().unwrap();
         let max = slow.max_accounted.load(Ordering::SeqCst);
-        let bound = budget + THREADS * (CHUNK_BYTES + t.store.write_buffer_bytes());
+        let bound = budget + THREADS * (CHUNK_BYTES + t.store.capabilities().write_buffer_bytes);
         eprintln!(
             "{backend:?}, {THREADS} writers: budget {budget}, max accounted {max} ({:+} bytes, {:+.2} chunks)",
             max as i64 - budget as i64,

@@ -68,7 +68,7 @@ fn failed_write_back(backend: Backend) {
     let t = TestStore::create(backend, dir.path(), DType::F64, &SHAPE, &CHUNK);
     let faulty = wrap::faulty(t.store.clone());
     // Room for two chunks (plus a write buffer's headroom).
-    let budget = 2 * CHUNK_BYTES + t.store.write_buffer_bytes();
+    let budget = 2 * CHUNK_BYTES + t.store.capabilities().write_buffer_bytes;
     let a: Array<f64> = Array::from_store(faulty.clone(), ChunkCache::new(budget)).unwrap();
     a.write(.., &flushed_values()).unwrap();
     a.flush().unwrap();

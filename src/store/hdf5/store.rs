@@ -15,8 +15,8 @@ use crate::buffer::ChunkBuf;
 use crate::chunk_grid::ChunkGrid;
 use crate::dtype::{DType, Endian, normalize_bools};
 use crate::error::{Error, Result};
-use crate::layout::{Strided, c_strides};
-use crate::store::{Capabilities, ChunkRegion, ChunkStore, StoreMeta, extract_region};
+use crate::layout::Strided;
+use crate::store::{Capabilities, ChunkRegion, ChunkStore, StoreMeta};
 
 /// One dataset of an HDF5 file as a [`ChunkStore`].
 pub struct Hdf5Store {
@@ -245,14 +245,20 @@ impl ChunkStore for Hdf5Inner {
     }
 
     fn capabilities(&self) -> Capabilities {
-        match self.access {
-            Access::Direct(_) => Capabilities::new(true, self.raw.is_some(), true),
-            Access::Hyperslab { chunked } => Capabilities::new(false, self.raw.is_some(), chunked),
+        let direct = matches!(self.access, Access::Direct(_));
+        Capabilities {
+            parallel_writes: direct,
+            partial_reads: self.raw.is_some(),
+            tracks_missing: match self.access {
+                Access::Direct(_) => true,
+                Access::Hyperslab { chunked } => chunked,
+            },
+            read_only: !self.writable,
+            // Stored bytes, or HDF5's own buffer, beside the chunk.
+            decodes: self.raw.is_none(),
+            reads_into: self.raw.is_some() || direct,
+            write_buffer_bytes: self.write_buffer_bytes(),
         }
-        .read_only(!self.writable)
-        // Stored bytes, or HDF5's own buffer, beside the chunk.
-        .decodes(self.raw.is_none())
-        .reads_into(self.raw.is_some() || matches!(self.access, Access::Direct(_)))
     }
 
     fn read_chunk(&self, chunk: &[u64]) -> Result<Option<ChunkBuf>> {
@@ -317,30 +323,6 @@ impl ChunkStore for Hdf5Inner {
         Ok(true)
     }
 
-    fn read_region(&self, chunk: &[u64], region: ChunkRegion<'_>) -> Result<Option<Vec<u8>>> {
-        self.check_region(chunk, region)?;
-        let Some(raw) = self
-            .raw
-            .as_ref()
-            .filter(|r| self.raw_fits(r, chunk, region))
-        else {
-            let Some(data) = self.read_chunk(chunk)? else {
-                return Ok(None);
-            };
-            return Ok(Some(extract_region(&self.meta, &data, region)));
-        };
-        let shape: Vec<u64> = region.iter().map(|r| r.2).collect();
-        let strides = c_strides(&shape);
-        let mut out = vec![0u8; shape.iter().product::<u64>() as usize * self.meta.dtype.size()];
-        let at = Strided {
-            offset: 0,
-            strides: &strides,
-        };
-        Ok(self
-            .raw_region_into(raw, chunk, region, &mut out, at, None)?
-            .then_some(out))
-    }
-
     fn read_region_into(
         &self,
         chunk: &[u64],
@@ -356,24 +338,11 @@ impl ChunkStore for Hdf5Inner {
         {
             return self.raw_region_into(raw, chunk, region, out, at, None);
         }
-        let Some(data) = self.read_region(chunk, region)? else {
+        let Some(data) = self.read_chunk(chunk)? else {
             return Ok(false);
         };
-        crate::store::place_region(self.backend(), chunk, region, elem, &data, out, at)?;
+        crate::store::copy_region_of_chunk(&self.meta, &data, region, out, at);
         Ok(true)
-    }
-
-    fn write_buffer_bytes(&self) -> usize {
-        // Direct writes encode (and byte-swap) a copy of the chunk.
-        if !self.writable {
-            return 0;
-        }
-        match &self.access {
-            Access::Direct(steps) if self.verbatim(steps) => 0,
-            Access::Direct(_) => 2 * crate::store::zarr::encoded_bound(self.meta.chunk_bytes()),
-            // The chunk's part inside the array, then as typed values.
-            Access::Hyperslab { .. } => 2 * self.meta.chunk_bytes(),
-        }
     }
 
     fn write_chunk(&self, chunk: &[u64], data: &[u8]) -> Result<()> {
@@ -421,5 +390,20 @@ impl ChunkStore for Hdf5Inner {
 
     fn stored_bytes(&self) -> Result<u64> {
         Ok(self.ds.storage_size())
+    }
+}
+
+impl Hdf5Inner {
+    pub(super) fn write_buffer_bytes(&self) -> usize {
+        // Direct writes encode (and byte-swap) a copy of the chunk.
+        if !self.writable {
+            return 0;
+        }
+        match &self.access {
+            Access::Direct(steps) if self.verbatim(steps) => 0,
+            Access::Direct(_) => 2 * crate::store::zarr::encoded_bound(self.meta.chunk_bytes()),
+            // The chunk's part inside the array, then as typed values.
+            Access::Hyperslab { .. } => 2 * self.meta.chunk_bytes(),
+        }
     }
 }

@@ -2,6 +2,8 @@
 //! against HDF5's own, contiguous datasets, and files with a user block.
 
 use std::path::Path;
+
+use crate::store::ChunkStoreExt as _;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 

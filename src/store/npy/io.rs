@@ -351,9 +351,15 @@ impl ChunkStore for NpyFile {
     fn capabilities(&self) -> Capabilities {
         // Whole chunks are read straight into the buffer (edge chunks
         // and Fortran order go through a copy).
-        Capabilities::new(true, true, false)
-            .read_only(!self.writable)
-            .reads_into(true)
+        Capabilities {
+            parallel_writes: true,
+            partial_reads: true,
+            tracks_missing: false,
+            read_only: !self.writable,
+            decodes: false,
+            reads_into: true,
+            write_buffer_bytes: self.write_buffer_bytes(),
+        }
     }
 
     fn read_chunk(&self, chunk: &[u64]) -> Result<Option<ChunkBuf>> {
@@ -411,34 +417,6 @@ impl ChunkStore for NpyFile {
         Ok(true)
     }
 
-    fn read_region(&self, chunk: &[u64], region: ChunkRegion<'_>) -> Result<Option<Vec<u8>>> {
-        self.check_chunk(chunk)?;
-        self.check_region(chunk, region)?;
-        let Some(map) = &self.map else {
-            let Some(data) = self.read_chunk(chunk)? else {
-                return Ok(None);
-            };
-            return Ok(Some(extract_region(&self.meta, &data, region)));
-        };
-        let elem = self.meta.dtype.size();
-        let out_shape: Vec<u64> = region.iter().map(|r| r.2).collect();
-        let out_strides = c_strides(&out_shape);
-        let mut out = vec![0u8; out_shape.iter().product::<u64>() as usize * elem];
-        // Positions past the array's edge stay zero.
-        self.copy_from_map(
-            map,
-            chunk,
-            region,
-            &mut out,
-            Strided {
-                offset: 0,
-                strides: &out_strides,
-            },
-        );
-        self.to_native(&mut out);
-        Ok(Some(out))
-    }
-
     fn read_region_into(
         &self,
         chunk: &[u64],
@@ -476,32 +454,11 @@ impl ChunkStore for NpyFile {
                 self.copy_from_map(map, chunk, region, out, at);
             }
             _ => {
-                let data = self.read_region(chunk, region)?.expect("npy chunks exist");
+                let data = self.dense_region(chunk, region)?.expect("npy chunks exist");
                 crate::store::place_region("npy", chunk, region, elem, &data, out, at)?;
             }
         }
         Ok(true)
-    }
-
-    fn write_buffer_bytes(&self) -> usize {
-        // Whole C-order rows of a native-order file go straight from the
-        // cache's buffer; otherwise a byte-swapped or reordered copy of
-        // the chunk is made (edge chunks short along a trailing axis too).
-        if !self.writable {
-            return 0;
-        }
-        let ragged = self
-            .meta
-            .shape
-            .iter()
-            .zip(&self.meta.chunks)
-            .skip(1)
-            .any(|(&n, &c)| n % c != 0);
-        if self.swap || self.fortran() || ragged {
-            self.meta.chunk_bytes()
-        } else {
-            0
-        }
     }
 
     fn write_chunk(&self, chunk: &[u64], data: &[u8]) -> Result<()> {
@@ -562,5 +519,62 @@ impl ChunkStore for NpyFile {
     fn stored_bytes(&self) -> Result<u64> {
         let m = self.file.metadata().map_err(|e| Error::io(&self.path, e))?;
         Ok(m.blocks().saturating_mul(512))
+    }
+}
+
+impl NpyFile {
+    pub(super) fn write_buffer_bytes(&self) -> usize {
+        // Whole C-order rows of a native-order file go straight from the
+        // cache's buffer; otherwise a byte-swapped or reordered copy of
+        // the chunk is made (edge chunks short along a trailing axis too).
+        if !self.writable {
+            return 0;
+        }
+        let ragged = self
+            .meta
+            .shape
+            .iter()
+            .zip(&self.meta.chunks)
+            .skip(1)
+            .any(|(&n, &c)| n % c != 0);
+        if self.swap || self.fortran() || ragged {
+            self.meta.chunk_bytes()
+        } else {
+            0
+        }
+    }
+}
+
+impl NpyFile {
+    pub(super) fn dense_region(
+        &self,
+        chunk: &[u64],
+        region: ChunkRegion<'_>,
+    ) -> Result<Option<Vec<u8>>> {
+        self.check_chunk(chunk)?;
+        self.check_region(chunk, region)?;
+        let Some(map) = &self.map else {
+            let Some(data) = self.read_chunk(chunk)? else {
+                return Ok(None);
+            };
+            return Ok(Some(extract_region(&self.meta, &data, region)));
+        };
+        let elem = self.meta.dtype.size();
+        let out_shape: Vec<u64> = region.iter().map(|r| r.2).collect();
+        let out_strides = c_strides(&out_shape);
+        let mut out = vec![0u8; out_shape.iter().product::<u64>() as usize * elem];
+        // Positions past the array's edge stay zero.
+        self.copy_from_map(
+            map,
+            chunk,
+            region,
+            &mut out,
+            Strided {
+                offset: 0,
+                strides: &out_strides,
+            },
+        );
+        self.to_native(&mut out);
+        Ok(Some(out))
     }
 }

@@ -3,6 +3,8 @@
 //! one system call per file run, and raw files.
 
 use std::fs::OpenOptions;
+
+use crate::store::ChunkStoreExt as _;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
@@ -396,15 +398,21 @@ fn map_pages_are_released_after_the_threshold() {
     let mut max_rss = 0;
     for i in 0..96u64 {
         let got = s
-            .read_region(&[i, 0], &[(0, 1, 1), (0, 1, 1 << 20)])
+            // A byte of every page: many runs, so the read goes through
+            // the map (one run would be a single `pread`), and the row's
+            // pages are all faulted in.
+            .read_region(&[i, 0], &[(0, 1, 1), (0, 4096, 256)])
             .unwrap()
             .unwrap();
         assert!(got.iter().all(|&b| b == i as u8 + 1), "row {i}");
         max_rss = max_rss.max(mapped_rss(&p));
     }
     let limit = crate::store::filemap::RELEASE_AFTER_BYTES;
+    // The release estimate counts a fault-around window per run, more
+    // than a byte a page faults in, so strided reads are released before
+    // the map holds the whole threshold: some rows' worth, not all.
     assert!(
-        max_rss > limit / 2,
+        max_rss > limit / 8,
         "reads went through the map ({max_rss})"
     );
     assert!(

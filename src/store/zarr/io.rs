@@ -28,10 +28,15 @@ impl ChunkStore for ZarrInner {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities::new(true, self.partial, true)
-            .read_only(!self.writable)
-            .decodes(!self.raw)
-            .reads_into(self.raw || self.lz4)
+        Capabilities {
+            parallel_writes: true,
+            partial_reads: self.partial,
+            tracks_missing: true,
+            read_only: !self.writable,
+            decodes: !self.raw,
+            reads_into: self.raw || self.lz4,
+            write_buffer_bytes: self.write_buffer_bytes(),
+        }
     }
 
     fn labels(&self) -> Option<Labels> {
@@ -119,7 +124,98 @@ impl ChunkStore for ZarrInner {
         Ok(true)
     }
 
-    fn read_region(&self, chunk: &[u64], region: ChunkRegion<'_>) -> Result<Option<Vec<u8>>> {
+    fn read_region_into(
+        &self,
+        chunk: &[u64],
+        region: ChunkRegion<'_>,
+        out: &mut [u8],
+        at: Strided<'_>,
+    ) -> Result<bool> {
+        self.check_chunk(chunk)?;
+        self.check_region(chunk, region)?;
+        let elem = self.meta.dtype.size();
+        crate::store::check_strided_fits(region, elem, out.len(), at)?;
+        if self.raw && self.meta.dtype != DType::Bool {
+            return self.raw_read_region_into(chunk, region, out, at, None);
+        }
+        // Bools are normalized in `read_region`'s dense buffer.
+        let Some(data) = self.dense_region(chunk, region)? else {
+            return Ok(false);
+        };
+        crate::store::place_region("zarr", chunk, region, elem, &data, out, at)?;
+        Ok(true)
+    }
+
+    fn write_chunk(&self, chunk: &[u64], data: &[u8]) -> Result<()> {
+        self.check_writable()?;
+        self.check_chunk(chunk)?;
+        let want = self.meta.chunk_bytes();
+        if data.len() != want {
+            return Err(store_error(format!(
+                "{}: chunk {chunk:?}: {} bytes given, {want} expected",
+                self.path.display(),
+                data.len()
+            )));
+        }
+        let stored = self
+            .array
+            .store_chunk_opt(
+                chunk,
+                ArrayBytes::new_flen(Cow::Borrowed(data)),
+                &Self::codec_options(),
+            )
+            .map_err(|e| {
+                store_error(format!(
+                    "{}: chunk {chunk:?}: {e}",
+                    self.chunk_path(chunk).display()
+                ))
+            });
+        // The chunk's file was replaced (or removed, for a chunk of fill
+        // values): an open one holds the old contents. Dropped after a
+        // failed write too, which may have renamed.
+        self.files.forget(chunk);
+        stored
+    }
+
+    fn erase_chunk(&self, chunk: &[u64]) -> Result<()> {
+        self.check_writable()?;
+        self.check_chunk(chunk)?;
+        let erased = self.array.erase_chunk(chunk).map_err(|e| {
+            store_error(format!(
+                "{}: chunk {chunk:?}: {e}",
+                self.chunk_path(chunk).display()
+            ))
+        });
+        self.files.forget(chunk);
+        erased
+    }
+
+    fn flush(&self) -> Result<()> {
+        self.storage.sync().map_err(|e| Error::io(&self.path, e))
+    }
+
+    fn stored_bytes(&self) -> Result<u64> {
+        fs::allocated_bytes(&self.path).map_err(|e| Error::io(&self.path, e))
+    }
+}
+
+impl ZarrInner {
+    pub(super) fn write_buffer_bytes(&self) -> usize {
+        // One encoded copy of the chunk (compressors' worst case is a
+        // little over the input); none when nothing can be written.
+        if !self.writable {
+            return 0;
+        }
+        encoded_bound(self.meta.chunk_bytes())
+    }
+}
+
+impl ZarrInner {
+    pub(super) fn dense_region(
+        &self,
+        chunk: &[u64],
+        region: ChunkRegion<'_>,
+    ) -> Result<Option<Vec<u8>>> {
         self.check_chunk(chunk)?;
         self.check_region(chunk, region)?;
         if self.raw {
@@ -204,88 +300,5 @@ impl ChunkStore for ZarrInner {
         };
         let local: Vec<(u64, u64, u64)> = region.iter().map(|&(_, s, n)| (0, s, n)).collect();
         Ok(Some(extract_region(&boxed, &bytes, &local)))
-    }
-
-    fn read_region_into(
-        &self,
-        chunk: &[u64],
-        region: ChunkRegion<'_>,
-        out: &mut [u8],
-        at: Strided<'_>,
-    ) -> Result<bool> {
-        self.check_chunk(chunk)?;
-        self.check_region(chunk, region)?;
-        let elem = self.meta.dtype.size();
-        crate::store::check_strided_fits(region, elem, out.len(), at)?;
-        if self.raw && self.meta.dtype != DType::Bool {
-            return self.raw_read_region_into(chunk, region, out, at, None);
-        }
-        // Bools are normalized in `read_region`'s dense buffer.
-        let Some(data) = self.read_region(chunk, region)? else {
-            return Ok(false);
-        };
-        crate::store::place_region("zarr", chunk, region, elem, &data, out, at)?;
-        Ok(true)
-    }
-
-    fn write_buffer_bytes(&self) -> usize {
-        // One encoded copy of the chunk (compressors' worst case is a
-        // little over the input); none when nothing can be written.
-        if !self.writable {
-            return 0;
-        }
-        encoded_bound(self.meta.chunk_bytes())
-    }
-
-    fn write_chunk(&self, chunk: &[u64], data: &[u8]) -> Result<()> {
-        self.check_writable()?;
-        self.check_chunk(chunk)?;
-        let want = self.meta.chunk_bytes();
-        if data.len() != want {
-            return Err(store_error(format!(
-                "{}: chunk {chunk:?}: {} bytes given, {want} expected",
-                self.path.display(),
-                data.len()
-            )));
-        }
-        let stored = self
-            .array
-            .store_chunk_opt(
-                chunk,
-                ArrayBytes::new_flen(Cow::Borrowed(data)),
-                &Self::codec_options(),
-            )
-            .map_err(|e| {
-                store_error(format!(
-                    "{}: chunk {chunk:?}: {e}",
-                    self.chunk_path(chunk).display()
-                ))
-            });
-        // The chunk's file was replaced (or removed, for a chunk of fill
-        // values): an open one holds the old contents. Dropped after a
-        // failed write too, which may have renamed.
-        self.files.forget(chunk);
-        stored
-    }
-
-    fn erase_chunk(&self, chunk: &[u64]) -> Result<()> {
-        self.check_writable()?;
-        self.check_chunk(chunk)?;
-        let erased = self.array.erase_chunk(chunk).map_err(|e| {
-            store_error(format!(
-                "{}: chunk {chunk:?}: {e}",
-                self.chunk_path(chunk).display()
-            ))
-        });
-        self.files.forget(chunk);
-        erased
-    }
-
-    fn flush(&self) -> Result<()> {
-        self.storage.sync().map_err(|e| Error::io(&self.path, e))
-    }
-
-    fn stored_bytes(&self) -> Result<u64> {
-        fs::allocated_bytes(&self.path).map_err(|e| Error::io(&self.path, e))
     }
 }

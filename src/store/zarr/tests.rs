@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::layout::{Strided, c_strides};
+use crate::store::ChunkStoreExt as _;
 use crate::store::conformance::{self, Harness, Reopen};
 use crate::store::{ChunkStore, extract_region};
 
@@ -126,7 +127,7 @@ fn the_locked_wrapper_reports_the_write_buffer() {
         &ZarrOptions::default(),
     )
     .unwrap();
-    assert!(ChunkStore::write_buffer_bytes(&s) >= 64);
+    assert!(s.capabilities().write_buffer_bytes >= 64);
 }
 
 fn create(
