@@ -110,7 +110,7 @@ fn flush(c: &mut Criterion) {
 /// numcodecs-framed LZ4 (what Zarr chunks with `--codec lz4` hold) of one
 /// 4 MiB plane of standard normal f32 values.
 fn lz4(c: &mut Criterion) {
-    use chunkyard::store::zarr::lz4::{decode, encode};
+    use chunkyard::internals::lz4::{decode, encode};
     let plane = &normal_planes()[0];
     let bytes: &[u8] = bytemuck::cast_slice(plane);
     let encoded = encode(bytes).unwrap();

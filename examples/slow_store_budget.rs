@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use chunkyard::store::wrap::{Hooks, Wrapped};
 use chunkyard::store::{ChunkStore, NpyOptions, NpyStore, ZarrOptions, ZarrStore};
+use chunkyard::store::{Hooks, Wrapped};
 use chunkyard::{Array, ChunkCache, Codec, DType, Result, s};
 use ndarray::Array2;
 

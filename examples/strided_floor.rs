@@ -86,16 +86,16 @@ fn main() -> chunkyard::Result<()> {
                 // chunkyard's copy kernel on the same map.
                 let counts = [rr, cc];
                 let (ss, ds) = ([2 * c, 2], [cc, 1]);
-                chunkyard::layout::copy_region(
+                chunkyard::internals::copy_region(
                     &counts,
                     4,
                     map,
-                    chunkyard::layout::Strided {
+                    chunkyard::store::Strided {
                         offset: 0,
                         strides: &ss,
                     },
                     bytemuck::cast_slice_mut(out),
-                    chunkyard::layout::Strided {
+                    chunkyard::store::Strided {
                         offset: 0,
                         strides: &ds,
                     },

@@ -61,7 +61,7 @@ pub struct BlockWriter<T: Element> {
 
 impl<T: Element> BlockWriter<T> {
     /// Queues a block for writing at `origin`; blocks while
-    /// [`IN_FLIGHT`] blocks are already queued. Returns the writer's error
+    /// `IN_FLIGHT` blocks are already queued. Returns the writer's error
     /// if an earlier block failed.
     pub fn write(&mut self, origin: &[u64], data: ArrayD<T>) -> Result<()> {
         let block = Block {

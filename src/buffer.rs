@@ -17,7 +17,7 @@ use parking_lot::Mutex;
 use crate::dtype::Element;
 
 /// Buffers at least this large get their own anonymous map.
-pub const MAP_THRESHOLD: usize = 1 << 20;
+pub(crate) const MAP_THRESHOLD: usize = 1 << 20;
 
 /// A zero-initialised byte buffer; large ones are anonymous maps.
 pub struct ChunkBuf {
@@ -154,7 +154,7 @@ impl fmt::Debug for ChunkBuf {
 }
 
 /// Writes `pattern` (one element's bytes) over all of `buf`.
-pub fn fill_with(buf: &mut [u8], pattern: &[u8]) {
+pub(crate) fn fill_with(buf: &mut [u8], pattern: &[u8]) {
     if pattern.iter().all(|&b| b == pattern[0]) {
         buf.fill(pattern[0]);
     } else {
@@ -166,7 +166,7 @@ pub fn fill_with(buf: &mut [u8], pattern: &[u8]) {
 
 /// A scratch buffer of `T`s that a parallel pass reuses block after
 /// block: [`Scratch::reset`] gives a slice of any length, growing the
-/// buffer only when it is too short. Buffers of [`MAP_THRESHOLD`] bytes or
+/// buffer only when it is too short. Buffers of `MAP_THRESHOLD` (1 MiB) bytes or
 /// more are anonymous maps, so that dropping one returns its pages at once
 /// (see the module doc: glibc keeps freed 16 MiB `Vec`s in its heaps, and
 /// a sum over an lz4 array that allocated a fresh `Vec` per job left
@@ -237,7 +237,7 @@ impl<T: Element> Scratch<T> {
 /// gives it back when it ends, so the pass allocates about one buffer per
 /// thread however many jobs rayon splits it into, and frees them all when
 /// the pool is dropped.
-pub struct ScratchPool<T: Element> {
+pub(crate) struct ScratchPool<T: Element> {
     free: Mutex<Vec<Scratch<T>>>,
 }
 
@@ -251,13 +251,13 @@ impl<T: Element> Default for ScratchPool<T> {
 
 impl<T: Element> ScratchPool<T> {
     /// An empty pool.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// A buffer from the pool (a new, empty one if none is free), given
     /// back when the returned guard is dropped.
-    pub fn take(&self) -> Pooled<'_, T> {
+    pub(crate) fn take(&self) -> Pooled<'_, T> {
         let buf = self.free.lock().pop().unwrap_or_default();
         Pooled {
             buf: Some(buf),
@@ -266,13 +266,14 @@ impl<T: Element> ScratchPool<T> {
     }
 
     /// How many buffers are waiting in the pool.
-    pub fn idle(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn idle(&self) -> usize {
         self.free.lock().len()
     }
 }
 
 /// A [`Scratch`] taken from a [`ScratchPool`]; it goes back on drop.
-pub struct Pooled<'a, T: Element> {
+pub(crate) struct Pooled<'a, T: Element> {
     buf: Option<Scratch<T>>,
     pool: &'a ScratchPool<T>,
 }

@@ -14,12 +14,12 @@ use crate::selection::{AxisSel, ResolvedSelection};
 
 /// Largest decoded chunk chunkyard accepts (2 GiB): a header that asks for
 /// more is rejected instead of allocated.
-pub const MAX_CHUNK_BYTES: u64 = 1 << 31;
+pub(crate) const MAX_CHUNK_BYTES: u64 = 1 << 31;
 
 /// Chunk size chunkyard aims for when none is given: large enough that a
 /// chunk costs one big sequential I/O, small enough that a 256 MiB cache
 /// holds sixteen of them.
-pub const DEFAULT_CHUNK_TARGET_BYTES: u64 = 16 << 20;
+pub(crate) const DEFAULT_CHUNK_TARGET_BYTES: u64 = 16 << 20;
 
 /// A chunk shape for `shape` when the caller gives none: whole trailing
 /// axes (the fastest-varying ones in storage order) while the chunk stays
@@ -28,7 +28,12 @@ pub const DEFAULT_CHUNK_TARGET_BYTES: u64 = 16 << 20;
 /// first. For a 500 x 2000 x 2000 `f32` array this is `[1, 2000, 2000]`.
 /// An empty first axis (an array made to be appended to) counts as
 /// unbounded: `[0, 2000]` of `f32` gets chunks of 2097 rows, not one.
-pub fn default_chunks(shape: &[u64], elem_size: usize, fortran: bool, target: u64) -> Vec<u64> {
+pub(crate) fn default_chunks(
+    shape: &[u64],
+    elem_size: usize,
+    fortran: bool,
+    target: u64,
+) -> Vec<u64> {
     let mut chunks = vec![1u64; shape.len()];
     let mut bytes = elem_size.max(1) as u64;
     let order: Vec<usize> = if fortran {
@@ -167,7 +172,7 @@ impl ChunkGrid {
     }
 
     /// The array position of a chunk's first element (no heap allocation
-    /// up to [`INLINE_AXES`](crate::layout::INLINE_AXES) axes).
+    /// up to `INLINE_AXES` axes).
     pub fn chunk_origin(&self, coord: &[u64]) -> Small<u64> {
         coord
             .iter()
@@ -230,7 +235,7 @@ impl ChunkGrid {
 
 /// One chunk's share of a selection along one axis.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AxisPiece {
+pub(crate) struct AxisPiece {
     /// Chunk number along the axis.
     pub chunk: u64,
     /// First position inside the chunk.
@@ -244,14 +249,7 @@ pub struct AxisPiece {
     pub out_start: u64,
 }
 
-/// Splits one axis' selection at chunk boundaries.
-pub fn axis_pieces(sel: &AxisSel, chunk: u64) -> Vec<AxisPiece> {
-    let mut out = Vec::new();
-    push_axis_pieces(sel, chunk, &mut out);
-    out
-}
-
-/// [`axis_pieces`], appended to `out`.
+/// Splits one axis' selection at chunk boundaries, appending to `out`.
 fn push_axis_pieces(sel: &AxisSel, chunk: u64, out: &mut Vec<AxisPiece>) {
     let (start, step, count) = sel.as_range();
     let (mut i, mut j) = (start, 0u64);

@@ -472,7 +472,7 @@ pub fn cast_bytes(from: DType, src: &[u8], to: DType, dst: &mut [u8]) {
 }
 
 /// Reverses the byte order of every `size`-byte element of `buf` in place.
-pub fn swap_bytes_in_place(buf: &mut [u8], size: usize) {
+pub(crate) fn swap_bytes_in_place(buf: &mut [u8], size: usize) {
     if size > 1 {
         for e in buf.chunks_exact_mut(size) {
             e.reverse();
@@ -482,7 +482,7 @@ pub fn swap_bytes_in_place(buf: &mut [u8], size: usize) {
 
 /// Rewrites every byte of a bool buffer to 0 or 1 (files may hold other
 /// non-zero bytes for `true`).
-pub fn normalize_bools(buf: &mut [u8]) {
+pub(crate) fn normalize_bools(buf: &mut [u8]) {
     for b in buf {
         *b = (*b != 0) as u8;
     }

@@ -12,7 +12,7 @@ pub fn c_strides(shape: &[u64]) -> Vec<usize> {
 
 /// [`c_strides`] without a heap allocation for up to [`INLINE_AXES`]
 /// axes, for per-read bookkeeping.
-pub fn small_c_strides(shape: &[u64]) -> Small<usize> {
+pub(crate) fn small_c_strides(shape: &[u64]) -> Small<usize> {
     let mut strides = Small::filled(shape.len(), 1usize);
     for i in (0..shape.len().saturating_sub(1)).rev() {
         strides[i] = strides[i + 1] * shape[i + 1] as usize;
@@ -21,7 +21,7 @@ pub fn small_c_strides(shape: &[u64]) -> Small<usize> {
 }
 
 /// Fortran-order (column-major) strides, in elements, of `shape`.
-pub fn f_strides(shape: &[u64]) -> Vec<usize> {
+pub(crate) fn f_strides(shape: &[u64]) -> Vec<usize> {
     let mut strides = vec![1usize; shape.len()];
     for i in 1..shape.len() {
         strides[i] = strides[i - 1] * shape[i - 1] as usize;
@@ -43,7 +43,7 @@ pub struct Strided<'a> {
 /// more spill to the heap): the copy kernels run once per chunk piece of
 /// every read, and a 64x64 tile's two heap allocations here were a tenth
 /// of its instructions.
-pub const INLINE_AXES: usize = 8;
+pub(crate) const INLINE_AXES: usize = 8;
 
 /// A short list of `T` (one per axis, say), on the stack up to
 /// [`INLINE_AXES`] items and on the heap beyond: per-read bookkeeping on
@@ -189,7 +189,7 @@ fn simplify(counts: &[usize], a: &[usize], b: &[usize]) -> Small<(usize, usize, 
 
 /// If copying the region is one contiguous run on both sides, its source
 /// offset, destination offset and length, in elements.
-pub fn single_run(
+pub(crate) fn single_run(
     counts: &[usize],
     src: Strided<'_>,
     dst: Strided<'_>,
@@ -365,7 +365,7 @@ fn fill_elems<const N: usize>(dst: &mut [u8], value: &[u8], d: usize, n: usize, 
 
 /// Writes `value` (one element's bytes) into every element of a
 /// `counts`-shaped region of `dst`.
-pub fn fill_region(counts: &[usize], value: &[u8], dst: &mut [u8], dst_at: Strided<'_>) {
+pub(crate) fn fill_region(counts: &[usize], value: &[u8], dst: &mut [u8], dst_at: Strided<'_>) {
     let elem = value.len();
     let zeros = vec![0usize; counts.len()];
     let src_at = Strided {
@@ -396,7 +396,7 @@ pub fn fill_region(counts: &[usize], value: &[u8], dst: &mut [u8], dst_at: Strid
 /// the run covers `len` elements at `file_offset..file_offset + len` and
 /// at `buf_offset + i * buf_stride` in the buffer. Stores that do
 /// positioned I/O use this to read or write one run per system call.
-pub fn for_each_file_run(
+pub(crate) fn for_each_file_run(
     counts: &[usize],
     file: Strided<'_>,
     buf: Strided<'_>,

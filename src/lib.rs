@@ -6,35 +6,53 @@
 //! reads its metadata; an element or a tile is read when asked for.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
+#![warn(unreachable_pub)]
 
-pub mod array;
-pub mod blocks;
-pub mod buffer;
-pub mod cache;
-pub mod chunk_grid;
-pub mod codec;
-pub mod dtype;
-pub mod error;
-pub mod layout;
-pub mod open;
-pub mod ops;
-pub mod reduce;
-pub mod selection;
+// Internal modules: what users need is re-exported below, and backend
+// authors have `store`.
+mod array;
+mod blocks;
+mod buffer;
+mod cache;
+mod chunk_grid;
+mod codec;
+mod dtype;
+mod error;
+mod layout;
+mod open;
+mod ops;
+mod reduce;
+mod selection;
 pub mod store;
 #[cfg(test)]
 mod testutil;
-pub mod units;
-pub mod view;
+mod units;
+mod view;
 
 pub use array::{Array, ArrayHandle, MemoryReport, WRITE_THROUGH_MIN_BYTES};
-pub use buffer::ChunkBuf;
-pub use cache::{CacheStats, ChunkCache};
+pub use blocks::{Block, BlockWriter, Blocks};
+pub use buffer::{ChunkBuf, Scratch};
+pub use cache::{CacheStats, ChunkCache, DEFAULT_CACHE_BYTES};
 pub use chunk_grid::ChunkGrid;
 pub use codec::Codec;
-pub use dtype::{DType, Element, Endian};
+pub use dtype::{DType, Element, Endian, cast, cast_bytes};
 pub use error::{Error, Result, SelectionError};
 pub use ndarray;
 pub use ndarray::s;
-pub use open::{ArrayOptions, Format, OpenOptions, create, open, open_with};
-pub use selection::{IntoSelection, Selection};
+pub use open::{ArrayOptions, Format, OpenOptions, create, open, open_with, split_hdf5_path};
+pub use ops::{copy_selection, copy_selection_steps, map_into, zip_map_into};
+pub use reduce::{
+    Reduced, Reduction, Scalar, reduce, reduce_axis, reduce_axis_steps, reduce_steps,
+};
+pub use selection::{AxisSel, IntoSelection, ResolvedSelection, SelItem, Selection};
+pub use units::{format_bytes, parse_size};
 pub use view::View;
+
+/// Internal kernels that the tests, examples, benches and fuzz targets
+/// exercise directly. Not part of the API.
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::layout::{c_strides, copy_region};
+    pub use crate::store::extract_region;
+    pub use crate::store::zarr::lz4;
+}

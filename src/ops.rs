@@ -18,7 +18,7 @@ use crate::view::View;
 /// The output space of a selection cut into blocks, each aligned to about
 /// one chunk of an array the selection addresses.
 #[derive(Debug, Clone)]
-pub struct BlockPlan {
+pub(crate) struct BlockPlan {
     out_shape: Vec<u64>,
     block: Vec<u64>,
     grid: Vec<u64>,
@@ -29,7 +29,7 @@ impl BlockPlan {
     /// chunk of shape `chunks` (the chunk shape of the array `sel` indexes):
     /// along a kept axis with step `s` and chunk length `c`, blocks are
     /// `max(1, c / s)` long.
-    pub fn new(sel: &ResolvedSelection, chunks: &[u64]) -> Self {
+    pub(crate) fn new(sel: &ResolvedSelection, chunks: &[u64]) -> Self {
         let mut block = Vec::new();
         for (a, &c) in sel.axes().iter().zip(chunks) {
             if let AxisSel::Range { step, count, .. } = *a {
@@ -51,7 +51,7 @@ impl BlockPlan {
 
     /// Halves the longest block side until a block holds at most `max`
     /// elements (to give parallel workers enough blocks).
-    pub fn split_to(mut self, max: u64) -> Self {
+    pub(crate) fn split_to(mut self, max: u64) -> Self {
         loop {
             let n: u64 = self.block.iter().product();
             let Some((i, &b)) = self.block.iter().enumerate().max_by_key(|(_, b)| **b) else {
@@ -82,7 +82,7 @@ impl BlockPlan {
     /// that a block of a C-order chunk is one contiguous run (one `pread`
     /// on stores with partial reads) and small enough to stay in the CPU's
     /// cache between being read and being used.
-    pub fn split_outer_to(mut self, max: u64) -> Self {
+    pub(crate) fn split_outer_to(mut self, max: u64) -> Self {
         loop {
             let n: u64 = self.block.iter().product();
             let Some(i) = self.block.iter().position(|&b| b > 1) else {
@@ -98,20 +98,15 @@ impl BlockPlan {
     }
 
     /// Number of blocks.
-    pub fn len(&self) -> u64 {
+    pub(crate) fn len(&self) -> u64 {
         if self.out_shape.contains(&0) {
             return 0;
         }
         self.grid.iter().product()
     }
 
-    /// Whether there are no blocks (an empty selection).
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Block number `i` (row-major): its first output position and counts.
-    pub fn block(&self, mut i: u64) -> (Vec<u64>, Vec<u64>) {
+    pub(crate) fn block(&self, mut i: u64) -> (Vec<u64>, Vec<u64>) {
         let n = self.grid.len();
         let mut lo = vec![0; n];
         let mut cnt = vec![0; n];
@@ -127,7 +122,11 @@ impl BlockPlan {
 
 /// The part of `sel` whose output is the box at `lo` with `counts`
 /// (both over the output axes).
-pub fn sub_selection(sel: &ResolvedSelection, lo: &[u64], counts: &[u64]) -> ResolvedSelection {
+pub(crate) fn sub_selection(
+    sel: &ResolvedSelection,
+    lo: &[u64],
+    counts: &[u64],
+) -> ResolvedSelection {
     let mut k = 0;
     let axes = sel
         .axes()
@@ -146,6 +145,12 @@ pub fn sub_selection(sel: &ResolvedSelection, lo: &[u64], counts: &[u64]) -> Res
         })
         .collect();
     ResolvedSelection::from_axes(axes)
+}
+
+/// How many blocks [`copy_selection`] writes into `dst` for `dst_sel`:
+/// the total its `progress` callback counts up to.
+pub fn copy_selection_steps(dst_sel: &ResolvedSelection, dst: &ArrayHandle) -> u64 {
+    BlockPlan::new(dst_sel, dst.chunks()).len()
 }
 
 /// Copies `src_sel` of `src` into `dst_sel` of `dst`, casting elements to
@@ -198,7 +203,7 @@ pub fn copy_selection(
 }
 
 /// The selection of the box at `lo` with `counts` (unit steps).
-pub fn box_selection(lo: &[u64], counts: &[u64]) -> Selection {
+pub(crate) fn box_selection(lo: &[u64], counts: &[u64]) -> Selection {
     Selection::new(
         lo.iter()
             .zip(counts)

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use chunkyard::ChunkGrid;
-use chunkyard::selection::{SelItem, Selection};
+use chunkyard::{SelItem, Selection};
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
 

@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use chunkyard::selection::{AxisSel, ResolvedSelection};
+use chunkyard::{AxisSel, ResolvedSelection};
 use chunkyard::store::parse_npy_header;
 use chunkyard::{ArrayHandle, ChunkCache, OpenOptions};
 use libfuzzer_sys::fuzz_target;

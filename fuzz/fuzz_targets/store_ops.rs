@@ -19,7 +19,7 @@
 
 use std::sync::Arc;
 
-use chunkyard::selection::{AxisSel, ResolvedSelection};
+use chunkyard::{AxisSel, ResolvedSelection};
 use chunkyard::store::{MemoryStore, StoreMeta};
 use chunkyard::{ArrayHandle, ChunkCache, DType};
 use libfuzzer_sys::arbitrary::{self, Arbitrary};

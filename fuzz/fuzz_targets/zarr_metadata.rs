@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use chunkyard::selection::{AxisSel, ResolvedSelection};
+use chunkyard::{AxisSel, ResolvedSelection};
 use chunkyard::store::{ChunkStore, ZarrStore};
 use chunkyard::{ArrayHandle, ChunkCache, OpenOptions};
 use libfuzzer_sys::fuzz_target;

@@ -59,13 +59,13 @@ const FOLIO_BYTES: u64 = 2 << 20;
 /// A read-only map of a whole file, with the bookkeeping that bounds its
 /// resident pages. See the [module docs](self).
 #[derive(Debug)]
-pub struct FileMap {
+pub(crate) struct FileMap {
     map: Mmap,
     /// A read went through the map since its pages were last released.
     used: AtomicBool,
 }
 
-/// Bytes that reads through one or more [`FileMap`]s may have touched
+/// Bytes that reads through one or more file maps may have touched
 /// since their pages were last released.
 #[derive(Debug, Default)]
 pub struct Touched(AtomicU64);
@@ -85,7 +85,7 @@ impl Touched {
 
 impl FileMap {
     /// Maps the whole of `file` read-only, advised for random access.
-    pub fn new(file: &File) -> io::Result<FileMap> {
+    pub(crate) fn new(file: &File) -> io::Result<FileMap> {
         Ok(FileMap {
             map: map_file(file)?,
             used: AtomicBool::new(false),
@@ -95,7 +95,7 @@ impl FileMap {
     /// Drops this process's page-table entries for the map (its resident
     /// pages), if a read went through it since the last release; the data
     /// stays in the page cache. Failing costs memory, not correctness.
-    pub fn release(&self) {
+    pub(crate) fn release(&self) {
         if self.used.swap(false, Ordering::Relaxed) {
             let _ = release_pages(&self.map);
         }
@@ -103,7 +103,7 @@ impl FileMap {
 
     /// Bytes mapped.
     #[cfg_attr(not(feature = "hdf5"), allow(dead_code))]
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.map.len()
     }
 
@@ -115,7 +115,7 @@ impl FileMap {
     /// The caller checked that every byte lies inside the map. Returns the
     /// bytes of the map the read may have made resident, for [`Touched`].
     #[allow(clippy::too_many_arguments)]
-    pub fn copy(
+    pub(crate) fn copy(
         &self,
         base: usize,
         counts: &[usize],
@@ -148,7 +148,7 @@ pub fn touched_estimate(runs: u64, run_bytes: usize, span: usize) -> u64 {
 /// Maps the whole file read-only with random-access advice (no
 /// read-ahead: a one-element read faults in one page).
 #[allow(unsafe_code)]
-pub fn map_file(file: &File) -> io::Result<Mmap> {
+pub(crate) fn map_file(file: &File) -> io::Result<Mmap> {
     // SAFETY: the map is only ever read, through `&[u8]` borrows that live
     // for one `copy_region` call. The only writers this process has are the
     // owning store's: the npy store's positioned writes, which touch the
@@ -162,9 +162,7 @@ pub fn map_file(file: &File) -> io::Result<Mmap> {
     // the owning store drops the map before the file can get shorter, and
     // reads only bytes it checked lie inside the map. Another process
     // truncating or rewriting the file while it is mapped is outside what
-    // we can guard against (documented on the module). The bench's tile
-    // floor (`floor_passes` in the binary's `bench/floor.rs`) maps a file
-    // it finished writing, and only reads it.
+    // we can guard against (documented on the module).
     let map = unsafe { MmapOptions::new().map(file)? };
     map.advise(Advice::Random)?;
     Ok(map)

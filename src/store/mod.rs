@@ -25,24 +25,29 @@
 
 pub(crate) mod filemap;
 #[cfg(feature = "hdf5")]
-pub mod hdf5;
+pub(crate) mod hdf5;
 mod memory;
-pub mod npy;
+pub(crate) mod npy;
 pub(crate) mod rawio;
-pub mod wrap;
-pub mod zarr;
+mod wrap;
+pub(crate) mod zarr;
 
+// The test suite every store runs: a new backend is one file plus one
+// call to `conformance::run_all`.
 #[doc(hidden)]
 pub mod conformance;
 
 #[cfg(feature = "hdf5")]
-pub use hdf5::{Hdf5Options, Hdf5Store};
+pub use hdf5::{DEFAULT_DATASET, DatasetSummary, Hdf5Options, Hdf5Store, list_datasets};
 pub use memory::MemoryStore;
 // The bench's tile floor in the `chunkyard` binary maps files as the
 // stores do (`src/bin/chunkyard/bench/floor.rs`).
 #[doc(hidden)]
-pub use filemap::{Touched, map_file, release_pages, touched_estimate};
-pub use npy::{NpyHeader, NpyOptions, NpyStore, Order, RawLayout, parse_npy_header};
+pub use filemap::{Touched, release_pages, touched_estimate};
+pub use npy::{
+    MAX_HEADER_BYTES, NpyHeader, NpyOptions, NpyStore, Order, RawLayout, parse_npy_header,
+};
+pub use wrap::{Hooks, Wrapped};
 pub use zarr::{ZarrOptions, ZarrStore};
 
 use std::fmt;

@@ -23,7 +23,7 @@ use crate::layout::{Small, Strided, copy_region, for_each_file_run, single_run};
 
 /// How a region of many file runs is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Method {
+pub(crate) enum Method {
     /// One `pread` per file-contiguous run, straight into the output.
     Preads,
     /// Map the chunk for this call and copy out of the map.
@@ -58,7 +58,7 @@ const PAGE: usize = 4096;
 /// one whenever they have it (a [`FileMap`] of the whole file, with its
 /// resident bound): this model decides only for a chunk file a Zarr store
 /// could not keep open.
-pub fn method(runs: usize, run_bytes: usize, span_bytes: usize) -> Method {
+pub(crate) fn method(runs: usize, run_bytes: usize, span_bytes: usize) -> Method {
     const FAULT_AROUND: usize = 16;
     let pages =
         (span_bytes / PAGE + 1).min(runs.saturating_mul((run_bytes / PAGE + 1) * FAULT_AROUND));
@@ -72,7 +72,7 @@ pub fn method(runs: usize, run_bytes: usize, span_bytes: usize) -> Method {
 }
 
 /// A chunk's bytes mapped read-only for one copy.
-pub struct ChunkMap {
+pub(crate) struct ChunkMap {
     map: Mmap,
     /// Where the chunk starts in the map (the map starts on a page).
     start: usize,
@@ -88,7 +88,7 @@ impl std::ops::Deref for ChunkMap {
 
 /// Maps the `len` bytes of a chunk stored at byte `base` of `file`,
 /// read-only, for one copy out of it.
-pub fn map_chunk(file: &File, base: u64, len: usize) -> io::Result<ChunkMap> {
+pub(crate) fn map_chunk(file: &File, base: u64, len: usize) -> io::Result<ChunkMap> {
     map_at(file, base, len, false)
 }
 
@@ -96,7 +96,7 @@ pub fn map_chunk(file: &File, base: u64, len: usize) -> io::Result<ChunkMap> {
 /// `file`, read-only and populated (one system call makes every page
 /// present), for one decode out of it.
 #[cfg(feature = "hdf5")]
-pub fn map_stored(file: &File, base: u64, len: usize) -> io::Result<ChunkMap> {
+pub(crate) fn map_stored(file: &File, base: u64, len: usize) -> io::Result<ChunkMap> {
     map_at(file, base, len, true)
 }
 
@@ -132,7 +132,7 @@ fn map_at(file: &File, base: u64, len: usize, populate: bool) -> io::Result<Chun
 
 /// A long-lived map of the file that holds a chunk, for reads of many
 /// runs.
-pub struct Mapped<'a> {
+pub(crate) struct Mapped<'a> {
     /// Gets the map, made on first use (it covers the chunk: the caller
     /// checked); `None` if it cannot be made, which costs speed only.
     pub map: &'a dyn Fn() -> Option<&'a FileMap>,
@@ -154,7 +154,7 @@ pub struct Mapped<'a> {
 /// `strides` from its first element. A chunk stored whole (edge chunks
 /// too) has the C strides of its own shape; a block of a larger C-order
 /// array (an HDF5 contiguous dataset read as chunks) has the array's.
-pub struct RawChunk<'a> {
+pub(crate) struct RawChunk<'a> {
     /// Element strides in the file, per axis (the last is 1).
     pub strides: &'a [usize],
     /// Element size in bytes.
@@ -194,7 +194,7 @@ impl RawChunk<'_> {
     /// takes the one-`pread` shortcuts, then the file map or what
     /// [`method`] chooses.
     #[allow(clippy::too_many_arguments)]
-    pub fn read_region_into(
+    pub(crate) fn read_region_into(
         &self,
         region: ChunkRegion<'_>,
         out: &mut [u8],

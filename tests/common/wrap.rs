@@ -1,5 +1,5 @@
 //! Store wrappers for reliability tests: one that fails on command, one
-//! that is slow to write. Both are `chunkyard::store::wrap::Wrapped`
+//! that is slow to write. Both are `chunkyard::store::Wrapped`
 //! stores, which delegate everything else to a real store.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use chunkyard::store::ChunkStore;
-use chunkyard::store::wrap::{Hooks, Wrapped};
+use chunkyard::store::{Hooks, Wrapped};
 use chunkyard::{ChunkCache, Error, Result};
 
 fn injected(what: &str) -> Error {

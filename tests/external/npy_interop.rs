@@ -7,7 +7,8 @@
 
 use std::fmt::Write as _;
 
-use chunkyard::layout::{Strided, c_strides, copy_region};
+use chunkyard::internals::{c_strides, copy_region};
+use chunkyard::store::Strided;
 use chunkyard::store::{ChunkStore, ChunkStoreExt as _, NpyOptions, NpyStore, Order, RawLayout};
 use chunkyard::{ChunkGrid, DType, Endian};
 use tempfile::TempDir;
@@ -108,7 +109,7 @@ fn check_store(s: &NpyStore, full: &[u8], what: &str) {
         let meta = &s.meta();
         let part = s.read_region(&c, &region).unwrap().unwrap();
         assert!(
-            part == chunkyard::store::extract_region(meta, &want, &region),
+            part == chunkyard::internals::extract_region(meta, &want, &region),
             "{what}: region {region:?} of chunk {c:?} differs"
         );
     }

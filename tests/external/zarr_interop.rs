@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use chunkyard::store::zarr::lz4;
+use chunkyard::internals::lz4;
 use chunkyard::{ArrayHandle, ArrayOptions, ChunkCache, Codec, DType, OpenOptions};
 
 /// Runs Python with zarr and numcodecs; fails the test if they are missing.

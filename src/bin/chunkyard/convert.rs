@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use chunkyard::units::format_bytes;
+use chunkyard::format_bytes;
 use chunkyard::{ArrayHandle, ArrayOptions, ChunkCache, Codec, Error, Format, Result};
 
 use crate::args::{open_read, parse_shape};
@@ -50,7 +50,7 @@ pub(crate) fn run(
     if a.fill_value().iter().any(|&b| b != 0) && matches!(Format::from_path(dst), Ok(Format::Zarr))
     {
         let mut fill = vec![0; dtype.size()];
-        chunkyard::dtype::cast_bytes(a.dtype(), a.fill_value(), dtype, &mut fill);
+        chunkyard::cast_bytes(a.dtype(), a.fill_value(), dtype, &mut fill);
         opts = opts.fill_bytes(dtype, fill);
     }
     let b = ArrayHandle::create(dst, dtype, &opts)?;

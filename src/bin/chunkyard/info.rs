@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use chunkyard::units::format_bytes;
+use chunkyard::format_bytes;
 use chunkyard::{ChunkCache, Result};
 
 use crate::args::open_read;
@@ -12,7 +12,7 @@ use crate::print::{fill_text, json_str, tuple};
 /// `chunkyard info PATH [--json]`.
 pub(crate) fn run(path: &Path, json: bool, cache: ChunkCache) -> Result<()> {
     #[cfg(feature = "hdf5")]
-    if let Some((file, None)) = chunkyard::open::split_hdf5_path(path) {
+    if let Some((file, None)) = chunkyard::split_hdf5_path(path) {
         return list_hdf5(&file, json);
     }
     let a = open_read(path, cache)?;
@@ -99,8 +99,8 @@ pub(crate) fn run(path: &Path, json: bool, cache: ChunkCache) -> Result<()> {
 /// `info file.h5` without a dataset: one line (or JSON object) per dataset.
 #[cfg(feature = "hdf5")]
 fn list_hdf5(file: &Path, json: bool) -> Result<()> {
-    let list = chunkyard::store::hdf5::list_datasets(file)?;
-    let dtype = |d: &chunkyard::store::hdf5::DatasetSummary| match &d.dtype {
+    let list = chunkyard::store::list_datasets(file)?;
+    let dtype = |d: &chunkyard::store::DatasetSummary| match &d.dtype {
         Ok(t) => t.name().to_string(),
         Err(other) => format!("unsupported: {other}"),
     };

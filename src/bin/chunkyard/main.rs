@@ -22,7 +22,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use chunkyard::units::parse_size;
+use chunkyard::parse_size;
 use chunkyard::{ChunkCache, Codec, Error, Result};
 
 use bench::{BenchArgs, BuildOptions, bench_formats};

@@ -5,9 +5,9 @@ use std::io::IsTerminal;
 use std::time::Duration;
 
 use chunkyard::ArrayHandle;
+use chunkyard::ResolvedSelection;
 use chunkyard::Result;
-use chunkyard::ops::copy_selection;
-use chunkyard::selection::ResolvedSelection;
+use chunkyard::copy_selection;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// A progress bar on stderr when both stdout and stderr are terminals;
@@ -36,7 +36,7 @@ pub(crate) fn copy_blocks(
     dst_sel: &ResolvedSelection,
     what: &str,
 ) -> Result<()> {
-    let blocks = chunkyard::ops::BlockPlan::new(dst_sel, dst.chunks()).len();
+    let blocks = chunkyard::copy_selection_steps(dst_sel, dst);
     let bar = progress_bar(blocks, what);
     let r = copy_selection(src, src_sel, dst, dst_sel, &|n| bar.inc(n));
     bar.finish_and_clear();

@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use chunkyard::selection::{AxisSel, ResolvedSelection};
 use chunkyard::{ArrayHandle, ChunkCache, Error, OpenOptions, Result};
+use chunkyard::{AxisSel, ResolvedSelection};
 
 use crate::args::open_read;
 use crate::print::tuple;

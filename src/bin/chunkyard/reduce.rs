@@ -3,9 +3,9 @@
 
 use std::path::Path;
 
-use chunkyard::reduce::{Reduction, reduce, reduce_axis, reduce_axis_steps};
-use chunkyard::selection::ResolvedSelection;
+use chunkyard::ResolvedSelection;
 use chunkyard::{ArrayHandle, ArrayOptions, ChunkCache, Error, Result, dispatch};
+use chunkyard::{Reduction, reduce, reduce_axis, reduce_axis_steps};
 
 use crate::args::open_read;
 use crate::print::{PRINT_LIMIT, render};
@@ -25,7 +25,7 @@ pub(crate) fn run(
     let sel = a.resolve(selection.unwrap_or("..."))?;
     match axis {
         None => {
-            let bar = progress_bar(chunkyard::reduce::reduce_steps(&a, &sel), "reduce");
+            let bar = progress_bar(chunkyard::reduce_steps(&a, &sel), "reduce");
             let r = reduce(&a, &sel, op, &|n| bar.inc(n))?;
             bar.finish_and_clear();
             println!("{r}");

@@ -21,7 +21,7 @@ use crate::buffer::ChunkBuf;
 
 /// Where a chunk is stored: `None` if it was never allocated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ChunkStorage {
+pub(super) struct ChunkStorage {
     /// The chunk's file address, as HDF5 reports it. Before HDF5 1.14.4
     /// it leaves out the user block, so callers only use it in files
     /// without one.
@@ -34,7 +34,10 @@ pub struct ChunkStorage {
 
 /// Where a chunk is stored: `None` if it was never allocated.
 #[allow(unsafe_code)]
-pub fn chunk_storage(ds: &Dataset, offset: &[u64]) -> hdf5_metno::Result<Option<ChunkStorage>> {
+pub(super) fn chunk_storage(
+    ds: &Dataset,
+    offset: &[u64],
+) -> hdf5_metno::Result<Option<ChunkStorage>> {
     debug_assert_eq!(offset.len(), ds.ndim());
     let (mut mask, mut addr, mut size): (c_uint, u64, hsize_t) = (0, 0, 0);
     // SAFETY: `offset` holds one hsize_t (u64) per dataset axis, as HDF5
@@ -53,7 +56,7 @@ pub fn chunk_storage(ds: &Dataset, offset: &[u64]) -> hdf5_metno::Result<Option<
 /// ([`ChunkBuf`]). `size` comes from [`chunk_storage`] under the same
 /// store lock.
 #[allow(unsafe_code)]
-pub fn read_chunk_raw(
+pub(super) fn read_chunk_raw(
     ds: &Dataset,
     offset: &[u64],
     size: u64,
@@ -82,7 +85,7 @@ pub fn read_chunk_raw(
 /// Stores already-filtered chunk bytes as they are (`mask` 0: every
 /// filter of the pipeline was applied).
 #[allow(unsafe_code)]
-pub fn write_chunk_raw(
+pub(super) fn write_chunk_raw(
     ds: &Dataset,
     offset: &[u64],
     mask: u32,
@@ -109,7 +112,7 @@ pub fn write_chunk_raw(
 /// Registers the LZ4 filter with HDF5 once per process, so that HDF5's own
 /// reads and writes (and `H5Pset_filter` on a new dataset) accept it.
 #[allow(unsafe_code)]
-pub fn register_lz4() -> Result<(), String> {
+pub(super) fn register_lz4() -> Result<(), String> {
     static DONE: OnceLock<Result<(), String>> = OnceLock::new();
     DONE.get_or_init(|| {
         let class = H5Z_class2_t {

@@ -23,19 +23,15 @@ use std::io::{self, Read};
 
 use crate::buffer::ChunkBuf;
 
-/// HDF5's deflate filter id.
-pub const FILTER_DEFLATE: i32 = 1;
-/// HDF5's shuffle filter id.
-pub const FILTER_SHUFFLE: i32 = 2;
 /// The registered id of the HDF5 LZ4 filter.
-pub const FILTER_LZ4: i32 = 32004;
+pub(crate) const FILTER_LZ4: i32 = 32004;
 
 /// The LZ4 filter's default block size (`H5Zlz4.c`: 1 GiB).
 const LZ4_DEFAULT_BLOCK: usize = 1 << 30;
 
 /// One step of a filter pipeline chunkyard can run itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Step {
+pub(crate) enum Step {
     /// Byte shuffle with this element size.
     Shuffle(usize),
     /// zlib stream at this level.
@@ -48,7 +44,7 @@ pub enum Step {
 /// Every step writes into a [`ChunkBuf`], whose pages go back to the
 /// system when it is dropped: with `Vec`s, glibc kept freed 16 MB encode
 /// buffers in its heaps, which a build and the reads after it carried.
-pub fn encode(steps: &[Step], data: &[u8]) -> Result<ChunkBuf, String> {
+pub(crate) fn encode(steps: &[Step], data: &[u8]) -> Result<ChunkBuf, String> {
     let mut cur: Option<ChunkBuf> = None;
     for s in steps {
         let input: &[u8] = cur.as_deref().unwrap_or(data);
@@ -70,7 +66,7 @@ pub fn encode(steps: &[Step], data: &[u8]) -> Result<ChunkBuf, String> {
 /// hostile chunk cannot make us allocate more. The last step writes into `out` itself; steps before it
 /// write into buffers of their own that are unmapped when dropped
 /// ([`ChunkBuf`]), so that a large chunk leaves no block in malloc's heap.
-pub fn decode(steps: &[Step], mask: u32, data: &[u8], out: &mut [u8]) -> Result<(), String> {
+pub(crate) fn decode(steps: &[Step], mask: u32, data: &[u8], out: &mut [u8]) -> Result<(), String> {
     let active: Vec<Step> = steps
         .iter()
         .enumerate()
@@ -255,7 +251,7 @@ fn inflate_into(data: &[u8], out: &mut [u8]) -> Result<(), String> {
 }
 
 /// The LZ4 framing of filter 32004 (see the module docs).
-pub fn lz4_encode(data: &[u8], block: usize) -> Result<ChunkBuf, String> {
+pub(crate) fn lz4_encode(data: &[u8], block: usize) -> Result<ChunkBuf, String> {
     if data.len() > i32::MAX as usize {
         return Err("the HDF5 LZ4 filter takes chunks below 2 GiB".into());
     }
@@ -287,7 +283,7 @@ pub fn lz4_encode(data: &[u8], block: usize) -> Result<ChunkBuf, String> {
 
 /// Reverses [`lz4_encode`] (and `H5Zlz4.c`), checking every length;
 /// the result is at most `limit` bytes.
-pub fn lz4_decode(data: &[u8], limit: usize) -> Result<Vec<u8>, String> {
+pub(crate) fn lz4_decode(data: &[u8], limit: usize) -> Result<Vec<u8>, String> {
     let (total, _) = lz4_header(data, limit)?;
     let mut out = vec![0u8; total];
     lz4_decode_into(data, &mut out)?;

@@ -43,7 +43,7 @@
 mod chunk_io;
 mod ffi;
 mod file;
-pub mod filters;
+pub(crate) mod filters;
 mod open;
 mod raw;
 mod store;

@@ -63,7 +63,7 @@ impl NpyStore {
 impl NpyFile {
     /// Creates a headerless file laid out as `layout` says (the first
     /// `layout.offset` bytes read as zeros) and opens it for writing.
-    pub fn create_raw(
+    pub(super) fn create_raw(
         path: &Path,
         layout: &RawLayout,
         chunks: &[u64],
@@ -75,7 +75,7 @@ impl NpyFile {
 
     /// Opens an existing headerless file laid out as `layout` says, as
     /// `numpy.memmap` would.
-    pub fn open_raw(
+    pub(super) fn open_raw(
         path: &Path,
         layout: &RawLayout,
         chunks: Option<&[u64]>,

@@ -20,7 +20,8 @@ use crate::store::filemap::{FileMap, Touched};
 use crate::store::{ChunkRegion, StoreMeta};
 
 /// A [`ChunkStore`](crate::store::ChunkStore) over one `.npy` (or raw)
-/// file. See the [module docs](super).
+/// file: NumPy `.npy` versions 1.0 to 3.0 in C or Fortran order and
+/// either byte order, or a raw file with a [`RawLayout`](crate::store::RawLayout).
 ///
 /// The file stays memory-mapped while the store is open: another process
 /// truncating it meanwhile is outside what the store can guard against
@@ -128,7 +129,7 @@ impl NpyStore {
     }
 
     /// Opens an existing `.npy` file. Without `chunks`, the chunk shape is
-    /// [`default_chunks`] for the file's order.
+    /// the default chunking for the file's order.
     pub fn open(path: &Path, chunks: Option<&[u64]>, writable: bool) -> Result<NpyStore> {
         NpyFile::open(path, chunks, writable).map(Self::wrap)
     }
@@ -220,7 +221,7 @@ impl crate::store::ResizeInPlace for NpyFile {
 impl NpyFile {
     /// Creates a new `.npy` file holding zeros (sparse: only the header is
     /// written) and opens it for writing.
-    pub fn create(
+    pub(super) fn create(
         path: &Path,
         dtype: DType,
         shape: &[u64],
@@ -290,7 +291,7 @@ impl NpyFile {
 
     /// Opens an existing `.npy` file. Without `chunks`, the chunk shape is
     /// [`default_chunks`] for the file's order.
-    pub fn open(path: &Path, chunks: Option<&[u64]>, writable: bool) -> Result<NpyFile> {
+    pub(super) fn open(path: &Path, chunks: Option<&[u64]>, writable: bool) -> Result<NpyFile> {
         let file = open_file(path, writable)?;
         let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
         let header = read_header(path, &file, file_len)?;

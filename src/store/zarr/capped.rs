@@ -33,7 +33,7 @@ use crate::chunk_grid::MAX_CHUNK_BYTES;
 
 /// Which decoder a [`CappedCodec`] runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// gzip (one member, as zarrs and numcodecs write it).
     Gzip,
     /// zstd (one or more frames).
@@ -52,14 +52,14 @@ impl Kind {
 /// A zarrs bytes-to-bytes codec whose decoding is capped (see the module
 /// docs); everything else is the wrapped codec's.
 #[derive(Debug, Clone)]
-pub struct CappedCodec {
+pub(crate) struct CappedCodec {
     inner: Arc<dyn BytesToBytesCodecTraits>,
     kind: Kind,
 }
 
 impl CappedCodec {
     /// Wraps zarrs' `gzip` codec.
-    pub fn gzip(inner: GzipCodec) -> Self {
+    pub(crate) fn gzip(inner: GzipCodec) -> Self {
         CappedCodec {
             inner: Arc::new(inner),
             kind: Kind::Gzip,
@@ -67,7 +67,7 @@ impl CappedCodec {
     }
 
     /// Wraps zarrs' `zstd` codec.
-    pub fn zstd(inner: ZstdCodec) -> Self {
+    pub(crate) fn zstd(inner: ZstdCodec) -> Self {
         CappedCodec {
             inner: Arc::new(inner),
             kind: Kind::Zstd,
@@ -89,7 +89,7 @@ impl CappedCodec {
 
 /// Makes every array opened afterwards decode `gzip` and `zstd` through
 /// [`CappedCodec`]. Idempotent.
-pub fn register() {
+pub(crate) fn register() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         register_codec_v3(CodecRuntimePluginV3::new(
@@ -114,7 +114,7 @@ pub fn register() {
 /// Decodes `encoded` into exactly `expected` bytes when the size is known
 /// (else at most [`MAX_CHUNK_BYTES`]), never holding more than that plus one
 /// byte of output.
-pub fn decode(kind: Kind, encoded: &[u8], expected: Option<u64>) -> Result<Vec<u8>, String> {
+pub(crate) fn decode(kind: Kind, encoded: &[u8], expected: Option<u64>) -> Result<Vec<u8>, String> {
     let limit = expected.unwrap_or(MAX_CHUNK_BYTES).min(MAX_CHUNK_BYTES);
     let reader: Box<dyn Read + '_> = match kind {
         Kind::Gzip => Box::new(flate2::bufread::GzDecoder::new(encoded)),

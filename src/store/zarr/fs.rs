@@ -30,11 +30,11 @@ use zarrs::storage::{
 
 /// Temporary files start with this (and end with `.tmp`); a crash may
 /// leave one behind, which no Zarr reader looks at.
-pub const TMP_PREFIX: &str = ".chunkyard-";
+pub(crate) const TMP_PREFIX: &str = ".chunkyard-";
 
 /// A directory of keys (`zarr.json`, `c/0/1`, ...) with atomic writes.
 #[derive(Debug)]
-pub struct DirStorage {
+pub(crate) struct DirStorage {
     root: PathBuf,
     writable: bool,
     /// Directories whose entries changed since the last [`sync`](Self::sync).
@@ -53,7 +53,7 @@ fn io_err(path: &Path, e: io::Error) -> StorageError {
 
 impl DirStorage {
     /// Storage rooted at `root` (which must exist to read anything).
-    pub fn new(root: &Path, writable: bool) -> DirStorage {
+    pub(crate) fn new(root: &Path, writable: bool) -> DirStorage {
         DirStorage {
             root: root.to_path_buf(),
             writable,
@@ -63,12 +63,12 @@ impl DirStorage {
     }
 
     /// Remembers that `dir` gained or lost an entry (for the next sync).
-    pub fn mark_dirty(&self, dir: &Path) {
+    pub(crate) fn mark_dirty(&self, dir: &Path) {
         self.dirty_dirs.lock().insert(dir.to_path_buf());
     }
 
     /// The file that holds `key`.
-    pub fn key_path(&self, key: &StoreKey) -> PathBuf {
+    pub(crate) fn key_path(&self, key: &StoreKey) -> PathBuf {
         self.root.join(key.as_str())
     }
 
@@ -101,7 +101,7 @@ impl DirStorage {
 
     /// Writes `value` to `path` atomically: temporary file, fdatasync,
     /// rename.
-    pub fn write_atomic(&self, path: &Path, value: &[u8]) -> Result<(), StorageError> {
+    pub(crate) fn write_atomic(&self, path: &Path, value: &[u8]) -> Result<(), StorageError> {
         self.check_writable()?;
         let dir = path
             .parent()
@@ -140,7 +140,7 @@ impl DirStorage {
     /// process, or of a process that still runs (`/proc/PID` exists), may
     /// be a write in progress through another handle. Symbolic links are
     /// not followed.
-    pub fn remove_stale_temporaries(&self) -> io::Result<usize> {
+    pub(crate) fn remove_stale_temporaries(&self) -> io::Result<usize> {
         self.check_writable().map_err(io::Error::other)?;
         let me = std::process::id();
         let mut removed = 0;
@@ -183,7 +183,7 @@ impl DirStorage {
 
     /// Makes every rename and removal so far durable: fsyncs the
     /// directories they changed.
-    pub fn sync(&self) -> io::Result<()> {
+    pub(crate) fn sync(&self) -> io::Result<()> {
         let dirs: Vec<PathBuf> = self.dirty_dirs.lock().drain().collect();
         let mut failed = None;
         for d in &dirs {
@@ -319,7 +319,7 @@ fn temp_owner(name: &str) -> Option<u32> {
 }
 
 /// Allocated bytes of every file under `dir` (not following links).
-pub fn allocated_bytes(dir: &Path) -> io::Result<u64> {
+pub(crate) fn allocated_bytes(dir: &Path) -> io::Result<u64> {
     use std::os::unix::fs::MetadataExt;
     let mut total = 0u64;
     let mut stack = vec![dir.to_path_buf()];

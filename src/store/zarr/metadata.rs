@@ -160,7 +160,7 @@ impl crate::store::ResizeInPlace for ZarrInner {
 impl ZarrInner {
     /// Creates a Zarr v3 array at `path` (a new directory) holding only
     /// its metadata, and opens it for writing.
-    pub fn create(
+    pub(super) fn create(
         path: &Path,
         dtype: DType,
         shape: &[u64],
@@ -257,7 +257,7 @@ impl ZarrInner {
 
     /// Opens the Zarr array (v3 `zarr.json` or v2 `.zarray`) in the
     /// directory `path`.
-    pub fn open(path: &Path, writable: bool) -> Result<ZarrInner> {
+    pub(super) fn open(path: &Path, writable: bool) -> Result<ZarrInner> {
         lz4::register();
         capped::register();
         let m = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;

@@ -45,8 +45,8 @@
 //! `ChunkStore` impl), `raw` reads raw and LZ4 chunk files directly, `fs`
 //! is the directory storage, `lz4` and `capped` are codecs.
 
-pub mod capped;
-pub mod fs;
+pub(crate) mod capped;
+pub(crate) mod fs;
 mod io;
 pub mod lz4;
 mod metadata;
@@ -65,7 +65,7 @@ use crate::codec::Codec;
 use crate::dtype::{DType, Endian};
 use crate::error::{Error, Result};
 
-pub use fs::DirStorage;
+pub(crate) use fs::DirStorage;
 
 /// How [`ZarrStore::create`] lays out a new array.
 #[derive(Debug, Clone)]
@@ -93,12 +93,13 @@ impl Default for ZarrOptions {
 
 /// True if a path is a Zarr array directory (holds `zarr.json` or
 /// `.zarray`).
-pub fn is_zarr_dir(path: &Path) -> bool {
+pub(crate) fn is_zarr_dir(path: &Path) -> bool {
     path.join("zarr.json").is_file() || path.join(".zarray").is_file()
 }
 
 /// A [`ChunkStore`](crate::store::ChunkStore) over one Zarr array
-/// directory. See the [module docs](self).
+/// directory: Zarr v3 (and v2 for reading); `docs/zarr.md` says which
+/// codecs and features are supported.
 #[derive(Debug)]
 pub struct ZarrStore {
     /// The array's state; a resize replaces its shape while no call runs.

@@ -42,9 +42,9 @@ use crate::error::{Error, Result};
 use crate::layout::Strided;
 use crate::store::ChunkRegion;
 use crate::store::filemap::{FileMap, Touched};
-pub use crate::store::rawio::Method;
+pub(super) use crate::store::rawio::Method;
 #[cfg(test)]
-pub use crate::store::rawio::method;
+pub(crate) use crate::store::rawio::method;
 use crate::store::rawio::{self, Mapped, RawChunk};
 
 /// Open chunk files a store keeps at most: each is one file descriptor
@@ -54,7 +54,7 @@ use crate::store::rawio::{self, Mapped, RawChunk};
 /// (`examples/random_reads.rs`) cost 2.95 us with 64 (a third of them
 /// opened their file), 1.97 us with 128 (npy 1.65 in the same run); the
 /// default 500-chunk array needs 500 to keep its files open.
-pub fn open_files() -> usize {
+pub(super) fn open_files() -> usize {
     (open_files_total() / 4).clamp(16, 1024)
 }
 
@@ -65,7 +65,7 @@ pub fn open_files() -> usize {
 /// limit replaces its own least recently used file, or keeps none. (A
 /// store whose `open` meets the limit all the same closes its files and
 /// tries again.)
-pub fn open_files_total() -> usize {
+pub(super) fn open_files_total() -> usize {
     static TOTAL: OnceLock<usize> = OnceLock::new();
     *TOTAL.get_or_init(|| {
         let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
@@ -94,7 +94,7 @@ static HELD: AtomicUsize = AtomicUsize::new(0);
 /// (not sharding), and no bytes-to-bytes codec (compressor, checksum).
 /// Zarr v2 metadata arrives here converted: `order: "F"` is a transpose,
 /// filters are codecs, the dtype's byte order is the `bytes` codec's.
-pub fn is_raw(codecs: &CodecChain, dtype: DType) -> bool {
+pub(super) fn is_raw(codecs: &CodecChain, dtype: DType) -> bool {
     codecs.bytes_to_bytes_codecs().is_empty() && stores_native_bytes(codecs, dtype)
 }
 
@@ -102,7 +102,7 @@ pub fn is_raw(codecs: &CodecChain, dtype: DType) -> bool {
 /// numcodecs' LZ4 and nothing else: a chunk file is then one LZ4 block
 /// of the decoded chunk, which [`ZarrInner::lz4_read_chunk_into`] decodes
 /// straight into the caller's buffer.
-pub fn is_lz4(codecs: &CodecChain, dtype: DType) -> bool {
+pub(super) fn is_lz4(codecs: &CodecChain, dtype: DType) -> bool {
     matches!(codecs.bytes_to_bytes_codecs(), [c] if c.as_any().is::<Lz4Codec>())
         && stores_native_bytes(codecs, dtype)
 }
@@ -133,7 +133,7 @@ fn stores_native_bytes(codecs: &CodecChain, dtype: DType) -> bool {
 /// A chunk file open read-only, and its map once a read of many runs
 /// wanted one.
 #[derive(Debug)]
-pub struct OpenChunk {
+pub(super) struct OpenChunk {
     file: File,
     /// The store keeps this entry; else it lives for one call, and a map
     /// is not worth making.
@@ -146,7 +146,7 @@ pub struct OpenChunk {
 /// A bounded map from chunk coordinates to that chunk's file, open
 /// read-only. See the [module docs](self).
 #[derive(Debug)]
-pub struct OpenFiles {
+pub(super) struct OpenFiles {
     files: Mutex<LruCache<Vec<u64>, Arc<OpenChunk>>>,
     /// What reads through the files' maps may have made resident.
     touched: Touched,
@@ -156,7 +156,7 @@ pub struct OpenFiles {
 }
 
 impl OpenFiles {
-    pub fn new() -> Self {
+    pub(super) fn new() -> Self {
         OpenFiles {
             files: Mutex::new(LruCache::unbounded()),
             touched: Touched::default(),
@@ -205,14 +205,14 @@ impl OpenFiles {
 
     /// Drops a chunk's file: its file is about to be, or has been,
     /// replaced or removed.
-    pub fn forget(&self, chunk: &[u64]) {
+    pub(super) fn forget(&self, chunk: &[u64]) {
         if self.files.lock().pop(chunk).is_some() {
             HELD.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
     /// Drops every file.
-    pub fn clear(&self) {
+    pub(super) fn clear(&self) {
         let mut files = self.files.lock();
         HELD.fetch_sub(files.len(), Ordering::Relaxed);
         files.clear();
@@ -220,13 +220,13 @@ impl OpenFiles {
 
     /// Files held (tests).
     #[cfg(test)]
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.files.lock().len()
     }
 
     /// Held files with a map (tests).
     #[cfg(test)]
-    pub fn maps(&self) -> usize {
+    pub(super) fn maps(&self) -> usize {
         let files = self.files.lock();
         files
             .iter()
@@ -236,7 +236,7 @@ impl OpenFiles {
 
     /// Files held by every store (tests).
     #[cfg(test)]
-    pub fn held() -> usize {
+    pub(super) fn held() -> usize {
         HELD.load(Ordering::Relaxed)
     }
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use chunkyard::buffer::Scratch;
+use chunkyard::Scratch;
 use chunkyard::{ArrayOptions, CacheStats, ChunkCache, Codec, Error, Format, Result, create};
 use ndarray::ArrayView2;
 

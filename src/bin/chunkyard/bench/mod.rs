@@ -18,7 +18,7 @@ mod report;
 
 use std::path::PathBuf;
 
-use chunkyard::units::format_bytes;
+use chunkyard::format_bytes;
 use chunkyard::{Codec, Error, Format, Result};
 
 pub(crate) use build::BuildOptions;

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use chunkyard::buffer::Scratch;
+use chunkyard::Scratch;
 use chunkyard::{Error, Result};
 
 /// Drops every file under `path` (a file or a directory) from the OS page

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use chunkyard::buffer::Scratch;
+use chunkyard::Scratch;
 use chunkyard::{ChunkCache, Error, Result};
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
@@ -125,9 +125,9 @@ pub fn run_workloads(
     let path = report.path.clone();
     let budget = opts.cache.budget();
     let open = || -> Result<chunkyard::Array<f32>> {
-        chunkyard::open::open_with::<f32>(
+        chunkyard::open_with::<f32>(
             &path,
-            &chunkyard::open::OpenOptions::new()
+            &chunkyard::OpenOptions::new()
                 .read_only(true)
                 .cache(ChunkCache::new(budget)),
         )
@@ -247,11 +247,11 @@ pub fn run_workloads(
         let t = twice(&|a| {
             let h = a.handle();
             let sel = h.resolve("...")?;
-            let r = chunkyard::reduce::reduce(h, &sel, chunkyard::reduce::Reduction::Sum, &|_| ())?;
+            let r = chunkyard::reduce(h, &sel, chunkyard::Reduction::Sum, &|_| ())?;
             *sum.lock().unwrap_or_else(|p| p.into_inner()) = match r {
-                chunkyard::reduce::Scalar::Float(v) => v,
-                chunkyard::reduce::Scalar::Int(v) => v as f64,
-                chunkyard::reduce::Scalar::Bool(v) => f64::from(u8::from(v)),
+                chunkyard::Scalar::Float(v) => v,
+                chunkyard::Scalar::Int(v) => v as f64,
+                chunkyard::Scalar::Bool(v) => f64::from(u8::from(v)),
             };
             Ok(())
         })?;

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use chunkyard::Codec;
-use chunkyard::units::format_bytes;
+use chunkyard::format_bytes;
 
 use super::build::{BuildReport, GeneratorReport};
 use super::reads::{RANDOM_TILES, ReadReport, WarmCold};
