@@ -4,9 +4,8 @@
 //! that dropping one returns its pages to the operating system at once.
 //! With plain `Vec`s, glibc's malloc raises its mmap threshold after the
 //! first large free and then serves 16 MiB chunks from per-thread heaps
-//! that it does not shrink: `convert` with a 64 MiB cache peaked at
-//! 157 MiB resident that way, against 111 MiB with the threshold pinned
-//! (measured with `/usr/bin/time` and `MALLOC_MMAP_THRESHOLD_`).
+//! that it does not shrink, so freed chunks would stay resident beside
+//! the cache's budget; see `docs/benchmarks.md#chunk-buffers-as-maps`.
 
 use std::fmt;
 use std::ops::{Deref, DerefMut};
@@ -40,12 +39,8 @@ impl ChunkBuf {
             // Transparent huge pages where the system offers them on
             // request (`enabled` = `madvise`, as on the development
             // machine): a fresh 16 MB buffer then costs 8 faults instead
-            // of 4,096. Random 64x64 tiles of a 20-plane lz4 array
-            // (`examples/random_reads FILE tiles`, two runs each, binaries
-            // alternated): Zarr 1.5-2.0 ms a tile with the advice, 3.5-3.6
-            // without; HDF5 2.4-2.8 against 6.6-6.9 (a quarter of the
-            // tiles load their chunk: the cache holds 15 of the 20). The
-            // cache counts every chunk whole, so a partly written
+            // of 4,096; see docs/benchmarks.md#huge-pages-for-chunk-buffers.
+            // The cache counts every chunk whole, so a partly written
             // buffer's huge pages stay within the budget.
             if len >= 2 << 20 {
                 let _ = map.advise(memmap2::Advice::HugePage);
@@ -168,9 +163,10 @@ pub(crate) fn fill_with(buf: &mut [u8], pattern: &[u8]) {
 /// block: [`Scratch::reset`] gives a slice of any length, growing the
 /// buffer only when it is too short. Buffers of `MAP_THRESHOLD` (1 MiB) bytes or
 /// more are anonymous maps, so that dropping one returns its pages at once
-/// (see the module doc: glibc keeps freed 16 MiB `Vec`s in its heaps, and
-/// a sum over an lz4 array that allocated a fresh `Vec` per job left
-/// 60-70 MiB of them resident for the passes after it).
+/// (see the module doc: glibc keeps freed 16 MiB `Vec`s in its heaps,
+/// where a pass that allocated a fresh `Vec` per job would leave them
+/// resident for the passes after it;
+/// `docs/benchmarks.md#chunk-buffers-as-maps`).
 pub struct Scratch<T: Element> {
     repr: ScratchRepr<T>,
 }

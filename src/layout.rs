@@ -41,8 +41,8 @@ pub struct Strided<'a> {
 
 /// Axes held on the stack up to this many (every array chunkyard has met;
 /// more spill to the heap): the copy kernels run once per chunk piece of
-/// every read, and a 64x64 tile's two heap allocations here were a tenth
-/// of its instructions.
+/// every read, so a heap allocation per call is a visible share of a
+/// small read's work; see `docs/benchmarks.md#stack-bookkeeping`.
 pub(crate) const INLINE_AXES: usize = 8;
 
 /// A short list of `T` (one per axis, say), on the stack up to
@@ -270,12 +270,11 @@ fn copy_elems<const N: usize>(
 ) {
     if n > 1 && ds == 1 {
         // Contiguous output from a strided source: with the stride known
-        // at compile time the loop can vectorize. `a[z, ::2, ::2]` of a
-        // 2000 x 2000 float32 plane out of a map of its chunk file
-        // (examples/strided_floor, FLOOR_KERNEL=1: this function alone)
-        // took 2.9-3.35 ms through the general loop below, against
-        // 2.3-2.8 for a plain loop with the stride written in; through
-        // this one chunkyard's whole read measured the plain loop's time.
+        // at compile time the loop can vectorize, which the general loop
+        // below, whose stride is only known at run time, cannot. Strides
+        // 2, 3 and 4 cover `a[z, ::2, ::2]`-style reads; see
+        // docs/benchmarks.md#strided-reads-and-the-copy-kernel
+        // (examples/strided_floor with FLOOR_KERNEL=1 times this function).
         let src = &src[s * N..(s + (n - 1) * ss) * N + N];
         let dst = &mut dst[d * N..(d + n) * N];
         match ss {

@@ -148,8 +148,8 @@ impl ArrayHandle {
         }
         let chunks = self.chunks();
         // The chunk coordinate lives on the stack for up to 8 axes: this is
-        // the hot path of random element reads, and a heap allocation was a
-        // fifth of its instructions (callgrind, examples/get_hot.rs).
+        // the hot path of random element reads, where a heap allocation is a
+        // large share of the work; see docs/benchmarks.md#stack-bookkeeping.
         let mut small = [0u64; 8];
         let mut heap = Vec::new();
         let coord: &mut [u64] = if shape.len() <= small.len() {

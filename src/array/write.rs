@@ -13,8 +13,8 @@ use super::{ArrayHandle, PieceLayout};
 /// the caller's data and not in the cache, go straight to the store
 /// instead of through a cache buffer: the
 /// copy into the cache and the later write-back cost more than the cache
-/// saves on chunks this size. h5py likewise writes chunks larger than its
-/// chunk cache directly.
+/// saves on chunks this size (`docs/benchmarks.md#write-through`). h5py
+/// likewise writes chunks larger than its chunk cache directly.
 pub const WRITE_THROUGH_MIN_BYTES: usize = 1 << 20;
 
 impl ArrayHandle {

@@ -153,9 +153,9 @@ const SCAN_BLOCK_BYTES: usize = 1 << 20;
 /// The blocks a whole reduction reads: about a chunk each, or for stores
 /// with partial reads (whose blocks of a chunk are read straight from the
 /// store) at most [`SCAN_BLOCK_BYTES`], so that each is summed while it is
-/// in the CPU's cache. Reading whole 16 MB planes, the bench's sum went
-/// through memory twice: `chunkyard reduce FILE sum` on its 1.6 GB npy took
-/// 0.61-0.70 s that way, 0.41-0.44 s in 1 MiB blocks.
+/// in the CPU's cache: a block as large as a whole 16 MB plane goes
+/// through memory twice, once read and once summed; see
+/// `docs/benchmarks.md#sum-in-1-mib-blocks`.
 fn whole_plan(a: &ArrayHandle, sel: &ResolvedSelection) -> BlockPlan {
     let plan = BlockPlan::new(sel, a.chunks());
     if a.store().capabilities().partial_reads {

@@ -50,10 +50,10 @@ const FAULT_BYTES: u64 = 64 << 10;
 
 /// What one fault may map when the page cache holds the file in large
 /// folios (ext4 and XFS do, for files written in large runs): a whole
-/// 2 MiB folio, mapped by one page-middle-directory entry. Measured: 2,000
-/// random 64x64 tiles of a just-written 1.6 GB file left 97 MiB
-/// file-backed resident under a 32 MiB estimate that counted fault-around
-/// windows only.
+/// 2 MiB folio, mapped by one page-middle-directory entry. An estimate
+/// that counts fault-around windows only lets random tiles of a
+/// just-written file stay resident far past [`RELEASE_AFTER_BYTES`]; see
+/// `docs/benchmarks.md#file-map-resident-bound`.
 const FOLIO_BYTES: u64 = 2 << 20;
 
 /// A read-only map of a whole file, with the bookkeeping that bounds its
@@ -180,12 +180,11 @@ pub fn release_pages(map: &Mmap) -> io::Result<()> {
 }
 
 /// How long touching one byte of a map may take before that byte counts
-/// as read from the disk. On this machine (a throwaway timing loop over
-/// random offsets, not in the repository) a warm touch took 2.7 µs at the
-/// median and 7-11 µs at the 99th percentile (a minor fault mapping a
-/// 2 MiB folio, or 16 small ones), a cold one at least 43 µs (a 4 KiB
-/// read). A disk fast enough to answer under it gains less from
-/// reading ahead.
+/// as read from the disk: above a warm touch (a minor fault mapping a
+/// 2 MiB folio, or 16 small ones) even at its slow tail, below a cold one
+/// (a 4 KiB read from the disk); see
+/// `docs/benchmarks.md#what-chunkyard-adds-over-the-floor`. A disk fast
+/// enough to answer under it gains less from reading ahead.
 const COLD_TOUCH: std::time::Duration = std::time::Duration::from_micros(30);
 
 /// Before a read of `runs` separate runs spread over `len` bytes of the
@@ -194,16 +193,17 @@ const COLD_TOUCH: std::time::Duration = std::time::Duration::from_micros(30);
 /// returns without waiting), so that the runs' page faults wait for one
 /// large read instead of one small read each. The map is advised
 /// `MADV_RANDOM` (no read-around), so without this a cold 64x64 tile of
-/// float32 rows 8000 bytes apart was 64 serial 4 KiB reads: 2.7 ms on
-/// this machine's disk, 0.65 ms with the span read ahead (raw memmap2,
-/// same tiles). Only spans at most `PREFETCH_MAX_SPAN` long, or no
-/// sparser than one run per `PREFETCH_MIN_DENSITY` bytes, are read
-/// ahead: a scattered selection over a whole file is not.
+/// float32 rows 8000 bytes apart is 64 serial 4 KiB reads, several times
+/// slower than one read of the span (see
+/// `docs/benchmarks.md#what-chunkyard-adds-over-the-floor`). Only spans
+/// at most `PREFETCH_MAX_SPAN` long, or no sparser than one run per
+/// `PREFETCH_MIN_DENSITY` bytes, are read ahead: a scattered selection
+/// over a whole file is not.
 ///
 /// Cold is told from warm by timing the first byte's touch, which the
 /// copy pays anyway: a touch slower than [`COLD_TOUCH`] waited for the
-/// disk. The one-byte `preadv2(RWF_NOWAIT)` probe this replaced cost a
-/// system call on every warm tile (0.9-2 µs of a 14 µs tile). A warm
+/// disk. A probe such as a one-byte `preadv2(RWF_NOWAIT)` would cost a
+/// system call on every warm tile, a sizeable part of it. A warm
 /// touch slowed past the threshold (a preemption) costs one needless
 /// read-ahead walk of a cached span; a cold one under it, the serial
 /// reads above. Failures cost speed only and are ignored.

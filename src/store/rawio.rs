@@ -40,30 +40,24 @@ const PAGE: usize = 4096;
 /// Picks how to read `runs` file runs of `run_bytes` each, spread over
 /// `span_bytes` from the first byte to the last.
 ///
-/// Measured on the bench's chunk files (2000 x 2000 float32, 16 MB, page
-/// cache warm, 2-core development VM, random positions; a scratch program
-/// against memmap2, not kept): a `pread` costs 0.75-0.95 us per run
-/// whatever its length up to a few KiB. Mapping the file for the call
-/// costs about 13 us (`mmap`, the page tables the first touch allocates,
-/// `munmap`) plus about 0.35 us per page mapped, and a fault maps up to
-/// 16 pages around the one touched (fault-around; `MADV_RANDOM` made no
-/// difference), so the map's cost follows the span the runs cover, not
-/// their number. Runs of 256 bytes on consecutive rows (8000 bytes
-/// apart): 64 runs (a 64 x 64 tile) 49-56 us by `pread` against 58-64 us
-/// mapped; 256 runs 199-208 against 172-206. One element on each of 1000
-/// consecutive rows: 735-760 against 656-825; on every 2nd row 956
-/// against 1393; every 7th row (`a[::3, ::7, 5]`, 286 runs) 231 against
-/// 1249-1456. `a[z, ::2, ::2]` (a million one-element runs) 0.9 ms
-/// mapped. A map kept between calls is cheaper still, and the stores use
-/// one whenever they have it (a [`FileMap`] of the whole file, with its
-/// resident bound): this model decides only for a chunk file a Zarr store
-/// could not keep open.
+/// A `pread` costs the same per run whatever its length up to a few KiB.
+/// Mapping the file for the call costs a fixed amount (`mmap`, the page
+/// tables the first touch allocates, `munmap`) plus a little per page
+/// mapped, and a fault maps up to 16 pages around the one touched
+/// (fault-around, whatever the advice), so the map's cost follows the
+/// span the runs cover, not their number: many runs close together are
+/// cheaper mapped, few or scattered ones by `pread`. The model and the
+/// measurements behind its constants are in
+/// `docs/benchmarks.md#reading-runs-pread-or-map`. A map kept between
+/// calls is cheaper still, and the stores use one whenever they have it
+/// (a [`FileMap`] of the whole file, with its resident bound): this model
+/// decides only for a chunk file a Zarr store could not keep open.
 pub(crate) fn method(runs: usize, run_bytes: usize, span_bytes: usize) -> Method {
     const FAULT_AROUND: usize = 16;
     let pages =
         (span_bytes / PAGE + 1).min(runs.saturating_mul((run_bytes / PAGE + 1) * FAULT_AROUND));
-    // In hundredths of a microsecond: 0.8 per pread against 13 per map
-    // and 0.35 per page mapped.
+    // The model's costs, in hundredths of a microsecond: 0.8 per pread
+    // against 13 per map and 0.35 per page mapped.
     if runs.saturating_mul(80) > pages.saturating_mul(35).saturating_add(1300) {
         Method::Map
     } else {

@@ -76,9 +76,8 @@ impl Hdf5Inner {
         }
         let decoded = match &self.stored {
             // Large chunks are decoded from a map of the file: no buffer
-            // for the stored bytes, and no copy into one. Random 64x64
-            // tiles of a 40-plane lz4 file through a 256 MiB cache
-            // (`examples/random_reads FILE tiles`): see docs/hdf5.md.
+            // for the stored bytes, and no copy into one; see
+            // docs/benchmarks.md#hdf5-stored-bytes-from-a-map.
             Some(file) if size >= MAP_THRESHOLD as u64 => {
                 let have = file.metadata().map_err(|e| Error::io(&self.path, e))?.len();
                 if addr.checked_add(size).is_none_or(|end| end > have) {

@@ -42,8 +42,9 @@ pub(crate) enum Step {
 
 /// Runs the pipeline forward (as HDF5 does on write), skipping no step.
 /// Every step writes into a [`ChunkBuf`], whose pages go back to the
-/// system when it is dropped: with `Vec`s, glibc kept freed 16 MB encode
-/// buffers in its heaps, which a build and the reads after it carried.
+/// system when it is dropped: with `Vec`s, glibc would keep freed 16 MB
+/// encode buffers in its heaps, which a build and the reads after it
+/// would carry (`docs/benchmarks.md#chunk-buffers-as-maps`).
 pub(crate) fn encode(steps: &[Step], data: &[u8]) -> Result<ChunkBuf, String> {
     let mut cur: Option<ChunkBuf> = None;
     for s in steps {

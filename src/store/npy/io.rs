@@ -171,9 +171,10 @@ impl NpyFile {
 
     /// Starts writing a long run just written to disk without waiting
     /// for it, so that the disk works while the caller computes and the
-    /// next `flush` has less left to sync (the bench's 1.6 GB build
-    /// spent 0.88 s of its 2.3 s storing in the final `fdatasync`
-    /// without this). `POSIX_FADV_DONTNEED` on pages just written starts
+    /// next `flush` has less left to sync (otherwise a build spends a
+    /// large part of its storing time in its final `fdatasync`; see
+    /// `docs/benchmarks.md#npy-write-back-started-early`).
+    /// `POSIX_FADV_DONTNEED` on pages just written starts
     /// their write-back (`WB_SYNC_NONE`) and drops none of them: they
     /// are dirty or under write-back, and stay cached once clean. Like
     /// `sync_file_range(SYNC_FILE_RANGE_WRITE)`, without `unsafe`. Short
@@ -441,7 +442,8 @@ impl ChunkStore for NpyFile {
             && let Some((pos, range)) = self.one_run(chunk, region, at)
         {
             // One file run (an element, part of a row): a positioned read
-            // costs less than a page fault and leaves nothing mapped.
+            // costs less than a page fault and leaves nothing mapped; see
+            // docs/benchmarks.md#element-reads-by-pread.
             #[cfg(test)]
             self.io_calls.fetch_add(1, Ordering::Relaxed);
             self.file

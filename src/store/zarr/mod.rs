@@ -22,7 +22,8 @@
 //!   bypass zarrs (`raw.rs`): a whole chunk is one `pread` into the
 //!   caller's buffer, an element or part of a row one small `pread`, a
 //!   region of many runs one `pread` per run or a map of the file for the
-//!   call, whichever a measured cost model says is cheaper. Chunk files
+//!   call, whichever a cost model says is cheaper
+//!   (`docs/benchmarks.md#reading-runs-pread-or-map`). Chunk files
 //!   stay open in a small LRU; every write, erase and resize drops the
 //!   entries of the files it replaces or removes. Writes still go through
 //!   zarrs.
@@ -31,7 +32,7 @@
 //!   file and decodes it straight into the caller's buffer (`raw.rs`),
 //!   without zarrs' buffers.
 //! - Other partial reads
-//!   ([`ChunkStore::read_region`](crate::store::ChunkStore::read_region))
+//!   ([`ChunkStore::read_region_into`](crate::store::ChunkStore::read_region_into))
 //!   go through zarrs' partial decoders when the whole codec chain can
 //!   read parts of a chunk (swapped or transposed `bytes`, sharding).
 //!   Compressed chunks are decoded whole, so for them the store does not

@@ -10,8 +10,8 @@
 //! still go through zarrs.
 //!
 //! Files stay open in a small per-store LRU ([`OpenFiles`]), so that a
-//! random element does not pay `open` and `close` (3.4 us against 1.2 us
-//! for the `pread` alone, warm, on the 2-core development machine). Chunk
+//! random element does not pay `open` and `close`, which cost more than
+//! the `pread` itself (`docs/benchmarks.md#open-zarr-chunk-files`). Chunk
 //! files are never changed in place: a write renames a new file over the
 //! chunk and an erase unlinks it ([`super::fs`]), so an open file keeps
 //! the contents it had, and every call that replaces or removes a chunk
@@ -50,9 +50,8 @@ use crate::store::rawio::{self, Mapped, RawChunk};
 /// Open chunk files a store keeps at most: each is one file descriptor
 /// and a few dozen bytes. A quarter of [`open_files_total`], from 16 to
 /// 1024: 128 under the usual limit of 1024 descriptors per process.
-/// Random elements of the bench's 100-chunk array
-/// (`examples/random_reads.rs`) cost 2.95 us with 64 (a third of them
-/// opened their file), 1.97 us with 128 (npy 1.65 in the same run); the
+/// Random elements slow down as soon as the bound is below the array's
+/// number of chunks (`docs/benchmarks.md#open-zarr-chunk-files`); the
 /// default 500-chunk array needs 500 to keep its files open.
 pub(super) fn open_files() -> usize {
     (open_files_total() / 4).clamp(16, 1024)
@@ -77,12 +76,10 @@ pub(super) fn open_files_total() -> usize {
 
 /// Reads of many runs copy from a chunk file's map only when at most this
 /// many bytes lie between runs on average; sparser ones are a `pread` each.
-/// Measured on the bench's 16 MB chunk files after a drop-and-read-once
-/// warm-up (`chunkyard bench --depth 100 --workload all`): through the map
-/// `a[::3, ::7, 5]` (one element every 56 KB) took 46 ms, 4.7 us an
-/// element, each a page fault in small folios, against 0.8 us a `pread`;
-/// 64 x 64 tiles (a run every 8 KB) were 35-60 us mapped, about 51 by
-/// `pread`s.
+/// Chunk files read once are cached in small folios, so each sparse run
+/// through the map is a page fault that costs more than a `pread`, while
+/// dense runs (a tile) share their faults; see
+/// `docs/benchmarks.md#reading-runs-pread-or-map`.
 const MAP_MAX_GAP: usize = 16 << 10;
 
 /// Files held by every store's [`OpenFiles`].

@@ -217,8 +217,9 @@ pub fn run_workloads(
                 .collect()
         };
         let tiles = random_tiles();
-        // Others for the floor: the same tiles again would find their
-        // 32 MB in the CPU's last-level cache (105 MiB on this machine).
+        // Others for the floor: the same tiles again could find their
+        // 32 MB still in the CPU's last-level cache (see "Tile floor" in
+        // docs/benchmarks.md#what-the-figures-mean).
         floor_tiles = random_tiles();
         let t = twice(&|a| {
             let mut buf = vec![0f32; (tr * tc) as usize];
