@@ -1,0 +1,206 @@
+//! Eviction and the budget: choosing victims, writing them back, and the
+//! bytes reserved in flight for write buffers and decodes.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use super::ChunkCache;
+use super::entry::{Entry, Slot, shard_of};
+use super::owner::Owner;
+use crate::buffer::ChunkBuf;
+use crate::error::Result;
+
+/// What [`ChunkCache::retire`] did with its entry.
+pub(super) enum Retired {
+    /// The write-back failed; the entry stays.
+    Failed,
+    /// Written back if it was dirty, and detached unless it was used
+    /// again meanwhile; with its buffer if the caller asked for that size.
+    Done(Option<ChunkBuf>),
+}
+
+/// Bytes counted in flight until dropped ([`ChunkCache::reserve`]).
+pub(super) struct Reserved<'a> {
+    cache: &'a ChunkCache,
+    bytes: usize,
+}
+
+impl Drop for Reserved<'_> {
+    fn drop(&mut self) {
+        if self.bytes == 0 {
+            return;
+        }
+        let i = &self.cache.inner;
+        let _g = i.flight.lock();
+        i.in_flight.fetch_sub(self.bytes, Relaxed);
+        i.flight_done.notify_all();
+    }
+}
+
+impl ChunkCache {
+    /// Evicts least recently used entries until the cache is within budget.
+    pub(super) fn make_room(&self) {
+        self.make_room_for(0, None);
+    }
+
+    /// Evicts least recently used entries until `need` more bytes fit in
+    /// the budget (or nothing is left to evict), never evicting `keep`.
+    ///
+    /// The budget covers chunk data and the write buffers of write-backs
+    /// under way: eviction stops only when `need` bytes fit beside the
+    /// resident data, the buffers in flight, and the headroom one more
+    /// write-back's buffer needs (so a write-back that starts when the
+    /// cache is full still fits).
+    pub(super) fn make_room_for(&self, need: usize, keep: Option<&Arc<Entry>>) {
+        self.make_room_recycling(need, keep, usize::MAX);
+    }
+
+    /// [`make_room_for`](Self::make_room_for), returning the buffer of the
+    /// first chunk it evicts that is `len` bytes long instead of dropping
+    /// it. While the caller holds it, the buffer is not counted as
+    /// resident: it stands for the chunk about to be loaded, for which
+    /// room was just made.
+    pub(super) fn make_room_recycling(
+        &self,
+        need: usize,
+        keep: Option<&Arc<Entry>>,
+        len: usize,
+    ) -> Option<ChunkBuf> {
+        let mut spare = None;
+        loop {
+            let resident = self.inner.resident.load(Relaxed);
+            let in_flight = self.inner.in_flight.load(Relaxed);
+            let headroom = self.inner.headroom.load(Relaxed);
+            if resident + in_flight + need + headroom <= self.inner.budget || resident == 0 {
+                return spare;
+            }
+            let Some(victim) = self.pop_victim(keep) else {
+                return spare;
+            };
+            let want = if spare.is_none() { len } else { usize::MAX };
+            match self.retire(&victim, want) {
+                Retired::Failed => return spare,
+                Retired::Done(None) => {}
+                Retired::Done(b) => spare = b,
+            }
+        }
+    }
+
+    /// Moves the globally least recently used entry (other than `keep`) to
+    /// its shard's `evicting` map and returns it.
+    pub(super) fn pop_victim(&self, keep: Option<&Arc<Entry>>) -> Option<Arc<Entry>> {
+        let is_kept = |e: &Arc<Entry>| keep.is_some_and(|k| Arc::ptr_eq(k, e));
+        let mut best: Option<(usize, u64)> = None;
+        for (i, s) in self.inner.shards.iter().enumerate() {
+            let g = s.lock();
+            if let Some((_, e)) = g.lru.peek_lru() {
+                let t = e.last_use.load(Relaxed);
+                if !is_kept(e) && best.is_none_or(|(_, bt)| t < bt) {
+                    best = Some((i, t));
+                }
+            }
+        }
+        let (i, _) = best?;
+        let mut g = self.inner.shards[i].lock();
+        let (k, e) = g.lru.pop_lru()?;
+        if is_kept(&e) {
+            // It became the shard's tail since we looked; put it back.
+            g.lru.put(k, e);
+            return None;
+        }
+        g.evicting.insert(k, e.clone());
+        Some(e)
+    }
+
+    /// Writes an evicted entry back if dirty, then detaches it unless it was
+    /// resurrected meanwhile, handing back its buffer if that is `want`
+    /// bytes long. Fails if the write-back failed (the entry then stays
+    /// findable and dirty, and its owner is poisoned).
+    pub(super) fn retire(&self, e: &Arc<Entry>, want: usize) -> Retired {
+        let mut slot = e.slot.lock();
+        if slot.dirty {
+            let data = slot.data.as_ref().expect("dirty entries hold data");
+            match self.write_back(&e.owner, &e.coord, data) {
+                Ok(()) => {
+                    e.owner.unsynced.store(true, Relaxed);
+                    let len = data.len();
+                    slot.dirty = false;
+                    self.inner.dirty.fetch_sub(len, Relaxed);
+                    e.owner.dirty.fetch_sub(len, Relaxed);
+                    self.inner.writebacks.fetch_add(1, Relaxed);
+                }
+                Err(err) => {
+                    e.owner
+                        .poison(format!("write-back of chunk {:?} failed: {err}", e.coord));
+                    return Retired::Failed;
+                }
+            }
+        }
+        let mut g = self.inner.shards[shard_of(&e.key)].lock();
+        let still_evicting = g.evicting.get(&e.key).is_some_and(|x| Arc::ptr_eq(x, e));
+        if still_evicting {
+            g.evicting.remove(&e.key);
+            drop(g);
+            let data = self.detach(e, &mut slot);
+            self.inner.evictions.fetch_add(1, Relaxed);
+            return Retired::Done(data.filter(|d| d.len() == want));
+        }
+        Retired::Done(None)
+    }
+
+    /// Writes one chunk to its store, with the store's write buffer
+    /// reserved in the budget for the duration: waits while other write
+    /// buffers in flight leave no room for it (one write always proceeds).
+    pub(super) fn write_back(&self, owner: &Owner, coord: &[u64], data: &[u8]) -> Result<()> {
+        let r = owner.write_buffer;
+        if r > 0 {
+            let i = &self.inner;
+            let mut g = i.flight.lock();
+            loop {
+                let in_flight = i.in_flight.load(Relaxed);
+                if in_flight == 0 || i.resident.load(Relaxed) + in_flight + r <= i.budget {
+                    i.in_flight.fetch_add(r, Relaxed);
+                    break;
+                }
+                // Evictions elsewhere free room without a notification:
+                // look again now and then.
+                i.flight_done.wait_for(&mut g, Duration::from_millis(5));
+            }
+        }
+        // Released (and waiters woken) however the write ends.
+        let _reserved = Reserved {
+            cache: self,
+            bytes: r,
+        };
+        owner.store.write_chunk(coord, data)
+    }
+
+    /// Counts `bytes` in flight until the returned guard drops (a load's
+    /// decode buffers; unlike a write-back it does not wait for room: the
+    /// caller evicted before).
+    pub(super) fn reserve(&self, bytes: usize) -> Reserved<'_> {
+        if bytes > 0 {
+            self.inner.in_flight.fetch_add(bytes, Relaxed);
+        }
+        Reserved { cache: self, bytes }
+    }
+
+    /// Takes an entry's data out of the cache's count and returns it (the
+    /// caller drops it, or reuses the buffer); the entry must be in no map.
+    pub(super) fn detach(&self, e: &Entry, slot: &mut Slot) -> Option<ChunkBuf> {
+        slot.detached = true;
+        let data = slot.data.take();
+        if let Some(d) = &data {
+            self.inner.resident.fetch_sub(d.len(), Relaxed);
+            e.owner.resident.fetch_sub(d.len(), Relaxed);
+            if slot.dirty {
+                self.inner.dirty.fetch_sub(d.len(), Relaxed);
+                e.owner.dirty.fetch_sub(d.len(), Relaxed);
+            }
+        }
+        slot.dirty = false;
+        e.owner.entries.fetch_sub(1, Relaxed);
+        data
+    }
+}
