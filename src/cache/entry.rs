@@ -64,14 +64,74 @@ pub(super) struct Entry {
     pub(super) slot: Mutex<Slot>,
 }
 
+/// What an entry holds. Each state is one thing the cache can know about a
+/// chunk, so data without a state (or a dirty chunk without data) cannot
+/// be written down.
 #[derive(Default)]
-pub(super) struct Slot {
-    /// Decoded chunk (full chunk shape); `None` until loaded.
-    pub(super) data: Option<ChunkBuf>,
-    /// `data` is newer than the store's copy.
-    pub(super) dirty: bool,
-    /// Removed from the cache; look the chunk up again.
-    pub(super) detached: bool,
+pub(super) enum Slot {
+    /// Not loaded: just created (a load or a placeholder under way), or a
+    /// load failed.
+    #[default]
+    Unloaded,
+    /// Decoded chunk (full chunk shape), the same as the store's copy.
+    Clean(ChunkBuf),
+    /// Decoded chunk newer than the store's copy.
+    Dirty(ChunkBuf),
+    /// Removed from the cache; look the chunk up again. Holds nothing.
+    Detached,
+}
+
+impl Slot {
+    /// The chunk's bytes, if loaded.
+    pub(super) fn data(&self) -> Option<&ChunkBuf> {
+        match self {
+            Slot::Clean(d) | Slot::Dirty(d) => Some(d),
+            Slot::Unloaded | Slot::Detached => None,
+        }
+    }
+
+    /// The chunk's bytes, if loaded.
+    pub(super) fn data_mut(&mut self) -> Option<&mut ChunkBuf> {
+        match self {
+            Slot::Clean(d) | Slot::Dirty(d) => Some(d),
+            Slot::Unloaded | Slot::Detached => None,
+        }
+    }
+
+    pub(super) fn is_detached(&self) -> bool {
+        matches!(self, Slot::Detached)
+    }
+
+    /// Clean becomes dirty; returns the chunk's length if it changed.
+    pub(super) fn mark_dirty(&mut self) -> Option<usize> {
+        match std::mem::take(self) {
+            Slot::Clean(d) => {
+                let len = d.len();
+                *self = Slot::Dirty(d);
+                Some(len)
+            }
+            other => {
+                *self = other;
+                None
+            }
+        }
+    }
+
+    /// Dirty becomes clean (its data reached the store); returns the
+    /// chunk's length if it changed.
+    pub(super) fn mark_clean(&mut self) -> Option<usize> {
+        match std::mem::take(self) {
+            Slot::Dirty(d) => {
+                let len = d.len();
+                *self = Slot::Clean(d);
+                Some(len)
+            }
+            other => {
+                *self = other;
+                None
+            }
+        }
+    }
 }
 
 pub(super) fn shard_of(key: &Key) -> usize {

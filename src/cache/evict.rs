@@ -119,13 +119,12 @@ impl ChunkCache {
     /// findable and dirty, and its owner is poisoned).
     pub(super) fn retire(&self, e: &Arc<Entry>, want: usize) -> Retired {
         let mut slot = e.slot.lock();
-        if slot.dirty {
-            let data = slot.data.as_ref().expect("dirty entries hold data");
+        if let Slot::Dirty(data) = &*slot {
             match self.write_back(&e.owner, &e.coord, data) {
                 Ok(()) => {
                     e.owner.unsynced.store(true, Relaxed);
                     let len = data.len();
-                    slot.dirty = false;
+                    slot.mark_clean();
                     self.inner.dirty.fetch_sub(len, Relaxed);
                     e.owner.dirty.fetch_sub(len, Relaxed);
                     self.inner.writebacks.fetch_add(1, Relaxed);
@@ -189,17 +188,21 @@ impl ChunkCache {
     /// Takes an entry's data out of the cache's count and returns it (the
     /// caller drops it, or reuses the buffer); the entry must be in no map.
     pub(super) fn detach(&self, e: &Entry, slot: &mut Slot) -> Option<ChunkBuf> {
-        slot.detached = true;
-        let data = slot.data.take();
-        if let Some(d) = &data {
-            self.inner.resident.fetch_sub(d.len(), Relaxed);
-            e.owner.resident.fetch_sub(d.len(), Relaxed);
-            if slot.dirty {
+        let data = match std::mem::replace(slot, Slot::Detached) {
+            Slot::Clean(d) => {
+                self.inner.resident.fetch_sub(d.len(), Relaxed);
+                e.owner.resident.fetch_sub(d.len(), Relaxed);
+                Some(d)
+            }
+            Slot::Dirty(d) => {
+                self.inner.resident.fetch_sub(d.len(), Relaxed);
+                e.owner.resident.fetch_sub(d.len(), Relaxed);
                 self.inner.dirty.fetch_sub(d.len(), Relaxed);
                 e.owner.dirty.fetch_sub(d.len(), Relaxed);
+                Some(d)
             }
-        }
-        slot.dirty = false;
+            Slot::Unloaded | Slot::Detached => None,
+        };
         e.owner.entries.fetch_sub(1, Relaxed);
         data
     }

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use rayon::prelude::*;
 
 use super::ChunkCache;
-use super::entry::{Entry, Key};
+use super::entry::{Entry, Key, Slot};
 use super::owner::Owner;
 use crate::error::Result;
 
@@ -34,14 +34,13 @@ impl ChunkCache {
         let entries = self.entries_of(owner);
         let write = |e: &Arc<Entry>| -> Result<()> {
             let mut slot = e.slot.lock();
-            if slot.detached || !slot.dirty {
+            let Slot::Dirty(data) = &*slot else {
                 return Ok(());
-            }
-            let data = slot.data.as_ref().expect("dirty entries hold data");
+            };
             self.write_back(owner, &e.coord, data)?;
             owner.unsynced.store(true, Relaxed);
             let len = data.len();
-            slot.dirty = false;
+            slot.mark_clean();
             self.inner.dirty.fetch_sub(len, Relaxed);
             owner.dirty.fetch_sub(len, Relaxed);
             Ok(())
@@ -101,7 +100,7 @@ impl ChunkCache {
         }
         for e in removed {
             let mut slot = e.slot.lock();
-            if !slot.detached {
+            if !slot.is_detached() {
                 self.detach(&e, &mut slot);
             }
         }

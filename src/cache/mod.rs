@@ -24,9 +24,9 @@
 //!   stays in `evicting` until its write-back completes; a lookup that finds
 //!   it there takes it back (resurrects it) instead of reading stale data
 //!   from the store.
-//! - Once `detached` is set (under the chunk lock), the entry is in no map
-//!   and holds no data; a thread that locks a detached entry looks it up
-//!   again.
+//! - Once an entry's slot is `Slot::Detached` (set under the chunk lock),
+//!   the entry is in no map and holds no data; a thread that locks a
+//!   detached entry looks it up again.
 //! - `resident` counts the bytes of every entry's data, in maps or being
 //!   evicted; `dirty` the bytes of entries whose data is newer than the
 //!   store's.
@@ -319,12 +319,15 @@ impl ChunkCache {
                 spare = self.make_room_recycling(need, Some(&e), owner.chunk_bytes());
             }
             let mut slot = e.slot.lock();
-            if slot.detached {
+            if slot.is_detached() {
                 continue;
             }
             self.tick(&e);
-            if slot.data.is_none() {
-                let data = if access == Access::Overwrite {
+            let r = if let Some(data) = slot.data_mut() {
+                self.inner.hits.fetch_add(1, Relaxed);
+                f(data)
+            } else {
+                let mut data = if access == Access::Overwrite {
                     owner.fill_buffer(spare.take())
                 } else {
                     self.inner.misses.fetch_add(1, Relaxed);
@@ -336,17 +339,15 @@ impl ChunkCache {
                     let _scratch = self.reserve(owner.load_scratch);
                     self.load(owner, coord, spare.take())?
                 };
+                let r = f(&mut data);
                 self.inner.resident.fetch_add(data.len(), Relaxed);
                 owner.resident.fetch_add(data.len(), Relaxed);
-                slot.data = Some(data);
-            } else {
-                self.inner.hits.fetch_add(1, Relaxed);
-            }
-            let data = slot.data.as_mut().expect("loaded above");
-            let len = data.len();
-            let r = f(data);
-            if access != Access::Read && !slot.dirty {
-                slot.dirty = true;
+                *slot = Slot::Clean(data);
+                r
+            };
+            if access != Access::Read
+                && let Some(len) = slot.mark_dirty()
+            {
                 self.inner.dirty.fetch_add(len, Relaxed);
                 owner.dirty.fetch_add(len, Relaxed);
             }
@@ -380,7 +381,7 @@ impl ChunkCache {
                 .cloned();
             if let Some(e) = e {
                 let slot = e.slot.lock();
-                if let Some(d) = slot.data.as_deref().filter(|_| !slot.detached) {
+                if let Some(d) = slot.data() {
                     self.tick(&e);
                     self.inner.hits.fetch_add(1, Relaxed);
                     return f(Some(d));
@@ -391,10 +392,10 @@ impl ChunkCache {
         loop {
             let (e, created) = self.entry(owner, coord);
             let mut slot = e.slot.lock();
-            if slot.detached {
+            if slot.is_detached() {
                 continue;
             }
-            if let Some(d) = &slot.data {
+            if let Some(d) = slot.data() {
                 self.tick(&e);
                 self.inner.hits.fetch_add(1, Relaxed);
                 return f(Some(d));
@@ -433,17 +434,16 @@ impl ChunkCache {
         loop {
             let (e, created) = self.entry(owner, coord);
             let mut slot = e.slot.lock();
-            if slot.detached {
+            if slot.is_detached() {
                 continue;
             }
-            if let Some(d) = slot.data.as_mut() {
+            if let Some(d) = slot.data_mut() {
                 self.tick(&e);
                 self.inner.hits.fetch_add(1, Relaxed);
                 d.copy_from_slice(data);
-                if !slot.dirty {
-                    slot.dirty = true;
-                    self.inner.dirty.fetch_add(data.len(), Relaxed);
-                    owner.dirty.fetch_add(data.len(), Relaxed);
+                if let Some(len) = slot.mark_dirty() {
+                    self.inner.dirty.fetch_add(len, Relaxed);
+                    owner.dirty.fetch_add(len, Relaxed);
                 }
                 return Ok(());
             }
@@ -466,7 +466,7 @@ impl ChunkCache {
     /// uncached reads and writes do not pile up entries (lock order:
     /// chunk, then shard).
     fn drop_placeholder(&self, e: &Arc<Entry>, slot: &mut Slot) {
-        if slot.data.is_some() {
+        if slot.data().is_some() {
             return;
         }
         let mut g = self.inner.shards[shard_of(&e.key)].lock();
@@ -494,10 +494,7 @@ impl ChunkCache {
             }
         };
         let slot = e.slot.lock();
-        if slot.detached {
-            return None;
-        }
-        let data = slot.data.as_ref()?;
+        let data = slot.data()?;
         self.tick(&e);
         self.inner.hits.fetch_add(1, Relaxed);
         Some(f(data))
