@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Duration;
 
 use super::ChunkCache;
 use super::entry::{Entry, Slot, shard_of};
@@ -31,10 +30,8 @@ impl Drop for Reserved<'_> {
         if self.bytes == 0 {
             return;
         }
-        let i = &self.cache.inner;
-        let _g = i.flight.lock();
-        i.in_flight.fetch_sub(self.bytes, Relaxed);
-        i.flight_done.notify_all();
+        self.cache.inner.in_flight.fetch_sub(self.bytes, Relaxed);
+        self.cache.room_freed();
     }
 }
 
@@ -162,9 +159,10 @@ impl ChunkCache {
                     i.in_flight.fetch_add(r, Relaxed);
                     break;
                 }
-                // Evictions elsewhere free room without a notification:
-                // look again now and then.
-                i.flight_done.wait_for(&mut g, Duration::from_millis(5));
+                // Woken by `room_freed`, called after every change that
+                // can make this true (in-flight bytes released, resident
+                // bytes dropped); the loop looks again under the lock.
+                i.flight_done.wait(&mut g);
             }
         }
         // Released (and waiters woken) however the write ends.
@@ -173,6 +171,17 @@ impl ChunkCache {
             bytes: r,
         };
         owner.store.write_chunk(coord, data)
+    }
+
+    /// Wakes the write-backs waiting for room in the budget; called after
+    /// every decrease of `resident` or `in_flight`, the only changes that
+    /// can let one proceed. Taking the lock after the decrease is what
+    /// makes the wake-up impossible to miss: a waiter reads the counters
+    /// and starts waiting under this lock, so it either sees the decrease
+    /// or is already waiting when the notification comes.
+    pub(super) fn room_freed(&self) {
+        let _g = self.inner.flight.lock();
+        self.inner.flight_done.notify_all();
     }
 
     /// Counts `bytes` in flight until the returned guard drops (a load's
@@ -204,6 +213,9 @@ impl ChunkCache {
             Slot::Unloaded | Slot::Detached => None,
         };
         e.owner.entries.fetch_sub(1, Relaxed);
+        if data.is_some() {
+            self.room_freed();
+        }
         data
     }
 }

@@ -74,7 +74,9 @@ struct CacheInner {
     /// The largest write buffer of any array registered: eviction keeps
     /// this much of the budget free, so that the next write-back fits.
     headroom: AtomicUsize,
-    /// Guards waiting for `in_flight` to shrink.
+    /// Guards waiting for room in the budget (`resident + in_flight` to
+    /// shrink): write-backs wait on `flight_done`, notified by
+    /// [`room_freed`](ChunkCache::room_freed).
     flight: Mutex<()>,
     flight_done: Condvar,
     /// Global use clock; entries record it on every access.

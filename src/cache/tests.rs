@@ -330,3 +330,119 @@ fn purge_releases_everything() {
     assert_eq!(cache.usage_of(&a), (0, 0, 0));
     assert_eq!(cache.usage_of(&b), (50, 0, 5));
 }
+
+/// A memory store whose writes reserve `write_buffer` bytes in the cache,
+/// and which, if given a gate, holds every write until the gate opens
+/// (`opens`: its own writes open the gate).
+#[derive(Debug)]
+struct Gated {
+    inner: MemoryStore,
+    gate: Arc<(Mutex<bool>, parking_lot::Condvar)>,
+    waits: bool,
+    entered: Mutex<Option<std::sync::mpsc::Sender<()>>>,
+}
+
+impl ChunkStore for Gated {
+    fn backend(&self) -> &'static str {
+        "gated"
+    }
+    fn meta(&self) -> StoreMeta {
+        self.inner.meta()
+    }
+    fn capabilities(&self) -> crate::store::Capabilities {
+        self.inner.capabilities()
+    }
+    fn write_buffer_bytes(&self) -> usize {
+        10
+    }
+    fn read_chunk(&self, chunk: &[u64]) -> Result<Option<ChunkBuf>> {
+        self.inner.read_chunk(chunk)
+    }
+    fn write_chunk(&self, chunk: &[u64], data: &[u8]) -> Result<()> {
+        let (open, cv) = &*self.gate;
+        if self.waits {
+            if let Some(tx) = self.entered.lock().take() {
+                tx.send(()).unwrap();
+            }
+            let mut g = open.lock();
+            while !*g {
+                cv.wait(&mut g);
+            }
+        } else {
+            *open.lock() = true;
+            cv.notify_all();
+        }
+        self.inner.write_chunk(chunk, data)
+    }
+    fn erase_chunk(&self, chunk: &[u64]) -> Result<()> {
+        self.inner.erase_chunk(chunk)
+    }
+    fn flush(&self) -> Result<()> {
+        self.inner.flush()
+    }
+    fn stored_bytes(&self) -> Result<u64> {
+        self.inner.stored_bytes()
+    }
+}
+
+#[test]
+fn a_waiting_write_back_wakes_when_resident_bytes_drop() {
+    // Budget 40; chunks and write buffers of 10. Chunk a0 (dirty), b0
+    // (dirty) and c0 (clean) are resident: 30. Flushing `a` writes a0 with
+    // its buffer in flight (40), and its store holds the write until b0 is
+    // written. Flushing `b` must wait (30 + 10 + 10 > 40) until purging `c`
+    // frees 10: only a notification on that drop lets it go on, since the
+    // write in flight does not end before it.
+    let cache = ChunkCache::new(40);
+    let gate = Arc::new((Mutex::new(false), parking_lot::Condvar::new()));
+    let (entered_tx, entered) = std::sync::mpsc::channel();
+    let gated = |waits: bool, tx: Option<std::sync::mpsc::Sender<()>>| {
+        let inner = MemoryStore::new(StoreMeta {
+            dtype: DType::U8,
+            shape: vec![10],
+            chunks: vec![10],
+            fill: vec![9],
+        });
+        let store: Arc<dyn ChunkStore> = Arc::new(Gated {
+            inner,
+            gate: gate.clone(),
+            waits,
+            entered: Mutex::new(tx),
+        });
+        let grid = ChunkGrid::new(&[10], &[10], 1).unwrap();
+        cache.register(store, grid, vec![9])
+    };
+    let a = gated(true, Some(entered_tx));
+    let b = gated(false, None);
+    let (c, _) = owner(&cache, 10, 10);
+    cache
+        .with_chunk(&a, &[0], Access::Overwrite, |d| d.fill(1))
+        .unwrap();
+    cache
+        .with_chunk(&b, &[0], Access::Overwrite, |d| d.fill(2))
+        .unwrap();
+    cache.with_chunk(&c, &[0], Access::Read, |_| ()).unwrap();
+    assert_eq!(cache.stats().resident_bytes, 30);
+
+    let (done_tx, done) = std::sync::mpsc::channel();
+    for (i, o) in [a, b].into_iter().enumerate() {
+        let (cache, done_tx) = (cache.clone(), done_tx.clone());
+        std::thread::spawn(move || {
+            done_tx.send(cache.flush_owner(&o).is_ok()).unwrap();
+        });
+        if i == 0 {
+            // a0's write is under way (and held) before b flushes.
+            entered.recv().unwrap();
+        }
+    }
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    assert_eq!(cache.stats().dirty_bytes, 20, "both writes still pending");
+    cache.purge(&c);
+    for _ in 0..2 {
+        let ok = done
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("a write-back waiting for room was never woken");
+        assert!(ok);
+    }
+    assert_eq!(cache.stats().dirty_bytes, 0);
+}
