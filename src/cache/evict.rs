@@ -2,7 +2,7 @@
 //! bytes reserved in flight for write buffers and decodes.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use super::ChunkCache;
 use super::entry::{Entry, Slot, shard_of};
@@ -17,6 +17,15 @@ pub(super) enum Retired {
     /// Written back if it was dirty, and detached unless it was used
     /// again meanwhile; with its buffer if the caller asked for that size.
     Done(Option<ChunkBuf>),
+}
+
+/// The byte counts kept both for the whole cache and for each owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Gauge {
+    /// Bytes of chunk data held.
+    Resident,
+    /// Of them, bytes newer than the store's.
+    Dirty,
 }
 
 /// Bytes counted in flight until dropped ([`ChunkCache::reserve`]).
@@ -122,8 +131,7 @@ impl ChunkCache {
                     e.owner.unsynced.store(true, Relaxed);
                     let len = data.len();
                     slot.mark_clean();
-                    self.inner.dirty.fetch_sub(len, Relaxed);
-                    e.owner.dirty.fetch_sub(len, Relaxed);
+                    self.shrink(&e.owner, Gauge::Dirty, len);
                     self.inner.writebacks.fetch_add(1, Relaxed);
                 }
                 Err(err) => {
@@ -173,6 +181,34 @@ impl ChunkCache {
         owner.store.write_chunk(coord, data)
     }
 
+    /// Adds `bytes` to one gauge of the cache and the same gauge of
+    /// `owner`. With [`shrink`](Self::shrink), the only place either
+    /// changes, so the cache's count is always the sum of its owners'.
+    pub(super) fn grow(&self, owner: &Owner, gauge: Gauge, bytes: usize) {
+        let (all, own) = self.gauges(owner, gauge);
+        all.fetch_add(bytes, Relaxed);
+        own.fetch_add(bytes, Relaxed);
+    }
+
+    /// Takes `bytes` off one gauge of the cache and of `owner`; fewer
+    /// resident bytes may let a waiting write-back proceed, so those wake
+    /// it ([`room_freed`](Self::room_freed)).
+    pub(super) fn shrink(&self, owner: &Owner, gauge: Gauge, bytes: usize) {
+        let (all, own) = self.gauges(owner, gauge);
+        all.fetch_sub(bytes, Relaxed);
+        own.fetch_sub(bytes, Relaxed);
+        if gauge == Gauge::Resident && bytes > 0 {
+            self.room_freed();
+        }
+    }
+
+    fn gauges<'a>(&'a self, owner: &'a Owner, gauge: Gauge) -> (&'a AtomicUsize, &'a AtomicUsize) {
+        match gauge {
+            Gauge::Resident => (&self.inner.resident, &owner.resident),
+            Gauge::Dirty => (&self.inner.dirty, &owner.dirty),
+        }
+    }
+
     /// Wakes the write-backs waiting for room in the budget; called after
     /// every decrease of `resident` or `in_flight`, the only changes that
     /// can let one proceed. Taking the lock after the decrease is what
@@ -199,23 +235,17 @@ impl ChunkCache {
     pub(super) fn detach(&self, e: &Entry, slot: &mut Slot) -> Option<ChunkBuf> {
         let data = match std::mem::replace(slot, Slot::Detached) {
             Slot::Clean(d) => {
-                self.inner.resident.fetch_sub(d.len(), Relaxed);
-                e.owner.resident.fetch_sub(d.len(), Relaxed);
+                self.shrink(&e.owner, Gauge::Resident, d.len());
                 Some(d)
             }
             Slot::Dirty(d) => {
-                self.inner.resident.fetch_sub(d.len(), Relaxed);
-                e.owner.resident.fetch_sub(d.len(), Relaxed);
-                self.inner.dirty.fetch_sub(d.len(), Relaxed);
-                e.owner.dirty.fetch_sub(d.len(), Relaxed);
+                self.shrink(&e.owner, Gauge::Dirty, d.len());
+                self.shrink(&e.owner, Gauge::Resident, d.len());
                 Some(d)
             }
             Slot::Unloaded | Slot::Detached => None,
         };
         e.owner.entries.fetch_sub(1, Relaxed);
-        if data.is_some() {
-            self.room_freed();
-        }
         data
     }
 }

@@ -8,6 +8,7 @@ use rayon::prelude::*;
 
 use super::ChunkCache;
 use super::entry::{Entry, Key, Slot};
+use super::evict::Gauge;
 use super::owner::Owner;
 use crate::error::Result;
 
@@ -41,8 +42,7 @@ impl ChunkCache {
             owner.unsynced.store(true, Relaxed);
             let len = data.len();
             slot.mark_clean();
-            self.inner.dirty.fetch_sub(len, Relaxed);
-            owner.dirty.fetch_sub(len, Relaxed);
+            self.shrink(owner, Gauge::Dirty, len);
             Ok(())
         };
         let results: Vec<Result<()>> = if owner.store.capabilities().parallel_writes {

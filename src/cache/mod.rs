@@ -46,6 +46,7 @@ use crate::store::ChunkStore;
 
 pub(crate) use entry::entry_overhead;
 use entry::{Entry, Key, KeyHash, Shard, Slot, shard_of};
+use evict::Gauge;
 pub(crate) use owner::Owner;
 
 /// Default cache budget: 256 MiB.
@@ -342,16 +343,14 @@ impl ChunkCache {
                     self.load(owner, coord, spare.take())?
                 };
                 let r = f(&mut data);
-                self.inner.resident.fetch_add(data.len(), Relaxed);
-                owner.resident.fetch_add(data.len(), Relaxed);
+                self.grow(owner, Gauge::Resident, data.len());
                 *slot = Slot::Clean(data);
                 r
             };
             if access != Access::Read
                 && let Some(len) = slot.mark_dirty()
             {
-                self.inner.dirty.fetch_add(len, Relaxed);
-                owner.dirty.fetch_add(len, Relaxed);
+                self.grow(owner, Gauge::Dirty, len);
             }
             break r;
         };
@@ -444,8 +443,7 @@ impl ChunkCache {
                 self.inner.hits.fetch_add(1, Relaxed);
                 d.copy_from_slice(data);
                 if let Some(len) = slot.mark_dirty() {
-                    self.inner.dirty.fetch_add(len, Relaxed);
-                    owner.dirty.fetch_add(len, Relaxed);
+                    self.grow(owner, Gauge::Dirty, len);
                 }
                 return Ok(());
             }
