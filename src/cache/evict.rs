@@ -39,7 +39,8 @@ impl Drop for Reserved<'_> {
         if self.bytes == 0 {
             return;
         }
-        self.cache.inner.in_flight.fetch_sub(self.bytes, Relaxed);
+        let was = self.cache.inner.in_flight.fetch_sub(self.bytes, Relaxed);
+        debug_assert!(was >= self.bytes, "in-flight bytes below 0");
         self.cache.room_freed();
     }
 }
@@ -185,6 +186,10 @@ impl ChunkCache {
     /// `owner`. With [`shrink`](Self::shrink), the only place either
     /// changes, so the cache's count is always the sum of its owners'.
     pub(super) fn grow(&self, owner: &Owner, gauge: Gauge, bytes: usize) {
+        debug_assert!(
+            gauge != Gauge::Dirty || !owner.read_only,
+            "a read-only owner's chunk made dirty"
+        );
         let (all, own) = self.gauges(owner, gauge);
         all.fetch_add(bytes, Relaxed);
         own.fetch_add(bytes, Relaxed);
@@ -195,8 +200,8 @@ impl ChunkCache {
     /// it ([`room_freed`](Self::room_freed)).
     pub(super) fn shrink(&self, owner: &Owner, gauge: Gauge, bytes: usize) {
         let (all, own) = self.gauges(owner, gauge);
-        all.fetch_sub(bytes, Relaxed);
-        own.fetch_sub(bytes, Relaxed);
+        let was = (all.fetch_sub(bytes, Relaxed), own.fetch_sub(bytes, Relaxed));
+        debug_assert!(was.0 >= bytes && was.1 >= bytes, "{gauge:?} below 0");
         if gauge == Gauge::Resident && bytes > 0 {
             self.room_freed();
         }
@@ -233,6 +238,7 @@ impl ChunkCache {
     /// Takes an entry's data out of the cache's count and returns it (the
     /// caller drops it, or reuses the buffer); the entry must be in no map.
     pub(super) fn detach(&self, e: &Entry, slot: &mut Slot) -> Option<ChunkBuf> {
+        debug_assert!(!slot.is_detached(), "entry detached twice");
         let data = match std::mem::replace(slot, Slot::Detached) {
             Slot::Clean(d) => {
                 self.shrink(&e.owner, Gauge::Resident, d.len());

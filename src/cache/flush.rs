@@ -72,6 +72,13 @@ impl ChunkCache {
     /// Removes every entry of `owner` (dirty data is dropped: flush first).
     pub(crate) fn purge(&self, owner: &Owner) {
         self.purge_where(owner, |_| true);
+        // Called when the array's last handle drops: nothing else uses the
+        // owner, so nothing of it is left.
+        debug_assert_eq!(
+            self.usage_of(owner),
+            (0, 0, 0),
+            "purged owner still counted"
+        );
     }
 
     /// Removes the entries of `owner` whose chunk coordinate matches

@@ -24,12 +24,59 @@
 //!   stays in `evicting` until its write-back completes; a lookup that finds
 //!   it there takes it back (resurrects it) instead of reading stale data
 //!   from the store.
-//! - Once an entry's slot is `Slot::Detached` (set under the chunk lock),
-//!   the entry is in no map and holds no data; a thread that locks a
-//!   detached entry looks it up again.
+//! - An entry's slot is one of four states (`entry::Slot`): unloaded, clean,
+//!   dirty (data newer than the store's), detached. Once it is detached
+//!   (under the chunk lock) the entry is in no map and holds no data; a
+//!   thread that locks a detached entry looks it up again.
 //! - `resident` counts the bytes of every entry's data, in maps or being
 //!   evicted; `dirty` the bytes of entries whose data is newer than the
-//!   store's.
+//!   store's. Each is kept for the cache and for each owner, and changed
+//!   for both at once (`grow` / `shrink`): the cache's count is the sum of
+//!   its owners'. `dirty <= resident`. Only a writable owner (not opened
+//!   read-only) has dirty bytes.
+//!
+//! # Rules
+//!
+//! - **Budget.** The budget covers resident bytes plus bytes in flight.
+//!   Before a new chunk arrives, eviction makes room for it (and for its
+//!   load's scratch) beside the bytes in flight and the headroom one more
+//!   write-back's buffer needs; after every access it evicts until the
+//!   cache is within budget again. An entry is never evicted while in use
+//!   (its chunk lock is held), so a budget smaller than one chunk still
+//!   works: the chunk is loaded, used and evicted.
+//! - **Reservations.** Bytes in flight are the write buffers of write-backs
+//!   and write-throughs under way, and the stored bytes a load decodes
+//!   from. A write-back waits for its buffer to fit (one always proceeds:
+//!   it does not wait when nothing else is in flight), and is woken by
+//!   every decrease of resident or in-flight bytes (`room_freed`), never by
+//!   a timer. A load's reservation is held only while it reads, never while
+//!   waiting for anything (an eviction, a chunk lock): write-backs wait for
+//!   in-flight bytes while holding their victim's chunk lock, so a
+//!   reservation held while waiting could deadlock.
+//! - **Recycled buffers.** A load (or an overwrite's fill) may take the
+//!   buffer of the first chunk its eviction dropped, if it has the same
+//!   size, instead of a fresh allocation. While held it is not counted as
+//!   resident: it stands for the chunk about to arrive, for which room was
+//!   just made. It is either filled with the fill value or read into by the
+//!   store ([`Capabilities::reads_into`]) before anyone sees it, so no byte
+//!   of the old chunk shows.
+//! - **Placeholders.** Reads that bypass the cache (`read_or_else`) and
+//!   whole-chunk writes (`write_through`) take the chunk lock of an entry,
+//!   created empty if needed, so that no write-back of that chunk runs
+//!   meanwhile; the creator removes the empty entry afterwards
+//!   (`drop_placeholder`), so uncached traffic does not pile up entries.
+//! - **Read-only fast path.** A read-only owner's chunks are never dirty,
+//!   so no write-back of them can run: its uncached reads look the chunk up
+//!   and read from the store without a placeholder.
+//! - **Write-through.** A whole chunk written while not in memory goes
+//!   straight to the store under its chunk lock, its write buffer reserved
+//!   like a write-back's, and is not cached. A chunk in memory is
+//!   overwritten there and marked dirty instead.
+//! - **Failures.** A failed write-back, write-through or flush poisons the
+//!   owner (writes refused from then on); dirty data whose write-back
+//!   failed stays in the cache, findable and readable.
+//!
+//! [`Capabilities::reads_into`]: crate::store::Capabilities::reads_into
 
 use std::collections::HashMap;
 use std::fmt;
@@ -300,10 +347,9 @@ impl ChunkCache {
         if access != Access::Read {
             owner.check_can_write()?;
         }
-        // The buffer of a chunk evicted to make room for this one, if it
-        // has this chunk's size: the load or the fill reuses it instead of
-        // mapping (and faulting in) a fresh one: perf on random tiles of a
-        // 20-plane lz4 array put a third of their time in those faults.
+        // Recycled buffers (module doc): mapping (and faulting in) a fresh
+        // one each time put a third of random tiles' time in page faults
+        // (perf, 20-plane lz4 array).
         let mut spare = None;
         let r = loop {
             let (e, created) = self.entry(owner, coord);
@@ -320,6 +366,11 @@ impl ChunkCache {
                 // per thread. No lock is held here.
                 let need = owner.chunk_bytes() + scratch;
                 spare = self.make_room_recycling(need, Some(&e), owner.chunk_bytes());
+                debug_assert!(
+                    spare
+                        .as_ref()
+                        .is_none_or(|b| b.len() == owner.chunk_bytes())
+                );
             }
             let mut slot = e.slot.lock();
             if slot.is_detached() {
@@ -334,14 +385,12 @@ impl ChunkCache {
                     owner.fill_buffer(spare.take())
                 } else {
                     self.inner.misses.fetch_add(1, Relaxed);
-                    // Counted in flight for the load only: write-backs wait
-                    // for the bytes in flight to shrink, holding their
-                    // victim's slot, so this must be held while nothing
-                    // else is waited for (not while evicting above, nor
-                    // while waiting for this slot).
+                    // Reservations (module doc): for the load only, not
+                    // while evicting above nor waiting for this slot.
                     let _scratch = self.reserve(owner.load_scratch);
                     self.load(owner, coord, spare.take())?
                 };
+                debug_assert_eq!(data.len(), owner.chunk_bytes());
                 let r = f(&mut data);
                 self.grow(owner, Gauge::Resident, data.len());
                 *slot = Slot::Clean(data);
@@ -369,11 +418,9 @@ impl ChunkCache {
         f: impl FnOnce(Option<&[u8]>) -> Result<R>,
     ) -> Result<R> {
         if owner.read_only {
-            // No write-back of this owner's chunks can ever run, so there
-            // is nothing to keep out: look the chunk up, and read from the
-            // store without a placeholder entry (its allocation, LRU
-            // insertion and removal were a tenth of a warm tile's
-            // instructions).
+            // Read-only fast path (module doc): a placeholder's allocation,
+            // LRU insertion and removal were a tenth of a warm tile's
+            // instructions.
             let key = Self::key(owner, coord);
             let e = self.inner.shards[shard_of(&key)]
                 .lock()
@@ -382,6 +429,7 @@ impl ChunkCache {
                 .cloned();
             if let Some(e) = e {
                 let slot = e.slot.lock();
+                debug_assert!(!matches!(*slot, Slot::Dirty(_)), "read-only yet dirty");
                 if let Some(d) = slot.data() {
                     self.tick(&e);
                     self.inner.hits.fetch_add(1, Relaxed);
@@ -473,6 +521,7 @@ impl ChunkCache {
         if g.lru.peek(&e.key).is_some_and(|x| Arc::ptr_eq(x, e)) {
             g.lru.pop(&e.key);
             drop(g);
+            debug_assert!(matches!(slot, Slot::Unloaded), "a placeholder holds data");
             self.detach(e, slot);
         }
     }

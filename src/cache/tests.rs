@@ -16,6 +16,46 @@ fn owner(cache: &ChunkCache, n: u64, chunk: u64) -> (Arc<Owner>, Arc<MemoryStore
     (cache.register(store.clone(), grid, vec![9]), store)
 }
 
+/// Checks the counts against the entries, when nothing runs: the cache's
+/// resident and dirty bytes are the sums of its slots' and of `owners'`
+/// (all the owners with entries), and each owner's are its slots'.
+fn check_counts(cache: &ChunkCache, owners: &[&Owner]) {
+    let entries: Vec<Arc<Entry>> = cache
+        .inner
+        .shards
+        .iter()
+        .flat_map(|s| {
+            let g = s.lock();
+            g.lru
+                .iter()
+                .map(|(_, e)| e.clone())
+                .chain(g.evicting.values().cloned())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let mut total = (0, 0);
+    for o in owners {
+        let mut own = (0, 0, 0);
+        for e in entries.iter().filter(|e| e.key.owner == o.id) {
+            let slot = e.slot.lock();
+            assert!(!slot.is_detached(), "a detached entry in a map");
+            own.0 += slot.data().map_or(0, |d| d.len());
+            own.1 += if let Slot::Dirty(d) = &*slot {
+                d.len()
+            } else {
+                0
+            };
+            own.2 += 1;
+        }
+        assert_eq!(cache.usage_of(o), own, "owner {}", o.id);
+        total = (total.0 + own.0, total.1 + own.1);
+    }
+    let s = cache.stats();
+    assert_eq!((s.resident_bytes, s.dirty_bytes), total);
+    assert_eq!(s.entries, entries.len());
+    assert_eq!(s.in_flight_bytes, 0);
+}
+
 #[test]
 fn fill_hit_miss_and_dirty_accounting() {
     let cache = ChunkCache::new(1 << 20);
@@ -36,6 +76,7 @@ fn fill_hit_miss_and_dirty_accounting() {
         store.reopen().read_chunk(&[3]).unwrap().unwrap()[..2],
         [9, 1]
     );
+    check_counts(&cache, &[&o]);
 }
 
 #[test]
@@ -68,6 +109,7 @@ fn eviction_writes_back_and_stays_within_budget() {
         let v = cache.with_chunk(&o, &[c], Access::Read, |d| d[5]).unwrap();
         assert_eq!(v, c as u8);
     }
+    check_counts(&cache, &[&o]);
 }
 
 /// A memory store with capabilities of the test's choosing, which
@@ -246,6 +288,7 @@ fn failed_write_back_poisons_and_keeps_data() {
     // The dirty data is still readable from the cache.
     let v = cache.peek(&o, &[0], |d| d[0]);
     assert_eq!(v, Some(1));
+    check_counts(&cache, &[&o]);
 }
 
 #[test]
@@ -313,6 +356,7 @@ fn concurrent_updates_lose_nothing_under_eviction() {
         // Each thread visits each chunk 5 times; fill is 9.
         assert_eq!(d[..8], [9 + 5; 8], "chunk {c}");
     }
+    check_counts(&cache, &[&o]);
 }
 
 #[test]
@@ -329,6 +373,7 @@ fn purge_releases_everything() {
     assert_eq!(cache.stats().resident_bytes, 50);
     assert_eq!(cache.usage_of(&a), (0, 0, 0));
     assert_eq!(cache.usage_of(&b), (50, 0, 5));
+    check_counts(&cache, &[&a, &b]);
 }
 
 /// A memory store whose writes reserve `write_buffer` bytes in the cache,
