@@ -77,6 +77,10 @@ pub(super) enum Slot {
     Clean(ChunkBuf),
     /// Decoded chunk newer than the store's copy.
     Dirty(ChunkBuf),
+    /// Dirty, and its last write-back failed: its data is nowhere else,
+    /// so it stays (counted) until a write-back succeeds or the array is
+    /// purged. Its bytes are the cache's `stranded` bytes.
+    Stranded(ChunkBuf),
     /// Removed from the cache; look the chunk up again. Holds nothing.
     Detached,
 }
@@ -85,7 +89,7 @@ impl Slot {
     /// The chunk's bytes, if loaded.
     pub(super) fn data(&self) -> Option<&ChunkBuf> {
         match self {
-            Slot::Clean(d) | Slot::Dirty(d) => Some(d),
+            Slot::Clean(d) | Slot::Dirty(d) | Slot::Stranded(d) => Some(d),
             Slot::Unloaded | Slot::Detached => None,
         }
     }
@@ -93,7 +97,7 @@ impl Slot {
     /// The chunk's bytes, if loaded.
     pub(super) fn data_mut(&mut self) -> Option<&mut ChunkBuf> {
         match self {
-            Slot::Clean(d) | Slot::Dirty(d) => Some(d),
+            Slot::Clean(d) | Slot::Dirty(d) | Slot::Stranded(d) => Some(d),
             Slot::Unloaded | Slot::Detached => None,
         }
     }
@@ -117,19 +121,36 @@ impl Slot {
         }
     }
 
-    /// Dirty becomes clean (its data reached the store); returns the
-    /// chunk's length if it changed.
-    pub(super) fn mark_clean(&mut self) -> Option<usize> {
+    /// Dirty or stranded becomes clean (its data reached the store).
+    pub(super) fn mark_clean(&mut self) {
+        *self = match std::mem::take(self) {
+            Slot::Dirty(d) | Slot::Stranded(d) => Slot::Clean(d),
+            other => other,
+        };
+    }
+
+    /// Dirty becomes stranded (its write-back failed); returns the chunk's
+    /// length if it changed.
+    pub(super) fn mark_stranded(&mut self) -> Option<usize> {
         match std::mem::take(self) {
             Slot::Dirty(d) => {
                 let len = d.len();
-                *self = Slot::Clean(d);
+                *self = Slot::Stranded(d);
                 Some(len)
             }
             other => {
                 *self = other;
                 None
             }
+        }
+    }
+
+    /// The data, if newer than the store's, and whether it is stranded.
+    pub(super) fn unwritten(&self) -> Option<(&ChunkBuf, bool)> {
+        match self {
+            Slot::Dirty(d) => Some((d, false)),
+            Slot::Stranded(d) => Some((d, true)),
+            Slot::Unloaded | Slot::Clean(_) | Slot::Detached => None,
         }
     }
 }

@@ -12,7 +12,7 @@ use crate::error::Result;
 
 /// What [`ChunkCache::retire`] did with its entry.
 pub(super) enum Retired {
-    /// The write-back failed; the entry stays.
+    /// The write-back failed; the entry stays, stranded.
     Failed,
     /// Written back if it was dirty, and detached unless it was used
     /// again meanwhile; with its buffer if the caller asked for that size.
@@ -26,6 +26,8 @@ pub(super) enum Gauge {
     Resident,
     /// Of them, bytes newer than the store's.
     Dirty,
+    /// Of those, bytes whose last write-back failed (`Slot::Stranded`).
+    Stranded,
 }
 
 /// Bytes counted in flight until dropped ([`ChunkCache::reserve`]).
@@ -76,10 +78,7 @@ impl ChunkCache {
     ) -> Option<ChunkBuf> {
         let mut spare = None;
         loop {
-            let resident = self.inner.resident.load(Relaxed);
-            let in_flight = self.inner.in_flight.load(Relaxed);
-            let headroom = self.inner.headroom.load(Relaxed);
-            if resident + in_flight + need + headroom <= self.inner.budget || resident == 0 {
+            if self.room_for(need) {
                 return spare;
             }
             let Some(victim) = self.pop_victim(keep) else {
@@ -87,8 +86,9 @@ impl ChunkCache {
             };
             let want = if spare.is_none() { len } else { usize::MAX };
             match self.retire(&victim, want) {
-                Retired::Failed => return spare,
-                Retired::Done(None) => {}
+                // Stranded: passed over (it stays in `evicting`, so the
+                // next victim is another entry).
+                Retired::Failed | Retired::Done(None) => {}
                 Retired::Done(b) => spare = b,
             }
         }
@@ -123,21 +123,24 @@ impl ChunkCache {
     /// Writes an evicted entry back if dirty, then detaches it unless it was
     /// resurrected meanwhile, handing back its buffer if that is `want`
     /// bytes long. Fails if the write-back failed (the entry then stays
-    /// findable and dirty, and its owner is poisoned).
+    /// findable, in `evicting`, stranded, and its owner is poisoned).
     pub(super) fn retire(&self, e: &Arc<Entry>, want: usize) -> Retired {
         let mut slot = e.slot.lock();
-        if let Slot::Dirty(data) = &*slot {
+        if let Some((data, stranded)) = slot.unwritten() {
+            let len = data.len();
             match self.write_back(&e.owner, &e.coord, data) {
                 Ok(()) => {
                     e.owner.unsynced.store(true, Relaxed);
-                    let len = data.len();
                     slot.mark_clean();
-                    self.shrink(&e.owner, Gauge::Dirty, len);
+                    self.written(&e.owner, len, stranded);
                     self.inner.writebacks.fetch_add(1, Relaxed);
                 }
                 Err(err) => {
                     e.owner
                         .poison(format!("write-back of chunk {:?} failed: {err}", e.coord));
+                    if let Some(len) = slot.mark_stranded() {
+                        self.grow(&e.owner, Gauge::Stranded, len);
+                    }
                     return Retired::Failed;
                 }
             }
@@ -207,10 +210,29 @@ impl ChunkCache {
         }
     }
 
+    /// Counts a dirty (or stranded) chunk of `len` bytes written back.
+    pub(super) fn written(&self, owner: &Owner, len: usize, stranded: bool) {
+        if stranded {
+            self.shrink(owner, Gauge::Stranded, len);
+        }
+        self.shrink(owner, Gauge::Dirty, len);
+    }
+
+    /// Whether `need` more bytes fit in the budget beside the resident
+    /// bytes, the bytes in flight and the headroom of one write-back (or
+    /// nothing is resident: one chunk always fits).
+    pub(super) fn room_for(&self, need: usize) -> bool {
+        let resident = self.inner.resident.load(Relaxed);
+        let in_flight = self.inner.in_flight.load(Relaxed);
+        let headroom = self.inner.headroom.load(Relaxed);
+        resident + in_flight + need + headroom <= self.inner.budget || resident == 0
+    }
+
     fn gauges<'a>(&'a self, owner: &'a Owner, gauge: Gauge) -> (&'a AtomicUsize, &'a AtomicUsize) {
         match gauge {
             Gauge::Resident => (&self.inner.resident, &owner.resident),
             Gauge::Dirty => (&self.inner.dirty, &owner.dirty),
+            Gauge::Stranded => (&self.inner.stranded, &owner.stranded),
         }
     }
 
@@ -245,6 +267,12 @@ impl ChunkCache {
                 Some(d)
             }
             Slot::Dirty(d) => {
+                self.shrink(&e.owner, Gauge::Dirty, d.len());
+                self.shrink(&e.owner, Gauge::Resident, d.len());
+                Some(d)
+            }
+            Slot::Stranded(d) => {
+                self.shrink(&e.owner, Gauge::Stranded, d.len());
                 self.shrink(&e.owner, Gauge::Dirty, d.len());
                 self.shrink(&e.owner, Gauge::Resident, d.len());
                 Some(d)

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use rayon::prelude::*;
 
 use super::ChunkCache;
-use super::entry::{Entry, Key, Slot};
+use super::entry::{Entry, Key};
 use super::evict::Gauge;
 use super::owner::Owner;
 use crate::error::Result;
@@ -35,14 +35,19 @@ impl ChunkCache {
         let entries = self.entries_of(owner);
         let write = |e: &Arc<Entry>| -> Result<()> {
             let mut slot = e.slot.lock();
-            let Slot::Dirty(data) = &*slot else {
+            let Some((data, stranded)) = slot.unwritten() else {
                 return Ok(());
             };
-            self.write_back(owner, &e.coord, data)?;
-            owner.unsynced.store(true, Relaxed);
             let len = data.len();
+            if let Err(err) = self.write_back(owner, &e.coord, data) {
+                if let Some(len) = slot.mark_stranded() {
+                    self.grow(owner, Gauge::Stranded, len);
+                }
+                return Err(err);
+            }
+            owner.unsynced.store(true, Relaxed);
             slot.mark_clean();
-            self.shrink(owner, Gauge::Dirty, len);
+            self.written(owner, len, stranded);
             Ok(())
         };
         let results: Vec<Result<()>> = if owner.store.capabilities().parallel_writes {

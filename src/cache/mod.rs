@@ -24,16 +24,17 @@
 //!   stays in `evicting` until its write-back completes; a lookup that finds
 //!   it there takes it back (resurrects it) instead of reading stale data
 //!   from the store.
-//! - An entry's slot is one of four states (`entry::Slot`): unloaded, clean,
-//!   dirty (data newer than the store's), detached. Once it is detached
+//! - An entry's slot is one of five states (`entry::Slot`): unloaded,
+//!   clean, dirty (data newer than the store's), stranded (dirty, and its
+//!   write-back failed), detached. Once it is detached
 //!   (under the chunk lock) the entry is in no map and holds no data; a
 //!   thread that locks a detached entry looks it up again.
 //! - `resident` counts the bytes of every entry's data, in maps or being
 //!   evicted; `dirty` the bytes of entries whose data is newer than the
 //!   store's. Each is kept for the cache and for each owner, and changed
 //!   for both at once (`grow` / `shrink`): the cache's count is the sum of
-//!   its owners'. `dirty <= resident`. Only a writable owner (not opened
-//!   read-only) has dirty bytes.
+//!   its owners'. `stranded <= dirty <= resident`. Only a writable owner
+//!   (not opened read-only) has dirty bytes.
 //!
 //! # Rules
 //!
@@ -73,8 +74,15 @@
 //!   like a write-back's, and is not cached. A chunk in memory is
 //!   overwritten there and marked dirty instead.
 //! - **Failures.** A failed write-back, write-through or flush poisons the
-//!   owner (writes refused from then on); dirty data whose write-back
-//!   failed stays in the cache, findable and readable.
+//!   owner (writes refused from then on). A dirty chunk whose write-back
+//!   failed is stranded (`Slot::Stranded`, counted in `stranded`): it stays
+//!   in the cache, findable, readable and counted, until a write-back of it
+//!   succeeds or its owner is purged. Eviction passes over it to the next
+//!   victim. The budget still holds: a chunk that does not fit beside
+//!   stranded chunks after eviction is used around the cache, never kept
+//!   (`around`): a read loads it into a buffer dropped afterwards, a write
+//!   is refused if its owner is poisoned, else written straight to the
+//!   store like a write-through.
 //!
 //! [`Capabilities::reads_into`]: crate::store::Capabilities::reads_into
 
@@ -116,6 +124,8 @@ struct CacheInner {
     resident: AtomicUsize,
     /// Bytes of chunk data newer than the store's.
     dirty: AtomicUsize,
+    /// Of them, bytes whose write-back failed (see *Failures* above).
+    stranded: AtomicUsize,
     /// Bytes of store write buffers (encoded copies) reserved by write-backs
     /// and flushes under way, and of decode buffers of loads under way.
     in_flight: AtomicUsize,
@@ -160,7 +170,8 @@ pub struct CacheStats {
     /// Dirty chunks written back on eviction.
     pub writebacks: u64,
     /// Whole chunks written straight to their store, never cached
-    /// (the array's write-through of large whole chunks).
+    /// (the array's write-through of large whole chunks, and writes that
+    /// find no room beside chunks whose write-back failed).
     pub write_throughs: u64,
     /// Bytes of decoded chunks held now.
     pub resident_bytes: usize,
@@ -209,6 +220,7 @@ impl ChunkCache {
                 budget: budget_bytes,
                 resident: AtomicUsize::new(0),
                 dirty: AtomicUsize::new(0),
+                stranded: AtomicUsize::new(0),
                 in_flight: AtomicUsize::new(0),
                 headroom: AtomicUsize::new(0),
                 flight: Mutex::new(()),
@@ -288,6 +300,7 @@ impl ChunkCache {
             write_buffer,
             resident: AtomicUsize::new(0),
             dirty: AtomicUsize::new(0),
+            stranded: AtomicUsize::new(0),
             entries: AtomicUsize::new(0),
             unsynced: AtomicBool::new(false),
             read_only: caps.read_only,
@@ -351,6 +364,9 @@ impl ChunkCache {
         // one each time put a third of random tiles' time in page faults
         // (perf, 20-plane lz4 array).
         let mut spare = None;
+        // Failures (module doc): no room beside stranded chunks, so the
+        // chunk is used without being kept.
+        let mut around = false;
         let r = loop {
             let (e, created) = self.entry(owner, coord);
             // A load that decodes holds the stored bytes beside the chunk
@@ -371,6 +387,7 @@ impl ChunkCache {
                         .as_ref()
                         .is_none_or(|b| b.len() == owner.chunk_bytes())
                 );
+                around = !self.room_for(need) && self.inner.stranded.load(Relaxed) > 0;
             }
             let mut slot = e.slot.lock();
             if slot.is_detached() {
@@ -380,6 +397,10 @@ impl ChunkCache {
             let r = if let Some(data) = slot.data_mut() {
                 self.inner.hits.fetch_add(1, Relaxed);
                 f(data)
+            } else if around {
+                let r = self.around(owner, coord, access, spare.take(), f);
+                self.drop_placeholder(&e, &mut slot);
+                break r?;
             } else {
                 let mut data = if access == Access::Overwrite {
                     owner.fill_buffer(spare.take())
@@ -404,6 +425,43 @@ impl ChunkCache {
             break r;
         };
         self.make_room();
+        Ok(r)
+    }
+
+    /// [`with_chunk`](Self::with_chunk) for a chunk that is not kept (see
+    /// *Failures* in the module doc): loaded (or filled) into a buffer
+    /// dropped afterwards and, if changed, written straight to the store
+    /// like a write-through. The caller holds the chunk lock of an empty
+    /// placeholder, so no write-back of the chunk runs meanwhile.
+    fn around<R>(
+        &self,
+        owner: &Owner,
+        coord: &[u64],
+        access: Access,
+        spare: Option<ChunkBuf>,
+        f: impl FnOnce(&mut [u8]) -> R,
+    ) -> Result<R> {
+        if access != Access::Read {
+            // The eviction just tried may have failed to write back one
+            // of this owner's chunks.
+            owner.check_can_write()?;
+        }
+        let mut data = if access == Access::Overwrite {
+            owner.fill_buffer(spare)
+        } else {
+            self.inner.misses.fetch_add(1, Relaxed);
+            let _scratch = self.reserve(owner.load_scratch);
+            self.load(owner, coord, spare)?
+        };
+        let r = f(&mut data);
+        if access != Access::Read {
+            if let Err(err) = self.write_back(owner, coord, &data) {
+                owner.poison(format!("write of chunk {coord:?} failed: {err}"));
+                return Err(err);
+            }
+            owner.unsynced.store(true, Relaxed);
+            self.inner.write_throughs.fetch_add(1, Relaxed);
+        }
         Ok(r)
     }
 

@@ -26,6 +26,7 @@ pub(crate) struct Owner {
     pub(super) write_buffer: usize,
     pub(super) resident: AtomicUsize,
     pub(super) dirty: AtomicUsize,
+    pub(super) stranded: AtomicUsize,
     pub(super) entries: AtomicUsize,
     /// Chunks were written to the store since its last successful flush.
     pub(super) unsynced: AtomicBool,
