@@ -367,6 +367,11 @@ impl ChunkCache {
         // Failures (module doc): no room beside stranded chunks, so the
         // chunk is used without being kept.
         let mut around = false;
+        // An entry found unloaded (left by a failed load) gets room made
+        // for it too (then set, and the entry looked up again): loaded
+        // without, it would overshoot the budget until the eviction after
+        // the access, which cannot undo it if write-backs fail.
+        let mut make_room_first = false;
         let r = loop {
             let (e, created) = self.entry(owner, coord);
             // A load that decodes holds the stored bytes beside the chunk
@@ -376,7 +381,7 @@ impl ChunkCache {
             } else {
                 owner.load_scratch
             };
-            if created {
+            if created || make_room_first {
                 // Evict before the new chunk's bytes arrive, so that
                 // streaming work does not overshoot the budget by a chunk
                 // per thread. No lock is held here.
@@ -397,6 +402,11 @@ impl ChunkCache {
             let r = if let Some(data) = slot.data_mut() {
                 self.inner.hits.fetch_add(1, Relaxed);
                 f(data)
+            } else if !created && !make_room_first {
+                // No lock may be held while evicting.
+                drop(slot);
+                make_room_first = true;
+                continue;
             } else if around {
                 let r = self.around(owner, coord, access, spare.take(), f);
                 self.drop_placeholder(&e, &mut slot);

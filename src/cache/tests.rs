@@ -645,3 +645,47 @@ fn eviction_passes_over_a_chunk_that_cannot_be_written_back() {
     assert_eq!(s.dirty_bytes, 10, "the dirty chunk is kept");
     check_counts(&cache, &[&a]);
 }
+
+/// An entry left unloaded by a failed load is found, not created, by the
+/// next access: in the failed state it too gets room made first, and is
+/// used around the cache if none is left.
+#[test]
+fn an_entry_left_by_a_failed_load_gets_no_room_beside_stranded_chunks() {
+    let cache = ChunkCache::new(20);
+    let writes_fail = || {
+        let store = Arc::new(WritesFail {
+            inner: MemoryStore::new(StoreMeta {
+                dtype: DType::U8,
+                shape: vec![100],
+                chunks: vec![10],
+                fill: vec![9],
+            }),
+            fail_read: false.into(),
+        });
+        let grid = ChunkGrid::new(&[100], &[10], 1).unwrap();
+        (cache.register(store.clone(), grid, vec![9]), store)
+    };
+    let (a, _) = writes_fail();
+    let (b, b_store) = writes_fail();
+    b_store.fail_read.store(true, Relaxed);
+    assert!(cache.with_chunk(&b, &[1], Access::Read, |_| ()).is_err());
+    assert_eq!(cache.usage_of(&b), (0, 0, 1), "left unloaded");
+    for c in [0, 3] {
+        cache
+            .with_chunk(&a, &[c], Access::Update, |d| d[0] = 1)
+            .unwrap();
+    }
+    assert!(cache.flush_owner(&a).is_err(), "both chunks stranded");
+    assert_eq!(cache.stats().dirty_bytes, 20);
+    // b's write cannot be kept beside them: it goes to b's store, which
+    // fails it.
+    assert!(
+        cache
+            .with_chunk(&b, &[1], Access::Update, |d| d[0] = 2)
+            .is_err()
+    );
+    let s = cache.stats();
+    assert!(s.resident_bytes <= s.budget_bytes, "{s:?}");
+    assert_eq!(s.dirty_bytes, 20);
+    check_counts(&cache, &[&a, &b]);
+}
