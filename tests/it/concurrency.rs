@@ -1,7 +1,7 @@
 //! Concurrency: many threads writing and reading the same chunks through a
 //! cache smaller than the data, on every backend.
 //!
-//! What the cache promises (src/cache.rs): every access to a chunk runs
+//! What the cache promises (src/cache/): every access to a chunk runs
 //! under that chunk's lock, loads and write-backs included, and an evicted
 //! dirty chunk stays findable until its write-back is done. So a write
 //! call is atomic per chunk: the part of one `write`/`fill` that falls in
