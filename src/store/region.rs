@@ -139,30 +139,13 @@ pub(crate) fn place_region(
 
 /// Copies `region` out of a decoded chunk into a dense C-order buffer.
 pub fn extract_region(meta: &StoreMeta, chunk: &[u8], region: ChunkRegion<'_>) -> Vec<u8> {
-    let elem = meta.dtype.size();
-    let chunk_strides = c_strides(&meta.chunks);
-    let counts: Vec<usize> = region.iter().map(|r| r.2 as usize).collect();
     let out_shape: Vec<u64> = region.iter().map(|r| r.2).collect();
     let out_strides = c_strides(&out_shape);
-    let offset = region
-        .iter()
-        .zip(&chunk_strides)
-        .map(|(r, s)| r.0 as usize * s)
-        .sum();
-    let strides: Vec<usize> = region
-        .iter()
-        .zip(&chunk_strides)
-        .map(|(r, s)| r.1 as usize * s)
-        .collect();
-    let mut out = vec![0u8; counts.iter().product::<usize>() * elem];
-    copy_region(
-        &counts,
-        elem,
+    let mut out = vec![0u8; out_shape.iter().product::<u64>() as usize * meta.dtype.size()];
+    copy_region_of_chunk(
+        meta,
         chunk,
-        Strided {
-            offset,
-            strides: &strides,
-        },
+        region,
         &mut out,
         Strided {
             offset: 0,

@@ -430,7 +430,7 @@ impl ChunkStore for NpyFile {
         let elem = self.meta.dtype.size();
         crate::store::check_strided_fits(region, elem, out.len(), at)?;
         // Straight from the map when nothing needs converting and the
-        // region lies inside the array; else through `read_region`.
+        // region lies inside the array; else through `dense_region`.
         let extent = self.grid.chunk_extent(chunk);
         let inside = region
             .iter()
