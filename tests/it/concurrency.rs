@@ -117,10 +117,15 @@ fn interleaved_writers(backend: Backend) {
                 })
             })
             .collect();
-        for h in writers {
-            h.join().unwrap();
-        }
+        // Stop the readers before a writer's panic is passed on: the
+        // scope waits for every thread, and readers spin until `done`.
+        let written: Vec<_> = writers.into_iter().map(|h| h.join()).collect();
         done.store(true, Ordering::Relaxed);
+        for w in written {
+            if let Err(panic) = w {
+                std::panic::resume_unwind(panic);
+            }
+        }
         readers.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
     });
     assert!(reads > 0);
@@ -242,10 +247,15 @@ fn overlapping_tiles(backend: Backend) {
                 })
             })
             .collect();
-        for h in writers {
-            h.join().unwrap();
-        }
+        // Stop the readers before a writer's panic is passed on: the
+        // scope waits for every thread, and readers spin until `done`.
+        let written: Vec<_> = writers.into_iter().map(|h| h.join()).collect();
         done.store(true, Ordering::Relaxed);
+        for w in written {
+            if let Err(panic) = w {
+                std::panic::resume_unwind(panic);
+            }
+        }
         for h in readers {
             h.join().unwrap();
         }
