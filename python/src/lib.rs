@@ -15,7 +15,7 @@ use chunkyard::{
     ArrayHandle, ArrayOptions, DType, Error, OpenOptions, ResolvedSelection, SelItem, Selection,
     SelectionError,
 };
-use numpy::{IxDyn, PyArray1, PyArrayDescr, PyArrayDyn, PyArrayMethods};
+use numpy::{PyArray1, PyArrayDescr, PyArrayDyn, PyArrayMethods};
 use parking_lot::Mutex;
 use pyo3::exceptions::{
     PyFileExistsError, PyFileNotFoundError, PyIndexError, PyOSError, PyPermissionError,
@@ -185,13 +185,18 @@ fn read_numpy<'py>(
     sel: &ResolvedSelection,
     shape: &[usize],
 ) -> PyResult<Bound<'py, PyAny>> {
+    let np = py.import("numpy")?;
+    let dims = PyTuple::new(py, shape)?;
     macro_rules! read_as {
         ($t:ty) => {{
-            // zeros: calloc'd by numpy, so untouched pages cost nothing
-            // before the read fills them.
-            let arr = PyArrayDyn::<$t>::zeros(py, IxDyn(shape), false);
+            // numpy.zeros, not rust-numpy's, whose failed allocation is a
+            // panic: numpy raises MemoryError. Its calloc'd pages cost
+            // nothing before the read fills them.
+            let arr = np
+                .call_method1("zeros", (&dims, numpy::dtype::<$t>(py)))?
+                .cast_into::<PyArrayDyn<$t>>()?;
             {
-                let mut rw = arr.readwrite();
+                let mut rw = arr.try_readwrite().map_err(borrow_error)?;
                 let slice = rw
                     .as_slice_mut()
                     .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
@@ -221,6 +226,12 @@ fn read_numpy<'py>(
             )));
         }
     })
+}
+
+/// rust-numpy refuses a borrow that conflicts with another extension's
+/// (its `readonly()`/`readwrite()` would panic instead).
+fn borrow_error(e: numpy::BorrowError) -> PyErr {
+    PyValueError::new_err(format!("the numpy array is in use elsewhere: {e}"))
 }
 
 /// An array on disk (npy or Zarr), read and written with numpy indexing.
@@ -387,7 +398,7 @@ impl PyArrayObj {
             .call_method1("reshape", (-1,))?
             .call_method1("view", (numpy::dtype::<u8>(py),))?
             .cast_into::<PyArray1<u8>>()?;
-        let ro = flat.readonly();
+        let ro = flat.try_readonly().map_err(borrow_error)?;
         let bytes = ro
             .as_slice()
             .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;

@@ -229,3 +229,11 @@ def test_corrupt_npy_is_format_error(tmp_path):
 def test_a_rust_panic_arrives_as_runtime_error():
     with pytest.raises(RuntimeError, match="internal error"):
         _chunkyard._panic_for_tests()
+
+
+def test_a_read_too_large_for_memory_is_memory_error(tmp_path):
+    # 8e16 bytes: numpy's allocation fails; rust-numpy's own would panic.
+    a = chunkyard.create(tmp_path / "huge.zarr", (10**8, 10**8), "float64", chunks=(1000, 1000))
+    with pytest.raises(MemoryError):
+        a[...]
+    assert a[10**8 - 1, :3].tolist() == [0.0, 0.0, 0.0]
