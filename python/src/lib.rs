@@ -1,0 +1,511 @@
+//! `chunkyard._chunkyard`: the Rust half of the Python package.
+//!
+//! Thin by design: numpy-style indices become a [`Selection`], the bytes
+//! cross as native-order numpy buffers, and every call into the library
+//! runs with the GIL released and inside `catch_unwind` ([`guarded`]), so
+//! a panic in the library becomes a `RuntimeError`, never pyo3's
+//! `PanicException` (a `BaseException` that `except Exception` misses).
+//! Argument normalisation that numpy does best (dtypes, fill values,
+//! shapes) lives in `chunkyard/__init__.py`.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::PathBuf;
+
+use chunkyard::{
+    ArrayHandle, ArrayOptions, DType, Error, OpenOptions, ResolvedSelection, SelItem, Selection,
+    SelectionError,
+};
+use numpy::{PyArray1, PyArrayDescr, PyArrayDyn, PyArrayMethods};
+use parking_lot::Mutex;
+use pyo3::exceptions::{
+    PyFileExistsError, PyFileNotFoundError, PyIndexError, PyOSError, PyPermissionError,
+    PyRuntimeError, PyTypeError, PyValueError,
+};
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyList, PySlice, PyTuple};
+use pyo3::{create_exception, import_exception};
+
+create_exception!(
+    chunkyard,
+    FormatError,
+    PyValueError,
+    "A file that is not a valid array of its format (corrupt or truncated)."
+);
+import_exception!(io, UnsupportedOperation);
+
+/// Maps the library's error onto the Python exception a numpy, h5py or
+/// file-object user expects.
+fn to_py(e: Error) -> PyErr {
+    let msg = e.to_string();
+    match &e {
+        Error::Io { source, .. } => match source.kind() {
+            std::io::ErrorKind::NotFound => PyFileNotFoundError::new_err(msg),
+            std::io::ErrorKind::PermissionDenied => PyPermissionError::new_err(msg),
+            std::io::ErrorKind::AlreadyExists => PyFileExistsError::new_err(msg),
+            _ => PyOSError::new_err(msg),
+        },
+        Error::Selection(s) => selection_error(s, msg),
+        Error::Format { .. } => FormatError::new_err(msg),
+        Error::DTypeMismatch { .. }
+        | Error::ShapeMismatch { .. }
+        | Error::InvalidArgument(_)
+        | Error::Unsupported(_) => PyValueError::new_err(msg),
+        // Store (backend I/O), Poisoned (an earlier write-back failed) and
+        // variants added later.
+        _ => PyOSError::new_err(msg),
+    }
+}
+
+fn selection_error(e: &SelectionError, msg: String) -> PyErr {
+    match e {
+        SelectionError::NegativeStep { .. } | SelectionError::NewAxis => PyTypeError::new_err(msg),
+        SelectionError::ZeroStep { .. } | SelectionError::Parse { .. } => {
+            PyValueError::new_err(msg)
+        }
+        // OutOfBounds, TooManyIndices, MultipleEllipsis: numpy's IndexError.
+        _ => PyIndexError::new_err(msg),
+    }
+}
+
+/// Runs a library call, turning its error into a Python exception and a
+/// panic into `RuntimeError`. Needs no GIL (a `PyErr` is built lazily), so
+/// it runs inside `Python::detach`.
+fn guarded<T>(f: impl FnOnce() -> chunkyard::Result<T>) -> PyResult<T> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => r.map_err(to_py),
+        Err(payload) => {
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_string());
+            Err(PyRuntimeError::new_err(format!(
+                "chunkyard internal error (a bug, please report it): {what}"
+            )))
+        }
+    }
+}
+
+/// One item of a Python index: an int, a slice with step >= 1, or `...`.
+fn parse_item(item: &Bound<'_, PyAny>) -> PyResult<SelItem> {
+    let py = item.py();
+    if item.is(py.Ellipsis()) {
+        return Ok(SelItem::Ellipsis);
+    }
+    if item.is_none() {
+        return Err(PyTypeError::new_err(
+            "chunkyard indices do not support None (np.newaxis); add the axis to the result instead",
+        ));
+    }
+    if let Ok(s) = item.cast::<PySlice>() {
+        let start = slice_bound(&s.getattr("start")?)?;
+        let stop = slice_bound(&s.getattr("stop")?)?;
+        let step = slice_bound(&s.getattr("step")?)?;
+        return match step {
+            Some(0) => Err(PyValueError::new_err("slice step cannot be zero")),
+            Some(k) if k < 0 => Err(PyTypeError::new_err(format!(
+                "chunkyard indices do not support negative slice steps (step {k}); \
+                 read with a positive step and reverse the numpy result"
+            ))),
+            _ => Ok(SelItem::Slice { start, stop, step }),
+        };
+    }
+    // numpy reads a bool as a mask, not as 0 or 1.
+    let is_np_bool = item
+        .get_type()
+        .name()
+        .is_ok_and(|n| n.to_str().is_ok_and(|n| n == "bool" || n == "bool_"));
+    if item.is_instance_of::<PyBool>() || is_np_bool {
+        return Err(PyTypeError::new_err(
+            "chunkyard indices do not support booleans (boolean mask indexing)",
+        ));
+    }
+    match item.extract::<i64>() {
+        Ok(i) => Ok(SelItem::Index(i)),
+        Err(e) if e.is_instance_of::<pyo3::exceptions::PyOverflowError>(py) => Err(
+            PyIndexError::new_err(format!("index {item} is out of bounds")),
+        ),
+        Err(_) => {
+            let fancy = item.is_instance_of::<PyList>() || item.hasattr("__array__")?;
+            let kind = item.get_type().name()?;
+            Err(PyTypeError::new_err(if fancy {
+                format!(
+                    "chunkyard indices do not support fancy indexing (a {kind}); \
+                     use integers, slices with step >= 1 and ..."
+                )
+            } else {
+                format!("chunkyard indices are integers, slices with step >= 1 and ...; got {kind}")
+            }))
+        }
+    }
+}
+
+/// A slice's start, stop or step: `None`, or an integer (clamped, as
+/// numpy clamps, when it does not fit in an i64).
+fn slice_bound(v: &Bound<'_, PyAny>) -> PyResult<Option<i64>> {
+    if v.is_none() {
+        return Ok(None);
+    }
+    match v.extract::<i64>() {
+        Ok(i) => Ok(Some(i)),
+        Err(e) if e.is_instance_of::<pyo3::exceptions::PyOverflowError>(v.py()) => {
+            Ok(Some(if v.lt(0)? { i64::MIN + 1 } else { i64::MAX }))
+        }
+        Err(_) => Err(PyTypeError::new_err(format!(
+            "slice indices must be integers or None, not {}",
+            v.get_type().name()?
+        ))),
+    }
+}
+
+fn parse_index(key: &Bound<'_, PyAny>) -> PyResult<Selection> {
+    let items = match key.cast::<PyTuple>() {
+        Ok(t) => t.iter().map(|i| parse_item(&i)).collect::<PyResult<_>>()?,
+        Err(_) => vec![parse_item(key)?],
+    };
+    Ok(Selection::new(items))
+}
+
+fn usize_shape(shape: &[u64]) -> PyResult<Vec<usize>> {
+    shape
+        .iter()
+        .map(|&n| {
+            usize::try_from(n)
+                .map_err(|_| PyValueError::new_err("selection too large for this machine"))
+        })
+        .collect()
+}
+
+/// Reads `sel` into a new numpy array of `shape` that numpy allocated and
+/// owns (bool: a `bool` view of a numpy-owned `uint8` array), with the GIL
+/// released during the read.
+fn read_numpy<'py>(
+    py: Python<'py>,
+    h: &ArrayHandle,
+    sel: &ResolvedSelection,
+    shape: &[usize],
+) -> PyResult<Bound<'py, PyAny>> {
+    let np = py.import("numpy")?;
+    let dims = PyTuple::new(py, shape)?;
+    macro_rules! read_as {
+        ($t:ty) => {{
+            // numpy.zeros, not rust-numpy's, whose failed allocation is a
+            // panic: numpy raises MemoryError. Its calloc'd pages cost
+            // nothing before the read fills them.
+            let arr = np
+                .call_method1("zeros", (&dims, numpy::dtype::<$t>(py)))?
+                .cast_into::<PyArrayDyn<$t>>()?;
+            {
+                let mut rw = arr.try_readwrite().map_err(borrow_error)?;
+                let slice = rw
+                    .as_slice_mut()
+                    .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+                let bytes: &mut [u8] = bytemuck::cast_slice_mut(slice);
+                py.detach(|| guarded(|| h.read_bytes(sel, bytes)))?;
+            }
+            arr.into_any()
+        }};
+    }
+    Ok(match h.dtype() {
+        DType::I8 => read_as!(i8),
+        DType::I16 => read_as!(i16),
+        DType::I32 => read_as!(i32),
+        DType::I64 => read_as!(i64),
+        DType::U8 => read_as!(u8),
+        DType::U16 => read_as!(u16),
+        DType::U32 => read_as!(u32),
+        DType::U64 => read_as!(u64),
+        DType::F32 => read_as!(f32),
+        DType::F64 => read_as!(f64),
+        // A Rust `bool` may hold only 0 or 1, so the bytes land in a uint8
+        // array that numpy then views as bool.
+        DType::Bool => read_as!(u8).call_method1("view", (numpy::dtype::<bool>(py),))?,
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "dtype {other} is not supported by the Python package yet"
+            )));
+        }
+    })
+}
+
+/// rust-numpy refuses a borrow that conflicts with another extension's
+/// (its `readonly()`/`readwrite()` would panic instead).
+fn borrow_error(e: numpy::BorrowError) -> PyErr {
+    PyValueError::new_err(format!("the numpy array is in use elsewhere: {e}"))
+}
+
+/// An array on disk (npy or Zarr), read and written with numpy indexing.
+#[pyclass(module = "chunkyard", name = "Array", frozen)]
+struct PyArrayObj {
+    /// `None` once closed. Calls clone the handle out (an `Arc` clone) and
+    /// never hold this lock while the GIL is released.
+    handle: Mutex<Option<ArrayHandle>>,
+    read_only: bool,
+    dtype: Py<PyArrayDescr>,
+    path: String,
+    /// `repr(path)`, for `__repr__`.
+    path_repr: String,
+}
+
+impl PyArrayObj {
+    fn new(py: Python<'_>, h: ArrayHandle, read_only: bool, path: String) -> PyResult<Self> {
+        let np = py.import("numpy")?;
+        let dtype = np
+            .call_method1("dtype", (h.dtype().numpy_name(),))?
+            .cast_into::<PyArrayDescr>()?
+            .unbind();
+        let path_repr = path.as_str().into_pyobject(py)?.repr()?.to_string();
+        Ok(PyArrayObj {
+            handle: Mutex::new(Some(h)),
+            read_only,
+            dtype,
+            path,
+            path_repr,
+        })
+    }
+
+    fn handle(&self) -> PyResult<ArrayHandle> {
+        self.handle
+            .lock()
+            .clone()
+            .ok_or_else(|| PyValueError::new_err("I/O operation on a closed chunkyard array"))
+    }
+
+    fn resolve(&self, h: &ArrayHandle, key: &Bound<'_, PyAny>) -> PyResult<ResolvedSelection> {
+        let sel = parse_index(key)?;
+        sel.resolve(&h.shape())
+            .map_err(|e| selection_error(&e, e.to_string()))
+    }
+}
+
+#[pymethods]
+impl PyArrayObj {
+    /// The shape, a tuple of ints.
+    #[getter]
+    fn shape<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        PyTuple::new(py, self.handle()?.shape())
+    }
+
+    /// The element type, a `numpy.dtype` (native byte order).
+    #[getter]
+    fn dtype(&self, py: Python<'_>) -> Py<PyArrayDescr> {
+        self.dtype.clone_ref(py)
+    }
+
+    /// Number of axes.
+    #[getter]
+    fn ndim(&self) -> PyResult<usize> {
+        Ok(self.handle()?.ndim())
+    }
+
+    /// The chunk shape, a tuple of ints.
+    #[getter]
+    fn chunks<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        PyTuple::new(py, self.handle()?.chunks())
+    }
+
+    fn __len__(&self) -> PyResult<usize> {
+        let shape = self.handle()?.shape();
+        match shape.first() {
+            Some(&n) => usize::try_from(n).map_err(|_| PyValueError::new_err("length too large")),
+            None => Err(PyTypeError::new_err("len() of a 0-d array")),
+        }
+    }
+
+    fn __repr__(&self) -> String {
+        match self.handle.lock().as_ref() {
+            None => format!("<closed chunkyard.Array {}>", self.path_repr),
+            Some(h) => {
+                let tuple = |v: &[u64]| match v {
+                    [one] => format!("({one},)"),
+                    _ => format!(
+                        "({})",
+                        v.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
+                    ),
+                };
+                format!(
+                    "<chunkyard.Array {} shape={} dtype={} chunks={} mode='{}'>",
+                    self.path_repr,
+                    tuple(&h.shape()),
+                    h.dtype().numpy_name(),
+                    tuple(h.chunks()),
+                    if self.read_only { "r" } else { "r+" },
+                )
+            }
+        }
+    }
+
+    fn __getitem__<'py>(
+        &self,
+        py: Python<'py>,
+        key: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let h = self.handle()?;
+        let sel = self.resolve(&h, key)?;
+        let shape = usize_shape(&sel.out_shape())?;
+        let arr = read_numpy(py, &h, &sel, &shape)?;
+        if sel.is_point() {
+            // An element is a numpy scalar, as numpy and h5py return it.
+            return arr.get_item(PyTuple::empty(py));
+        }
+        Ok(arr)
+    }
+
+    fn __setitem__(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+        value: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        if self.read_only {
+            return Err(UnsupportedOperation::new_err(format!(
+                "{}: the array is open read-only (mode='r'); open it with mode='r+' to write",
+                self.path
+            )));
+        }
+        let h = self.handle()?;
+        let sel = self.resolve(&h, key)?;
+        let np = py.import("numpy")?;
+        let dtype = self.dtype.bind(py);
+        let shape = usize_shape(&sel.out_shape())?;
+        let given = np.call_method1("asarray", (value,))?;
+        let given_ndim: usize = given.getattr("ndim")?.extract()?;
+        // numpy does the conversion, so `a[idx] = v` casts and broadcasts
+        // exactly as numpy's own assignment: into a scratch array of the
+        // array's dtype (one element for a scalar, the selection's shape
+        // otherwise), unless `value` already is that array.
+        let (src, scalar) = if given_ndim == 0 {
+            let one = np.call_method1("empty", (PyTuple::empty(py), dtype))?;
+            one.set_item(PyTuple::empty(py), value)?;
+            (one, true)
+        } else {
+            let ready = given.is(value)
+                && given.getattr("dtype")?.eq(dtype)?
+                && given.getattr("shape")?.extract::<Vec<usize>>()? == shape
+                && given
+                    .getattr("flags")?
+                    .getattr("c_contiguous")?
+                    .is_truthy()?;
+            if ready {
+                (given, false)
+            } else {
+                let tmp = np.call_method1("empty", (PyTuple::new(py, &shape)?, dtype))?;
+                tmp.set_item(py.Ellipsis(), value)?;
+                (tmp, false)
+            }
+        };
+        let flat = src
+            .call_method1("reshape", (-1,))?
+            .call_method1("view", (numpy::dtype::<u8>(py),))?
+            .cast_into::<PyArray1<u8>>()?;
+        let ro = flat.try_readonly().map_err(borrow_error)?;
+        let bytes = ro
+            .as_slice()
+            .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+        // The GIL is released while the library copies out of `bytes`: a
+        // caller's array written by another Python thread meanwhile gives
+        // a torn copy, as it would in h5py; never a crash.
+        if scalar {
+            py.detach(|| guarded(|| h.fill_bytes(&sel, bytes)))
+        } else {
+            py.detach(|| guarded(|| h.write_bytes(&sel, bytes)))
+        }
+    }
+
+    /// Writes every dirty chunk to disk and makes it durable: when this
+    /// returns, the writes before it survive a crash.
+    fn flush(&self, py: Python<'_>) -> PyResult<()> {
+        let h = self.handle()?;
+        if self.read_only {
+            return Ok(());
+        }
+        py.detach(|| guarded(|| h.flush()))
+    }
+
+    /// Flushes (read-write arrays) and closes; later calls raise
+    /// `ValueError`. Closing twice is allowed.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        let Some(h) = self.handle.lock().take() else {
+            return Ok(());
+        };
+        if self.read_only {
+            return Ok(());
+        }
+        py.detach(|| guarded(|| h.flush()))
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_exc))]
+    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, PyTuple>) -> PyResult<bool> {
+        self.close(py)?;
+        Ok(false)
+    }
+}
+
+/// `create` of `chunkyard/__init__.py`, after it normalised the arguments:
+/// `dtype` is a numpy type name (`float32`), `fill` native-order bytes.
+#[pyfunction]
+#[pyo3(signature = (path, shape, dtype, chunks, fill, overwrite))]
+fn _create(
+    py: Python<'_>,
+    path: PathBuf,
+    shape: Vec<u64>,
+    dtype: &str,
+    chunks: Option<Vec<u64>>,
+    fill: Option<Vec<u8>>,
+    overwrite: bool,
+) -> PyResult<PyArrayObj> {
+    let dt = DType::ALL
+        .into_iter()
+        .find(|d| d.numpy_name() == dtype)
+        .ok_or_else(|| PyValueError::new_err(format!("unsupported dtype {dtype:?}")))?;
+    let mut opts = ArrayOptions::new(&shape).overwrite(overwrite);
+    if let Some(c) = chunks {
+        opts = opts.chunks(c);
+    }
+    if let Some(f) = fill {
+        opts = opts.fill_bytes(dt, f);
+    }
+    let shown = path.display().to_string();
+    let h = py.detach(|| guarded(|| ArrayHandle::create(&path, dt, &opts)))?;
+    PyArrayObj::new(py, h, false, shown)
+}
+
+/// `open` of `chunkyard/__init__.py`.
+#[pyfunction]
+fn _open(py: Python<'_>, path: PathBuf, read_only: bool) -> PyResult<PyArrayObj> {
+    let shown = path.display().to_string();
+    if !path.exists() {
+        // Format::from_path looks at a directory's metadata before the
+        // backend opens anything: say "not found" for a missing path, not
+        // "cannot tell the format".
+        return Err(PyFileNotFoundError::new_err((
+            2,
+            "No such file or directory",
+            shown,
+        )));
+    }
+    let opts = OpenOptions::new().read_only(read_only);
+    let h = py.detach(|| guarded(|| ArrayHandle::open(&path, &opts)))?;
+    PyArrayObj::new(py, h, read_only, shown)
+}
+
+/// Panics inside [`guarded`]: lets the tests check that a panic in the
+/// library arrives as `RuntimeError`, not as pyo3's `PanicException`.
+#[pyfunction]
+fn _panic_for_tests(py: Python<'_>) -> PyResult<()> {
+    py.detach(|| guarded(|| -> chunkyard::Result<()> { panic!("a panic for the tests") }))
+}
+
+#[pymodule]
+fn _chunkyard(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyArrayObj>()?;
+    m.add_function(wrap_pyfunction!(_create, m)?)?;
+    m.add_function(wrap_pyfunction!(_open, m)?)?;
+    m.add_function(wrap_pyfunction!(_panic_for_tests, m)?)?;
+    m.add("FormatError", m.py().get_type::<FormatError>())?;
+    Ok(())
+}
