@@ -8,6 +8,7 @@ use crate::array::{Array, ArrayHandle};
 use crate::cache::ChunkCache;
 use crate::chunk_grid::{DEFAULT_CHUNK_TARGET_BYTES, default_chunks};
 use crate::codec::Codec;
+use crate::dims::Dims;
 use crate::dtype::{DType, Element, Endian};
 use crate::error::{Error, Result};
 use crate::store::zarr::is_zarr_dir;
@@ -95,15 +96,31 @@ pub struct ArrayOptions {
     overwrite: bool,
     codec: Codec,
     labels: Option<Labels>,
+    /// A shape or chunk shape that could not be taken (a negative
+    /// length), reported by `create`: builders do not fail.
+    invalid: Option<Error>,
+}
+
+impl Default for ArrayOptions {
+    /// Options with no shape: for [`View::save_as`](crate::View::save_as),
+    /// which takes the shape from the view.
+    fn default() -> Self {
+        ArrayOptions::new([0u64; 0])
+    }
 }
 
 impl ArrayOptions {
     /// Options for an array of `shape`, with defaults for everything else:
     /// chunks of about 16 MiB, fill value zero, the global cache, C order,
     /// little-endian, refuse to overwrite an existing file.
-    pub fn new(shape: impl AsRef<[u64]>) -> Self {
+    pub fn new(shape: impl Dims) -> Self {
+        let (shape, invalid) = match shape.to_u64_vec() {
+            Ok(s) => (s, None),
+            Err(e) => (Vec::new(), Some(e)),
+        };
         ArrayOptions {
-            shape: shape.as_ref().to_vec(),
+            shape,
+            invalid,
             chunks: None,
             fill: None,
             cache: None,
@@ -116,8 +133,11 @@ impl ArrayOptions {
     }
 
     /// The chunk shape (the cache's unit of I/O).
-    pub fn chunks(mut self, chunks: impl AsRef<[u64]>) -> Self {
-        self.chunks = Some(chunks.as_ref().to_vec());
+    pub fn chunks(mut self, chunks: impl Dims) -> Self {
+        match chunks.to_u64_vec() {
+            Ok(c) => self.chunks = Some(c),
+            Err(e) => self.invalid = self.invalid.or(Some(e)),
+        }
         self
     }
 
@@ -183,6 +203,8 @@ pub struct OpenOptions {
     chunks: Option<Vec<u64>>,
     cache: Option<ChunkCache>,
     raw: Option<RawLayout>,
+    /// A chunk shape that could not be taken, reported by `open`.
+    invalid: Option<Error>,
 }
 
 impl OpenOptions {
@@ -199,8 +221,11 @@ impl OpenOptions {
     }
 
     /// The chunk shape for formats that do not store one (`.npy`).
-    pub fn chunks(mut self, chunks: impl AsRef<[u64]>) -> Self {
-        self.chunks = Some(chunks.as_ref().to_vec());
+    pub fn chunks(mut self, chunks: impl Dims) -> Self {
+        match chunks.to_u64_vec() {
+            Ok(c) => self.chunks = Some(c),
+            Err(e) => self.invalid = Some(e),
+        }
         self
     }
 
@@ -222,6 +247,9 @@ impl ArrayHandle {
     /// Creates an array of `dtype` at `path`.
     pub fn create(path: impl AsRef<Path>, dtype: DType, opts: &ArrayOptions) -> Result<Self> {
         let path = path.as_ref();
+        if let Some(e) = &opts.invalid {
+            return Err(e.clone());
+        }
         let format = Format::from_path(path)?;
         let fill = match &opts.fill {
             None => vec![0; dtype.size()],
@@ -318,6 +346,9 @@ impl ArrayHandle {
     /// Opens the array at `path`.
     pub fn open(path: impl AsRef<Path>, opts: &OpenOptions) -> Result<Self> {
         let path = path.as_ref();
+        if let Some(e) = &opts.invalid {
+            return Err(e.clone());
+        }
         let writable = !opts.read_only;
         let chunks = opts.chunks.as_deref();
         let store: Arc<dyn ChunkStore> = match &opts.raw {

@@ -10,6 +10,7 @@ use std::marker::PhantomData;
 use ndarray::{ArrayD, AsArray, Dimension, IxDyn};
 
 use crate::array::{Array, ArrayHandle};
+use crate::dims::Dims;
 use crate::dtype::{DType, Element, cast_bytes};
 use crate::error::{Error, Result, SelectionError};
 use crate::layout::{Strided, c_strides, copy_region};
@@ -216,13 +217,17 @@ impl<T: Element> View<T> {
     }
 
     /// One element (index into the view).
-    pub fn get(&self, index: impl AsRef<[u64]>) -> Result<T> {
-        let index = index.as_ref();
+    pub fn get(&self, index: impl Dims) -> Result<T> {
+        index.with_u64(|index| self.get_u64(index))
+    }
+
+    fn get_u64(&self, index: &[u64]) -> Result<T> {
         let shape = self.shape();
         if index.len() != shape.len() {
-            return Err(SelectionError::Parse {
-                text: format!("{index:?}"),
-                reason: format!("an element index needs {} integers", shape.len()),
+            return Err(SelectionError::IndexRank {
+                index: format!("{index:?}"),
+                given: index.len(),
+                ndim: shape.len(),
             }
             .into());
         }

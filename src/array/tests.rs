@@ -151,3 +151,31 @@ fn bool_arrays() {
         vec![false, true, false, true, false, false]
     );
 }
+
+/// Errors name what the caller passed: the data's own shape, the index as
+/// given, and a wrong rank as a wrong rank (not a parse error).
+#[test]
+fn errors_name_what_the_caller_passed() {
+    let a = mem_array::<f32>(&[2, 4, 7], &[1, 4, 7], 1 << 20);
+    let e = a
+        .append(&Array2::<f32>::zeros((3, 7)))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("[3, 7]") && !e.contains("[1, 3, 7]"), "{e}");
+    assert!(e.contains("[4, 7]"), "{e}");
+    for e in [
+        a.get([1, 2]).unwrap_err().to_string(),
+        a.view().get([1usize, 2]).unwrap_err().to_string(),
+        a.get([0, 1, 2, 3]).unwrap_err().to_string(),
+    ] {
+        assert!(e.contains("3 axes") && !e.contains("parse"), "{e}");
+    }
+    assert!(a.get([1, 2]).unwrap_err().to_string().contains("[1, 2]"));
+    let e = a.get([0, -1, 0]).unwrap_err().to_string();
+    assert!(e.contains("negative"), "{e}");
+    // usize, u64 and literal indices read the same element.
+    a.fill(s![1, 3, 6], 2.5).unwrap();
+    assert_eq!(a.get([1usize, 3, 6]).unwrap(), 2.5);
+    assert_eq!(a.get([1u64, 3, 6]).unwrap(), 2.5);
+    assert_eq!(a.get(vec![1usize, 3, 6]).unwrap(), 2.5);
+}

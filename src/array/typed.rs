@@ -8,6 +8,7 @@ use std::sync::Arc;
 use ndarray::{ArrayD, AsArray, Dimension, IxDyn};
 
 use crate::cache::ChunkCache;
+use crate::dims::Dims;
 use crate::dtype::{DType, Element};
 use crate::error::{Error, Result};
 use crate::selection::IntoSelection;
@@ -95,10 +96,10 @@ impl<T: Element> Array<T> {
 
     /// One element. An element of a chunk that is not cached is read on
     /// its own (a few bytes), not with its chunk, when the store allows.
-    pub fn get(&self, index: impl AsRef<[u64]>) -> Result<T> {
+    pub fn get(&self, index: impl Dims) -> Result<T> {
         let mut buf = [0u8; 8];
         let elem = T::DTYPE.size();
-        self.handle.get_bytes(index.as_ref(), &mut buf[..elem])?;
+        index.with_u64(|i| self.handle.get_bytes(i, &mut buf[..elem]))?;
         Ok(T::from_ne_slice(&buf[..elem]))
     }
 
