@@ -1,6 +1,7 @@
 //! Opening and creating arrays by path; the format comes from the path's
 //! extension.
 
+use std::borrow::Borrow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -194,6 +195,26 @@ impl ArrayOptions {
     pub fn shape(&self) -> &[u64] {
         &self.shape
     }
+
+    /// These options for a copy of shape `shape` (see
+    /// [`View::save_as`](crate::View::save_as)): the shape is the
+    /// source's (options that name another one are an error), and the
+    /// cache, unless given, the source's.
+    pub(crate) fn for_copy(&self, shape: &[u64], cache: &ChunkCache) -> Result<ArrayOptions> {
+        if !self.shape.is_empty() && self.shape != shape {
+            return Err(Error::ShapeMismatch {
+                message: format!(
+                    "the options give shape {:?}, the copy has the source's shape {shape:?} \
+                     (leave the shape out: ArrayOptions::default())",
+                    self.shape
+                ),
+            });
+        }
+        let mut opts = self.clone();
+        opts.shape = shape.to_vec();
+        opts.cache.get_or_insert_with(|| cache.clone());
+        Ok(opts)
+    }
 }
 
 /// How to open an existing array.
@@ -245,7 +266,13 @@ impl OpenOptions {
 
 impl ArrayHandle {
     /// Creates an array of `dtype` at `path`.
-    pub fn create(path: impl AsRef<Path>, dtype: DType, opts: &ArrayOptions) -> Result<Self> {
+    /// `opts` by value or by reference, like everywhere options are taken.
+    pub fn create(
+        path: impl AsRef<Path>,
+        dtype: DType,
+        opts: impl Borrow<ArrayOptions>,
+    ) -> Result<Self> {
+        let opts = opts.borrow();
         let path = path.as_ref();
         if let Some(e) = &opts.invalid {
             return Err(e.clone());
@@ -343,8 +370,9 @@ impl ArrayHandle {
         ArrayHandle::from_store_at(store, cache, Some(path.to_path_buf()))
     }
 
-    /// Opens the array at `path`.
-    pub fn open(path: impl AsRef<Path>, opts: &OpenOptions) -> Result<Self> {
+    /// Opens the array at `path`; `opts` by value or by reference.
+    pub fn open(path: impl AsRef<Path>, opts: impl Borrow<OpenOptions>) -> Result<Self> {
+        let opts = opts.borrow();
         let path = path.as_ref();
         if let Some(e) = &opts.invalid {
             return Err(e.clone());
@@ -384,16 +412,23 @@ impl ArrayHandle {
 /// assert_eq!(a.get([1, 299, 199])?, 1.5);
 /// # Ok(()) }
 /// ```
-pub fn create<T: Element>(path: impl AsRef<Path>, opts: ArrayOptions) -> Result<Array<T>> {
-    ArrayHandle::create(path, T::DTYPE, &opts)?.typed()
+pub fn create<T: Element>(
+    path: impl AsRef<Path>,
+    opts: impl Borrow<ArrayOptions>,
+) -> Result<Array<T>> {
+    ArrayHandle::create(path, T::DTYPE, opts)?.typed()
 }
 
 /// Opens a typed array at `path` read-write with default options.
 pub fn open<T: Element>(path: impl AsRef<Path>) -> Result<Array<T>> {
-    open_with(path, &OpenOptions::new())
+    open_with(path, OpenOptions::new())
 }
 
-/// Opens a typed array at `path` with options.
-pub fn open_with<T: Element>(path: impl AsRef<Path>, opts: &OpenOptions) -> Result<Array<T>> {
+/// Opens a typed array at `path` with options (by value or by reference,
+/// like [`create`]'s).
+pub fn open_with<T: Element>(
+    path: impl AsRef<Path>,
+    opts: impl Borrow<OpenOptions>,
+) -> Result<Array<T>> {
     ArrayHandle::open(path, opts)?.typed()
 }

@@ -179,3 +179,27 @@ fn errors_name_what_the_caller_passed() {
     assert_eq!(a.get([1u64, 3, 6]).unwrap(), 2.5);
     assert_eq!(a.get(vec![1usize, 3, 6]).unwrap(), 2.5);
 }
+
+/// `close` returns the flush's result: Ok with the data durable, or the
+/// store's failure (which a plain drop could only print).
+#[test]
+fn close_returns_the_flush_error() {
+    let meta = StoreMeta {
+        dtype: DType::U8,
+        shape: vec![10],
+        chunks: vec![5],
+        fill: vec![0],
+    };
+    let store = Arc::new(MemoryStore::new(meta.clone()));
+    let a: Array<u8> = Array::from_store(store.clone(), ChunkCache::new(1 << 20)).unwrap();
+    a.fill("3:7", 1).unwrap();
+    a.close().unwrap();
+    let r = store.reopen();
+    assert_eq!(r.read_chunk(&[0]).unwrap().unwrap(), vec![0, 0, 0, 1, 1]);
+
+    let store = Arc::new(MemoryStore::new(meta));
+    let a: Array<u8> = Array::from_store(store.clone(), ChunkCache::new(1 << 20)).unwrap();
+    a.fill("3:7", 1).unwrap();
+    store.fail_after(0);
+    assert!(a.close().is_err());
+}

@@ -146,6 +146,12 @@ impl<T: Element> Array<T> {
         self.handle.flush()
     }
 
+    /// Flushes and releases this handle, returning the flush's error; see
+    /// [`ArrayHandle::close`].
+    pub fn close(self) -> Result<()> {
+        self.handle.close()
+    }
+
     /// Logical size vs cached vs on disk.
     pub fn memory_report(&self) -> MemoryReport {
         self.handle.memory_report()
