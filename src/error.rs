@@ -113,6 +113,15 @@ pub enum SelectionError {
         /// Axes of the array.
         ndim: usize,
     },
+    /// A resolved selection reused on an array with another number of
+    /// axes.
+    #[error("the selection has {given} axes, the array has {ndim}")]
+    Rank {
+        /// Axes of the selection.
+        given: usize,
+        /// Axes of the array.
+        ndim: usize,
+    },
     /// An element index with a different number of integers than the
     /// array or view has axes.
     #[error(

@@ -259,7 +259,7 @@ impl ArrayHandle {
 
     /// Checks a selection against this array's shape.
     pub fn resolve(&self, sel: impl IntoSelection) -> Result<ResolvedSelection> {
-        Ok(sel.into_selection()?.resolve(&self.shape())?)
+        Ok(sel.resolve_in(&self.shape())?)
     }
 
     /// The current grid, after checking that `sel` (resolved earlier) still

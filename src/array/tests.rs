@@ -203,3 +203,41 @@ fn close_returns_the_flush_error() {
     store.fail_after(0);
     assert!(a.close().is_err());
 }
+
+/// Reads into ndarray views of any layout, and resolved selections used
+/// again; shapes that do not match are errors.
+#[test]
+fn reads_into_array_views_and_resolved_selections() {
+    let a = mem_array::<i32>(&[7, 9], &[3, 4], 1 << 20);
+    let data = Array2::from_shape_fn((7, 9), |(i, j)| (i * 100 + j) as i32);
+    a.write(.., &data).unwrap();
+    let mut out = Array2::<i32>::zeros((3, 4));
+    a.read_into_view(s![1..4, 2..6], out.view_mut()).unwrap();
+    assert_eq!(out, data.slice(s![1..4, 2..6]));
+    let mut t = Array2::<i32>::zeros((4, 3));
+    a.read_into_view(s![1..4, 2..6], t.view_mut().reversed_axes())
+        .unwrap();
+    assert_eq!(t, data.slice(s![1..4, 2..6]).t());
+    let mut wide = Array2::<i32>::zeros((6, 8));
+    a.read_into_view(s![1..4, 2..6], wide.slice_mut(s![..;2, ..;2]))
+        .unwrap();
+    assert_eq!(wide[[4, 6]], data[[3, 5]]);
+    let e = a
+        .read_into_view(s![1..4, 2..6], out.slice_mut(s![.., 1..]))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("[3, 3]") && e.contains("[3, 4]"), "{e}");
+    let mut v = Array2::<f64>::zeros((2, 3));
+    a.cast::<f64>()
+        .read_into_view("5:, 6:", v.view_mut())
+        .unwrap();
+    assert_eq!(v[[1, 2]], 608.0);
+
+    let sel = a.resolve(s![1..;3, 2]).unwrap();
+    assert_eq!(sel.out_shape(), vec![2]);
+    assert_eq!(a.read(&sel).unwrap(), data.slice(s![1..;3, 2]).into_dyn());
+    let empty = a.resolve(s![3..3, ..]).unwrap();
+    assert_eq!(a.read(&empty).unwrap().shape(), &[0, 9]);
+    a.resize(2).unwrap();
+    assert!(a.read(&sel).is_err());
+}
