@@ -155,7 +155,9 @@ impl ArrayOptions {
         self
     }
 
-    /// The cache to use instead of the global one.
+    /// The cache to use instead of the global one. It is not stored with
+    /// the file: reopening the array without naming a cache uses the
+    /// global one (see the crate docs, "Caches").
     pub fn cache(mut self, cache: ChunkCache) -> Self {
         self.cache = Some(cache);
         self
@@ -250,7 +252,9 @@ impl OpenOptions {
         self
     }
 
-    /// The cache to use instead of the global one.
+    /// The cache to use instead of the global one. Without this, an array
+    /// uses [`ChunkCache::global`], whatever cache it was created with
+    /// earlier in this process.
     pub fn cache(mut self, cache: ChunkCache) -> Self {
         self.cache = Some(cache);
         self
@@ -419,7 +423,10 @@ pub fn create<T: Element>(
     ArrayHandle::create(path, T::DTYPE, opts)?.typed()
 }
 
-/// Opens a typed array at `path` read-write with default options.
+/// Opens a typed array at `path` read-write with default options: the
+/// format's chunk shape and the global cache ([`ChunkCache::global`]), not
+/// the cache the array was created with (caches are not stored with files;
+/// pass one with [`open_with`] and [`OpenOptions::cache`]).
 pub fn open<T: Element>(path: impl AsRef<Path>) -> Result<Array<T>> {
     open_with(path, OpenOptions::new())
 }

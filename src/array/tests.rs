@@ -241,3 +241,23 @@ fn reads_into_array_views_and_resolved_selections() {
     a.resize(2).unwrap();
     assert!(a.read(&sel).is_err());
 }
+
+/// What the docs say of caches at reopen: the cache is the handle's, not
+/// the file's; options are taken by value or by reference alike.
+#[test]
+fn a_reopen_uses_the_cache_it_is_given_or_the_global_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("a.zarr");
+    let c = ChunkCache::new(3 << 20);
+    let opts = crate::ArrayOptions::new([4usize, 8]).cache(c.clone());
+    let a = crate::create::<u16>(&p, &opts).unwrap();
+    assert_eq!(a.memory_report().cache_budget_bytes, 3 << 20);
+    a.close().unwrap();
+    let plain = crate::open::<u16>(&p).unwrap();
+    assert_eq!(
+        plain.memory_report().cache_budget_bytes,
+        crate::DEFAULT_CACHE_BYTES as u64
+    );
+    let given = crate::open_with::<u16>(&p, crate::OpenOptions::new().cache(c)).unwrap();
+    assert_eq!(given.memory_report().cache_budget_bytes, 3 << 20);
+}
