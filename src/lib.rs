@@ -151,6 +151,11 @@ pub use selection::{AxisSel, IntoSelection, ResolvedSelection, SelItem, Selectio
 pub use units::{format_bytes, parse_size};
 pub use view::View;
 
+/// `docs/operations.md`, whose Rust examples run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/operations.md")]
+pub struct OperationsDoc;
+
 /// Internal kernels that the tests, examples, benches and fuzz targets
 /// exercise directly. Not part of the API.
 #[doc(hidden)]
