@@ -449,4 +449,42 @@ mod save_as_tests {
             .to_string();
         assert!(e.contains("same file"), "{e}");
     }
+
+    #[test]
+    fn save_as_with_progress_counts_every_block() {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let dir = tempfile::tempdir().unwrap();
+        let a = crate::create::<u8>(
+            dir.path().join("a.npy"),
+            ArrayOptions::new([8, 6]).chunks([2, 6]),
+        )
+        .unwrap();
+        a.fill(s![3, ..], 9).unwrap();
+        let done = AtomicU64::new(0);
+        let count = |n: u64| {
+            done.fetch_add(n, Ordering::Relaxed);
+        };
+        let b = a
+            .cast::<u16>()
+            .save_as_with_progress(
+                dir.path().join("b.zarr"),
+                ArrayOptions::default().chunks([4, 3]),
+                &count,
+            )
+            .unwrap();
+        assert_eq!(done.load(Ordering::Relaxed), 4); // 8 x 6 in 4 x 3 blocks
+        assert_eq!(b.sum().unwrap(), 54.0);
+        // Through a permutation, the other path.
+        done.store(0, Ordering::Relaxed);
+        let c = a
+            .t()
+            .save_as_with_progress(
+                dir.path().join("c.npy"),
+                ArrayOptions::default().chunks([3, 8]),
+                &count,
+            )
+            .unwrap();
+        assert_eq!(done.load(Ordering::Relaxed), 2);
+        assert_eq!(c.get([5, 3]).unwrap(), 9);
+    }
 }

@@ -474,4 +474,43 @@ mod tests {
         assert!(!value_preserving(U16, I16));
         assert!(!value_preserving(I64, F64));
     }
+
+    #[test]
+    fn nan_axis_variants_and_progress() {
+        let (a, d) = data();
+        a.fill(s![.., 2, 3], f32::NAN).unwrap();
+        let d64 = d.mapv(|v| v as f64);
+        // Along axis 0 every (2, 3) column is all NaN; elsewhere none.
+        let ns = a.nansum_axis(0).unwrap();
+        assert_eq!(ns[[2, 3]], 0.0);
+        assert_eq!(ns[[1, 4]], d64.sum_axis(Axis(0))[[1, 4]]);
+        let nm = a.nanmean_axis(0).unwrap();
+        assert!(nm[[2, 3]].is_nan());
+        assert_eq!(nm[[5, 6]], d64.mean_axis(Axis(0)).unwrap()[[5, 6]]);
+        let mn = a.nanmin_axis(1).unwrap();
+        // Along axis 1 the NaN is skipped: row 2 is gone from column 3.
+        assert_eq!(mn[[4, 3]], d[[4, 0, 3]]);
+        let mx = a.nanmax_axis(1).unwrap();
+        assert_eq!(mx[[4, 3]], d[[4, 5, 3]]);
+
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let done = AtomicU64::new(0);
+        let count = |n: u64| {
+            done.fetch_add(n, Ordering::Relaxed);
+        };
+        let (sel, _) = a.view().as_base_selection();
+        let steps = crate::reduce_steps(a.handle(), &sel);
+        let r = a.reduce_with_progress(Reduction::NanMax, &count).unwrap();
+        assert_eq!(r, Scalar::Float(f64::from(d[[4, 5, 6]])));
+        assert_eq!(done.load(Ordering::Relaxed), steps);
+        done.store(0, Ordering::Relaxed);
+        let steps = crate::reduce_axis_steps(a.handle(), &sel, 2);
+        let r = a
+            .reduce_axis_with_progress(2, Reduction::Count, &count)
+            .unwrap();
+        assert_eq!(r[[0, 2]], 6.0);
+        assert_eq!(r[[0, 1]], 7.0);
+        assert_eq!(done.load(Ordering::Relaxed), steps);
+        assert!(steps > 0);
+    }
 }
