@@ -198,11 +198,21 @@ impl ArrayOptions {
         &self.shape
     }
 
-    /// These options for a copy of shape `shape` (see
-    /// [`View::save_as`](crate::View::save_as)): the shape is the
-    /// source's (options that name another one are an error), and the
-    /// cache, unless given, the source's.
-    pub(crate) fn for_copy(&self, shape: &[u64], cache: &ChunkCache) -> Result<ArrayOptions> {
+    /// These options for a copy of `src` (the array under a view of shape
+    /// `shape`) as `dtype` at `path` (see
+    /// [`View::save_as`](crate::View::save_as)), as `chunkyard convert`
+    /// makes them: the shape is the view's (options that name another one
+    /// are an error); unless given, the cache is the source's, the axis
+    /// names and attributes are the source's when the view keeps its axes,
+    /// and a Zarr copy keeps the source's fill value, cast.
+    pub(crate) fn for_copy(
+        &self,
+        src: &ArrayHandle,
+        shape: &[u64],
+        same_axes: bool,
+        dtype: DType,
+        path: &Path,
+    ) -> Result<ArrayOptions> {
         if !self.shape.is_empty() && self.shape != shape {
             return Err(Error::ShapeMismatch {
                 message: format!(
@@ -214,7 +224,18 @@ impl ArrayOptions {
         }
         let mut opts = self.clone();
         opts.shape = shape.to_vec();
-        opts.cache.get_or_insert_with(|| cache.clone());
+        opts.cache.get_or_insert_with(|| src.cache().clone());
+        if opts.labels.is_none() && same_axes {
+            opts.labels = src.store().labels();
+        }
+        if opts.fill.is_none()
+            && src.fill_value().iter().any(|&b| b != 0)
+            && matches!(Format::from_path(path), Ok(Format::Zarr))
+        {
+            let mut fill = vec![0; dtype.size()];
+            crate::dtype::cast_bytes(src.dtype(), src.fill_value(), dtype, &mut fill);
+            opts.fill = Some((dtype, fill));
+        }
         Ok(opts)
     }
 }

@@ -234,8 +234,10 @@ impl<T: Element> View<T> {
     ///
     /// The shape is the view's: `opts` gives chunks, codec, overwrite and
     /// so on (`ArrayOptions::default()` for the defaults), and options
-    /// that name another shape are an error. Without a cache in `opts`,
-    /// the copy uses the source's.
+    /// that name another shape are an error. Unless `opts` say otherwise,
+    /// the copy uses the source's cache, keeps its axis names and
+    /// attributes (when the view keeps the array's axes in order) and, in
+    /// Zarr, its fill value: what `chunkyard convert` does.
     ///
     /// ```
     /// # fn main() -> chunkyard::Result<()> {
@@ -274,10 +276,14 @@ impl<T: Element> View<T> {
                 path.display()
             )));
         }
-        let opts = opts.borrow().for_copy(&self.shape(), base.cache())?;
-        let dst = ArrayHandle::create(path, T::DTYPE, &opts)?;
         let (src_sel, perm) = self.as_base_selection();
-        if perm.iter().enumerate().all(|(k, &p)| k == p) {
+        let in_order = perm.iter().enumerate().all(|(k, &p)| k == p);
+        let same_axes = in_order && self.ndim() == base.ndim();
+        let opts = opts
+            .borrow()
+            .for_copy(base, &self.shape(), same_axes, T::DTYPE, path)?;
+        let dst = ArrayHandle::create(path, T::DTYPE, &opts)?;
+        if in_order {
             // The view is one selection of the array in its own axis
             // order: a straight chunk-aligned copy with the cast.
             let all = ResolvedSelection::full(&dst.shape());
@@ -486,5 +492,44 @@ mod save_as_tests {
             .unwrap();
         assert_eq!(done.load(Ordering::Relaxed), 2);
         assert_eq!(c.get([5, 3]).unwrap(), 9);
+    }
+
+    #[test]
+    fn save_as_keeps_labels_and_fill_like_convert() {
+        use crate::store::Labels;
+        let dir = tempfile::tempdir().unwrap();
+        let labels = Labels {
+            dimension_names: Some(vec![Some("z".into()), Some("y".into())]),
+            attributes: r#"{"units":"K"}"#.into(),
+        };
+        let a = crate::create::<f32>(
+            dir.path().join("a.zarr"),
+            ArrayOptions::new([4, 5])
+                .fill_value(-1.0f32)
+                .labels(labels.clone()),
+        )
+        .unwrap();
+        a.fill(s![0, ..], 2.0).unwrap();
+        let b = a
+            .cast::<f64>()
+            .save_as(dir.path().join("b.zarr"), ArrayOptions::default())
+            .unwrap();
+        assert_eq!(b.fill_value(), -1.0);
+        assert_eq!(b.get([3, 4]).unwrap(), -1.0);
+        let got = b.handle().store().labels().unwrap();
+        assert_eq!(got.dimension_names, labels.dimension_names);
+        assert!(got.attributes.contains("units"), "{}", got.attributes);
+        // A transposed copy has other axes: no names carried over.
+        let t = a
+            .t()
+            .save_as(dir.path().join("t.zarr"), ArrayOptions::default())
+            .unwrap();
+        assert!(
+            t.handle()
+                .store()
+                .labels()
+                .is_none_or(|l| l.dimension_names.is_none())
+        );
+        assert_eq!(t.get([4, 0]).unwrap(), 2.0);
     }
 }
