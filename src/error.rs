@@ -113,6 +113,28 @@ pub enum SelectionError {
         /// Axes of the array.
         ndim: usize,
     },
+    /// A resolved selection reused on an array with another number of
+    /// axes.
+    #[error("the selection has {given} axes, the array has {ndim}")]
+    Rank {
+        /// Axes of the selection.
+        given: usize,
+        /// Axes of the array.
+        ndim: usize,
+    },
+    /// An element index with a different number of integers than the
+    /// array or view has axes.
+    #[error(
+        "index {index} has {given} integers, the array has {ndim} axes: an element index needs one per axis"
+    )]
+    IndexRank {
+        /// The index as given.
+        index: String,
+        /// Integers in it.
+        given: usize,
+        /// Axes of the array or view.
+        ndim: usize,
+    },
     /// An integer index outside the axis.
     #[error("index {index} is out of bounds for axis {axis} with size {size}")]
     OutOfBounds {

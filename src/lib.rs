@@ -1,9 +1,110 @@
 //! # chunkyard
 //!
 //! An out-of-core chunked array engine: arrays live in standard files on
-//! disk (NumPy `.npy`, Zarr, and HDF5 with the `hdf5` feature), and a program holds only
-//! a small, byte-budgeted set of their chunks in memory. Opening a file
-//! reads its metadata; an element or a tile is read when asked for.
+//! disk (NumPy `.npy`, Zarr, and HDF5 with the `hdf5` feature), and a
+//! program holds only a small, byte-budgeted set of their chunks in memory.
+//! Opening a file reads its metadata; an element or a tile is read when
+//! asked for; reductions, conversions and maps stream through the array a
+//! block at a time, in parallel, within the cache budget.
+//!
+//! ## Example
+//!
+//! A volume written plane by plane from rayon threads into an lz4 Zarr
+//! array, reduced, converted to a float64 `.npy`, and closed:
+//!
+//! ```
+//! # fn main() -> chunkyard::Result<()> {
+//! # let dir = tempfile::tempdir().unwrap();
+//! # let (vol, copy) = (dir.path().join("vol.zarr"), dir.path().join("copy.npy"));
+//! use chunkyard::{ArrayOptions, Codec, s};
+//! use chunkyard::ndarray::{Array2, ArrayD};
+//! use rayon::prelude::*;
+//!
+//! let a = chunkyard::create::<f32>(
+//!     &vol, // "vol.zarr": the format comes from the extension
+//!     ArrayOptions::new([20usize, 100, 100]).chunks([1usize, 100, 100]).codec(Codec::Lz4),
+//! )?;
+//! (0..20).into_par_iter().try_for_each(|z| {
+//!     let plane = Array2::from_elem((100, 100), z as f32);
+//!     a.write(s![z, .., ..], &plane) // Array is Send + Sync: no locking
+//! })?;
+//!
+//! let x: f32 = a.get([19, 99, 99])?;             // one element, a few bytes read
+//! let tile: ArrayD<f32> = a.read(s![10, 0..64, 0..64])?;
+//! let total: f64 = a.sum()?;                     // parallel, bounded memory
+//! let (lo, hi): (f32, f32) = (a.min()?, a.max()?);
+//! let p: f64 = a.slice(s![17, .., ..])?.mean()?;  // the same on any view
+//! let m0: ArrayD<f64> = a.mean_axis(0)?;          // along one axis
+//! let b: chunkyard::Array<f64> =                  // convert: streams, bounded memory
+//!     a.cast::<f64>().save_as(&copy, ArrayOptions::default())?;
+//! a.close()?;                                     // flush; the error is returned
+//!
+//! assert_eq!((x, tile[[0, 0]], lo, hi, p), (19.0, 10.0, 0.0, 19.0, 17.0));
+//! assert_eq!(total, 190.0 * 100.0 * 100.0);
+//! assert_eq!(m0[[5, 5]], 9.5);
+//! assert_eq!(b.get([3, 0, 0])?, 3.0f64);
+//! # Ok(()) }
+//! ```
+//!
+//! `examples/pipeline.rs` is the same program with its results checked;
+//! `docs/operations.md` lists every operation with its Rust and command
+//! line forms.
+//!
+//! ## ndarray
+//!
+//! Data comes in and out as [`ndarray`] 0.17 arrays (`ArrayD<T>` from
+//! reads, any `ArrayView` or `&Array` into writes). With a different
+//! ndarray in your own `Cargo.toml` (0.16, say) the types do not match and
+//! the first error is about `AsArray`; use the re-export
+//! [`chunkyard::ndarray`](ndarray) (and [`s!`]) instead, or depend on
+//! `ndarray = "0.17"`.
+//!
+//! Shapes, chunk shapes and element indices take `[usize; N]`,
+//! `[u64; N]`, integer literals, slices and `Vec`s of these ([`Dims`]);
+//! shapes come back as `Vec<u64>`, the width the files use.
+//!
+//! ## Arrays, views, options
+//!
+//! - [`create`], [`open`] and [`open_with`] give an [`Array<T>`]; options are
+//!   builders ([`ArrayOptions`], [`OpenOptions`]) taken by value or by
+//!   reference everywhere. [`ArrayHandle`] is the same array with its
+//!   element type known at run time (the CLI's face).
+//! - [`View<T>`]: slices, transpositions and casts of an array with no I/O
+//!   until read; reductions (`sum`, `mean`, `min`, `max`, `count`, the
+//!   `nan*` variants and their `*_axis` forms) and
+//!   [`save_as`](View::save_as) work on views and arrays alike.
+//! - Durability: data is on disk when [`Array::flush`] or [`Array::close`]
+//!   returns `Ok`. Dropping the last handle also flushes, but can only
+//!   print a failure to stderr: call `close` where the error matters.
+//!
+//! ## Caches
+//!
+//! Every array caches its chunks in a [`ChunkCache`], a byte budget that
+//! arrays may share. Without one in the options, an array uses the
+//! process-wide [`ChunkCache::global`] ([`DEFAULT_CACHE_BYTES`], 256 MiB).
+//! A cache belongs to the handle, not to the file: reopening a file
+//! without naming a cache uses the global one, even when the file was
+//! created in this process with another. To keep a budget, pass it again
+//! (`OpenOptions::new().cache(c)`), or clone the handle instead of
+//! reopening (clones share everything). [`View::save_as`] is the exception:
+//! the copy uses its source's cache unless told otherwise.
+//!
+//! ## Features
+//!
+//! - `cli` (default): the `chunkyard` command (argument parsing, progress
+//!   bars, the bench and its plots). A library user can turn it off:
+//!   `chunkyard = { version = "0.1", default-features = false }`.
+//! - `hdf5`: HDF5 files (`file.h5:/group/dataset`) through the system HDF5
+//!   library (>= 1.10.5; `apt-get install libhdf5-dev`).
+//! - `hdf5-static`: the same, with HDF5 built from source and linked
+//!   statically (needs cmake and a C compiler).
+//! - `interop`: tests that check files against numpy, zarr-python and h5py
+//!   (`pip install -r requirements-dev.txt`); no effect on the library.
+//!
+//! ## Errors
+//!
+//! Every fallible call returns [`Result`] with the typed [`Error`]; bad
+//! input (files, selections, dtypes, options) is an error, never a panic.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 #![warn(unreachable_pub)]
@@ -16,6 +117,7 @@ mod buffer;
 mod cache;
 mod chunk_grid;
 mod codec;
+mod dims;
 mod dtype;
 mod error;
 mod layout;
@@ -35,6 +137,7 @@ pub use buffer::{ChunkBuf, Scratch};
 pub use cache::{CacheStats, ChunkCache, DEFAULT_CACHE_BYTES};
 pub use chunk_grid::ChunkGrid;
 pub use codec::Codec;
+pub use dims::Dims;
 pub use dtype::{DType, Element, Endian, cast, cast_bytes};
 pub use error::{Error, Result, SelectionError};
 pub use ndarray;
@@ -47,6 +150,11 @@ pub use reduce::{
 pub use selection::{AxisSel, IntoSelection, ResolvedSelection, SelItem, Selection};
 pub use units::{format_bytes, parse_size};
 pub use view::View;
+
+/// `docs/operations.md`, whose Rust examples run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/operations.md")]
+pub struct OperationsDoc;
 
 /// Internal kernels that the tests, examples, benches and fuzz targets
 /// exercise directly. Not part of the API.

@@ -1,6 +1,7 @@
 //! Opening and creating arrays by path; the format comes from the path's
 //! extension.
 
+use std::borrow::Borrow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -8,6 +9,7 @@ use crate::array::{Array, ArrayHandle};
 use crate::cache::ChunkCache;
 use crate::chunk_grid::{DEFAULT_CHUNK_TARGET_BYTES, default_chunks};
 use crate::codec::Codec;
+use crate::dims::Dims;
 use crate::dtype::{DType, Element, Endian};
 use crate::error::{Error, Result};
 use crate::store::zarr::is_zarr_dir;
@@ -95,15 +97,31 @@ pub struct ArrayOptions {
     overwrite: bool,
     codec: Codec,
     labels: Option<Labels>,
+    /// A shape or chunk shape that could not be taken (a negative
+    /// length), reported by `create`: builders do not fail.
+    invalid: Option<Error>,
+}
+
+impl Default for ArrayOptions {
+    /// Options with no shape: for [`View::save_as`](crate::View::save_as),
+    /// which takes the shape from the view.
+    fn default() -> Self {
+        ArrayOptions::new([0u64; 0])
+    }
 }
 
 impl ArrayOptions {
     /// Options for an array of `shape`, with defaults for everything else:
     /// chunks of about 16 MiB, fill value zero, the global cache, C order,
     /// little-endian, refuse to overwrite an existing file.
-    pub fn new(shape: impl AsRef<[u64]>) -> Self {
+    pub fn new(shape: impl Dims) -> Self {
+        let (shape, invalid) = match shape.to_u64_vec() {
+            Ok(s) => (s, None),
+            Err(e) => (Vec::new(), Some(e)),
+        };
         ArrayOptions {
-            shape: shape.as_ref().to_vec(),
+            shape,
+            invalid,
             chunks: None,
             fill: None,
             cache: None,
@@ -116,8 +134,11 @@ impl ArrayOptions {
     }
 
     /// The chunk shape (the cache's unit of I/O).
-    pub fn chunks(mut self, chunks: impl AsRef<[u64]>) -> Self {
-        self.chunks = Some(chunks.as_ref().to_vec());
+    pub fn chunks(mut self, chunks: impl Dims) -> Self {
+        match chunks.to_u64_vec() {
+            Ok(c) => self.chunks = Some(c),
+            Err(e) => self.invalid = self.invalid.or(Some(e)),
+        }
         self
     }
 
@@ -134,7 +155,9 @@ impl ArrayOptions {
         self
     }
 
-    /// The cache to use instead of the global one.
+    /// The cache to use instead of the global one. It is not stored with
+    /// the file: reopening the array without naming a cache uses the
+    /// global one (see the crate docs, "Caches").
     pub fn cache(mut self, cache: ChunkCache) -> Self {
         self.cache = Some(cache);
         self
@@ -174,6 +197,47 @@ impl ArrayOptions {
     pub fn shape(&self) -> &[u64] {
         &self.shape
     }
+
+    /// These options for a copy of `src` (the array under a view of shape
+    /// `shape`) as `dtype` at `path` (see
+    /// [`View::save_as`](crate::View::save_as)), as `chunkyard convert`
+    /// makes them: the shape is the view's (options that name another one
+    /// are an error); unless given, the cache is the source's, the axis
+    /// names and attributes are the source's when the view keeps its axes,
+    /// and a Zarr copy keeps the source's fill value, cast.
+    pub(crate) fn for_copy(
+        &self,
+        src: &ArrayHandle,
+        shape: &[u64],
+        same_axes: bool,
+        dtype: DType,
+        path: &Path,
+    ) -> Result<ArrayOptions> {
+        if !self.shape.is_empty() && self.shape != shape {
+            return Err(Error::ShapeMismatch {
+                message: format!(
+                    "the options give shape {:?}, the copy has the source's shape {shape:?} \
+                     (leave the shape out: ArrayOptions::default())",
+                    self.shape
+                ),
+            });
+        }
+        let mut opts = self.clone();
+        opts.shape = shape.to_vec();
+        opts.cache.get_or_insert_with(|| src.cache().clone());
+        if opts.labels.is_none() && same_axes {
+            opts.labels = src.store().labels();
+        }
+        if opts.fill.is_none()
+            && src.fill_value().iter().any(|&b| b != 0)
+            && matches!(Format::from_path(path), Ok(Format::Zarr))
+        {
+            let mut fill = vec![0; dtype.size()];
+            crate::dtype::cast_bytes(src.dtype(), src.fill_value(), dtype, &mut fill);
+            opts.fill = Some((dtype, fill));
+        }
+        Ok(opts)
+    }
 }
 
 /// How to open an existing array.
@@ -183,6 +247,8 @@ pub struct OpenOptions {
     chunks: Option<Vec<u64>>,
     cache: Option<ChunkCache>,
     raw: Option<RawLayout>,
+    /// A chunk shape that could not be taken, reported by `open`.
+    invalid: Option<Error>,
 }
 
 impl OpenOptions {
@@ -199,12 +265,17 @@ impl OpenOptions {
     }
 
     /// The chunk shape for formats that do not store one (`.npy`).
-    pub fn chunks(mut self, chunks: impl AsRef<[u64]>) -> Self {
-        self.chunks = Some(chunks.as_ref().to_vec());
+    pub fn chunks(mut self, chunks: impl Dims) -> Self {
+        match chunks.to_u64_vec() {
+            Ok(c) => self.chunks = Some(c),
+            Err(e) => self.invalid = Some(e),
+        }
         self
     }
 
-    /// The cache to use instead of the global one.
+    /// The cache to use instead of the global one. Without this, an array
+    /// uses [`ChunkCache::global`], whatever cache it was created with
+    /// earlier in this process.
     pub fn cache(mut self, cache: ChunkCache) -> Self {
         self.cache = Some(cache);
         self
@@ -220,8 +291,17 @@ impl OpenOptions {
 
 impl ArrayHandle {
     /// Creates an array of `dtype` at `path`.
-    pub fn create(path: impl AsRef<Path>, dtype: DType, opts: &ArrayOptions) -> Result<Self> {
+    /// `opts` by value or by reference, like everywhere options are taken.
+    pub fn create(
+        path: impl AsRef<Path>,
+        dtype: DType,
+        opts: impl Borrow<ArrayOptions>,
+    ) -> Result<Self> {
+        let opts = opts.borrow();
         let path = path.as_ref();
+        if let Some(e) = &opts.invalid {
+            return Err(e.clone());
+        }
         let format = Format::from_path(path)?;
         let fill = match &opts.fill {
             None => vec![0; dtype.size()],
@@ -315,9 +395,13 @@ impl ArrayHandle {
         ArrayHandle::from_store_at(store, cache, Some(path.to_path_buf()))
     }
 
-    /// Opens the array at `path`.
-    pub fn open(path: impl AsRef<Path>, opts: &OpenOptions) -> Result<Self> {
+    /// Opens the array at `path`; `opts` by value or by reference.
+    pub fn open(path: impl AsRef<Path>, opts: impl Borrow<OpenOptions>) -> Result<Self> {
+        let opts = opts.borrow();
         let path = path.as_ref();
+        if let Some(e) = &opts.invalid {
+            return Err(e.clone());
+        }
         let writable = !opts.read_only;
         let chunks = opts.chunks.as_deref();
         let store: Arc<dyn ChunkStore> = match &opts.raw {
@@ -353,16 +437,26 @@ impl ArrayHandle {
 /// assert_eq!(a.get([1, 299, 199])?, 1.5);
 /// # Ok(()) }
 /// ```
-pub fn create<T: Element>(path: impl AsRef<Path>, opts: ArrayOptions) -> Result<Array<T>> {
-    ArrayHandle::create(path, T::DTYPE, &opts)?.typed()
+pub fn create<T: Element>(
+    path: impl AsRef<Path>,
+    opts: impl Borrow<ArrayOptions>,
+) -> Result<Array<T>> {
+    ArrayHandle::create(path, T::DTYPE, opts)?.typed()
 }
 
-/// Opens a typed array at `path` read-write with default options.
+/// Opens a typed array at `path` read-write with default options: the
+/// format's chunk shape and the global cache ([`ChunkCache::global`]), not
+/// the cache the array was created with (caches are not stored with files;
+/// pass one with [`open_with`] and [`OpenOptions::cache`]).
 pub fn open<T: Element>(path: impl AsRef<Path>) -> Result<Array<T>> {
-    open_with(path, &OpenOptions::new())
+    open_with(path, OpenOptions::new())
 }
 
-/// Opens a typed array at `path` with options.
-pub fn open_with<T: Element>(path: impl AsRef<Path>, opts: &OpenOptions) -> Result<Array<T>> {
+/// Opens a typed array at `path` with options (by value or by reference,
+/// like [`create`]'s).
+pub fn open_with<T: Element>(
+    path: impl AsRef<Path>,
+    opts: impl Borrow<OpenOptions>,
+) -> Result<Array<T>> {
     ArrayHandle::open(path, opts)?.typed()
 }

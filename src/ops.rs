@@ -225,6 +225,82 @@ fn check_same_shape(what: &str, got: &[u64], dst: &[u64]) -> Result<()> {
     Ok(())
 }
 
+impl<T: Element> View<T> {
+    /// Writes this view (a slice, a permutation, a cast, or the whole
+    /// array) to a new array at `path` (format from the extension) of
+    /// element type `T`, and returns it flushed: the library's `convert`.
+    /// Streams block by block in parallel, so memory stays at the cache
+    /// budget plus a block per worker.
+    ///
+    /// The shape is the view's: `opts` gives chunks, codec, overwrite and
+    /// so on (`ArrayOptions::default()` for the defaults), and options
+    /// that name another shape are an error. Unless `opts` say otherwise,
+    /// the copy uses the source's cache, keeps its axis names and
+    /// attributes (when the view keeps the array's axes in order) and, in
+    /// Zarr, its fill value: what `chunkyard convert` does.
+    ///
+    /// ```
+    /// # fn main() -> chunkyard::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use chunkyard::{ArrayOptions, s};
+    /// let a = chunkyard::create::<f32>(dir.path().join("a.zarr"), ArrayOptions::new([4, 30, 20]))?;
+    /// a.fill(s![1, .., ..], 1.5)?;
+    /// let b = a.cast::<f64>().save_as(dir.path().join("b.npy"), ArrayOptions::default())?;
+    /// assert_eq!(b.get([1, 29, 19])?, 1.5f64);
+    /// # Ok(()) }
+    /// ```
+    pub fn save_as(
+        &self,
+        path: impl AsRef<std::path::Path>,
+        opts: impl std::borrow::Borrow<crate::open::ArrayOptions>,
+    ) -> Result<Array<T>> {
+        self.save_as_with_progress(path, opts, &|_| ())
+    }
+
+    /// [`save_as`](Self::save_as), calling `progress` with the number of
+    /// blocks written after each.
+    pub fn save_as_with_progress(
+        &self,
+        path: impl AsRef<std::path::Path>,
+        opts: impl std::borrow::Borrow<crate::open::ArrayOptions>,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<Array<T>> {
+        let path = path.as_ref();
+        let base = self.base();
+        if let Some(src) = base.path()
+            && let (Ok(s), Ok(d)) = (src.canonicalize(), path.canonicalize())
+            && s == d
+        {
+            return Err(Error::invalid(format!(
+                "{}: source and destination are the same file",
+                path.display()
+            )));
+        }
+        let (src_sel, perm) = self.as_base_selection();
+        let in_order = perm.iter().enumerate().all(|(k, &p)| k == p);
+        let same_axes = in_order && self.ndim() == base.ndim();
+        let opts = opts
+            .borrow()
+            .for_copy(base, &self.shape(), same_axes, T::DTYPE, path)?;
+        let dst = ArrayHandle::create(path, T::DTYPE, &opts)?;
+        if in_order {
+            // The view is one selection of the array in its own axis
+            // order: a straight chunk-aligned copy with the cast.
+            let all = ResolvedSelection::full(&dst.shape());
+            copy_selection(base, &src_sel, &dst, &all, progress)?;
+        } else {
+            let typed = dst.typed::<T>()?;
+            for_each_block(&typed, |sel| {
+                let block = self.read_streaming(sel)?;
+                progress(1);
+                Ok(block)
+            })?;
+        }
+        dst.flush()?;
+        dst.typed()
+    }
+}
+
 /// Writes `f(x)` for every element `x` of `src` into `dst` (same shape),
 /// streaming block by block in parallel (`b = a + 1` style). `src` may be
 /// any view: a slice, a permutation, a cast.
@@ -314,5 +390,146 @@ mod tests {
         assert_eq!(c.read(..).unwrap(), want.into_dyn());
         let wrong = mem_array::<f64>(&[9, 7], &[2, 2], 1 << 16);
         assert!(map_into(&a.view(), &wrong, |x| x as f64).is_err());
+    }
+}
+
+#[cfg(test)]
+mod save_as_tests {
+    use crate::{ArrayOptions, ChunkCache, Codec, OpenOptions, s};
+    use ndarray::{ArrayD, IxDyn};
+
+    #[test]
+    fn save_as_converts_slices_permutations_and_casts() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ChunkCache::new(1 << 20);
+        let opts = ArrayOptions::new([6usize, 9, 7])
+            .chunks([2usize, 4, 3])
+            .codec(Codec::Lz4)
+            .cache(cache.clone());
+        let a = crate::create::<f32>(dir.path().join("a.zarr"), opts).unwrap();
+        let d = ArrayD::from_shape_fn(IxDyn(&[6, 9, 7]), |i| {
+            (i[0] * 100 + i[1] * 10 + i[2]) as f32 + 0.5
+        });
+        a.write(.., &d).unwrap();
+
+        // The whole array, cast, into .npy: the cache is the source's.
+        let b = a
+            .cast::<f64>()
+            .save_as(dir.path().join("b.npy"), ArrayOptions::default())
+            .unwrap();
+        assert_eq!(b.read(..).unwrap(), d.mapv(f64::from));
+        assert_eq!(b.memory_report().cache_budget_bytes, 1 << 20);
+        b.close().unwrap();
+        let reopened =
+            crate::open_with::<f64>(dir.path().join("b.npy"), OpenOptions::new().read_only(true))
+                .unwrap();
+        assert_eq!(reopened.get([5usize, 8, 6]).unwrap(), 586.5);
+
+        // A permuted slice, with options of its own.
+        let v = a.t().slice(s![..;2, 1.., 3]).unwrap();
+        let c = v
+            .cast::<i32>()
+            .save_as(
+                dir.path().join("c.zarr"),
+                ArrayOptions::default().chunks([2, 3]),
+            )
+            .unwrap();
+        let want = d.t().slice(s![..;2, 1.., 3]).mapv(|x| x as i32);
+        assert_eq!(c.read(..).unwrap(), want.into_dyn());
+        assert_eq!(c.chunks(), &[2, 3]);
+
+        // Options that name another shape, and the source itself.
+        let e = a
+            .view()
+            .save_as(dir.path().join("d.npy"), ArrayOptions::new([2, 2]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[2, 2]") && e.contains("[6, 9, 7]"), "{e}");
+        let e = a
+            .view()
+            .save_as(
+                dir.path().join("a.zarr"),
+                ArrayOptions::default().overwrite(true),
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("same file"), "{e}");
+    }
+
+    #[test]
+    fn save_as_with_progress_counts_every_block() {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let dir = tempfile::tempdir().unwrap();
+        let a = crate::create::<u8>(
+            dir.path().join("a.npy"),
+            ArrayOptions::new([8, 6]).chunks([2, 6]),
+        )
+        .unwrap();
+        a.fill(s![3, ..], 9).unwrap();
+        let done = AtomicU64::new(0);
+        let count = |n: u64| {
+            done.fetch_add(n, Ordering::Relaxed);
+        };
+        let b = a
+            .cast::<u16>()
+            .save_as_with_progress(
+                dir.path().join("b.zarr"),
+                ArrayOptions::default().chunks([4, 3]),
+                &count,
+            )
+            .unwrap();
+        assert_eq!(done.load(Ordering::Relaxed), 4); // 8 x 6 in 4 x 3 blocks
+        assert_eq!(b.sum().unwrap(), 54.0);
+        // Through a permutation, the other path.
+        done.store(0, Ordering::Relaxed);
+        let c = a
+            .t()
+            .save_as_with_progress(
+                dir.path().join("c.npy"),
+                ArrayOptions::default().chunks([3, 8]),
+                &count,
+            )
+            .unwrap();
+        assert_eq!(done.load(Ordering::Relaxed), 2);
+        assert_eq!(c.get([5, 3]).unwrap(), 9);
+    }
+
+    #[test]
+    fn save_as_keeps_labels_and_fill_like_convert() {
+        use crate::store::Labels;
+        let dir = tempfile::tempdir().unwrap();
+        let labels = Labels {
+            dimension_names: Some(vec![Some("z".into()), Some("y".into())]),
+            attributes: r#"{"units":"K"}"#.into(),
+        };
+        let a = crate::create::<f32>(
+            dir.path().join("a.zarr"),
+            ArrayOptions::new([4, 5])
+                .fill_value(-1.0f32)
+                .labels(labels.clone()),
+        )
+        .unwrap();
+        a.fill(s![0, ..], 2.0).unwrap();
+        let b = a
+            .cast::<f64>()
+            .save_as(dir.path().join("b.zarr"), ArrayOptions::default())
+            .unwrap();
+        assert_eq!(b.fill_value(), -1.0);
+        assert_eq!(b.get([3, 4]).unwrap(), -1.0);
+        let got = b.handle().store().labels().unwrap();
+        assert_eq!(got.dimension_names, labels.dimension_names);
+        assert!(got.attributes.contains("units"), "{}", got.attributes);
+        // A transposed copy has other axes: no names carried over.
+        let t = a
+            .t()
+            .save_as(dir.path().join("t.zarr"), ArrayOptions::default())
+            .unwrap();
+        assert!(
+            t.handle()
+                .store()
+                .labels()
+                .is_none_or(|l| l.dimension_names.is_none())
+        );
+        assert_eq!(t.get([4, 0]).unwrap(), 2.0);
     }
 }

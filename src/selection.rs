@@ -341,9 +341,14 @@ impl ResolvedSelection {
 
 /// Anything that can be turned into a [`Selection`]: text in NumPy syntax,
 /// ndarray's `s![]`, `..` (everything), or a `Selection`.
-pub trait IntoSelection {
+pub trait IntoSelection: Sized {
     /// Converts, reporting syntax errors.
     fn into_selection(self) -> Result<Selection, SelectionError>;
+
+    /// Resolves against `shape` (NumPy rules: slices clamp to the axis).
+    fn resolve_in(self, shape: &[u64]) -> Result<ResolvedSelection, SelectionError> {
+        self.into_selection()?.resolve(shape)
+    }
 }
 
 impl IntoSelection for Selection {
@@ -355,6 +360,78 @@ impl IntoSelection for Selection {
 impl IntoSelection for &Selection {
     fn into_selection(self) -> Result<Selection, SelectionError> {
         Ok(self.clone())
+    }
+}
+
+/// A resolved selection used again (from `Array::resolve`). It is checked
+/// against the shape once more, which may have changed since, and must
+/// still fit exactly: unlike NumPy text, it does not clamp.
+impl IntoSelection for &ResolvedSelection {
+    fn resolve_in(self, shape: &[u64]) -> Result<ResolvedSelection, SelectionError> {
+        if self.axes().len() != shape.len() {
+            return Err(SelectionError::Rank {
+                given: self.axes().len(),
+                ndim: shape.len(),
+            });
+        }
+        for (axis, (a, &n)) in self.axes().iter().zip(shape).enumerate() {
+            let (start, step, count) = a.as_range();
+            let last = if count == 0 {
+                start
+            } else {
+                start + (count - 1) * step
+            };
+            let fits = if count == 0 { start <= n } else { last < n };
+            if !fits {
+                return Err(SelectionError::OutOfBounds {
+                    axis,
+                    index: last.min(i64::MAX as u64) as i64,
+                    size: n,
+                });
+            }
+        }
+        Ok(self.clone())
+    }
+
+    fn into_selection(self) -> Result<Selection, SelectionError> {
+        let pos = |axis: usize, v: u64| {
+            i64::try_from(v).map_err(|_| SelectionError::OutOfBounds {
+                axis,
+                index: i64::MAX,
+                size: v,
+            })
+        };
+        let items = self
+            .axes()
+            .iter()
+            .enumerate()
+            .map(|(axis, a)| match *a {
+                AxisSel::Index(i) => Ok(SelItem::Index(pos(axis, i)?)),
+                AxisSel::Range { start, step, count } => {
+                    let stop = if count == 0 {
+                        start
+                    } else {
+                        start + (count - 1) * step + 1
+                    };
+                    Ok(SelItem::Slice {
+                        start: Some(pos(axis, start)?),
+                        stop: Some(pos(axis, stop)?),
+                        step: Some(pos(axis, step)?),
+                    })
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Selection::new(items))
+    }
+}
+
+impl IntoSelection for ResolvedSelection {
+    fn into_selection(self) -> Result<Selection, SelectionError> {
+        (&self).into_selection()
+    }
+
+    fn resolve_in(self, shape: &[u64]) -> Result<ResolvedSelection, SelectionError> {
+        (&self).resolve_in(shape)
     }
 }
 

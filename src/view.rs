@@ -7,9 +7,10 @@
 use std::fmt;
 use std::marker::PhantomData;
 
-use ndarray::{ArrayD, AsArray, Dimension, IxDyn};
+use ndarray::{ArrayD, ArrayViewMut, AsArray, Dimension, IxDyn};
 
 use crate::array::{Array, ArrayHandle};
+use crate::dims::Dims;
 use crate::dtype::{DType, Element, cast_bytes};
 use crate::error::{Error, Result, SelectionError};
 use crate::layout::{Strided, c_strides, copy_region};
@@ -113,7 +114,7 @@ impl<T: Element> View<T> {
     /// A view of part of this view (NumPy slicing; integer indices drop
     /// axes). No I/O.
     pub fn slice(&self, sel: impl IntoSelection) -> Result<View<T>> {
-        let sel = sel.into_selection()?.resolve(&self.shape())?;
+        let sel = sel.resolve_in(&self.shape())?;
         let mut fixed = self.fixed.clone();
         let mut axes = Vec::new();
         for (a, s) in self.axes.iter().zip(sel.axes()) {
@@ -216,13 +217,17 @@ impl<T: Element> View<T> {
     }
 
     /// One element (index into the view).
-    pub fn get(&self, index: impl AsRef<[u64]>) -> Result<T> {
-        let index = index.as_ref();
+    pub fn get(&self, index: impl Dims) -> Result<T> {
+        index.with_u64(|index| self.get_u64(index))
+    }
+
+    fn get_u64(&self, index: &[u64]) -> Result<T> {
         let shape = self.shape();
         if index.len() != shape.len() {
-            return Err(SelectionError::Parse {
-                text: format!("{index:?}"),
-                reason: format!("an element index needs {} integers", shape.len()),
+            return Err(SelectionError::IndexRank {
+                index: format!("{index:?}"),
+                given: index.len(),
+                ndim: shape.len(),
             }
             .into());
         }
@@ -253,6 +258,32 @@ impl<T: Element> View<T> {
         self.read_with(sel, false)
     }
 
+    /// Reads a selection of the view into `out`, an ndarray view of the
+    /// selection's shape (any layout).
+    pub fn read_into_view<D: Dimension>(
+        &self,
+        sel: impl IntoSelection,
+        mut out: ArrayViewMut<'_, T, D>,
+    ) -> Result<()> {
+        let got = self.read(sel)?;
+        if got.shape() != out.shape() {
+            return Err(Error::ShapeMismatch {
+                message: format!(
+                    "the output has shape {:?}, the selection {:?}",
+                    out.shape(),
+                    got.shape()
+                ),
+            });
+        }
+        let got = got
+            .into_dimensionality::<D>()
+            .map_err(|e| Error::ShapeMismatch {
+                message: e.to_string(),
+            })?;
+        out.assign(&got);
+        Ok(())
+    }
+
     /// Reads a selection without loading uncached chunks into the cache
     /// (for scans; see [`ArrayHandle::read_bytes_streaming`]).
     pub fn read_streaming(&self, sel: impl IntoSelection) -> Result<ArrayD<T>> {
@@ -260,7 +291,7 @@ impl<T: Element> View<T> {
     }
 
     fn read_with(&self, sel: impl IntoSelection, streaming: bool) -> Result<ArrayD<T>> {
-        let sel = sel.into_selection()?.resolve(&self.shape())?;
+        let sel = sel.resolve_in(&self.shape())?;
         let (base_sel, perm) = self.to_base(&sel);
         let out_shape = sel.out_shape();
         let n = crate::array::result_len(&sel, self.base.dtype().size().max(T::DTYPE.size()))?;
@@ -304,7 +335,7 @@ impl<T: Element> View<T> {
         D: Dimension,
         T: 'a,
     {
-        let sel = sel.into_selection()?.resolve(&self.shape())?;
+        let sel = sel.resolve_in(&self.shape())?;
         let (base_sel, perm) = self.to_base(&sel);
         let shape: Vec<usize> = sel.out_shape().iter().map(|&x| x as usize).collect();
         let view = data.into().into_dyn();
@@ -332,7 +363,7 @@ impl<T: Element> View<T> {
 
     /// Sets every element of a selection of the view to `value`.
     pub fn fill(&self, sel: impl IntoSelection, value: T) -> Result<()> {
-        let sel = sel.into_selection()?.resolve(&self.shape())?;
+        let sel = sel.resolve_in(&self.shape())?;
         let (base_sel, _) = self.to_base(&sel);
         let d = self.base.dtype();
         let mut v = vec![0u8; d.size()];

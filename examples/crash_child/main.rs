@@ -26,7 +26,7 @@ fn main() {
     let start: u64 = start.parse().expect("START is a generation number");
     let path = PathBuf::from(path);
     let a: Array<u64> =
-        chunkyard::open_with(&path, &kind.open_opts(ChunkCache::new(CHILD_CACHE))).unwrap();
+        chunkyard::open_with(&path, kind.open_opts(ChunkCache::new(CHILD_CACHE))).unwrap();
     let mut out = std::io::stdout().lock();
     writeln!(out, "ready").unwrap();
     out.flush().unwrap();

@@ -23,7 +23,7 @@ pub use write::WRITE_THROUGH_MIN_BYTES;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 
@@ -57,11 +57,18 @@ struct ArrayInner {
     len0: AtomicU64,
     /// Serializes resizes and appends.
     resizing: Mutex<()>,
+    /// Set when [`ArrayHandle::close`] returned a flush error to its
+    /// caller: the flush on drop then fails quietly instead of printing
+    /// the same failure a second time.
+    close_failed: AtomicBool,
 }
 
 impl Drop for ArrayInner {
     fn drop(&mut self) {
-        if let Err(e) = self.cache.flush_owner(&self.owner) {
+        let flushed = self.cache.flush_owner(&self.owner);
+        if let Err(e) = flushed
+            && !self.close_failed.load(Ordering::Acquire)
+        {
             let name = self
                 .path
                 .as_ref()
@@ -165,6 +172,7 @@ impl ArrayHandle {
                 grid: RwLock::new(current),
                 len0: AtomicU64::new(len0),
                 resizing: Mutex::new(()),
+                close_failed: AtomicBool::new(false),
             }),
         })
     }
@@ -178,6 +186,19 @@ impl ArrayHandle {
     /// chunk keys, none of which a resize of the first axis changes.
     fn key_grid(&self) -> &ChunkGrid {
         &self.inner.owner.grid
+    }
+
+    /// Flushes (see [`flush`](Self::flush)) and releases this handle,
+    /// returning the flush's error instead of printing it. When this was
+    /// the last handle of the array, its chunks leave the cache. Dropping
+    /// a handle without `close` still flushes, but can only print a
+    /// failure to stderr.
+    pub fn close(self) -> Result<()> {
+        let r = self.flush();
+        if r.is_err() {
+            self.inner.close_failed.store(true, Ordering::Release);
+        }
+        r
     }
 
     /// The backend store.
@@ -238,7 +259,7 @@ impl ArrayHandle {
 
     /// Checks a selection against this array's shape.
     pub fn resolve(&self, sel: impl IntoSelection) -> Result<ResolvedSelection> {
-        Ok(sel.into_selection()?.resolve(&self.shape())?)
+        Ok(sel.resolve_in(&self.shape())?)
     }
 
     /// The current grid, after checking that `sel` (resolved earlier) still

@@ -134,16 +134,10 @@ impl ArrayHandle {
         let len0 = self.inner.len0.load(Ordering::Acquire);
         let shape = self.key_grid().shape();
         if index.len() != shape.len() {
-            return Err(Error::Selection(if index.len() > shape.len() {
-                SelectionError::TooManyIndices {
-                    given: index.len(),
-                    ndim: shape.len(),
-                }
-            } else {
-                SelectionError::Parse {
-                    text: format!("{index:?}"),
-                    reason: format!("an element index needs {} integers", shape.len()),
-                }
+            return Err(Error::Selection(SelectionError::IndexRank {
+                index: format!("{index:?}"),
+                given: index.len(),
+                ndim: shape.len(),
             }));
         }
         let chunks = self.chunks();

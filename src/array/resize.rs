@@ -154,6 +154,8 @@ impl<T: Element> Array<T> {
         T: 'a,
     {
         let data = data.into().into_dyn();
+        // The shape as the caller passed it, for the error message.
+        let given = data.shape().to_vec();
         let data = if data.ndim() + 1 == self.ndim() {
             data.insert_axis(ndarray::Axis(0))
         } else {
@@ -170,9 +172,10 @@ impl<T: Element> Array<T> {
         if !fits {
             return Err(Error::ShapeMismatch {
                 message: format!(
-                    "cannot append data of shape {:?} to an array of shape {shape:?}: \
-                     every axis but the first must match",
-                    data.shape()
+                    "cannot append data of shape {given:?} to an array of shape {shape:?}: \
+                     the data needs the array's trailing axes {:?} (one row) or all its axes \
+                     with any first length",
+                    shape.get(1..).unwrap_or(&[])
                 ),
             });
         }

@@ -151,3 +151,113 @@ fn bool_arrays() {
         vec![false, true, false, true, false, false]
     );
 }
+
+/// Errors name what the caller passed: the data's own shape, the index as
+/// given, and a wrong rank as a wrong rank (not a parse error).
+#[test]
+fn errors_name_what_the_caller_passed() {
+    let a = mem_array::<f32>(&[2, 4, 7], &[1, 4, 7], 1 << 20);
+    let e = a
+        .append(&Array2::<f32>::zeros((3, 7)))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("[3, 7]") && !e.contains("[1, 3, 7]"), "{e}");
+    assert!(e.contains("[4, 7]"), "{e}");
+    for e in [
+        a.get([1, 2]).unwrap_err().to_string(),
+        a.view().get([1usize, 2]).unwrap_err().to_string(),
+        a.get([0, 1, 2, 3]).unwrap_err().to_string(),
+    ] {
+        assert!(e.contains("3 axes") && !e.contains("parse"), "{e}");
+    }
+    assert!(a.get([1, 2]).unwrap_err().to_string().contains("[1, 2]"));
+    let e = a.get([0, -1, 0]).unwrap_err().to_string();
+    assert!(e.contains("negative"), "{e}");
+    // usize, u64 and literal indices read the same element.
+    a.fill(s![1, 3, 6], 2.5).unwrap();
+    assert_eq!(a.get([1usize, 3, 6]).unwrap(), 2.5);
+    assert_eq!(a.get([1u64, 3, 6]).unwrap(), 2.5);
+    assert_eq!(a.get(vec![1usize, 3, 6]).unwrap(), 2.5);
+}
+
+/// `close` returns the flush's result: Ok with the data durable, or the
+/// store's failure (which a plain drop could only print).
+#[test]
+fn close_returns_the_flush_error() {
+    let meta = StoreMeta {
+        dtype: DType::U8,
+        shape: vec![10],
+        chunks: vec![5],
+        fill: vec![0],
+    };
+    let store = Arc::new(MemoryStore::new(meta.clone()));
+    let a: Array<u8> = Array::from_store(store.clone(), ChunkCache::new(1 << 20)).unwrap();
+    a.fill("3:7", 1).unwrap();
+    a.close().unwrap();
+    let r = store.reopen();
+    assert_eq!(r.read_chunk(&[0]).unwrap().unwrap(), vec![0, 0, 0, 1, 1]);
+
+    let store = Arc::new(MemoryStore::new(meta));
+    let a: Array<u8> = Array::from_store(store.clone(), ChunkCache::new(1 << 20)).unwrap();
+    a.fill("3:7", 1).unwrap();
+    store.fail_after(0);
+    assert!(a.close().is_err());
+}
+
+/// Reads into ndarray views of any layout, and resolved selections used
+/// again; shapes that do not match are errors.
+#[test]
+fn reads_into_array_views_and_resolved_selections() {
+    let a = mem_array::<i32>(&[7, 9], &[3, 4], 1 << 20);
+    let data = Array2::from_shape_fn((7, 9), |(i, j)| (i * 100 + j) as i32);
+    a.write(.., &data).unwrap();
+    let mut out = Array2::<i32>::zeros((3, 4));
+    a.read_into_view(s![1..4, 2..6], out.view_mut()).unwrap();
+    assert_eq!(out, data.slice(s![1..4, 2..6]));
+    let mut t = Array2::<i32>::zeros((4, 3));
+    a.read_into_view(s![1..4, 2..6], t.view_mut().reversed_axes())
+        .unwrap();
+    assert_eq!(t, data.slice(s![1..4, 2..6]).t());
+    let mut wide = Array2::<i32>::zeros((6, 8));
+    a.read_into_view(s![1..4, 2..6], wide.slice_mut(s![..;2, ..;2]))
+        .unwrap();
+    assert_eq!(wide[[4, 6]], data[[3, 5]]);
+    let e = a
+        .read_into_view(s![1..4, 2..6], out.slice_mut(s![.., 1..]))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("[3, 3]") && e.contains("[3, 4]"), "{e}");
+    let mut v = Array2::<f64>::zeros((2, 3));
+    a.cast::<f64>()
+        .read_into_view("5:, 6:", v.view_mut())
+        .unwrap();
+    assert_eq!(v[[1, 2]], 608.0);
+
+    let sel = a.resolve(s![1..;3, 2]).unwrap();
+    assert_eq!(sel.out_shape(), vec![2]);
+    assert_eq!(a.read(&sel).unwrap(), data.slice(s![1..;3, 2]).into_dyn());
+    let empty = a.resolve(s![3..3, ..]).unwrap();
+    assert_eq!(a.read(&empty).unwrap().shape(), &[0, 9]);
+    a.resize(2).unwrap();
+    assert!(a.read(&sel).is_err());
+}
+
+/// What the docs say of caches at reopen: the cache is the handle's, not
+/// the file's; options are taken by value or by reference alike.
+#[test]
+fn a_reopen_uses_the_cache_it_is_given_or_the_global_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("a.zarr");
+    let c = ChunkCache::new(3 << 20);
+    let opts = crate::ArrayOptions::new([4usize, 8]).cache(c.clone());
+    let a = crate::create::<u16>(&p, &opts).unwrap();
+    assert_eq!(a.memory_report().cache_budget_bytes, 3 << 20);
+    a.close().unwrap();
+    let plain = crate::open::<u16>(&p).unwrap();
+    assert_eq!(
+        plain.memory_report().cache_budget_bytes,
+        crate::DEFAULT_CACHE_BYTES as u64
+    );
+    let given = crate::open_with::<u16>(&p, crate::OpenOptions::new().cache(c)).unwrap();
+    assert_eq!(given.memory_report().cache_budget_bytes, 3 << 20);
+}

@@ -5,12 +5,13 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use ndarray::{ArrayD, AsArray, Dimension, IxDyn};
+use ndarray::{ArrayD, ArrayViewMut, AsArray, Dimension, IxDyn};
 
 use crate::cache::ChunkCache;
+use crate::dims::Dims;
 use crate::dtype::{DType, Element};
 use crate::error::{Error, Result};
-use crate::selection::IntoSelection;
+use crate::selection::{IntoSelection, ResolvedSelection};
 use crate::store::ChunkStore;
 
 use super::{ArrayHandle, MemoryReport, result_len};
@@ -95,10 +96,10 @@ impl<T: Element> Array<T> {
 
     /// One element. An element of a chunk that is not cached is read on
     /// its own (a few bytes), not with its chunk, when the store allows.
-    pub fn get(&self, index: impl AsRef<[u64]>) -> Result<T> {
+    pub fn get(&self, index: impl Dims) -> Result<T> {
         let mut buf = [0u8; 8];
         let elem = T::DTYPE.size();
-        self.handle.get_bytes(index.as_ref(), &mut buf[..elem])?;
+        index.with_u64(|i| self.handle.get_bytes(i, &mut buf[..elem]))?;
         Ok(T::from_ne_slice(&buf[..elem]))
     }
 
@@ -119,6 +120,55 @@ impl<T: Element> Array<T> {
     pub fn read_into(&self, sel: impl IntoSelection, out: &mut [T]) -> Result<()> {
         let sel = self.handle.resolve(sel)?;
         T::with_bytes_mut(out, |b| self.handle.read_bytes(&sel, b))
+    }
+
+    /// Reads a selection into `out`, an ndarray view of the selection's
+    /// shape (any layout: a C-contiguous view is filled in place, others
+    /// through one temporary of the selection's size).
+    ///
+    /// ```
+    /// # fn main() -> chunkyard::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use chunkyard::{ArrayOptions, s};
+    /// let a = chunkyard::create::<i32>(dir.path().join("a.npy"), ArrayOptions::new([4, 5]))?;
+    /// a.fill(s![1, ..], 7)?;
+    /// let mut out = ndarray::Array2::<i32>::zeros((5, 2));
+    /// a.read_into_view(s![0..2, ..], out.view_mut().reversed_axes())?; // a transposed target
+    /// assert_eq!(out[[3, 1]], 7);
+    /// # Ok(()) }
+    /// ```
+    pub fn read_into_view<D: Dimension>(
+        &self,
+        sel: impl IntoSelection,
+        mut out: ArrayViewMut<'_, T, D>,
+    ) -> Result<()> {
+        let sel = self.handle.resolve(sel)?;
+        let shape: Vec<usize> = sel.out_shape().iter().map(|&d| d as usize).collect();
+        if out.shape() != shape.as_slice() {
+            return Err(Error::ShapeMismatch {
+                message: format!(
+                    "the output has shape {:?}, the selection {shape:?}",
+                    out.shape()
+                ),
+            });
+        }
+        if let Some(slice) = out.as_slice_mut() {
+            return T::with_bytes_mut(slice, |b| self.handle.read_bytes(&sel, b));
+        }
+        let tmp = self.read(&sel)?;
+        out.assign(
+            &tmp.into_dimensionality::<D>()
+                .map_err(|e| Error::ShapeMismatch {
+                    message: e.to_string(),
+                })?,
+        );
+        Ok(())
+    }
+
+    /// Checks a selection against the array's shape, once, for reuse
+    /// (reads and writes take a [`ResolvedSelection`] as they take `s![]`).
+    pub fn resolve(&self, sel: impl IntoSelection) -> Result<ResolvedSelection> {
+        self.handle.resolve(sel)
     }
 
     /// Writes `data` into the selection. `data` must have the selection's
@@ -143,6 +193,12 @@ impl<T: Element> Array<T> {
     /// [`ArrayHandle::flush`].
     pub fn flush(&self) -> Result<()> {
         self.handle.flush()
+    }
+
+    /// Flushes and releases this handle, returning the flush's error; see
+    /// [`ArrayHandle::close`].
+    pub fn close(self) -> Result<()> {
+        self.handle.close()
     }
 
     /// Logical size vs cached vs on disk.

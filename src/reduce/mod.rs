@@ -19,6 +19,7 @@ mod axis;
 mod sum;
 #[cfg(test)]
 mod tests;
+mod typed;
 mod whole;
 
 pub use axis::{Reduced, reduce_axis, reduce_axis_steps};

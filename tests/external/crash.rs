@@ -178,7 +178,7 @@ fn check(kind: Kind, dir: &Path, lower: u64, upper: u64) -> Outcome {
         ..Outcome::default()
     };
     let path = kind.path(dir);
-    let a: Array<u64> = match chunkyard::open_with(&path, &kind.open_opts(ChunkCache::new(1 << 20)))
+    let a: Array<u64> = match chunkyard::open_with(&path, kind.open_opts(ChunkCache::new(1 << 20)))
     {
         Ok(a) => a,
         Err(e) => {

@@ -32,7 +32,7 @@ fn python(script: &str, args: &[&str]) -> String {
 fn read_all(path: &str) -> ArrayHandle {
     ArrayHandle::open(
         path,
-        &OpenOptions::new()
+        OpenOptions::new()
             .read_only(true)
             .cache(ChunkCache::new(1 << 20)),
     )
@@ -187,7 +187,7 @@ fn h5py_reads_every_codec_chunkyard_writes() {
             a.flush().unwrap();
             // The same values, and the fill value, in a .npy twin.
             let twin = dir.path().join(format!("{codec}_{}.npy", dtype.name()));
-            let b = ArrayHandle::create(&twin, dtype, &ArrayOptions::new(shape)).unwrap();
+            let b = ArrayHandle::create(&twin, dtype, ArrayOptions::new(shape)).unwrap();
             b.fill_bytes(&b.resolve("...").unwrap(), &dtype.parse_value("1").unwrap())
                 .unwrap();
             b.write_bytes(&sel, &vals).unwrap();
@@ -214,7 +214,7 @@ with h5py.File(sys.argv[1], 'w') as f:
 "#,
         &[p(&h5)],
     );
-    let open = |path: &str| ArrayHandle::open(path, &OpenOptions::new().read_only(true));
+    let open = |path: &str| ArrayHandle::open(path, OpenOptions::new().read_only(true));
     for ds in ["s", "c", "f16"] {
         match open(&format!("{}:/{ds}", p(&h5))) {
             Err(Error::Unsupported(m)) => assert!(m.contains("element type"), "{ds}: {m}"),
@@ -241,7 +241,7 @@ with h5py.File(sys.argv[1], 'w') as f:
     // Creating over a file that is not HDF5 needs overwrite.
     let opts = ArrayOptions::new([4]);
     assert!(ArrayHandle::create(p(&junk), DType::U8, &opts).is_err());
-    assert!(ArrayHandle::create(p(&junk), DType::U8, &opts.clone().overwrite(true)).is_ok());
+    assert!(ArrayHandle::create(p(&junk), DType::U8, opts.clone().overwrite(true)).is_ok());
     // zstd is not an HDF5 codec here.
     let z = ArrayOptions::new([4]).codec("zstd".parse().unwrap());
     let zpath = dir.path().join("z.h5");

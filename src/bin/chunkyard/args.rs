@@ -26,5 +26,5 @@ pub(crate) fn parse_shape(text: &str, what: &str) -> Result<Vec<u64>> {
 
 /// `path` opened read-only with `cache`.
 pub(crate) fn open_read(path: &Path, cache: ChunkCache) -> Result<ArrayHandle> {
-    ArrayHandle::open(path, &OpenOptions::new().read_only(true).cache(cache))
+    ArrayHandle::open(path, OpenOptions::new().read_only(true).cache(cache))
 }

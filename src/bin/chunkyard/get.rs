@@ -25,7 +25,7 @@ pub(crate) fn run(
         let dst = ArrayHandle::create(
             out,
             a.dtype(),
-            &ArrayOptions::new(&shape).cache(cache).overwrite(true),
+            ArrayOptions::new(&shape).cache(cache).overwrite(true),
         )?;
         let full = dst.resolve("...")?;
         copy_blocks(&a, &sel, &dst, &full, "get")?;

@@ -52,7 +52,7 @@ fn reduce_along(
             let dst = ArrayHandle::create(
                 out,
                 r.dtype,
-                &ArrayOptions::new(&r.shape).cache(cache).overwrite(true),
+                ArrayOptions::new(&r.shape).cache(cache).overwrite(true),
             )?;
             let all = dst.resolve("...")?;
             dst.write_bytes(&all, &r.data)?;
