@@ -83,6 +83,14 @@ impl ArrayHandle {
         self.flush()?;
         self.store().resize(len).map_err(poison)?;
         publish(grid);
+        // From here the store has cut: any failure leaves the part of the
+        // new last chunk past the end holding old rows, which a later
+        // growth would show instead of the fill value, so every failure
+        // closes the array (a failed load does not poison by itself).
+        let halfway = |e: Error| {
+            owner.poison(format!("resize to {len} failed: {e}"));
+            e
+        };
         let c0 = old.chunk_shape()[0];
         let kept = len.div_ceil(c0);
         self.inner
@@ -104,8 +112,9 @@ impl ArrayHandle {
                 &no_strides,
                 None,
                 |lay, chunk, _| fill_region(&lay.counts, &fill, chunk, lay.chunk()),
-            )?;
-            self.flush()?;
+            )
+            .map_err(halfway)?;
+            self.flush().map_err(halfway)?;
         }
         Ok(())
     }

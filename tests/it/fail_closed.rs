@@ -205,3 +205,43 @@ fn memory_store_fail_after_any_operation() {
         );
     }
 }
+
+/// A shrink that fails after the store has cut (here: loading the new last
+/// chunk to clear its rows past the new end) closes the array, as any
+/// resize the store fails halfway does. The store still holds the old rows
+/// past the end in that chunk, so an array left writable would show them,
+/// not the fill value, after a later grow (fuzz target `store_ops`: "after
+/// resize to N, element i is durable as X").
+#[test]
+fn shrink_failing_after_the_cut_closes_the_array() {
+    let meta = StoreMeta {
+        dtype: DType::U8,
+        shape: vec![6],
+        chunks: vec![3],
+        fill: vec![0],
+    };
+    let store = Arc::new(MemoryStore::new(meta));
+    let a: Array<u8> = Array::from_store(store.clone(), ChunkCache::new(3)).unwrap();
+    a.fill(.., 7).unwrap();
+    a.flush().unwrap();
+    drop(a);
+    // A fresh array: chunk 0 is not cached, the shrink must load it.
+    let a: Array<u8> = Array::from_store(store.clone(), ChunkCache::new(3)).unwrap();
+    // Nothing is dirty, so the shrink's first flush costs no store
+    // operation; the cut is the one allowed, the load of chunk 0 fails.
+    store.fail_after(1);
+    let e = a.resize(1).unwrap_err();
+    assert!(e.to_string().contains("injected I/O failure"), "{e}");
+    store.fail_after(u64::MAX);
+    match a.resize(3) {
+        Err(Error::Poisoned(m)) => assert!(m.contains("resize to 1 failed"), "{m}"),
+        Ok(()) => panic!(
+            "grew after a failed shrink; element 2 reads {} (fill is 0)",
+            a.get([2]).unwrap()
+        ),
+        Err(other) => panic!("expected Poisoned, got {other:?}"),
+    }
+    assert!(matches!(a.fill(.., 1), Err(Error::Poisoned(_))));
+    // What the store holds is the cut it made: one row.
+    assert_eq!(store.reopen().meta().shape, vec![1]);
+}
