@@ -8,10 +8,14 @@
 //!   equals the model;
 //! - with one, a read that succeeds still equals the model (elements a
 //!   failed write may or may not have reached are not compared);
-//! - after a failed flush every write is refused (fail closed);
+//! - after a failed flush or resize every write and resize is refused
+//!   (fail closed);
 //! - a flush that returns `Ok` made the whole model durable: a crash right
 //!   after it (`MemoryStore::reopen`) shows exactly the model;
-//! - reopening shows exactly what the last successful flush covered;
+//! - reopening shows what the last successful flush covered, except that an
+//!   element written since may hold any value written to it since: a flush
+//!   that fails (or reports an earlier failure) may still have written
+//!   back and synced part or all of the dirty data;
 //! - a resize that returns `Ok` keeps the rows both shapes share, shows
 //!   new rows as the fill value (also after a shrink and a regrow), and
 //!   is durable at once.
@@ -19,9 +23,9 @@
 
 use std::sync::Arc;
 
-use chunkyard::{AxisSel, ResolvedSelection};
 use chunkyard::store::{MemoryStore, StoreMeta};
 use chunkyard::{ArrayHandle, ChunkCache, DType};
+use chunkyard::{AxisSel, ResolvedSelection};
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
 
@@ -192,16 +196,24 @@ fuzz_target!(|input: Input| {
         known: vec![true; n],
     };
     let mut durable = model.values.clone();
+    // Every value written to each element since the last successful flush
+    // (also by writes that failed): what a failed flush may have made
+    // durable instead of `durable`.
+    let mut since: Vec<Vec<i32>> = vec![Vec::new(); n];
     // The store was told to fail (it may not have yet).
     let mut injecting = false;
-    // A flush failed: the array must refuse writes until reopened.
+    // A flush or resize failed: the array must refuse writes until
+    // reopened.
     let mut closed = false;
     // No resize failed since the last reopen: `durable` has the store's
     // durable shape.
     let mut shape_known = true;
 
     // A flush that returned Ok made everything durable.
-    let flushed = |store: &MemoryStore, model: &mut Model, durable: &mut Vec<i32>| {
+    let flushed = |store: &MemoryStore,
+                   model: &mut Model,
+                   durable: &mut Vec<i32>,
+                   since: &mut Vec<Vec<i32>>| {
         let now = contents(store.reopen());
         assert_eq!(now.len(), model.values.len(), "durable shape differs");
         for (i, (&got, &want)) in now.iter().zip(&model.values).enumerate() {
@@ -212,6 +224,7 @@ fuzz_target!(|input: Input| {
         }
         model.known = vec![true; now.len()];
         model.values = now.clone();
+        *since = vec![Vec::new(); now.len()];
         *durable = now;
     };
 
@@ -227,6 +240,9 @@ fuzz_target!(|input: Input| {
                     Op::Fill(_, v) => vec![*v; idx.len()],
                     _ => unreachable!(),
                 };
+                for (&i, &v) in idx.iter().zip(&vals) {
+                    since[i].push(v);
+                }
                 let res = match op {
                     Op::Write(..) => a.write_bytes(&sel, &to_bytes(&vals)),
                     Op::Fill(_, v) => a.fill_bytes(&sel, &v.to_ne_bytes()),
@@ -234,7 +250,7 @@ fuzz_target!(|input: Input| {
                 };
                 match res {
                     Ok(()) => {
-                        assert!(!closed, "a write succeeded after a failed flush");
+                        assert!(!closed, "a write succeeded after a failed flush or resize");
                         for (&i, &v) in idx.iter().zip(&vals) {
                             model.values[i] = v;
                             model.known[i] = true;
@@ -289,7 +305,7 @@ fuzz_target!(|input: Input| {
             }
             Op::Flush | Op::Reopen => {
                 match a.flush() {
-                    Ok(()) => flushed(&store, &mut model, &mut durable),
+                    Ok(()) => flushed(&store, &mut model, &mut durable, &mut since),
                     Err(e) => {
                         assert!(injecting, "flush failed without a failure injected: {e}");
                         closed = true;
@@ -303,10 +319,15 @@ fuzz_target!(|input: Input| {
                     store = Arc::new(store.reopen());
                     let now = contents(store.reopen());
                     if shape_known {
-                        assert_eq!(
-                            now, durable,
-                            "reopening lost what the last successful flush covered"
-                        );
+                        assert_eq!(now.len(), durable.len(), "durable shape differs");
+                        for (i, (&got, &want)) in now.iter().zip(&durable).enumerate() {
+                            assert!(
+                                got == want || since[i].contains(&got),
+                                "reopening lost what the last successful flush covered: \
+                                 element {i} is {got}, flushed {want}, written since {:?}",
+                                since[i]
+                            );
+                        }
                     }
                     durable = now;
                     a = ArrayHandle::from_store(store.clone(), cache.clone()).unwrap();
@@ -314,6 +335,7 @@ fuzz_target!(|input: Input| {
                     model.shape = shape.clone();
                     model.values = durable.clone();
                     model.known = vec![true; durable.len()];
+                    since = vec![Vec::new(); durable.len()];
                     shape_known = true;
                     injecting = false;
                     closed = false;
@@ -323,32 +345,54 @@ fuzz_target!(|input: Input| {
                 let len = 1 + u64::from(*k % 8);
                 match a.resize(len) {
                     Ok(()) => {
-                        assert!(!closed, "a resize succeeded after a failed flush");
+                        assert!(!closed, "a resize succeeded after a failed flush or resize");
                         assert_eq!(a.shape()[0], len);
+                        let shrink = len < shape[0];
                         model.values = reshape(&model.values, &shape, len, 0);
                         model.known = reshape(&model.known, &shape, len, true);
                         durable = reshape(&durable, &shape, len, 0);
+                        since = reshape(&since, &shape, len, Vec::new());
                         shape[0] = len;
                         model.shape = shape.clone();
-                        // Durable at once: the rows kept as last flushed
-                        // (a shrink flushes first: all of them), new rows
-                        // the fill value.
+                        // Durable at once: new rows the fill value; the
+                        // rows kept as last flushed, or after a shrink
+                        // (which flushes first) as the model; an element
+                        // a failed write left unknown holds its flushed
+                        // value or one written since.
                         let now = contents(store.reopen());
+                        assert_eq!(now.len(), durable.len(), "durable shape after resize");
                         for (i, (&got, &want)) in now.iter().zip(&durable).enumerate() {
+                            let ok = if model.known[i] {
+                                got == model.values[i] || (!shrink && got == want)
+                            } else {
+                                got == want || since[i].contains(&got)
+                            };
                             assert!(
-                                got == want || (model.known[i] && got == model.values[i]),
-                                "after resize to {len}, element {i} is durable as {got}"
+                                ok,
+                                "after resize to {len}, element {i} is durable as {got} \
+                                 (flushed {want}, model {} known {}, written since {:?})",
+                                model.values[i], model.known[i], since[i]
                             );
                         }
-                        assert_eq!(now.len(), durable.len(), "durable shape after resize");
+                        if shrink {
+                            // Everything was flushed: the store and the
+                            // cache now hold `now`.
+                            model.values = now.clone();
+                            model.known = vec![true; now.len()];
+                            since = vec![Vec::new(); now.len()];
+                        }
                         durable = now;
                     }
                     Err(e) => {
                         assert!(injecting, "resize failed without a failure injected: {e}");
-                        // Old shape or new, contents unknown.
+                        // Old shape or new, contents unknown; the array
+                        // is closed (a store failing halfway poisons it).
+                        closed = true;
                         let now_len = a.shape()[0];
                         model.values = reshape(&model.values, &shape, now_len, 0);
                         model.known = vec![false; model.values.len()];
+                        durable = reshape(&durable, &shape, now_len, 0);
+                        since = reshape(&since, &shape, now_len, Vec::new());
                         shape[0] = now_len;
                         model.shape = shape.clone();
                         shape_known = false;
@@ -370,6 +414,6 @@ fuzz_target!(|input: Input| {
     // final flush.
     if !injecting {
         a.flush().unwrap();
-        flushed(&store, &mut model, &mut durable);
+        flushed(&store, &mut model, &mut durable, &mut since);
     }
 });

@@ -1,8 +1,8 @@
 //! Fail closed: after a failed write-back or flush, an array refuses every
 //! further write (write, fill, writes through views, casts) with
 //! `Error::Poisoned` naming the first failure, until it is reopened; reads
-//! still work; reopening shows exactly what the last successful flush
-//! covered. Failures are injected by a wrapper store
+//! still work; reopening shows what the last successful flush covered
+//! (here, where the store keeps failing, exactly that). Failures are injected by a wrapper store
 //! (`common::wrap::FaultyStore`) over every backend, and by
 //! `MemoryStore::fail_after`.
 
