@@ -26,7 +26,7 @@ if [ "${1:-}" = "--all" ]; then
   secs=${2:?$usage}
   for t in $TARGETS; do
     echo "== $t"
-    "$0" "$t" "$secs"
+    ./run.sh "$t" "$secs"
   done
   exit 0
 fi
