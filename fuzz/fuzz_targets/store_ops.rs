@@ -68,11 +68,10 @@ struct Model {
 
 /// `values` of an array of `shape` with its first axis cut or extended to
 /// `len` (new rows `fill`).
-fn reshape<T: Clone>(values: &[T], shape: &[u64], len: u64, fill: T) -> Vec<T> {
+fn reshape<T: Clone>(values: &mut Vec<T>, shape: &[u64], len: u64, fill: T) {
     let row = shape[1..].iter().product::<u64>() as usize;
-    let mut v = values[..row * (len.min(shape[0]) as usize)].to_vec();
-    v.resize(row * len as usize, fill);
-    v
+    values.truncate(row * (len.min(shape[0]) as usize));
+    values.resize(row * len as usize, fill);
 }
 
 impl Model {
@@ -128,6 +127,11 @@ fn region(shape: &[u64], r: &Region) -> ResolvedSelection {
             })
             .collect(),
     )
+}
+
+/// The values the log says were written to element `i`.
+fn written_since(since: &[(usize, i32)], i: usize) -> Vec<i32> {
+    since.iter().filter(|e| e.0 == i).map(|e| e.1).collect()
 }
 
 fn to_bytes(v: &[i32]) -> Vec<u8> {
@@ -266,10 +270,11 @@ fn run(input: Input) {
         known: vec![true; n],
     };
     let mut durable = model.values.clone();
-    // Every value written to each element since the last successful flush
-    // (also by writes that failed): what a failed flush may have made
-    // durable instead of `durable`.
-    let mut since: Vec<Vec<i32>> = vec![Vec::new(); n];
+    // Every (element, value) written since the last successful flush (also
+    // by writes that failed): what a failed flush may have made durable
+    // instead of `durable`. Sorted and searched only when an element
+    // differs from `durable`; clearing it costs nothing per element.
+    let mut since: Vec<(usize, i32)> = Vec::new();
     // The store was told to fail (it may not have yet).
     let mut injecting = false;
     // A flush or resize failed: the array must refuse writes until
@@ -283,7 +288,7 @@ fn run(input: Input) {
     let flushed = |store: &MemoryStore,
                    model: &mut Model,
                    durable: &mut Vec<i32>,
-                   since: &mut Vec<Vec<i32>>| {
+                   since: &mut Vec<(usize, i32)>| {
         let now = contents(store.reopen());
         assert_eq!(now.len(), model.values.len(), "durable shape differs");
         for (i, (&got, &want)) in now.iter().zip(&model.values).enumerate() {
@@ -294,7 +299,7 @@ fn run(input: Input) {
         }
         model.known = vec![true; now.len()];
         model.values = now.clone();
-        *since = vec![Vec::new(); now.len()];
+        since.clear();
         *durable = now;
     };
 
@@ -311,7 +316,7 @@ fn run(input: Input) {
                     _ => unreachable!(),
                 };
                 for (&i, &v) in idx.iter().zip(&vals) {
-                    since[i].push(v);
+                    since.push((i, v));
                 }
                 let res = match op {
                     Op::Write(..) => a.write_bytes(&sel, &to_bytes(&vals)),
@@ -390,12 +395,15 @@ fn run(input: Input) {
                     let now = contents(store.reopen());
                     if shape_known {
                         assert_eq!(now.len(), durable.len(), "durable shape differs");
+                        if now != durable {
+                            since.sort_unstable();
+                        }
                         for (i, (&got, &want)) in now.iter().zip(&durable).enumerate() {
                             assert!(
-                                got == want || since[i].contains(&got),
+                                got == want || since.binary_search(&(i, got)).is_ok(),
                                 "reopening lost what the last successful flush covered: \
                                  element {i} is {got}, flushed {want}, written since {:?}",
-                                since[i]
+                                written_since(&since, i)
                             );
                         }
                     }
@@ -405,7 +413,7 @@ fn run(input: Input) {
                     model.shape = shape.clone();
                     model.values = durable.clone();
                     model.known = vec![true; durable.len()];
-                    since = vec![Vec::new(); durable.len()];
+                    since.clear();
                     shape_known = true;
                     injecting = false;
                     closed = false;
@@ -418,10 +426,11 @@ fn run(input: Input) {
                         assert!(!closed, "a resize succeeded after a failed flush or resize");
                         assert_eq!(a.shape()[0], len);
                         let shrink = len < shape[0];
-                        model.values = reshape(&model.values, &shape, len, 0);
-                        model.known = reshape(&model.known, &shape, len, true);
-                        durable = reshape(&durable, &shape, len, 0);
-                        since = reshape(&since, &shape, len, Vec::new());
+                        reshape(&mut model.values, &shape, len, 0);
+                        reshape(&mut model.known, &shape, len, true);
+                        reshape(&mut durable, &shape, len, 0);
+                        let kept = model.values.len();
+                        since.retain(|&(i, _)| i < kept);
                         shape[0] = len;
                         model.shape = shape.clone();
                         // Durable at once: new rows the fill value; the
@@ -431,17 +440,22 @@ fn run(input: Input) {
                         // value or one written since.
                         let now = contents(store.reopen());
                         assert_eq!(now.len(), durable.len(), "durable shape after resize");
+                        if now != durable {
+                            since.sort_unstable();
+                        }
                         for (i, (&got, &want)) in now.iter().zip(&durable).enumerate() {
                             let ok = if model.known[i] {
                                 got == model.values[i] || (!shrink && got == want)
                             } else {
-                                got == want || since[i].contains(&got)
+                                got == want || since.binary_search(&(i, got)).is_ok()
                             };
                             assert!(
                                 ok,
                                 "after resize to {len}, element {i} is durable as {got} \
                                  (flushed {want}, model {} known {}, written since {:?})",
-                                model.values[i], model.known[i], since[i]
+                                model.values[i],
+                                model.known[i],
+                                written_since(&since, i)
                             );
                         }
                         if shrink {
@@ -449,7 +463,7 @@ fn run(input: Input) {
                             // cache now hold `now`.
                             model.values = now.clone();
                             model.known = vec![true; now.len()];
-                            since = vec![Vec::new(); now.len()];
+                            since.clear();
                         }
                         durable = now;
                     }
@@ -459,10 +473,11 @@ fn run(input: Input) {
                         // is closed (a store failing halfway poisons it).
                         closed = true;
                         let now_len = a.shape()[0];
-                        model.values = reshape(&model.values, &shape, now_len, 0);
+                        reshape(&mut model.values, &shape, now_len, 0);
                         model.known = vec![false; model.values.len()];
-                        durable = reshape(&durable, &shape, now_len, 0);
-                        since = reshape(&since, &shape, now_len, Vec::new());
+                        reshape(&mut durable, &shape, now_len, 0);
+                        let kept = model.values.len();
+                        since.retain(|&(i, _)| i < kept);
                         shape[0] = now_len;
                         model.shape = shape.clone();
                         shape_known = false;
