@@ -245,3 +245,38 @@ fn shrink_failing_after_the_cut_closes_the_array() {
     // What the store holds is the cut it made: one row.
     assert_eq!(store.reopen().meta().shape, vec![1]);
 }
+
+/// A shrink cut short after the store's cut leaves old rows past the new
+/// end in the last chunk; a crash there does the same. Reopened, the
+/// array must not show them when it grows again: a grow clears those rows
+/// first (fuzz target `store_ops`, the same message as above, after a
+/// failed shrink and a reopen).
+#[test]
+fn grow_after_a_shrink_cut_short_shows_the_fill_value() {
+    let meta = StoreMeta {
+        dtype: DType::U8,
+        shape: vec![6],
+        chunks: vec![3],
+        fill: vec![0],
+    };
+    let store = Arc::new(MemoryStore::new(meta));
+    let a: Array<u8> = Array::from_store(store.clone(), ChunkCache::new(3)).unwrap();
+    a.fill(.., 7).unwrap();
+    a.flush().unwrap();
+    drop(a);
+    let a: Array<u8> = Array::from_store(store.clone(), ChunkCache::new(3)).unwrap();
+    store.fail_after(1);
+    a.resize(1).unwrap_err();
+    drop(a);
+    // What a crash right now leaves: one row, chunk 0 still [7, 7, 7].
+    let reopened = Arc::new(store.reopen());
+    assert_eq!(reopened.meta().shape, vec![1]);
+    let a: Array<u8> = Array::from_store(reopened.clone(), ChunkCache::new(3)).unwrap();
+    a.resize(5).unwrap();
+    let got: Vec<u8> = (0..5).map(|i| a.get([i]).unwrap()).collect();
+    assert_eq!(got, vec![7, 0, 0, 0, 0]);
+    // Durable at once, as every resize.
+    let b: Array<u8> = Array::from_store(Arc::new(reopened.reopen()), ChunkCache::new(3)).unwrap();
+    let got: Vec<u8> = (0..5).map(|i| b.get([i]).unwrap()).collect();
+    assert_eq!(got, vec![7, 0, 0, 0, 0]);
+}
