@@ -364,6 +364,31 @@ fn fill_elems<const N: usize>(dst: &mut [u8], value: &[u8], d: usize, n: usize, 
 
 /// Writes `value` (one element's bytes) into every element of a
 /// `counts`-shaped region of `dst`.
+/// Whether every element of a region of `src` equals `value` (a grow
+/// checks that the rows past the old end hold the fill value).
+pub(crate) fn region_holds(
+    counts: &[usize],
+    value: &[u8],
+    src: &[u8],
+    src_at: Strided<'_>,
+) -> bool {
+    let elem = value.len();
+    let zeros = vec![0usize; counts.len()];
+    let other = Strided {
+        offset: 0,
+        strides: &zeros,
+    };
+    let mut all = true;
+    for_each_run(counts, other, src_at, |_, d, n, _, ds| {
+        all = all
+            && (0..n).all(|i| {
+                let o = (d + i * ds) * elem;
+                &src[o..o + elem] == value
+            });
+    });
+    all
+}
+
 pub(crate) fn fill_region(counts: &[usize], value: &[u8], dst: &mut [u8], dst_at: Strided<'_>) {
     let elem = value.len();
     let zeros = vec![0usize; counts.len()];

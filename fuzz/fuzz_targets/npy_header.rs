@@ -7,9 +7,9 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use chunkyard::{AxisSel, ResolvedSelection};
 use chunkyard::store::parse_npy_header;
 use chunkyard::{ArrayHandle, ChunkCache, OpenOptions};
+use chunkyard::{AxisSel, ResolvedSelection};
 use libfuzzer_sys::fuzz_target;
 
 fn scratch() -> &'static PathBuf {

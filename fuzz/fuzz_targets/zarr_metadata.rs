@@ -10,9 +10,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use chunkyard::{AxisSel, ResolvedSelection};
 use chunkyard::store::{ChunkStore, ZarrStore};
 use chunkyard::{ArrayHandle, ChunkCache, OpenOptions};
+use chunkyard::{AxisSel, ResolvedSelection};
 use libfuzzer_sys::fuzz_target;
 
 const SEPARATOR: &[u8] = b"\n--chunk--\n";

@@ -2,7 +2,7 @@
 //! concurrent appends, and the typed `append`.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::MutexGuard;
 
@@ -11,7 +11,7 @@ use ndarray::{AsArray, Dimension};
 use crate::chunk_grid::ChunkGrid;
 use crate::dtype::Element;
 use crate::error::{Error, Result};
-use crate::layout::fill_region;
+use crate::layout::{fill_region, region_holds};
 use crate::selection::{AxisSel, ResolvedSelection};
 
 use super::{Array, ArrayHandle};
@@ -25,7 +25,9 @@ impl ArrayHandle {
     ///
     /// The new shape is durable when this returns. A shrink flushes the
     /// array (before cutting, and again after clearing the part of the new
-    /// last chunk past the end). Reads and writes running on other threads
+    /// last chunk past the end). A grow checks that part of the old last
+    /// chunk first, since a shrink cut short (a failure, a crash) leaves
+    /// old rows there, and clears and flushes it if it must. Reads and writes running on other threads
     /// meanwhile see the old shape or the new one; one that touches rows a
     /// shrink removes may fail.
     ///
@@ -71,6 +73,43 @@ impl ArrayHandle {
             e
         };
         if len > old_len {
+            // The rows of the old last chunk past the old end become
+            // visible: they must hold the fill value. A shrink writes it
+            // there, but one cut short by a failure or a crash (after the
+            // store's cut, before the fill reached it) leaves old rows, so
+            // a grow checks, and clears and flushes them before the store
+            // grows if they are not. A failure here closes the array, as
+            // any resize the store fails does (simpler to state than
+            // which failures left the store unchanged).
+            let c0 = old.chunk_shape()[0];
+            let tail_end = old_len.div_ceil(c0) * c0;
+            if tail_end > old_len {
+                let mut axes = ResolvedSelection::full(grid.shape()).axes().to_vec();
+                axes[0] = AxisSel::Range {
+                    start: old_len,
+                    step: 1,
+                    count: tail_end.min(len) - old_len,
+                };
+                let fill = owner.fill.clone();
+                let no_strides = vec![0; self.ndim()];
+                let stale = AtomicBool::new(false);
+                self.for_each_chunk_mut_in(
+                    &grid,
+                    &ResolvedSelection::from_axes(axes),
+                    &no_strides,
+                    None,
+                    |lay, chunk, _| {
+                        if !region_holds(&lay.counts, &fill, chunk, lay.chunk()) {
+                            fill_region(&lay.counts, &fill, chunk, lay.chunk());
+                            stale.store(true, Ordering::Relaxed);
+                        }
+                    },
+                )
+                .map_err(poison)?;
+                if stale.load(Ordering::Relaxed) {
+                    self.flush().map_err(poison)?;
+                }
+            }
             self.store().resize(len).map_err(poison)?;
             publish(grid);
             return Ok(());
@@ -83,6 +122,14 @@ impl ArrayHandle {
         self.flush()?;
         self.store().resize(len).map_err(poison)?;
         publish(grid);
+        // From here the store has cut: any failure leaves the part of the
+        // new last chunk past the end holding old rows, which a later
+        // growth would show instead of the fill value, so every failure
+        // closes the array (a failed load does not poison by itself).
+        let halfway = |e: Error| {
+            owner.poison(format!("resize to {len} failed: {e}"));
+            e
+        };
         let c0 = old.chunk_shape()[0];
         let kept = len.div_ceil(c0);
         self.inner
@@ -104,8 +151,9 @@ impl ArrayHandle {
                 &no_strides,
                 None,
                 |lay, chunk, _| fill_region(&lay.counts, &fill, chunk, lay.chunk()),
-            )?;
-            self.flush()?;
+            )
+            .map_err(halfway)?;
+            self.flush().map_err(halfway)?;
         }
         Ok(())
     }

@@ -1,8 +1,8 @@
 //! Fail closed: after a failed write-back or flush, an array refuses every
 //! further write (write, fill, writes through views, casts) with
 //! `Error::Poisoned` naming the first failure, until it is reopened; reads
-//! still work; reopening shows exactly what the last successful flush
-//! covered. Failures are injected by a wrapper store
+//! still work; reopening shows what the last successful flush covered
+//! (here, where the store keeps failing, exactly that). Failures are injected by a wrapper store
 //! (`common::wrap::FaultyStore`) over every backend, and by
 //! `MemoryStore::fail_after`.
 
@@ -204,4 +204,79 @@ fn memory_store_fail_after_any_operation() {
             "fail_after({n}): round {last_ok} was flushed last: {chunks:?}"
         );
     }
+}
+
+/// A shrink that fails after the store has cut (here: loading the new last
+/// chunk to clear its rows past the new end) closes the array, as any
+/// resize the store fails halfway does. The store still holds the old rows
+/// past the end in that chunk, so an array left writable would show them,
+/// not the fill value, after a later grow (fuzz target `store_ops`: "after
+/// resize to N, element i is durable as X").
+#[test]
+fn shrink_failing_after_the_cut_closes_the_array() {
+    let meta = StoreMeta {
+        dtype: DType::U8,
+        shape: vec![6],
+        chunks: vec![3],
+        fill: vec![0],
+    };
+    let store = Arc::new(MemoryStore::new(meta));
+    let a: Array<u8> = Array::from_store(store.clone(), ChunkCache::new(3)).unwrap();
+    a.fill(.., 7).unwrap();
+    a.flush().unwrap();
+    drop(a);
+    // A fresh array: chunk 0 is not cached, the shrink must load it.
+    let a: Array<u8> = Array::from_store(store.clone(), ChunkCache::new(3)).unwrap();
+    // Nothing is dirty, so the shrink's first flush costs no store
+    // operation; the cut is the one allowed, the load of chunk 0 fails.
+    store.fail_after(1);
+    let e = a.resize(1).unwrap_err();
+    assert!(e.to_string().contains("injected I/O failure"), "{e}");
+    store.fail_after(u64::MAX);
+    match a.resize(3) {
+        Err(Error::Poisoned(m)) => assert!(m.contains("resize to 1 failed"), "{m}"),
+        Ok(()) => panic!(
+            "grew after a failed shrink; element 2 reads {} (fill is 0)",
+            a.get([2]).unwrap()
+        ),
+        Err(other) => panic!("expected Poisoned, got {other:?}"),
+    }
+    assert!(matches!(a.fill(.., 1), Err(Error::Poisoned(_))));
+    // What the store holds is the cut it made: one row.
+    assert_eq!(store.reopen().meta().shape, vec![1]);
+}
+
+/// A shrink cut short after the store's cut leaves old rows past the new
+/// end in the last chunk; a crash there does the same. Reopened, the
+/// array must not show them when it grows again: a grow clears those rows
+/// first (fuzz target `store_ops`, the same message as above, after a
+/// failed shrink and a reopen).
+#[test]
+fn grow_after_a_shrink_cut_short_shows_the_fill_value() {
+    let meta = StoreMeta {
+        dtype: DType::U8,
+        shape: vec![6],
+        chunks: vec![3],
+        fill: vec![0],
+    };
+    let store = Arc::new(MemoryStore::new(meta));
+    let a: Array<u8> = Array::from_store(store.clone(), ChunkCache::new(3)).unwrap();
+    a.fill(.., 7).unwrap();
+    a.flush().unwrap();
+    drop(a);
+    let a: Array<u8> = Array::from_store(store.clone(), ChunkCache::new(3)).unwrap();
+    store.fail_after(1);
+    a.resize(1).unwrap_err();
+    drop(a);
+    // What a crash right now leaves: one row, chunk 0 still [7, 7, 7].
+    let reopened = Arc::new(store.reopen());
+    assert_eq!(reopened.meta().shape, vec![1]);
+    let a: Array<u8> = Array::from_store(reopened.clone(), ChunkCache::new(3)).unwrap();
+    a.resize(5).unwrap();
+    let got: Vec<u8> = (0..5).map(|i| a.get([i]).unwrap()).collect();
+    assert_eq!(got, vec![7, 0, 0, 0, 0]);
+    // Durable at once, as every resize.
+    let b: Array<u8> = Array::from_store(Arc::new(reopened.reopen()), ChunkCache::new(3)).unwrap();
+    let got: Vec<u8> = (0..5).map(|i| b.get([i]).unwrap()).collect();
+    assert_eq!(got, vec![7, 0, 0, 0, 0]);
 }
