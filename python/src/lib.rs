@@ -22,7 +22,7 @@ use pyo3::exceptions::{
     PyRuntimeError, PyTypeError, PyValueError,
 };
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyList, PySlice, PyTuple};
+use pyo3::types::{PyBool, PyBytes, PyList, PySlice, PyTuple};
 use pyo3::{create_exception, import_exception};
 
 create_exception!(
@@ -302,6 +302,65 @@ impl PyArrayObj {
     #[getter]
     fn chunks<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
         PyTuple::new(py, self.handle()?.chunks())
+    }
+
+    /// Number of elements (numpy's `size`).
+    #[getter]
+    fn size(&self) -> PyResult<u64> {
+        Ok(self.handle()?.len())
+    }
+
+    /// Bytes of all elements (numpy's `nbytes`): the logical size, not
+    /// what the file holds or what is in memory.
+    #[getter]
+    fn nbytes(&self) -> PyResult<u64> {
+        Ok(self.handle()?.nbytes())
+    }
+
+    /// What never-written elements read as: a numpy scalar of the array's
+    /// dtype (0 for `.npy` files, which have no fill value).
+    #[getter]
+    fn fill_value<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let h = self.handle()?;
+        let bytes = PyBytes::new(py, h.fill_value());
+        py.import("numpy")?
+            .call_method1("frombuffer", (bytes, self.dtype.clone_ref(py)))?
+            .get_item(0)
+    }
+
+    /// The path the array was opened or created at.
+    #[getter]
+    fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Whether the array was opened read-only (`mode="r"`).
+    #[getter]
+    fn read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// numpy's array protocol: the whole array read into a new numpy array
+    /// (`np.asarray(a)`), cast to `dtype` if given. `copy=False` is refused
+    /// with `ValueError`, as h5py and zarr do: the data is on disk, so
+    /// there is no view to give.
+    #[pyo3(signature = (dtype=None, copy=None))]
+    fn __array__<'py>(
+        slf: &Bound<'py, Self>,
+        dtype: Option<&Bound<'py, PyAny>>,
+        copy: Option<bool>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if copy == Some(false) {
+            return Err(PyValueError::new_err(
+                "a chunkyard array cannot be used without a copy (its data is on disk); \
+                 pass copy=None or copy=True",
+            ));
+        }
+        let whole = slf.get_item(slf.py().Ellipsis())?;
+        match dtype {
+            Some(d) if !d.is_none() => whole.call_method1("astype", (d,)),
+            _ => Ok(whole),
+        }
     }
 
     fn __len__(&self) -> PyResult<usize> {

@@ -126,6 +126,34 @@ def test_properties_repr_and_len(tmp_path, fmt):
         assert b.chunks == (4, 3) or fmt == "npy"
 
 
+@pytest.mark.parametrize("fmt", ["npy", "zarr"])
+def test_numpy_attributes_and_array_protocol(tmp_path, fmt):
+    path = tmp_path / f"p.{fmt}"
+    a = chunkyard.create(path, (5, 3), "int16", chunks=(2, 3))
+    want = np.arange(15, dtype="int16").reshape(5, 3)
+    a[...] = want
+    assert a.size == want.size and a.nbytes == want.nbytes
+    assert a.path == str(path) and not a.read_only
+    assert a.fill_value == 0 and a.fill_value.dtype == np.dtype("int16")
+    got = np.asarray(a)
+    assert got.dtype == np.dtype("int16")
+    np.testing.assert_array_equal(got, want)
+    as_f8 = np.asarray(a, dtype="float64")
+    assert as_f8.dtype == np.dtype("float64")
+    np.testing.assert_array_equal(as_f8, want.astype("float64"))
+    np.testing.assert_array_equal(np.array(a, copy=True), want)
+    with pytest.raises(ValueError, match="copy"):
+        np.array(a, copy=False)
+    assert float(np.mean(np.asarray(a))) == float(want.mean())
+    a.close()
+    with chunkyard.open(path) as b:
+        assert b.read_only
+    if fmt == "zarr":
+        z = chunkyard.create(tmp_path / "f.zarr", (2,), "float32", fill_value=-1.5)
+        assert z.fill_value == np.float32(-1.5)
+        assert z.fill_value.dtype == np.dtype("float32")
+
+
 def test_zarr_fill_value(tmp_path):
     path = tmp_path / "f.zarr"
     a = chunkyard.create(path, (4, 4), "float32", chunks=(2, 2), fill_value=2.5)
