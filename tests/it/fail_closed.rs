@@ -206,14 +206,9 @@ fn memory_store_fail_after_any_operation() {
     }
 }
 
-/// A shrink that fails after the store has cut (here: loading the new last
-/// chunk to clear its rows past the new end) closes the array, as any
-/// resize the store fails halfway does. The store still holds the old rows
-/// past the end in that chunk, so an array left writable would show them,
-/// not the fill value, after a later grow (fuzz target `store_ops`: "after
-/// resize to N, element i is durable as X").
-#[test]
-fn shrink_failing_after_the_cut_closes_the_array() {
+/// A memory store of six u8 rows in chunks of three, every row 7 and
+/// flushed, with no array open on it.
+fn six_sevens_flushed() -> Arc<MemoryStore> {
     let meta = StoreMeta {
         dtype: DType::U8,
         shape: vec![6],
@@ -224,7 +219,18 @@ fn shrink_failing_after_the_cut_closes_the_array() {
     let a: Array<u8> = Array::from_store(store.clone(), ChunkCache::new(3)).unwrap();
     a.fill(.., 7).unwrap();
     a.flush().unwrap();
-    drop(a);
+    store
+}
+
+/// A shrink that fails after the store has cut (here: loading the new last
+/// chunk to clear its rows past the new end) closes the array, as any
+/// resize the store fails halfway does. The store still holds the old rows
+/// past the end in that chunk, so an array left writable would show them,
+/// not the fill value, after a later grow (fuzz target `store_ops`: "after
+/// resize to N, element i is durable as X").
+#[test]
+fn shrink_failing_after_the_cut_closes_the_array() {
+    let store = six_sevens_flushed();
     // A fresh array: chunk 0 is not cached, the shrink must load it.
     let a: Array<u8> = Array::from_store(store.clone(), ChunkCache::new(3)).unwrap();
     // Nothing is dirty, so the shrink's first flush costs no store
@@ -253,17 +259,7 @@ fn shrink_failing_after_the_cut_closes_the_array() {
 /// failed shrink and a reopen).
 #[test]
 fn grow_after_a_shrink_cut_short_shows_the_fill_value() {
-    let meta = StoreMeta {
-        dtype: DType::U8,
-        shape: vec![6],
-        chunks: vec![3],
-        fill: vec![0],
-    };
-    let store = Arc::new(MemoryStore::new(meta));
-    let a: Array<u8> = Array::from_store(store.clone(), ChunkCache::new(3)).unwrap();
-    a.fill(.., 7).unwrap();
-    a.flush().unwrap();
-    drop(a);
+    let store = six_sevens_flushed();
     let a: Array<u8> = Array::from_store(store.clone(), ChunkCache::new(3)).unwrap();
     store.fail_after(1);
     a.resize(1).unwrap_err();
