@@ -5,12 +5,23 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Array", "FormatError", "create", "open"]
+__all__ = ["Array", "Cache", "FormatError", "create", "global_cache", "open"]
 
 _Index = int | slice | EllipsisType | tuple[int | slice | EllipsisType, ...]
 
 class FormatError(ValueError):
     """A file that is not a valid array of its format."""
+
+class Cache:
+    """A byte budget of decoded chunks, shared by the arrays given it."""
+
+    def __init__(self, budget: str | int) -> None: ...
+    @property
+    def budget(self) -> int: ...
+    @property
+    def stats(self) -> dict[str, int]: ...
+
+def global_cache() -> Cache: ...
 
 class Array:
     """An array on disk (npy or Zarr), indexed like numpy."""
@@ -33,6 +44,8 @@ class Array:
     def path(self) -> str: ...
     @property
     def read_only(self) -> bool: ...
+    @property
+    def cache(self) -> Cache: ...
     def __array__(
         self, dtype: npt.DTypeLike | None = None, copy: bool | None = None
     ) -> npt.NDArray[Any]: ...
@@ -55,6 +68,12 @@ def create(
     dtype: npt.DTypeLike,
     chunks: int | tuple[int, ...] | None = None,
     fill_value: Any = None,
+    codec: str | None = None,
     overwrite: bool = False,
+    cache: Cache | None = None,
 ) -> Array: ...
-def open(path: str | os.PathLike[str], mode: Literal["r", "r+"] = "r") -> Array: ...
+def open(
+    path: str | os.PathLike[str],
+    mode: Literal["r", "r+"] = "r",
+    cache: Cache | None = None,
+) -> Array: ...

@@ -12,8 +12,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 
 use chunkyard::{
-    ArrayHandle, ArrayOptions, DType, Error, OpenOptions, ResolvedSelection, SelItem, Selection,
-    SelectionError,
+    ArrayHandle, ArrayOptions, ChunkCache, Codec, DType, Error, OpenOptions, ResolvedSelection,
+    SelItem, Selection, SelectionError,
 };
 use numpy::{PyArray1, PyArrayDescr, PyArrayDyn, PyArrayMethods};
 use parking_lot::Mutex;
@@ -22,7 +22,8 @@ use pyo3::exceptions::{
     PyRuntimeError, PyTypeError, PyValueError,
 };
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyBytes, PyList, PySlice, PyTuple};
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBool, PyBytes, PyDict, PyList, PySlice, PyTuple};
 use pyo3::{create_exception, import_exception};
 
 create_exception!(
@@ -234,6 +235,105 @@ fn borrow_error(e: numpy::BorrowError) -> PyErr {
     PyValueError::new_err(format!("the numpy array is in use elsewhere: {e}"))
 }
 
+/// A byte budget of decoded chunks, shared by the arrays given it
+/// (`chunkyard::ChunkCache`).
+#[pyclass(module = "chunkyard", name = "Cache", frozen)]
+struct PyCache {
+    cache: ChunkCache,
+}
+
+/// The Python object of the process-wide cache, made once, so that every
+/// array opened without `cache=` gives the same object back.
+static GLOBAL_CACHE: PyOnceLock<Py<PyCache>> = PyOnceLock::new();
+
+fn global_cache(py: Python<'_>) -> PyResult<Py<PyCache>> {
+    GLOBAL_CACHE
+        .get_or_try_init(py, || {
+            Py::new(
+                py,
+                PyCache {
+                    cache: ChunkCache::global(),
+                },
+            )
+        })
+        .map(|c| c.clone_ref(py))
+}
+
+#[pymethods]
+impl PyCache {
+    /// `Cache("256MiB")`, `Cache("1GiB")`, `Cache("500MB")` or
+    /// `Cache(268435456)` (bytes).
+    #[new]
+    fn new(budget: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let bytes = if budget.is_instance_of::<PyBool>() {
+            return Err(PyTypeError::new_err(
+                "the cache budget is a size such as \"256MiB\" or a number of bytes, not a bool",
+            ));
+        } else if let Ok(text) = budget.extract::<String>() {
+            chunkyard::parse_size(&text).map_err(to_py)?
+        } else if let Ok(n) = budget.extract::<i128>() {
+            u64::try_from(n).map_err(|_| {
+                PyValueError::new_err(format!(
+                    "the cache budget must be a non-negative number of bytes, got {n}"
+                ))
+            })?
+        } else {
+            return Err(PyTypeError::new_err(format!(
+                "the cache budget is a size such as \"256MiB\" or a number of bytes, not {}",
+                budget.get_type().name()?
+            )));
+        };
+        let bytes = usize::try_from(bytes)
+            .map_err(|_| PyValueError::new_err("the cache budget is too large for this machine"))?;
+        Ok(PyCache {
+            cache: ChunkCache::new(bytes),
+        })
+    }
+
+    /// The byte budget.
+    #[getter]
+    fn budget(&self) -> usize {
+        self.cache.budget()
+    }
+
+    /// Counters and gauges, a dict: hits, misses, evictions, writebacks,
+    /// write_throughs, resident_bytes, dirty_bytes, in_flight_bytes,
+    /// budget_bytes, entries.
+    #[getter]
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = py.detach(|| self.cache.stats());
+        let d = PyDict::new(py);
+        d.set_item("hits", s.hits)?;
+        d.set_item("misses", s.misses)?;
+        d.set_item("evictions", s.evictions)?;
+        d.set_item("writebacks", s.writebacks)?;
+        d.set_item("write_throughs", s.write_throughs)?;
+        d.set_item("resident_bytes", s.resident_bytes)?;
+        d.set_item("dirty_bytes", s.dirty_bytes)?;
+        d.set_item("in_flight_bytes", s.in_flight_bytes)?;
+        d.set_item("budget_bytes", s.budget_bytes)?;
+        d.set_item("entries", s.entries)?;
+        Ok(d)
+    }
+
+    fn __repr__(&self) -> String {
+        let s = self.cache.stats();
+        format!(
+            "<chunkyard.Cache budget={} resident={}>",
+            chunkyard::format_bytes(s.budget_bytes as u64),
+            chunkyard::format_bytes(s.resident_bytes as u64)
+        )
+    }
+}
+
+/// The cache a `cache=` argument names: the process-wide one for `None`.
+fn cache_arg(py: Python<'_>, cache: Option<Py<PyCache>>) -> PyResult<Py<PyCache>> {
+    match cache {
+        Some(c) => Ok(c),
+        None => global_cache(py),
+    }
+}
+
 /// An array on disk (npy or Zarr), read and written with numpy indexing.
 #[pyclass(module = "chunkyard", name = "Array", frozen)]
 struct PyArrayObj {
@@ -241,6 +341,8 @@ struct PyArrayObj {
     /// never hold this lock while the GIL is released.
     handle: Mutex<Option<ArrayHandle>>,
     read_only: bool,
+    /// The `Cache` object the array was given (or the global one's).
+    cache: Py<PyCache>,
     dtype: Py<PyArrayDescr>,
     path: String,
     /// `repr(path)`, for `__repr__`.
@@ -248,7 +350,13 @@ struct PyArrayObj {
 }
 
 impl PyArrayObj {
-    fn new(py: Python<'_>, h: ArrayHandle, read_only: bool, path: String) -> PyResult<Self> {
+    fn new(
+        py: Python<'_>,
+        h: ArrayHandle,
+        read_only: bool,
+        cache: Py<PyCache>,
+        path: String,
+    ) -> PyResult<Self> {
         let np = py.import("numpy")?;
         let dtype = np
             .call_method1("dtype", (h.dtype().numpy_name(),))?
@@ -258,6 +366,7 @@ impl PyArrayObj {
         Ok(PyArrayObj {
             handle: Mutex::new(Some(h)),
             read_only,
+            cache,
             dtype,
             path,
             path_repr,
@@ -338,6 +447,13 @@ impl PyArrayObj {
     #[getter]
     fn read_only(&self) -> bool {
         self.read_only
+    }
+
+    /// The `Cache` holding the array's chunks: the one given to
+    /// `create`/`open`, or `chunkyard.global_cache()`.
+    #[getter]
+    fn cache(&self, py: Python<'_>) -> Py<PyCache> {
+        self.cache.clone_ref(py)
     }
 
     /// numpy's array protocol: the whole array read into a new numpy array
@@ -507,7 +623,8 @@ impl PyArrayObj {
 /// `create` of `chunkyard/__init__.py`, after it normalised the arguments:
 /// `dtype` is a numpy type name (`float32`), `fill` native-order bytes.
 #[pyfunction]
-#[pyo3(signature = (path, shape, dtype, chunks, fill, overwrite))]
+#[pyo3(signature = (path, shape, dtype, chunks, fill, codec, overwrite, cache))]
+#[allow(clippy::too_many_arguments)] // create()'s keywords, one each
 fn _create(
     py: Python<'_>,
     path: PathBuf,
@@ -515,13 +632,20 @@ fn _create(
     dtype: &str,
     chunks: Option<Vec<u64>>,
     fill: Option<Vec<u8>>,
+    codec: Option<&str>,
     overwrite: bool,
+    cache: Option<Py<PyCache>>,
 ) -> PyResult<PyArrayObj> {
-    let dt = DType::ALL
-        .into_iter()
-        .find(|d| d.numpy_name() == dtype)
-        .ok_or_else(|| PyValueError::new_err(format!("unsupported dtype {dtype:?}")))?;
-    let mut opts = ArrayOptions::new(&shape).overwrite(overwrite);
+    let dt = dtype_named(dtype)?;
+    let cache = cache_arg(py, cache)?;
+    let codec = match codec {
+        None => Codec::None,
+        Some(text) => text.parse::<Codec>().map_err(to_py)?,
+    };
+    let mut opts = ArrayOptions::new(&shape)
+        .overwrite(overwrite)
+        .codec(codec)
+        .cache(cache.get().cache.clone());
     if let Some(c) = chunks {
         opts = opts.chunks(c);
     }
@@ -530,12 +654,26 @@ fn _create(
     }
     let shown = path.display().to_string();
     let h = py.detach(|| guarded(|| ArrayHandle::create(&path, dt, &opts)))?;
-    PyArrayObj::new(py, h, false, shown)
+    PyArrayObj::new(py, h, false, cache, shown)
+}
+
+/// The library's dtype of a numpy type name (`float32`).
+fn dtype_named(name: &str) -> PyResult<DType> {
+    DType::ALL
+        .into_iter()
+        .find(|d| d.numpy_name() == name)
+        .ok_or_else(|| PyValueError::new_err(format!("unsupported dtype {name:?}")))
 }
 
 /// `open` of `chunkyard/__init__.py`.
 #[pyfunction]
-fn _open(py: Python<'_>, path: PathBuf, read_only: bool) -> PyResult<PyArrayObj> {
+#[pyo3(signature = (path, read_only, cache))]
+fn _open(
+    py: Python<'_>,
+    path: PathBuf,
+    read_only: bool,
+    cache: Option<Py<PyCache>>,
+) -> PyResult<PyArrayObj> {
     let shown = path.display().to_string();
     if !path.exists() {
         // Format::from_path looks at a directory's metadata before the
@@ -547,9 +685,12 @@ fn _open(py: Python<'_>, path: PathBuf, read_only: bool) -> PyResult<PyArrayObj>
             shown,
         )));
     }
-    let opts = OpenOptions::new().read_only(read_only);
+    let cache = cache_arg(py, cache)?;
+    let opts = OpenOptions::new()
+        .read_only(read_only)
+        .cache(cache.get().cache.clone());
     let h = py.detach(|| guarded(|| ArrayHandle::open(&path, &opts)))?;
-    PyArrayObj::new(py, h, read_only, shown)
+    PyArrayObj::new(py, h, read_only, cache, shown)
 }
 
 /// Panics inside [`guarded`]: lets the tests check that a panic in the
@@ -562,6 +703,8 @@ fn _panic_for_tests(py: Python<'_>) -> PyResult<()> {
 #[pymodule]
 fn _chunkyard(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyArrayObj>()?;
+    m.add_class::<PyCache>()?;
+    m.add("_global_cache", global_cache(m.py())?)?;
     m.add_function(wrap_pyfunction!(_create, m)?)?;
     m.add_function(wrap_pyfunction!(_open, m)?)?;
     m.add_function(wrap_pyfunction!(_panic_for_tests, m)?)?;
