@@ -12,8 +12,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 
 use chunkyard::{
-    ArrayHandle, ArrayOptions, ChunkCache, Codec, DType, Error, OpenOptions, ResolvedSelection,
-    SelItem, Selection, SelectionError,
+    ArrayHandle, ArrayOptions, AxisSel, ChunkCache, Codec, DType, Error, OpenOptions,
+    ResolvedSelection, SelItem, Selection, SelectionError,
 };
 use numpy::{PyArray1, PyArrayDescr, PyArrayDyn, PyArrayMethods};
 use parking_lot::Mutex;
@@ -334,6 +334,33 @@ fn cache_arg(py: Python<'_>, cache: Option<Py<PyCache>>) -> PyResult<Py<PyCache>
     }
 }
 
+/// `value` as a C-contiguous numpy array of `dtype`: itself when it is
+/// one, else a copy made by numpy's assignment (its casting rules).
+fn native_contiguous<'py>(
+    py: Python<'py>,
+    value: &Bound<'py, PyAny>,
+    dtype: &Bound<'py, PyArrayDescr>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let np = py.import("numpy")?;
+    if value.getattr("dtype")?.eq(dtype)? {
+        return np.call_method1("ascontiguousarray", (value,));
+    }
+    let tmp = np.call_method1("empty", (value.getattr("shape")?, dtype))?;
+    tmp.set_item(py.Ellipsis(), value)?;
+    Ok(tmp)
+}
+
+/// A C-contiguous numpy array's bytes as a flat `uint8` array (a view).
+fn as_byte_array<'py>(
+    py: Python<'py>,
+    arr: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyArray1<u8>>> {
+    Ok(arr
+        .call_method1("reshape", (-1,))?
+        .call_method1("view", (numpy::dtype::<u8>(py),))?
+        .cast_into::<PyArray1<u8>>()?)
+}
+
 /// An array on disk (npy or Zarr), read and written with numpy indexing.
 #[pyclass(module = "chunkyard", name = "Array", frozen)]
 struct PyArrayObj {
@@ -378,6 +405,16 @@ impl PyArrayObj {
             .lock()
             .clone()
             .ok_or_else(|| PyValueError::new_err("I/O operation on a closed chunkyard array"))
+    }
+
+    fn check_writable(&self) -> PyResult<()> {
+        if self.read_only {
+            return Err(UnsupportedOperation::new_err(format!(
+                "{}: the array is open read-only (mode='r'); open it with mode='r+' to write",
+                self.path
+            )));
+        }
+        Ok(())
     }
 
     fn resolve(&self, h: &ArrayHandle, key: &Bound<'_, PyAny>) -> PyResult<ResolvedSelection> {
@@ -532,12 +569,7 @@ impl PyArrayObj {
         key: &Bound<'_, PyAny>,
         value: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
-        if self.read_only {
-            return Err(UnsupportedOperation::new_err(format!(
-                "{}: the array is open read-only (mode='r'); open it with mode='r+' to write",
-                self.path
-            )));
-        }
+        self.check_writable()?;
         let h = self.handle()?;
         let sel = self.resolve(&h, key)?;
         let np = py.import("numpy")?;
@@ -569,10 +601,7 @@ impl PyArrayObj {
                 (tmp, false)
             }
         };
-        let flat = src
-            .call_method1("reshape", (-1,))?
-            .call_method1("view", (numpy::dtype::<u8>(py),))?
-            .cast_into::<PyArray1<u8>>()?;
+        let flat = as_byte_array(py, &src)?;
         let ro = flat.try_readonly().map_err(borrow_error)?;
         let bytes = ro
             .as_slice()
@@ -585,6 +614,166 @@ impl PyArrayObj {
         } else {
             py.detach(|| guarded(|| h.write_bytes(&sel, bytes)))
         }
+    }
+
+    /// Changes the shape. chunkyard grows and shrinks the first axis only:
+    /// `resize(n)` sets its length, `resize((n, ...))` or `resize(n, ...)`
+    /// (zarr's spellings) name the whole shape, whose other axes must stay
+    /// as they are. New rows read as the fill value; the new shape is
+    /// durable on return.
+    #[pyo3(signature = (*shape))]
+    fn resize(&self, py: Python<'_>, shape: &Bound<'_, PyTuple>) -> PyResult<()> {
+        self.check_writable()?;
+        let h = self.handle()?;
+        let old = h.shape();
+        // (the numbers, whether they name the whole shape)
+        let (given, whole): (Vec<i64>, bool) = match shape.len() {
+            0 => return Err(PyTypeError::new_err("resize() needs the new shape")),
+            1 => {
+                let one = shape.get_item(0)?;
+                match one.extract::<i64>() {
+                    Ok(n) => (vec![n], false),
+                    Err(_) => one.extract::<Vec<i64>>().map(|v| (v, true)).map_err(|_| {
+                        PyTypeError::new_err(format!(
+                            "resize() takes a shape (a tuple of ints) or a length, not {}",
+                            one.get_type()
+                                .name()
+                                .map(|n| n.to_string())
+                                .unwrap_or_default()
+                        ))
+                    })?,
+                }
+            }
+            _ => shape
+                .extract::<Vec<i64>>()
+                .map(|v| (v, true))
+                .map_err(|_| {
+                    PyTypeError::new_err("resize() takes a shape (a tuple of ints) or a length")
+                })?,
+        };
+        if old.is_empty() {
+            return Err(PyValueError::new_err("a 0-d array cannot be resized"));
+        }
+        if given.is_empty() {
+            return Err(PyValueError::new_err("resize() needs a non-empty shape"));
+        }
+        if given.iter().any(|&n| n < 0) {
+            return Err(PyValueError::new_err(format!(
+                "a shape cannot be negative, got {given:?}"
+            )));
+        }
+        let len = given[0] as u64;
+        let trailing_kept = !whole
+            || (given.len() == old.len()
+                && given[1..]
+                    .iter()
+                    .zip(&old[1..])
+                    .all(|(&g, &o)| g as u64 == o));
+        if !trailing_kept {
+            return Err(PyValueError::new_err(format!(
+                "cannot resize an array of shape {old:?} to {given:?}: chunkyard changes the \
+                 first axis only (the new shape must be ({len}, {}))",
+                old[1..]
+                    .iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        py.detach(|| guarded(|| h.resize(len)))
+    }
+
+    /// Appends `data` along the first axis and returns the new shape (as
+    /// zarr's `append`). `data` has the array's axes after the first, with
+    /// any first length, or is one row (one axis less); it is cast to the
+    /// array's dtype as numpy's assignment casts. `axis` must be 0 (the
+    /// axis chunkyard can grow). Appends from several threads get
+    /// disjoint rows.
+    #[pyo3(signature = (data, axis=0))]
+    fn append<'py>(
+        &self,
+        py: Python<'py>,
+        data: &Bound<'py, PyAny>,
+        axis: i64,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        self.check_writable()?;
+        let h = self.handle()?;
+        let shape = h.shape();
+        let ndim = shape.len() as i64;
+        if ndim == 0 {
+            return Err(PyValueError::new_err(
+                "a 0-d array has no axis to append along",
+            ));
+        }
+        if axis != 0 && axis != -ndim {
+            return Err(PyValueError::new_err(format!(
+                "chunkyard appends along axis 0 only (the axis it can grow), got axis={axis}"
+            )));
+        }
+        let np = py.import("numpy")?;
+        let given = np.call_method1("asarray", (data,))?;
+        let given_shape: Vec<usize> = given.getattr("shape")?.extract()?;
+        let trailing = &shape[1..];
+        let rows = if given_shape.len() == shape.len()
+            && given_shape[1..]
+                .iter()
+                .zip(trailing)
+                .all(|(&g, &t)| g as u64 == t)
+        {
+            given_shape[0] as u64
+        } else if given_shape.len() + 1 == shape.len()
+            && given_shape
+                .iter()
+                .zip(trailing)
+                .all(|(&g, &t)| g as u64 == t)
+        {
+            1
+        } else {
+            return Err(PyValueError::new_err(format!(
+                "cannot append data of shape {given_shape:?} to an array of shape {shape:?}: \
+                 the data needs the array's trailing axes {trailing:?} with any first length, \
+                 or is one row of shape {trailing:?}"
+            )));
+        };
+        let src = native_contiguous(py, &given, self.dtype.bind(py))?;
+        let flat = as_byte_array(py, &src)?;
+        let ro = flat.try_readonly().map_err(borrow_error)?;
+        let bytes = ro
+            .as_slice()
+            .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+        let new_shape = py.detach(|| {
+            guarded(|| {
+                let start = h.reserve_rows(rows)?;
+                let mut axes = ResolvedSelection::full(&h.shape()).axes().to_vec();
+                axes[0] = AxisSel::Range {
+                    start,
+                    step: 1,
+                    count: rows,
+                };
+                h.write_bytes(&ResolvedSelection::from_axes(axes), bytes)?;
+                Ok(h.shape())
+            })
+        })?;
+        PyTuple::new(py, new_shape)
+    }
+
+    /// How much memory the array costs, a dict: `logical_bytes` (numpy's
+    /// nbytes), `resident_bytes` (its chunks in the cache),
+    /// `dirty_bytes` (of those, not yet written), `overhead_bytes`
+    /// (bookkeeping), `stored_bytes` (on disk; None if unknown),
+    /// `cache_budget_bytes` and `cache_resident_bytes` (the shared cache).
+    fn memory_report<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let h = self.handle()?;
+        let r = py.detach(|| h.memory_report());
+        let d = PyDict::new(py);
+        d.set_item("logical_bytes", r.logical_bytes)?;
+        d.set_item("resident_bytes", r.resident_bytes)?;
+        d.set_item("dirty_bytes", r.dirty_bytes)?;
+        d.set_item("overhead_bytes", r.overhead_bytes)?;
+        d.set_item("stored_bytes", r.stored_bytes)?;
+        d.set_item("cache_budget_bytes", r.cache_budget_bytes)?;
+        d.set_item("cache_resident_bytes", r.cache_resident_bytes)?;
+        Ok(d)
     }
 
     /// Writes every dirty chunk to disk and makes it durable: when this
