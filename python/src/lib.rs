@@ -12,8 +12,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 
 use chunkyard::{
-    ArrayHandle, ArrayOptions, AxisSel, ChunkCache, Codec, DType, Error, OpenOptions,
-    ResolvedSelection, SelItem, Selection, SelectionError,
+    ArrayHandle, ArrayOptions, AxisSel, ChunkCache, Codec, DType, Error, OpenOptions, Reduction,
+    ResolvedSelection, Scalar, SelItem, Selection, SelectionError,
 };
 use numpy::{PyArray1, PyArrayDescr, PyArrayDyn, PyArrayMethods};
 use parking_lot::Mutex;
@@ -361,6 +361,35 @@ fn as_byte_array<'py>(
         .cast_into::<PyArray1<u8>>()?)
 }
 
+/// An `axis=` argument: an int in `-ndim..ndim`, as numpy checks it
+/// (`numpy.exceptions.AxisError`, a `ValueError` and an `IndexError`).
+fn normalize_axis(py: Python<'_>, axis: &Bound<'_, PyAny>, ndim: usize) -> PyResult<usize> {
+    if axis.is_instance_of::<PyBool>() || axis.is_instance_of::<PyTuple>() {
+        return Err(PyTypeError::new_err(format!(
+            "axis must be None or an int (chunkyard reduces along one axis), got {axis}"
+        )));
+    }
+    let k: i64 = axis.extract().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "axis must be None or an int, got {}",
+            axis.get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_default()
+        ))
+    })?;
+    let n = ndim as i64;
+    if k < -n || k >= n {
+        let err = py
+            .import("numpy")?
+            .getattr("exceptions")?
+            .getattr("AxisError")?
+            .call1((k, ndim))?;
+        return Err(PyErr::from_value(err));
+    }
+    Ok(if k < 0 { (k + n) as usize } else { k as usize })
+}
+
 /// An array on disk (npy or Zarr), read and written with numpy indexing.
 #[pyclass(module = "chunkyard", name = "Array", frozen)]
 struct PyArrayObj {
@@ -415,6 +444,56 @@ impl PyArrayObj {
             )));
         }
         Ok(())
+    }
+
+    /// A reduction through the library's parallel engine, with the GIL
+    /// released: over everything (`axis=None`) to a numpy scalar, or along
+    /// one axis to a numpy array (a scalar for a 1-d array, as numpy).
+    fn reduce_py<'py>(
+        &self,
+        py: Python<'py>,
+        op: Reduction,
+        axis: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let h = self.handle()?;
+        let all = ResolvedSelection::full(&h.shape());
+        let np = py.import("numpy")?;
+        let rdt = op.result_dtype(h.dtype());
+        let rdtype = np.call_method1("dtype", (rdt.numpy_name(),))?;
+        let axis = match axis {
+            Some(a) if !a.is_none() => Some(normalize_axis(py, a, h.ndim())?),
+            _ => None,
+        };
+        let Some(axis) = axis else {
+            let v = py.detach(|| guarded(|| chunkyard::reduce(&h, &all, op, &|_| ())))?;
+            let scalar = rdtype.getattr("type")?;
+            return match v {
+                Scalar::Bool(b) => scalar.call1((b,)),
+                // Exact in 128 bits; numpy's int64/uint64 result wraps, and
+                // so does this one (two's complement: the low 64 bits).
+                Scalar::Int(i) if rdt == DType::U64 => scalar.call1((i as u64,)),
+                // int64 sums wrap the same way; min/max of a narrower
+                // integer type are in range.
+                Scalar::Int(i) => scalar.call1((i as i64,)),
+                Scalar::Float(x) => scalar.call1((x,)),
+            };
+        };
+        let r = py.detach(|| guarded(|| chunkyard::reduce_axis(&h, &all, axis, op, &|_| ())))?;
+        let shape = usize_shape(&r.shape)?;
+        let rdtype = np.call_method1("dtype", (r.dtype.numpy_name(),))?;
+        let out = np.call_method1("empty", (PyTuple::new(py, &shape)?, &rdtype))?;
+        {
+            let flat = as_byte_array(py, &out)?;
+            let mut rw = flat.try_readwrite().map_err(borrow_error)?;
+            rw.as_slice_mut()
+                .map_err(|e| PyRuntimeError::new_err(e.to_string()))?
+                .copy_from_slice(&r.data);
+        }
+        if shape.is_empty() {
+            // numpy reduces a 1-d array along its axis to a scalar.
+            return out.get_item(PyTuple::empty(py));
+        }
+        Ok(out)
     }
 
     fn resolve(&self, h: &ArrayHandle, key: &Bound<'_, PyAny>) -> PyResult<ResolvedSelection> {
@@ -774,6 +853,101 @@ impl PyArrayObj {
         d.set_item("cache_budget_bytes", r.cache_budget_bytes)?;
         d.set_item("cache_resident_bytes", r.cache_resident_bytes)?;
         Ok(d)
+    }
+
+    /// Sum (NaN propagates). Integers and bools give an `int64` (unsigned:
+    /// `uint64`) that wraps as numpy's; floats a `float64`, summed in
+    /// `float64`. `axis`: None (all elements) or an int (negative counts
+    /// from the end) giving a numpy array without that axis.
+    #[pyo3(signature = (axis=None))]
+    fn sum<'py>(
+        &self,
+        py: Python<'py>,
+        axis: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.reduce_py(py, Reduction::Sum, axis)
+    }
+
+    /// Sum skipping NaN (0 for none), as `numpy.nansum`.
+    #[pyo3(signature = (axis=None))]
+    fn nansum<'py>(
+        &self,
+        py: Python<'py>,
+        axis: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.reduce_py(py, Reduction::NanSum, axis)
+    }
+
+    /// Arithmetic mean, `float64` (NaN propagates; NaN for no elements).
+    #[pyo3(signature = (axis=None))]
+    fn mean<'py>(
+        &self,
+        py: Python<'py>,
+        axis: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.reduce_py(py, Reduction::Mean, axis)
+    }
+
+    /// Mean of the elements that are not NaN, as `numpy.nanmean`.
+    #[pyo3(signature = (axis=None))]
+    fn nanmean<'py>(
+        &self,
+        py: Python<'py>,
+        axis: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.reduce_py(py, Reduction::NanMean, axis)
+    }
+
+    /// Smallest element, of the array's dtype (NaN propagates); no
+    /// elements is a `ValueError`, as in numpy.
+    #[pyo3(signature = (axis=None))]
+    fn min<'py>(
+        &self,
+        py: Python<'py>,
+        axis: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.reduce_py(py, Reduction::Min, axis)
+    }
+
+    /// Smallest element that is not NaN (NaN if all are), as `numpy.nanmin`.
+    #[pyo3(signature = (axis=None))]
+    fn nanmin<'py>(
+        &self,
+        py: Python<'py>,
+        axis: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.reduce_py(py, Reduction::NanMin, axis)
+    }
+
+    /// Largest element, of the array's dtype (NaN propagates).
+    #[pyo3(signature = (axis=None))]
+    fn max<'py>(
+        &self,
+        py: Python<'py>,
+        axis: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.reduce_py(py, Reduction::Max, axis)
+    }
+
+    /// Largest element that is not NaN (NaN if all are), as `numpy.nanmax`.
+    #[pyo3(signature = (axis=None))]
+    fn nanmax<'py>(
+        &self,
+        py: Python<'py>,
+        axis: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.reduce_py(py, Reduction::NanMax, axis)
+    }
+
+    /// Number of elements that are not NaN, `int64` (numpy:
+    /// `np.count_nonzero(~np.isnan(x), axis=axis)`).
+    #[pyo3(signature = (axis=None))]
+    fn count<'py>(
+        &self,
+        py: Python<'py>,
+        axis: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.reduce_py(py, Reduction::Count, axis)
     }
 
     /// Writes every dirty chunk to disk and makes it durable: when this
