@@ -20,9 +20,28 @@ from typing import Any
 
 import numpy as np
 
-from ._chunkyard import Array, Cache, FormatError, _create, _global_cache, _open
+from ._chunkyard import (
+    Array,
+    AsType,
+    BlockIterator,
+    Cache,
+    FormatError,
+    _create,
+    _global_cache,
+    _open,
+)
 
-__all__ = ["Array", "Cache", "FormatError", "create", "global_cache", "open"]
+__all__ = [
+    "Array",
+    "AsType",
+    "BlockIterator",
+    "Cache",
+    "FormatError",
+    "convert",
+    "create",
+    "global_cache",
+    "open",
+]
 
 # The element types the engine stores (chunkyard::DType), by numpy name.
 _DTYPES = frozenset(
@@ -134,3 +153,42 @@ def open(  # noqa: A001
     if mode not in ("r", "r+"):
         raise ValueError(f"mode must be 'r' or 'r+', got {mode!r}")
     return _open(os.fspath(path), mode == "r", _as_cache(cache))
+
+
+def convert(
+    src: Array | str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    dtype: Any = None,
+    chunks: int | tuple[int, ...] | None = None,
+    codec: str | None = None,
+    fill_value: Any = None,
+    overwrite: bool = False,
+    cache: Cache | None = None,
+) -> Array:
+    """Copies ``src`` (an array, or the path of one, opened read-only) to a
+    new array at ``dst``, cast to ``dtype`` (default: the source's), with
+    ``chunks``, ``codec``, ``fill_value``, ``overwrite`` and ``cache`` as in
+    :func:`create` (a Zarr copy keeps the source's fill value unless given
+    one; the cache defaults to the source's). Streams chunk by chunk in
+    parallel in the Rust engine, the GIL released: the library's
+    ``View::save_as``, ``chunkyard convert`` on the command line. Returns
+    the new array open for reading and writing."""
+    cache = _as_cache(cache)
+    codec = _as_codec(codec)
+    if isinstance(src, Array):
+        source, opened = src, False
+    else:
+        source, opened = open(src, "r", cache=cache), True
+    try:
+        view = source.astype(source.dtype if dtype is None else _as_dtype(dtype))
+        return view.save_as(
+            dst,
+            chunks=chunks,
+            codec=codec,
+            fill_value=fill_value,
+            overwrite=overwrite,
+            cache=cache,
+        )
+    finally:
+        if opened:
+            source.close()

@@ -1,11 +1,22 @@
 import os
+from collections.abc import Iterator
 from types import EllipsisType, TracebackType
 from typing import Any, Literal, overload
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Array", "Cache", "FormatError", "create", "global_cache", "open"]
+__all__ = [
+    "Array",
+    "AsType",
+    "BlockIterator",
+    "Cache",
+    "FormatError",
+    "convert",
+    "create",
+    "global_cache",
+    "open",
+]
 
 _Index = int | slice | EllipsisType | tuple[int | slice | EllipsisType, ...]
 
@@ -22,6 +33,36 @@ class Cache:
     def stats(self) -> dict[str, int]: ...
 
 def global_cache() -> Cache: ...
+
+class AsType:
+    """An array seen as another dtype: ``Array.astype(dtype)``."""
+
+    @property
+    def dtype(self) -> np.dtype[Any]: ...
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+    @property
+    def ndim(self) -> int: ...
+    def __len__(self) -> int: ...
+    def __getitem__(self, key: _Index) -> Any: ...
+    def __array__(
+        self, dtype: npt.DTypeLike | None = None, copy: bool | None = None
+    ) -> npt.NDArray[Any]: ...
+    def save_as(
+        self,
+        path: str | os.PathLike[str],
+        chunks: int | tuple[int, ...] | None = None,
+        codec: str | None = None,
+        fill_value: Any = None,
+        overwrite: bool = False,
+        cache: Cache | None = None,
+    ) -> Array: ...
+
+class BlockIterator(Iterator[tuple[tuple[slice, ...], npt.NDArray[Any]]]):
+    """``Array.iter_blocks()``: (selection, block) per chunk, in storage order."""
+
+    def __iter__(self) -> BlockIterator: ...
+    def __next__(self) -> tuple[tuple[slice, ...], npt.NDArray[Any]]: ...
 
 class Array:
     """An array on disk (npy or Zarr), indexed like numpy."""
@@ -58,6 +99,17 @@ class Array:
     def resize(self, *shape: int) -> None: ...
     def append(self, data: npt.ArrayLike, axis: int = 0) -> tuple[int, ...]: ...
     def memory_report(self) -> dict[str, int | None]: ...
+    def astype(self, dtype: npt.DTypeLike) -> AsType: ...
+    def save_as(
+        self,
+        path: str | os.PathLike[str],
+        chunks: int | tuple[int, ...] | None = None,
+        codec: str | None = None,
+        fill_value: Any = None,
+        overwrite: bool = False,
+        cache: Cache | None = None,
+    ) -> Array: ...
+    def iter_blocks(self) -> BlockIterator: ...
     # Reductions: a numpy scalar for axis=None, else a numpy array.
     def sum(self, axis: int | None = None) -> Any: ...
     def nansum(self, axis: int | None = None) -> Any: ...
@@ -91,5 +143,15 @@ def create(
 def open(
     path: str | os.PathLike[str],
     mode: Literal["r", "r+"] = "r",
+    cache: Cache | None = None,
+) -> Array: ...
+def convert(
+    src: Array | str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    dtype: npt.DTypeLike | None = None,
+    chunks: int | tuple[int, ...] | None = None,
+    codec: str | None = None,
+    fill_value: Any = None,
+    overwrite: bool = False,
     cache: Cache | None = None,
 ) -> Array: ...

@@ -9,11 +9,13 @@
 //! shapes) lives in `chunkyard/__init__.py`.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, sync_channel};
+use std::thread::JoinHandle;
 
 use chunkyard::{
-    ArrayHandle, ArrayOptions, AxisSel, ChunkCache, Codec, DType, Error, OpenOptions, Reduction,
-    ResolvedSelection, Scalar, SelItem, Selection, SelectionError,
+    ArrayHandle, ArrayOptions, AxisSel, ChunkCache, ChunkGrid, Codec, DType, Error, Format,
+    OpenOptions, Reduction, ResolvedSelection, Scalar, SelItem, Selection, SelectionError,
 };
 use numpy::{PyArray1, PyArrayDescr, PyArrayDyn, PyArrayMethods};
 use parking_lot::Mutex;
@@ -388,6 +390,367 @@ fn normalize_axis(py: Python<'_>, axis: &Bound<'_, PyAny>, ndim: usize) -> PyRes
         return Err(PyErr::from_value(err));
     }
     Ok(if k < 0 { (k + n) as usize } else { k as usize })
+}
+
+/// A block read ahead: its origin, its extent and its native-order bytes.
+type RawBlock = (Vec<u64>, Vec<u64>, Vec<u8>);
+
+/// Reads the box at `origin` of `extent` into a new buffer, straight from
+/// the store where the cache does not hold it (a scan's read). A panic
+/// becomes an error: this runs on the iterator's reader thread.
+fn guarded_block(h: &ArrayHandle, origin: &[u64], extent: &[u64]) -> chunkyard::Result<RawBlock> {
+    catch_unwind(AssertUnwindSafe(|| {
+        let sel = box_selection(origin, extent);
+        let n: u64 = extent.iter().product();
+        let mut buf = vec![0u8; n as usize * h.dtype().size()];
+        h.read_bytes_streaming(&sel, &mut buf)?;
+        Ok((origin.to_vec(), extent.to_vec(), buf))
+    }))
+    .unwrap_or_else(|_| {
+        Err(Error::Unsupported(
+            "chunkyard internal error (a bug, please report it): a panic while reading a block"
+                .into(),
+        ))
+    })
+}
+
+/// The selection of the box at `lo` with `counts`, unit steps.
+fn box_selection(lo: &[u64], counts: &[u64]) -> ResolvedSelection {
+    ResolvedSelection::from_axes(
+        lo.iter()
+            .zip(counts)
+            .map(|(&start, &count)| AxisSel::Range {
+                start,
+                step: 1,
+                count,
+            })
+            .collect(),
+    )
+}
+
+/// A numpy dtype argument as the library's dtype and numpy's descriptor
+/// (native byte order only, as in `create`).
+fn numpy_dtype(py: Python<'_>, dtype: &Bound<'_, PyAny>) -> PyResult<(DType, Py<PyArrayDescr>)> {
+    let descr = py
+        .import("numpy")?
+        .call_method1("dtype", (dtype,))
+        .map_err(|e| {
+            if e.is_instance_of::<PyTypeError>(py) {
+                PyValueError::new_err(format!("not a numpy dtype: {dtype}"))
+            } else {
+                e
+            }
+        })?
+        .cast_into::<PyArrayDescr>()?;
+    let name: String = descr.getattr("name")?.extract()?;
+    let dt = DType::ALL
+        .into_iter()
+        .find(|d| d.numpy_name() == name)
+        .ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "dtype {name} is not supported; chunkyard stores bool, int8-int64, \
+                 uint8-uint64, float32 and float64"
+            ))
+        })?;
+    if !descr.getattr("isnative")?.is_truthy()? {
+        return Err(PyValueError::new_err(format!(
+            "dtype {} is not in this machine's byte order; non-native byte orders are not \
+             supported yet",
+            descr.getattr("str")?
+        )));
+    }
+    Ok((dt, descr.unbind()))
+}
+
+/// A shape-like argument (`chunks=`): an int or a sequence of ints >= 0.
+fn dims_arg(v: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<u64>> {
+    let dims: Vec<i64> = match v.extract::<i64>() {
+        Ok(n) => vec![n],
+        Err(_) => v.extract().map_err(|_| {
+            PyValueError::new_err(format!("{what} must be a tuple of integers, got {v}"))
+        })?,
+    };
+    dims.iter()
+        .map(|&n| {
+            u64::try_from(n).map_err(|_| {
+                PyValueError::new_err(format!("{what} must not be negative, got {dims:?}"))
+            })
+        })
+        .collect()
+}
+
+/// `save_as` of an array or of a cast view: a new array at `path` of
+/// `dt`, the source's shape, written chunk by chunk in parallel by the
+/// library's `copy_selection` (casting as `View::save_as` does) with the
+/// GIL released, flushed. As the Rust `save_as`: the copy uses the
+/// source's cache unless given one, keeps its axis names and attributes,
+/// and a Zarr copy keeps its fill value (cast) unless given one.
+#[allow(clippy::too_many_arguments)] // save_as()'s keywords, one each
+fn save_copy(
+    py: Python<'_>,
+    src: &PyArrayObj,
+    dt: DType,
+    path: PathBuf,
+    chunks: Option<&Bound<'_, PyAny>>,
+    codec: Option<&str>,
+    fill_value: Option<&Bound<'_, PyAny>>,
+    overwrite: bool,
+    cache: Option<Py<PyCache>>,
+) -> PyResult<PyArrayObj> {
+    let h = src.handle()?;
+    let cache = cache.unwrap_or_else(|| src.cache.clone_ref(py));
+    let codec = match codec {
+        None => Codec::None,
+        Some(text) => text.parse::<Codec>().map_err(to_py)?,
+    };
+    let mut opts = ArrayOptions::new(h.shape())
+        .overwrite(overwrite)
+        .codec(codec)
+        .cache(cache.get().cache.clone());
+    if let Some(c) = chunks.filter(|c| !c.is_none()) {
+        opts = opts.chunks(dims_arg(c, "chunks")?);
+    }
+    match fill_value.filter(|f| !f.is_none()) {
+        Some(f) => {
+            let np = py.import("numpy")?;
+            let descr = np.call_method1("dtype", (dt.numpy_name(),))?;
+            let bytes: Vec<u8> = np
+                .call_method1("asarray", (f, descr))?
+                .call_method1("reshape", (PyTuple::empty(py),))?
+                .call_method0("tobytes")?
+                .extract()?;
+            opts = opts.fill_bytes(dt, bytes);
+        }
+        None if h.fill_value().iter().any(|&b| b != 0)
+            && matches!(Format::from_path(&path), Ok(Format::Zarr)) =>
+        {
+            let mut fill = vec![0; dt.size()];
+            chunkyard::cast_bytes(h.dtype(), h.fill_value(), dt, &mut fill);
+            opts = opts.fill_bytes(dt, fill);
+        }
+        None => {}
+    }
+    if let Some(labels) = h.store().labels() {
+        opts = opts.labels(labels);
+    }
+    let shown = path.display().to_string();
+    let dst = py.detach(|| {
+        guarded(|| {
+            if same_file(h.path(), &path) {
+                return Err(Error::invalid(format!(
+                    "{}: source and destination are the same file",
+                    path.display()
+                )));
+            }
+            let dst = ArrayHandle::create(&path, dt, &opts)?;
+            let all = ResolvedSelection::full(&h.shape());
+            chunkyard::copy_selection(&h, &all, &dst, &all, &|_| ())?;
+            dst.flush()?;
+            Ok(dst)
+        })
+    })?;
+    PyArrayObj::new(py, dst, false, cache, shown)
+}
+
+fn same_file(src: Option<&Path>, dst: &Path) -> bool {
+    match (src.map(Path::canonicalize), dst.canonicalize()) {
+        (Some(Ok(s)), Ok(d)) => s == d,
+        _ => false,
+    }
+}
+
+/// `Array.astype(dtype)`: the array seen as another dtype.
+#[pyclass(module = "chunkyard", name = "AsType", frozen)]
+struct PyCastView {
+    array: Py<PyArrayObj>,
+    dt: DType,
+    dtype: Py<PyArrayDescr>,
+}
+
+#[pymethods]
+impl PyCastView {
+    /// The dtype cast to.
+    #[getter]
+    fn dtype(&self, py: Python<'_>) -> Py<PyArrayDescr> {
+        self.dtype.clone_ref(py)
+    }
+
+    /// The array's shape.
+    #[getter]
+    fn shape<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        self.array.get().shape(py)
+    }
+
+    /// The array's number of axes.
+    #[getter]
+    fn ndim(&self) -> PyResult<usize> {
+        self.array.get().ndim()
+    }
+
+    fn __len__(&self) -> PyResult<usize> {
+        self.array.get().__len__()
+    }
+
+    /// `a.astype(dt)[idx]`: `a[idx]` cast to `dt` by the library's cast
+    /// (the one `save_as` uses), with the GIL released.
+    fn __getitem__<'py>(
+        &self,
+        py: Python<'py>,
+        key: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let base = self.array.get();
+        let h = base.handle()?;
+        let sel = base.resolve(&h, key)?;
+        let shape = usize_shape(&sel.out_shape())?;
+        let raw = read_numpy(py, &h, &sel, &shape)?;
+        let out = py
+            .import("numpy")?
+            .call_method1("empty", (PyTuple::new(py, &shape)?, self.dtype.bind(py)))?;
+        {
+            let src = as_byte_array(py, &raw)?;
+            let dst = as_byte_array(py, &out)?;
+            let ro = src.try_readonly().map_err(borrow_error)?;
+            let mut rw = dst.try_readwrite().map_err(borrow_error)?;
+            let from = ro
+                .as_slice()
+                .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+            let to = rw
+                .as_slice_mut()
+                .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+            let (sd, dd) = (h.dtype(), self.dt);
+            py.detach(|| chunkyard::cast_bytes(sd, from, dd, to));
+        }
+        if sel.is_point() {
+            return out.get_item(PyTuple::empty(py));
+        }
+        Ok(out)
+    }
+
+    /// `np.asarray(a.astype(dt))`: the whole array, cast.
+    #[pyo3(signature = (dtype=None, copy=None))]
+    fn __array__<'py>(
+        slf: &Bound<'py, Self>,
+        dtype: Option<&Bound<'py, PyAny>>,
+        copy: Option<bool>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if copy == Some(false) {
+            return Err(PyValueError::new_err(
+                "a chunkyard array cannot be used without a copy (its data is on disk); \
+                 pass copy=None or copy=True",
+            ));
+        }
+        let whole = slf.as_any().get_item(slf.py().Ellipsis())?;
+        match dtype {
+            Some(d) if !d.is_none() => whole.call_method1("astype", (d,)),
+            _ => Ok(whole),
+        }
+    }
+
+    /// Writes the cast array to a new array at `path` (format from the
+    /// extension: `.npy`, `.zarr`) and returns it open for reading and
+    /// writing, flushed. `chunks` (default: about 16 MiB), `codec`
+    /// (Zarr), `fill_value` (default: the source's, cast, for Zarr),
+    /// `overwrite`, `cache` (default: the source's) as in `create`.
+    /// Streams chunk by chunk in parallel within the cache budget.
+    #[pyo3(signature = (path, chunks=None, codec=None, fill_value=None, overwrite=false, cache=None))]
+    #[allow(clippy::too_many_arguments)] // save_as()'s keywords, one each
+    fn save_as(
+        &self,
+        py: Python<'_>,
+        path: PathBuf,
+        chunks: Option<&Bound<'_, PyAny>>,
+        codec: Option<&str>,
+        fill_value: Option<&Bound<'_, PyAny>>,
+        overwrite: bool,
+        cache: Option<Py<PyCache>>,
+    ) -> PyResult<PyArrayObj> {
+        save_copy(
+            py,
+            self.array.get(),
+            self.dt,
+            path,
+            chunks,
+            codec,
+            fill_value,
+            overwrite,
+            cache,
+        )
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> String {
+        format!(
+            "<chunkyard.AsType {} of {}>",
+            self.dt.numpy_name(),
+            self.array.bind(py).get().__repr__()
+        )
+    }
+}
+
+/// `Array.iter_blocks()`: chunks in storage order, read ahead by a thread.
+#[pyclass(module = "chunkyard", name = "BlockIterator", frozen)]
+struct PyBlockIter {
+    /// `None` once exhausted or failed.
+    rx: Mutex<Option<Receiver<chunkyard::Result<RawBlock>>>>,
+    reader: Mutex<Option<JoinHandle<()>>>,
+    dtype: Py<PyArrayDescr>,
+}
+
+impl Drop for PyBlockIter {
+    fn drop(&mut self) {
+        // Closing the channel stops the reader at its next send; it needs
+        // no GIL, so joining it here cannot deadlock.
+        self.rx.lock().take();
+        if let Some(h) = self.reader.lock().take() {
+            let _ = h.join();
+        }
+    }
+}
+
+#[pymethods]
+impl PyBlockIter {
+    fn __iter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyTuple>>> {
+        // Taken out while waiting: `recv` runs without the GIL, and the
+        // lock is never held across it.
+        let Some(rx) = self.rx.lock().take() else {
+            return Ok(None);
+        };
+        let (rx, got) = py.detach(move || {
+            let got = rx.recv();
+            (rx, got)
+        });
+        let (origin, extent, bytes) = match got {
+            Err(_) => return Ok(None), // the reader is done
+            Ok(Err(e)) => return Err(to_py(e)),
+            Ok(Ok(b)) => {
+                *self.rx.lock() = Some(rx);
+                b
+            }
+        };
+        let shape = usize_shape(&extent)?;
+        let out = py
+            .import("numpy")?
+            .call_method1("empty", (PyTuple::new(py, &shape)?, self.dtype.bind(py)))?;
+        {
+            let flat = as_byte_array(py, &out)?;
+            let mut rw = flat.try_readwrite().map_err(borrow_error)?;
+            rw.as_slice_mut()
+                .map_err(|e| PyRuntimeError::new_err(e.to_string()))?
+                .copy_from_slice(&bytes);
+        }
+        let slices = origin
+            .iter()
+            .zip(&extent)
+            .map(|(&o, &n)| PySlice::new(py, o as isize, (o + n) as isize, 1))
+            .collect::<Vec<_>>();
+        Ok(Some(PyTuple::new(
+            py,
+            [PyTuple::new(py, slices)?.into_any(), out],
+        )?))
+    }
 }
 
 /// An array on disk (npy or Zarr), read and written with numpy indexing.
@@ -950,6 +1313,67 @@ impl PyArrayObj {
         self.reduce_py(py, Reduction::Count, axis)
     }
 
+    /// A view of the array cast to `dtype` (numpy's `astype` rules, NaN to
+    /// an integer gives 0): index it, `np.asarray` it, or `save_as` it to a
+    /// new file. No I/O until then.
+    fn astype(slf: &Bound<'_, Self>, dtype: &Bound<'_, PyAny>) -> PyResult<PyCastView> {
+        let py = slf.py();
+        slf.get().handle()?;
+        let (dt, descr) = numpy_dtype(py, dtype)?;
+        Ok(PyCastView {
+            array: slf.clone().unbind(),
+            dt,
+            dtype: descr,
+        })
+    }
+
+    /// Writes a copy of the array to `path` (format from the extension)
+    /// and returns it open for reading and writing (see `AsType.save_as`).
+    #[pyo3(signature = (path, chunks=None, codec=None, fill_value=None, overwrite=false, cache=None))]
+    #[allow(clippy::too_many_arguments)] // save_as()'s keywords, one each
+    fn save_as(
+        &self,
+        py: Python<'_>,
+        path: PathBuf,
+        chunks: Option<&Bound<'_, PyAny>>,
+        codec: Option<&str>,
+        fill_value: Option<&Bound<'_, PyAny>>,
+        overwrite: bool,
+        cache: Option<Py<PyCache>>,
+    ) -> PyResult<PyArrayObj> {
+        let dt = self.handle()?.dtype();
+        save_copy(
+            py, self, dt, path, chunks, codec, fill_value, overwrite, cache,
+        )
+    }
+
+    /// Iterates over the array's chunks in storage order (row-major over
+    /// the chunk grid), yielding `(selection, block)`: a tuple of slices
+    /// and the numpy array `a[selection]`. A background thread reads up to
+    /// two blocks ahead with the GIL released, so work on one block
+    /// overlaps the reading of the next; blocks bypass the cache.
+    fn iter_blocks(&self, py: Python<'_>) -> PyResult<PyBlockIter> {
+        let h = self.handle()?;
+        let grid = ChunkGrid::new(&h.shape(), h.chunks(), h.dtype().size()).map_err(to_py)?;
+        let (tx, rx) = sync_channel::<chunkyard::Result<RawBlock>>(2);
+        let reader = std::thread::spawn(move || {
+            for coord in grid.chunk_coords() {
+                let origin = grid.chunk_origin(&coord).to_vec();
+                let extent = grid.chunk_extent(&coord).to_vec();
+                let block = guarded_block(&h, &origin, &extent);
+                let failed = block.is_err();
+                if tx.send(block).is_err() || failed {
+                    return;
+                }
+            }
+        });
+        Ok(PyBlockIter {
+            rx: Mutex::new(Some(rx)),
+            reader: Mutex::new(Some(reader)),
+            dtype: self.dtype.clone_ref(py),
+        })
+    }
+
     /// Writes every dirty chunk to disk and makes it durable: when this
     /// returns, the writes before it survive a crash.
     fn flush(&self, py: Python<'_>) -> PyResult<()> {
@@ -1067,6 +1491,8 @@ fn _panic_for_tests(py: Python<'_>) -> PyResult<()> {
 fn _chunkyard(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyArrayObj>()?;
     m.add_class::<PyCache>()?;
+    m.add_class::<PyCastView>()?;
+    m.add_class::<PyBlockIter>()?;
     m.add("_global_cache", global_cache(m.py())?)?;
     m.add_function(wrap_pyfunction!(_create, m)?)?;
     m.add_function(wrap_pyfunction!(_open, m)?)?;
