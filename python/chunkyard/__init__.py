@@ -25,18 +25,21 @@ from ._chunkyard import (
     AsType,
     BlockIterator,
     Cache,
-    FormatError,
     _create,
     _global_cache,
     _open,
 )
+from ._errors import ChunkyardError, FormatError, PoisonedError, StoreError
 
 __all__ = [
     "Array",
     "AsType",
     "BlockIterator",
     "Cache",
+    "ChunkyardError",
     "FormatError",
+    "PoisonedError",
+    "StoreError",
     "convert",
     "create",
     "global_cache",

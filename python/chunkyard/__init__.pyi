@@ -11,7 +11,10 @@ __all__ = [
     "AsType",
     "BlockIterator",
     "Cache",
+    "ChunkyardError",
     "FormatError",
+    "PoisonedError",
+    "StoreError",
     "convert",
     "create",
     "global_cache",
@@ -20,8 +23,17 @@ __all__ = [
 
 _Index = int | slice | EllipsisType | tuple[int | slice | EllipsisType, ...]
 
-class FormatError(ValueError):
+class ChunkyardError(Exception):
+    """Base of chunkyard's own exceptions."""
+
+class FormatError(ChunkyardError, ValueError):
     """A file that is not a valid array of its format."""
+
+class StoreError(ChunkyardError, OSError):
+    """A storage backend failed."""
+
+class PoisonedError(StoreError):
+    """The array refuses writes after an earlier write-back failed."""
 
 class Cache:
     """A byte budget of decoded chunks, shared by the arrays given it."""

@@ -23,40 +23,63 @@ use pyo3::exceptions::{
     PyFileExistsError, PyFileNotFoundError, PyIndexError, PyOSError, PyPermissionError,
     PyRuntimeError, PyTypeError, PyValueError,
 };
+use pyo3::import_exception;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBool, PyBytes, PyDict, PyList, PySlice, PyTuple};
-use pyo3::{create_exception, import_exception};
+use pyo3::types::{PyBool, PyBytes, PyDict, PyList, PySlice, PyTuple, PyType};
 
-create_exception!(
-    chunkyard,
-    FormatError,
-    PyValueError,
-    "A file that is not a valid array of its format (corrupt or truncated)."
-);
 import_exception!(io, UnsupportedOperation);
 
 /// Maps the library's error onto the Python exception a numpy, h5py or
-/// file-object user expects.
+/// file-object user expects: an OS error as Python's own `OSError(errno,
+/// strerror, filename)` (which Python turns into `FileNotFoundError`,
+/// `PermissionError`, `IsADirectoryError`...), selections as numpy's
+/// `IndexError`/`TypeError`, bad arguments as `ValueError`, and the
+/// failures only chunkyard has as its classes in `chunkyard/_errors.py`.
 fn to_py(e: Error) -> PyErr {
     let msg = e.to_string();
     match &e {
-        Error::Io { source, .. } => match source.kind() {
-            std::io::ErrorKind::NotFound => PyFileNotFoundError::new_err(msg),
-            std::io::ErrorKind::PermissionDenied => PyPermissionError::new_err(msg),
-            std::io::ErrorKind::AlreadyExists => PyFileExistsError::new_err(msg),
-            _ => PyOSError::new_err(msg),
+        Error::Io { path, source } => match source.raw_os_error() {
+            Some(code) => {
+                let text = std::io::Error::from_raw_os_error(code).to_string();
+                let strerror = text.split(" (os error").next().unwrap_or(&text).to_string();
+                PyOSError::new_err((code, strerror, path.display().to_string()))
+            }
+            // An error the library made up (no errno): by its kind.
+            None => match source.kind() {
+                std::io::ErrorKind::NotFound => PyFileNotFoundError::new_err(msg),
+                std::io::ErrorKind::PermissionDenied => PyPermissionError::new_err(msg),
+                std::io::ErrorKind::AlreadyExists => PyFileExistsError::new_err(msg),
+                _ => PyOSError::new_err(msg),
+            },
         },
         Error::Selection(s) => selection_error(s, msg),
-        Error::Format { .. } => FormatError::new_err(msg),
-        Error::DTypeMismatch { .. }
-        | Error::ShapeMismatch { .. }
-        | Error::InvalidArgument(_)
-        | Error::Unsupported(_) => PyValueError::new_err(msg),
-        // Store (backend I/O), Poisoned (an earlier write-back failed) and
-        // variants added later.
-        _ => PyOSError::new_err(msg),
+        Error::Format { .. } => chunkyard_error("FormatError", msg),
+        Error::DTypeMismatch { .. } => PyTypeError::new_err(msg),
+        Error::ShapeMismatch { .. } | Error::InvalidArgument(_) | Error::Unsupported(_) => {
+            PyValueError::new_err(msg)
+        }
+        Error::Store { .. } => chunkyard_error("StoreError", msg),
+        Error::Poisoned(_) => chunkyard_error("PoisonedError", msg),
+        // Variants added to the library later.
+        _ => chunkyard_error("ChunkyardError", msg),
     }
+}
+
+/// An exception of `chunkyard._errors` (classes with two bases, which
+/// PyO3's `create_exception!` cannot make). Takes the GIL: errors are
+/// converted inside `Python::detach` too, and this is the rare path.
+fn chunkyard_error(class: &str, msg: String) -> PyErr {
+    Python::attach(|py| {
+        let ty = py
+            .import("chunkyard._errors")
+            .and_then(|m| m.getattr(class))
+            .and_then(|t| t.cast_into::<PyType>().map_err(PyErr::from));
+        match ty {
+            Ok(t) => PyErr::from_type(t, msg),
+            Err(e) => e,
+        }
+    })
 }
 
 fn selection_error(e: &SelectionError, msg: String) -> PyErr {
@@ -1487,6 +1510,50 @@ fn _panic_for_tests(py: Python<'_>) -> PyResult<()> {
     py.detach(|| guarded(|| -> chunkyard::Result<()> { panic!("a panic for the tests") }))
 }
 
+/// Raises the Python exception of one library error kind: lets the tests
+/// check the mapping of kinds they cannot provoke through a file (a store
+/// failure, a poisoned array, an errno only a non-root user gets).
+#[pyfunction]
+fn _raise_for_tests(py: Python<'_>, kind: &str) -> PyResult<()> {
+    let path = std::path::PathBuf::from("some/file.npy");
+    let errno = |code| Error::io(&path, std::io::Error::from_raw_os_error(code));
+    let e = match kind {
+        "enoent" => errno(2),
+        "eacces" => errno(13),
+        "eexist" => errno(17),
+        "eisdir" => errno(21),
+        "eio" => errno(5),
+        "enospc" => errno(28),
+        "kind_permission" => Error::io(
+            &path,
+            std::io::Error::new(std::io::ErrorKind::PermissionDenied, "made up"),
+        ),
+        "kind_eof" => Error::io(
+            &path,
+            std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "made up"),
+        ),
+        "format" => Error::format(&path, "not a .npy file"),
+        "store" => Error::Store {
+            backend: "zarr",
+            message: "the store failed".into(),
+        },
+        "poisoned" => Error::Poisoned("an earlier write-back failed".into()),
+        "dtype" => Error::DTypeMismatch {
+            expected: DType::F32,
+            actual: DType::I16,
+        },
+        "shape" => Error::ShapeMismatch {
+            message: "[2, 3] vs [3, 2]".into(),
+        },
+        "invalid" => Error::invalid("a bad option"),
+        "unsupported" => Error::Unsupported("a feature".into()),
+        other => {
+            return Err(PyValueError::new_err(format!("unknown kind {other:?}")));
+        }
+    };
+    py.detach(|| guarded(|| -> chunkyard::Result<()> { Err(e) }))
+}
+
 #[pymodule]
 fn _chunkyard(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyArrayObj>()?;
@@ -1497,6 +1564,6 @@ fn _chunkyard(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_create, m)?)?;
     m.add_function(wrap_pyfunction!(_open, m)?)?;
     m.add_function(wrap_pyfunction!(_panic_for_tests, m)?)?;
-    m.add("FormatError", m.py().get_type::<FormatError>())?;
+    m.add_function(wrap_pyfunction!(_raise_for_tests, m)?)?;
     Ok(())
 }
