@@ -192,6 +192,18 @@ fn parse_index(key: &Bound<'_, PyAny>) -> PyResult<Selection> {
     Ok(Selection::new(items))
 }
 
+/// Whether numpy gives a scalar for `key`: an integer for every axis and
+/// no `...` (`x[...]` of a 0-d array, or `x[1, 2, ...]` of a 2-d one, is
+/// a 0-d array).
+fn is_scalar_index(key: &Bound<'_, PyAny>, sel: &ResolvedSelection) -> bool {
+    let py = key.py();
+    let has_ellipsis = match key.cast::<PyTuple>() {
+        Ok(t) => t.iter().any(|i| i.is(py.Ellipsis())),
+        Err(_) => key.is(py.Ellipsis()),
+    };
+    sel.is_point() && !has_ellipsis
+}
+
 fn usize_shape(shape: &[u64]) -> PyResult<Vec<usize>> {
     shape
         .iter()
@@ -643,7 +655,7 @@ impl PyCastView {
             let (sd, dd) = (h.dtype(), self.dt);
             py.detach(|| chunkyard::cast_bytes(sd, from, dd, to));
         }
-        if sel.is_point() {
+        if is_scalar_index(key, &sel) {
             return out.get_item(PyTuple::empty(py));
         }
         Ok(out)
@@ -840,6 +852,34 @@ impl PyArrayObj {
         py: Python<'py>,
         op: Reduction,
         axis: Option<&Bound<'py, PyAny>>,
+        keepdims: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let r = self.reduce_raw(py, op, axis)?;
+        if !keepdims {
+            return Ok(r);
+        }
+        // numpy's keepdims: the reduced axes stay, with length 1.
+        let np = py.import("numpy")?;
+        let ndim = self.handle()?.ndim();
+        let kept = match axis.filter(|a| !a.is_none()) {
+            None => vec![1usize; ndim],
+            Some(a) => {
+                let k = normalize_axis(py, a, ndim)?;
+                let mut shape: Vec<usize> =
+                    self.handle()?.shape().iter().map(|&n| n as usize).collect();
+                shape[k] = 1;
+                shape
+            }
+        };
+        np.call_method1("asarray", (r,))?
+            .call_method1("reshape", (PyTuple::new(py, kept)?,))
+    }
+
+    fn reduce_raw<'py>(
+        &self,
+        py: Python<'py>,
+        op: Reduction,
+        axis: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let h = self.handle()?;
         let all = ResolvedSelection::full(&h.shape());
@@ -1021,7 +1061,7 @@ impl PyArrayObj {
         let sel = self.resolve(&h, key)?;
         let shape = usize_shape(&sel.out_shape())?;
         let arr = read_numpy(py, &h, &sel, &shape)?;
-        if sel.is_point() {
+        if is_scalar_index(key, &sel) {
             // An element is a numpy scalar, as numpy and h5py return it.
             return arr.get_item(PyTuple::empty(py));
         }
@@ -1244,96 +1284,106 @@ impl PyArrayObj {
     /// Sum (NaN propagates). Integers and bools give an `int64` (unsigned:
     /// `uint64`) that wraps as numpy's; floats a `float64`, summed in
     /// `float64`. `axis`: None (all elements) or an int (negative counts
-    /// from the end) giving a numpy array without that axis.
-    #[pyo3(signature = (axis=None))]
+    /// from the end) giving a numpy array without that axis; `keepdims`
+    /// keeps the reduced axes with length 1, as numpy.
+    #[pyo3(signature = (axis=None, keepdims=false))]
     fn sum<'py>(
         &self,
         py: Python<'py>,
         axis: Option<&Bound<'py, PyAny>>,
+        keepdims: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        self.reduce_py(py, Reduction::Sum, axis)
+        self.reduce_py(py, Reduction::Sum, axis, keepdims)
     }
 
     /// Sum skipping NaN (0 for none), as `numpy.nansum`.
-    #[pyo3(signature = (axis=None))]
+    #[pyo3(signature = (axis=None, keepdims=false))]
     fn nansum<'py>(
         &self,
         py: Python<'py>,
         axis: Option<&Bound<'py, PyAny>>,
+        keepdims: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        self.reduce_py(py, Reduction::NanSum, axis)
+        self.reduce_py(py, Reduction::NanSum, axis, keepdims)
     }
 
     /// Arithmetic mean, `float64` (NaN propagates; NaN for no elements).
-    #[pyo3(signature = (axis=None))]
+    #[pyo3(signature = (axis=None, keepdims=false))]
     fn mean<'py>(
         &self,
         py: Python<'py>,
         axis: Option<&Bound<'py, PyAny>>,
+        keepdims: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        self.reduce_py(py, Reduction::Mean, axis)
+        self.reduce_py(py, Reduction::Mean, axis, keepdims)
     }
 
     /// Mean of the elements that are not NaN, as `numpy.nanmean`.
-    #[pyo3(signature = (axis=None))]
+    #[pyo3(signature = (axis=None, keepdims=false))]
     fn nanmean<'py>(
         &self,
         py: Python<'py>,
         axis: Option<&Bound<'py, PyAny>>,
+        keepdims: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        self.reduce_py(py, Reduction::NanMean, axis)
+        self.reduce_py(py, Reduction::NanMean, axis, keepdims)
     }
 
     /// Smallest element, of the array's dtype (NaN propagates); no
     /// elements is a `ValueError`, as in numpy.
-    #[pyo3(signature = (axis=None))]
+    #[pyo3(signature = (axis=None, keepdims=false))]
     fn min<'py>(
         &self,
         py: Python<'py>,
         axis: Option<&Bound<'py, PyAny>>,
+        keepdims: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        self.reduce_py(py, Reduction::Min, axis)
+        self.reduce_py(py, Reduction::Min, axis, keepdims)
     }
 
     /// Smallest element that is not NaN (NaN if all are), as `numpy.nanmin`.
-    #[pyo3(signature = (axis=None))]
+    #[pyo3(signature = (axis=None, keepdims=false))]
     fn nanmin<'py>(
         &self,
         py: Python<'py>,
         axis: Option<&Bound<'py, PyAny>>,
+        keepdims: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        self.reduce_py(py, Reduction::NanMin, axis)
+        self.reduce_py(py, Reduction::NanMin, axis, keepdims)
     }
 
     /// Largest element, of the array's dtype (NaN propagates).
-    #[pyo3(signature = (axis=None))]
+    #[pyo3(signature = (axis=None, keepdims=false))]
     fn max<'py>(
         &self,
         py: Python<'py>,
         axis: Option<&Bound<'py, PyAny>>,
+        keepdims: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        self.reduce_py(py, Reduction::Max, axis)
+        self.reduce_py(py, Reduction::Max, axis, keepdims)
     }
 
     /// Largest element that is not NaN (NaN if all are), as `numpy.nanmax`.
-    #[pyo3(signature = (axis=None))]
+    #[pyo3(signature = (axis=None, keepdims=false))]
     fn nanmax<'py>(
         &self,
         py: Python<'py>,
         axis: Option<&Bound<'py, PyAny>>,
+        keepdims: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        self.reduce_py(py, Reduction::NanMax, axis)
+        self.reduce_py(py, Reduction::NanMax, axis, keepdims)
     }
 
     /// Number of elements that are not NaN, `int64` (numpy:
     /// `np.count_nonzero(~np.isnan(x), axis=axis)`).
-    #[pyo3(signature = (axis=None))]
+    #[pyo3(signature = (axis=None, keepdims=false))]
     fn count<'py>(
         &self,
         py: Python<'py>,
         axis: Option<&Bound<'py, PyAny>>,
+        keepdims: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        self.reduce_py(py, Reduction::Count, axis)
+        self.reduce_py(py, Reduction::Count, axis, keepdims)
     }
 
     /// A view of the array cast to `dtype` (numpy's `astype` rules, NaN to

@@ -152,3 +152,17 @@ def test_axis_argument_errors(tmp_path):
     a.close()
     with pytest.raises(ValueError, match="closed"):
         a.sum()
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_keepdims_matches_numpy(tmp_path, op):
+    x = data_for("float64", seed=3)
+    a = chunkyard.create(tmp_path / "k.zarr", SHAPE, "float64", chunks=CHUNKS)
+    a[...] = x
+    for axis in AXES:
+        got = getattr(a, op)(axis=axis, keepdims=True)
+        want = expected(op, x, axis)
+        want = np.expand_dims(want, axis) if axis is not None else np.reshape(want, (1, 1, 1))
+        assert isinstance(got, np.ndarray) and got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-12, equal_nan=True)
+    assert np.ndim(getattr(a, op)(keepdims=False)) == 0
