@@ -97,19 +97,27 @@ fn selection_error(e: &SelectionError, msg: String) -> PyErr {
 /// panic into `RuntimeError`. Needs no GIL (a `PyErr` is built lazily), so
 /// it runs inside `Python::detach`.
 fn guarded<T>(f: impl FnOnce() -> chunkyard::Result<T>) -> PyResult<T> {
-    match catch_unwind(AssertUnwindSafe(f)) {
+    match catch_panic(f) {
         Ok(r) => r.map_err(to_py),
-        Err(payload) => {
-            let what = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".to_string());
-            Err(PyRuntimeError::new_err(format!(
-                "chunkyard internal error (a bug, please report it): {what}"
-            )))
-        }
+        Err(what) => Err(panic_error(what)),
     }
+}
+
+/// Runs `f`, turning a panic into its message.
+fn catch_panic<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|payload| {
+        payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_string())
+    })
+}
+
+fn panic_error(what: String) -> PyErr {
+    PyRuntimeError::new_err(format!(
+        "chunkyard internal error (a bug, please report it): {what}"
+    ))
 }
 
 /// One item of a Python index: an int, a slice with step >= 1, or `...`.
@@ -430,22 +438,20 @@ fn normalize_axis(py: Python<'_>, axis: &Bound<'_, PyAny>, ndim: usize) -> PyRes
 /// A block read ahead: its origin, its extent and its native-order bytes.
 type RawBlock = (Vec<u64>, Vec<u64>, Vec<u8>);
 
+/// What the reader thread of `iter_blocks` sends: a block, the library's
+/// error, or a panic's message (`Err`).
+type BlockMsg = Result<chunkyard::Result<RawBlock>, String>;
+
 /// Reads the box at `origin` of `extent` into a new buffer, straight from
-/// the store where the cache does not hold it (a scan's read). A panic
-/// becomes an error: this runs on the iterator's reader thread.
-fn guarded_block(h: &ArrayHandle, origin: &[u64], extent: &[u64]) -> chunkyard::Result<RawBlock> {
-    catch_unwind(AssertUnwindSafe(|| {
+/// the store where the cache does not hold it (a scan's read). Runs on the
+/// iterator's reader thread, so it catches a panic itself.
+fn read_block(h: &ArrayHandle, origin: &[u64], extent: &[u64]) -> BlockMsg {
+    catch_panic(|| {
         let sel = box_selection(origin, extent);
         let n: u64 = extent.iter().product();
         let mut buf = vec![0u8; n as usize * h.dtype().size()];
         h.read_bytes_streaming(&sel, &mut buf)?;
         Ok((origin.to_vec(), extent.to_vec(), buf))
-    }))
-    .unwrap_or_else(|_| {
-        Err(Error::Unsupported(
-            "chunkyard internal error (a bug, please report it): a panic while reading a block"
-                .into(),
-        ))
     })
 }
 
@@ -725,7 +731,7 @@ impl PyCastView {
 #[pyclass(module = "chunkyard", name = "BlockIterator", frozen)]
 struct PyBlockIter {
     /// `None` once exhausted or failed.
-    rx: Mutex<Option<Receiver<chunkyard::Result<RawBlock>>>>,
+    rx: Mutex<Option<Receiver<BlockMsg>>>,
     reader: Mutex<Option<JoinHandle<()>>>,
     dtype: Py<PyArrayDescr>,
 }
@@ -759,8 +765,9 @@ impl PyBlockIter {
         });
         let (origin, extent, bytes) = match got {
             Err(_) => return Ok(None), // the reader is done
-            Ok(Err(e)) => return Err(to_py(e)),
-            Ok(Ok(b)) => {
+            Ok(Err(what)) => return Err(panic_error(what)),
+            Ok(Ok(Err(e))) => return Err(to_py(e)),
+            Ok(Ok(Ok(b))) => {
                 *self.rx.lock() = Some(rx);
                 b
             }
@@ -1428,13 +1435,13 @@ impl PyArrayObj {
     fn iter_blocks(&self, py: Python<'_>) -> PyResult<PyBlockIter> {
         let h = self.handle()?;
         let grid = ChunkGrid::new(&h.shape(), h.chunks(), h.dtype().size()).map_err(to_py)?;
-        let (tx, rx) = sync_channel::<chunkyard::Result<RawBlock>>(2);
+        let (tx, rx) = sync_channel::<BlockMsg>(2);
         let reader = std::thread::spawn(move || {
             for coord in grid.chunk_coords() {
                 let origin = grid.chunk_origin(&coord).to_vec();
                 let extent = grid.chunk_extent(&coord).to_vec();
-                let block = guarded_block(&h, &origin, &extent);
-                let failed = block.is_err();
+                let block = read_block(&h, &origin, &extent);
+                let failed = !matches!(block, Ok(Ok(_)));
                 if tx.send(block).is_err() || failed {
                     return;
                 }
