@@ -11,7 +11,6 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, sync_channel};
-use std::thread::JoinHandle;
 
 use chunkyard::{
     ArrayHandle, ArrayOptions, AxisSel, ChunkCache, ChunkGrid, Codec, DType, Error, Format,
@@ -732,18 +731,16 @@ impl PyCastView {
 struct PyBlockIter {
     /// `None` once exhausted or failed.
     rx: Mutex<Option<Receiver<BlockMsg>>>,
-    reader: Mutex<Option<JoinHandle<()>>>,
     dtype: Py<PyArrayDescr>,
 }
 
 impl Drop for PyBlockIter {
     fn drop(&mut self) {
-        // Closing the channel stops the reader at its next send; it needs
-        // no GIL, so joining it here cannot deadlock.
+        // Closing the channel stops the reader at its next send. It is not
+        // joined (its handle was dropped at the spawn): that would wait,
+        // holding the GIL, for the read under way; the thread ends on its
+        // own, its handle clone keeping the store open until then.
         self.rx.lock().take();
-        if let Some(h) = self.reader.lock().take() {
-            let _ = h.join();
-        }
     }
 }
 
@@ -1436,20 +1433,24 @@ impl PyArrayObj {
         let h = self.handle()?;
         let grid = ChunkGrid::new(&h.shape(), h.chunks(), h.dtype().size()).map_err(to_py)?;
         let (tx, rx) = sync_channel::<BlockMsg>(2);
-        let reader = std::thread::spawn(move || {
-            for coord in grid.chunk_coords() {
-                let origin = grid.chunk_origin(&coord).to_vec();
-                let extent = grid.chunk_extent(&coord).to_vec();
-                let block = read_block(&h, &origin, &extent);
-                let failed = !matches!(block, Ok(Ok(_)));
-                if tx.send(block).is_err() || failed {
-                    return;
+        // Builder, not thread::spawn: a thread the OS refuses is an
+        // OSError, not a panic.
+        let spawned = std::thread::Builder::new()
+            .name("chunkyard-blocks".into())
+            .spawn(move || {
+                for coord in grid.chunk_coords() {
+                    let origin = grid.chunk_origin(&coord).to_vec();
+                    let extent = grid.chunk_extent(&coord).to_vec();
+                    let block = read_block(&h, &origin, &extent);
+                    let failed = !matches!(block, Ok(Ok(_)));
+                    if tx.send(block).is_err() || failed {
+                        return;
+                    }
                 }
-            }
-        });
+            });
+        spawned.map_err(|e| PyOSError::new_err(format!("cannot start the block reader: {e}")))?;
         Ok(PyBlockIter {
             rx: Mutex::new(Some(rx)),
-            reader: Mutex::new(Some(reader)),
             dtype: self.dtype.clone_ref(py),
         })
     }
