@@ -10,6 +10,13 @@ released while chunkyard's Rust engine does the I/O.
 >>> for i in range(len(a)):
 ...     a[i] = np.random.standard_normal((2000, 2000))
 >>> a.close()
+
+Also: ``create(..., codec="zstd", cache=Cache("1GiB"))``, ``resize``,
+``append``, reductions (``a.sum()``, ``a.mean(axis=0)``, ``nan*``,
+``count``) in the parallel engine, ``a.astype("float32").save_as(path)``
+and :func:`convert`, ``iter_blocks()``, ``memory_report()``; errors as
+numpy and file users expect them, plus :class:`ChunkyardError`'s three.
+``docs/python.md`` has the whole of it.
 """
 
 from __future__ import annotations
