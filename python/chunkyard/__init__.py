@@ -10,6 +10,13 @@ released while chunkyard's Rust engine does the I/O.
 >>> for i in range(len(a)):
 ...     a[i] = np.random.standard_normal((2000, 2000))
 >>> a.close()
+
+Also: ``create(..., codec="zstd", cache=Cache("1GiB"))``, ``resize``,
+``append``, reductions (``a.sum()``, ``a.mean(axis=0)``, ``nan*``,
+``count``) in the parallel engine, ``a.astype("float32").save_as(path)``
+and :func:`convert`, ``iter_blocks()``, ``memory_report()``; errors as
+numpy and file users expect them, plus :class:`ChunkyardError`'s three.
+``docs/python.md`` has the whole of it.
 """
 
 from __future__ import annotations
@@ -20,9 +27,31 @@ from typing import Any
 
 import numpy as np
 
-from ._chunkyard import Array, FormatError, _create, _open
+from ._chunkyard import (
+    Array,
+    AsType,
+    BlockIterator,
+    Cache,
+    _create,
+    _global_cache,
+    _open,
+)
+from ._errors import ChunkyardError, FormatError, PoisonedError, StoreError
 
-__all__ = ["Array", "FormatError", "create", "open"]
+__all__ = [
+    "Array",
+    "AsType",
+    "BlockIterator",
+    "Cache",
+    "ChunkyardError",
+    "FormatError",
+    "PoisonedError",
+    "StoreError",
+    "convert",
+    "create",
+    "global_cache",
+    "open",
+]
 
 # The element types the engine stores (chunkyard::DType), by numpy name.
 _DTYPES = frozenset(
@@ -61,32 +90,115 @@ def _as_shape(shape: Any, what: str) -> tuple[int, ...]:
     return dims
 
 
+def global_cache() -> Cache:
+    """The process-wide cache (256 MiB) of every array opened or created
+    without ``cache=``."""
+    return _global_cache
+
+
+def _as_cache(cache: Any) -> Cache | None:
+    if cache is not None and not isinstance(cache, Cache):
+        raise TypeError(
+            f"cache must be a chunkyard.Cache or None, got {type(cache).__name__}"
+        )
+    return cache
+
+
+def _as_codec(codec: Any) -> str | None:
+    if codec is None:
+        return None
+    if not isinstance(codec, str):
+        raise TypeError(
+            "codec must be None or a name: 'lz4', 'zstd', 'zstd:LEVEL', 'gzip', "
+            f"'gzip:LEVEL' or 'none'; got {type(codec).__name__}"
+        )
+    return codec
+
+
 def create(
     path: str | os.PathLike[str],
     shape: int | tuple[int, ...],
     dtype: Any,
     chunks: int | tuple[int, ...] | None = None,
     fill_value: Any = None,
+    codec: str | None = None,
     overwrite: bool = False,
+    cache: Cache | None = None,
 ) -> Array:
     """Creates an array at ``path``; the format comes from the extension
     (``.npy`` or ``.zarr``). ``chunks`` defaults to chunks of about 16 MiB.
     ``fill_value`` is what never-written elements read as (Zarr; a ``.npy``
-    file has no fill value, so only 0 is accepted there). The file must not
-    exist unless ``overwrite``. Returns the array open for reading and
-    writing."""
+    file has no fill value, so only 0 is accepted there). ``codec``
+    compresses Zarr chunks: ``"lz4"``, ``"zstd"`` (level 3),
+    ``"zstd:LEVEL"`` (1-22), ``"gzip"`` (level 6), ``"gzip:LEVEL"`` (0-9),
+    or ``None``/``"none"``; a ``.npy`` file cannot be compressed. The file
+    must not exist unless ``overwrite``. ``cache`` is the
+    :class:`Cache` holding the array's chunks (default: the process-wide
+    one). Returns the array open for reading and writing."""
     dims = _as_shape(shape, "shape")
     dt = _as_dtype(dtype)
     chunk_dims = None if chunks is None else _as_shape(chunks, "chunks")
     fill = None
     if fill_value is not None:
         fill = np.asarray(fill_value, dtype=dt).reshape(()).tobytes()
-    return _create(os.fspath(path), dims, dt.name, chunk_dims, fill, bool(overwrite))
+    return _create(
+        os.fspath(path),
+        dims,
+        dt.name,
+        chunk_dims,
+        fill,
+        _as_codec(codec),
+        bool(overwrite),
+        _as_cache(cache),
+    )
 
 
-def open(path: str | os.PathLike[str], mode: str = "r") -> Array:  # noqa: A001
+def open(  # noqa: A001
+    path: str | os.PathLike[str], mode: str = "r", cache: Cache | None = None
+) -> Array:
     """Opens the array at ``path`` (``.npy`` or a Zarr directory):
-    ``mode="r"`` read-only, ``mode="r+"`` read and write."""
+    ``mode="r"`` read-only, ``mode="r+"`` read and write. ``cache`` is the
+    :class:`Cache` holding its chunks (default: the process-wide one; a
+    cache is not stored with the file, so pass it again on every open)."""
     if mode not in ("r", "r+"):
         raise ValueError(f"mode must be 'r' or 'r+', got {mode!r}")
-    return _open(os.fspath(path), mode == "r")
+    return _open(os.fspath(path), mode == "r", _as_cache(cache))
+
+
+def convert(
+    src: Array | str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    dtype: Any = None,
+    chunks: int | tuple[int, ...] | None = None,
+    codec: str | None = None,
+    fill_value: Any = None,
+    overwrite: bool = False,
+    cache: Cache | None = None,
+) -> Array:
+    """Copies ``src`` (an array, or the path of one, opened read-only) to a
+    new array at ``dst``, cast to ``dtype`` (default: the source's), with
+    ``chunks``, ``codec``, ``fill_value``, ``overwrite`` and ``cache`` as in
+    :func:`create` (a Zarr copy keeps the source's fill value unless given
+    one; the cache defaults to the source's). Streams chunk by chunk in
+    parallel in the Rust engine, the GIL released: the library's
+    ``View::save_as``, ``chunkyard convert`` on the command line. Returns
+    the new array open for reading and writing."""
+    cache = _as_cache(cache)
+    codec = _as_codec(codec)
+    if isinstance(src, Array):
+        source, opened = src, False
+    else:
+        source, opened = open(src, "r", cache=cache), True
+    try:
+        view = source.astype(source.dtype if dtype is None else _as_dtype(dtype))
+        return view.save_as(
+            dst,
+            chunks=chunks,
+            codec=codec,
+            fill_value=fill_value,
+            overwrite=overwrite,
+            cache=cache,
+        )
+    finally:
+        if opened:
+            source.close()

@@ -9,11 +9,12 @@
 //! shapes) lives in `chunkyard/__init__.py`.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, sync_channel};
 
 use chunkyard::{
-    ArrayHandle, ArrayOptions, DType, Error, OpenOptions, ResolvedSelection, SelItem, Selection,
-    SelectionError,
+    ArrayHandle, ArrayOptions, AxisSel, ChunkCache, ChunkGrid, Codec, DType, Error, Format,
+    OpenOptions, Reduction, ResolvedSelection, Scalar, SelItem, Selection, SelectionError,
 };
 use numpy::{PyArray1, PyArrayDescr, PyArrayDyn, PyArrayMethods};
 use parking_lot::Mutex;
@@ -21,39 +22,63 @@ use pyo3::exceptions::{
     PyFileExistsError, PyFileNotFoundError, PyIndexError, PyOSError, PyPermissionError,
     PyRuntimeError, PyTypeError, PyValueError,
 };
+use pyo3::import_exception;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyBytes, PyList, PySlice, PyTuple};
-use pyo3::{create_exception, import_exception};
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBool, PyBytes, PyDict, PyList, PySlice, PyTuple, PyType};
 
-create_exception!(
-    chunkyard,
-    FormatError,
-    PyValueError,
-    "A file that is not a valid array of its format (corrupt or truncated)."
-);
 import_exception!(io, UnsupportedOperation);
 
 /// Maps the library's error onto the Python exception a numpy, h5py or
-/// file-object user expects.
+/// file-object user expects: an OS error as Python's own `OSError(errno,
+/// strerror, filename)` (which Python turns into `FileNotFoundError`,
+/// `PermissionError`, `IsADirectoryError`...), selections as numpy's
+/// `IndexError`/`TypeError`, bad arguments as `ValueError`, and the
+/// failures only chunkyard has as its classes in `chunkyard/_errors.py`.
 fn to_py(e: Error) -> PyErr {
     let msg = e.to_string();
     match &e {
-        Error::Io { source, .. } => match source.kind() {
-            std::io::ErrorKind::NotFound => PyFileNotFoundError::new_err(msg),
-            std::io::ErrorKind::PermissionDenied => PyPermissionError::new_err(msg),
-            std::io::ErrorKind::AlreadyExists => PyFileExistsError::new_err(msg),
-            _ => PyOSError::new_err(msg),
+        Error::Io { path, source } => match source.raw_os_error() {
+            Some(code) => {
+                let text = std::io::Error::from_raw_os_error(code).to_string();
+                let strerror = text.split(" (os error").next().unwrap_or(&text).to_string();
+                PyOSError::new_err((code, strerror, path.display().to_string()))
+            }
+            // An error the library made up (no errno): by its kind.
+            None => match source.kind() {
+                std::io::ErrorKind::NotFound => PyFileNotFoundError::new_err(msg),
+                std::io::ErrorKind::PermissionDenied => PyPermissionError::new_err(msg),
+                std::io::ErrorKind::AlreadyExists => PyFileExistsError::new_err(msg),
+                _ => PyOSError::new_err(msg),
+            },
         },
         Error::Selection(s) => selection_error(s, msg),
-        Error::Format { .. } => FormatError::new_err(msg),
-        Error::DTypeMismatch { .. }
-        | Error::ShapeMismatch { .. }
-        | Error::InvalidArgument(_)
-        | Error::Unsupported(_) => PyValueError::new_err(msg),
-        // Store (backend I/O), Poisoned (an earlier write-back failed) and
-        // variants added later.
-        _ => PyOSError::new_err(msg),
+        Error::Format { .. } => chunkyard_error("FormatError", msg),
+        Error::DTypeMismatch { .. } => PyTypeError::new_err(msg),
+        Error::ShapeMismatch { .. } | Error::InvalidArgument(_) | Error::Unsupported(_) => {
+            PyValueError::new_err(msg)
+        }
+        Error::Store { .. } => chunkyard_error("StoreError", msg),
+        Error::Poisoned(_) => chunkyard_error("PoisonedError", msg),
+        // Variants added to the library later.
+        _ => chunkyard_error("ChunkyardError", msg),
     }
+}
+
+/// An exception of `chunkyard._errors` (classes with two bases, which
+/// PyO3's `create_exception!` cannot make). Takes the GIL: errors are
+/// converted inside `Python::detach` too, and this is the rare path.
+fn chunkyard_error(class: &str, msg: String) -> PyErr {
+    Python::attach(|py| {
+        let ty = py
+            .import("chunkyard._errors")
+            .and_then(|m| m.getattr(class))
+            .and_then(|t| t.cast_into::<PyType>().map_err(PyErr::from));
+        match ty {
+            Ok(t) => PyErr::from_type(t, msg),
+            Err(e) => e,
+        }
+    })
 }
 
 fn selection_error(e: &SelectionError, msg: String) -> PyErr {
@@ -71,19 +96,27 @@ fn selection_error(e: &SelectionError, msg: String) -> PyErr {
 /// panic into `RuntimeError`. Needs no GIL (a `PyErr` is built lazily), so
 /// it runs inside `Python::detach`.
 fn guarded<T>(f: impl FnOnce() -> chunkyard::Result<T>) -> PyResult<T> {
-    match catch_unwind(AssertUnwindSafe(f)) {
+    match catch_panic(f) {
         Ok(r) => r.map_err(to_py),
-        Err(payload) => {
-            let what = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".to_string());
-            Err(PyRuntimeError::new_err(format!(
-                "chunkyard internal error (a bug, please report it): {what}"
-            )))
-        }
+        Err(what) => Err(panic_error(what)),
     }
+}
+
+/// Runs `f`, turning a panic into its message.
+fn catch_panic<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|payload| {
+        payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_string())
+    })
+}
+
+fn panic_error(what: String) -> PyErr {
+    PyRuntimeError::new_err(format!(
+        "chunkyard internal error (a bug, please report it): {what}"
+    ))
 }
 
 /// One item of a Python index: an int, a slice with step >= 1, or `...`.
@@ -166,6 +199,18 @@ fn parse_index(key: &Bound<'_, PyAny>) -> PyResult<Selection> {
     Ok(Selection::new(items))
 }
 
+/// Whether numpy gives a scalar for `key`: an integer for every axis and
+/// no `...` (`x[...]` of a 0-d array, or `x[1, 2, ...]` of a 2-d one, is
+/// a 0-d array).
+fn is_scalar_index(key: &Bound<'_, PyAny>, sel: &ResolvedSelection) -> bool {
+    let py = key.py();
+    let has_ellipsis = match key.cast::<PyTuple>() {
+        Ok(t) => t.iter().any(|i| i.is(py.Ellipsis())),
+        Err(_) => key.is(py.Ellipsis()),
+    };
+    sel.is_point() && !has_ellipsis
+}
+
 fn usize_shape(shape: &[u64]) -> PyResult<Vec<usize>> {
     shape
         .iter()
@@ -234,6 +279,519 @@ fn borrow_error(e: numpy::BorrowError) -> PyErr {
     PyValueError::new_err(format!("the numpy array is in use elsewhere: {e}"))
 }
 
+/// A byte budget of decoded chunks, shared by the arrays given it
+/// (`chunkyard::ChunkCache`).
+#[pyclass(module = "chunkyard", name = "Cache", frozen)]
+struct PyCache {
+    cache: ChunkCache,
+}
+
+/// The Python object of the process-wide cache, made once, so that every
+/// array opened without `cache=` gives the same object back.
+static GLOBAL_CACHE: PyOnceLock<Py<PyCache>> = PyOnceLock::new();
+
+fn global_cache(py: Python<'_>) -> PyResult<Py<PyCache>> {
+    GLOBAL_CACHE
+        .get_or_try_init(py, || {
+            Py::new(
+                py,
+                PyCache {
+                    cache: ChunkCache::global(),
+                },
+            )
+        })
+        .map(|c| c.clone_ref(py))
+}
+
+#[pymethods]
+impl PyCache {
+    /// `Cache("256MiB")`, `Cache("1GiB")`, `Cache("500MB")` or
+    /// `Cache(268435456)` (bytes).
+    #[new]
+    fn new(budget: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let bytes = if budget.is_instance_of::<PyBool>() {
+            return Err(PyTypeError::new_err(
+                "the cache budget is a size such as \"256MiB\" or a number of bytes, not a bool",
+            ));
+        } else if let Ok(text) = budget.extract::<String>() {
+            chunkyard::parse_size(&text).map_err(to_py)?
+        } else if let Ok(n) = budget.extract::<i128>() {
+            u64::try_from(n).map_err(|_| {
+                PyValueError::new_err(format!(
+                    "the cache budget must be a non-negative number of bytes, got {n}"
+                ))
+            })?
+        } else {
+            return Err(PyTypeError::new_err(format!(
+                "the cache budget is a size such as \"256MiB\" or a number of bytes, not {}",
+                budget.get_type().name()?
+            )));
+        };
+        let bytes = usize::try_from(bytes)
+            .map_err(|_| PyValueError::new_err("the cache budget is too large for this machine"))?;
+        Ok(PyCache {
+            cache: ChunkCache::new(bytes),
+        })
+    }
+
+    /// The byte budget.
+    #[getter]
+    fn budget(&self) -> usize {
+        self.cache.budget()
+    }
+
+    /// Counters and gauges, a dict: hits, misses, evictions, writebacks,
+    /// write_throughs, resident_bytes, dirty_bytes, in_flight_bytes,
+    /// budget_bytes, entries.
+    #[getter]
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = py.detach(|| self.cache.stats());
+        let d = PyDict::new(py);
+        d.set_item("hits", s.hits)?;
+        d.set_item("misses", s.misses)?;
+        d.set_item("evictions", s.evictions)?;
+        d.set_item("writebacks", s.writebacks)?;
+        d.set_item("write_throughs", s.write_throughs)?;
+        d.set_item("resident_bytes", s.resident_bytes)?;
+        d.set_item("dirty_bytes", s.dirty_bytes)?;
+        d.set_item("in_flight_bytes", s.in_flight_bytes)?;
+        d.set_item("budget_bytes", s.budget_bytes)?;
+        d.set_item("entries", s.entries)?;
+        Ok(d)
+    }
+
+    fn __repr__(&self) -> String {
+        let s = self.cache.stats();
+        format!(
+            "<chunkyard.Cache budget={} resident={}>",
+            chunkyard::format_bytes(s.budget_bytes as u64),
+            chunkyard::format_bytes(s.resident_bytes as u64)
+        )
+    }
+}
+
+/// The cache a `cache=` argument names: the process-wide one for `None`.
+fn cache_arg(py: Python<'_>, cache: Option<Py<PyCache>>) -> PyResult<Py<PyCache>> {
+    match cache {
+        Some(c) => Ok(c),
+        None => global_cache(py),
+    }
+}
+
+/// `value` as a C-contiguous numpy array of `dtype`: itself when it is
+/// one, else a copy made by numpy's assignment (its casting rules).
+fn native_contiguous<'py>(
+    py: Python<'py>,
+    value: &Bound<'py, PyAny>,
+    dtype: &Bound<'py, PyArrayDescr>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let np = py.import("numpy")?;
+    if value.getattr("dtype")?.eq(dtype)? {
+        return np.call_method1("ascontiguousarray", (value,));
+    }
+    let tmp = np.call_method1("empty", (value.getattr("shape")?, dtype))?;
+    tmp.set_item(py.Ellipsis(), value)?;
+    Ok(tmp)
+}
+
+/// A C-contiguous numpy array's bytes as a flat `uint8` array (a view).
+fn as_byte_array<'py>(
+    py: Python<'py>,
+    arr: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyArray1<u8>>> {
+    Ok(arr
+        .call_method1("reshape", (-1,))?
+        .call_method1("view", (numpy::dtype::<u8>(py),))?
+        .cast_into::<PyArray1<u8>>()?)
+}
+
+/// An `axis=` argument: an int in `-ndim..ndim`, as numpy checks it
+/// (`numpy.exceptions.AxisError`, a `ValueError` and an `IndexError`).
+fn normalize_axis(py: Python<'_>, axis: &Bound<'_, PyAny>, ndim: usize) -> PyResult<usize> {
+    if axis.is_instance_of::<PyBool>() || axis.is_instance_of::<PyTuple>() {
+        return Err(PyTypeError::new_err(format!(
+            "axis must be None or an int (chunkyard reduces along one axis), got {axis}"
+        )));
+    }
+    let k: i64 = axis.extract().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "axis must be None or an int, got {}",
+            axis.get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_default()
+        ))
+    })?;
+    let n = ndim as i64;
+    if k < -n || k >= n {
+        let err = py
+            .import("numpy")?
+            .getattr("exceptions")?
+            .getattr("AxisError")?
+            .call1((k, ndim))?;
+        return Err(PyErr::from_value(err));
+    }
+    Ok(if k < 0 { (k + n) as usize } else { k as usize })
+}
+
+/// A block read ahead: its origin, its extent and its native-order bytes.
+type RawBlock = (Vec<u64>, Vec<u64>, Vec<u8>);
+
+/// What the reader thread of `iter_blocks` sends: a block, the library's
+/// error, or a panic's message (`Err`).
+type BlockMsg = Result<chunkyard::Result<RawBlock>, String>;
+
+/// Reads the box at `origin` of `extent` into a new buffer, straight from
+/// the store where the cache does not hold it (a scan's read). Runs on the
+/// iterator's reader thread, so it catches a panic itself.
+fn read_block(h: &ArrayHandle, origin: &[u64], extent: &[u64]) -> BlockMsg {
+    catch_panic(|| {
+        let sel = box_selection(origin, extent);
+        let n: u64 = extent.iter().product();
+        let mut buf = vec![0u8; n as usize * h.dtype().size()];
+        h.read_bytes_streaming(&sel, &mut buf)?;
+        Ok((origin.to_vec(), extent.to_vec(), buf))
+    })
+}
+
+/// The selection of the box at `lo` with `counts`, unit steps.
+fn box_selection(lo: &[u64], counts: &[u64]) -> ResolvedSelection {
+    ResolvedSelection::from_axes(
+        lo.iter()
+            .zip(counts)
+            .map(|(&start, &count)| AxisSel::Range {
+                start,
+                step: 1,
+                count,
+            })
+            .collect(),
+    )
+}
+
+/// A numpy dtype argument as the library's dtype and numpy's descriptor
+/// (native byte order only, as in `create`).
+fn numpy_dtype(py: Python<'_>, dtype: &Bound<'_, PyAny>) -> PyResult<(DType, Py<PyArrayDescr>)> {
+    let descr = py
+        .import("numpy")?
+        .call_method1("dtype", (dtype,))
+        .map_err(|e| {
+            if e.is_instance_of::<PyTypeError>(py) {
+                PyValueError::new_err(format!("not a numpy dtype: {dtype}"))
+            } else {
+                e
+            }
+        })?
+        .cast_into::<PyArrayDescr>()?;
+    let name: String = descr.getattr("name")?.extract()?;
+    let dt = DType::ALL
+        .into_iter()
+        .find(|d| d.numpy_name() == name)
+        .ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "dtype {name} is not supported; chunkyard stores bool, int8-int64, \
+                 uint8-uint64, float32 and float64"
+            ))
+        })?;
+    if !descr.getattr("isnative")?.is_truthy()? {
+        return Err(PyValueError::new_err(format!(
+            "dtype {} is not in this machine's byte order; non-native byte orders are not \
+             supported yet",
+            descr.getattr("str")?
+        )));
+    }
+    Ok((dt, descr.unbind()))
+}
+
+/// A shape-like argument (`chunks=`): an int or a sequence of ints >= 0.
+fn dims_arg(v: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<u64>> {
+    let dims: Vec<i64> = match v.extract::<i64>() {
+        Ok(n) => vec![n],
+        Err(_) => v.extract().map_err(|_| {
+            PyValueError::new_err(format!("{what} must be a tuple of integers, got {v}"))
+        })?,
+    };
+    dims.iter()
+        .map(|&n| {
+            u64::try_from(n).map_err(|_| {
+                PyValueError::new_err(format!("{what} must not be negative, got {dims:?}"))
+            })
+        })
+        .collect()
+}
+
+/// `save_as` of an array or of a cast view: a new array at `path` of
+/// `dt`, the source's shape, written chunk by chunk in parallel by the
+/// library's `copy_selection` (casting as `View::save_as` does) with the
+/// GIL released, flushed. As the Rust `save_as`: the copy uses the
+/// source's cache unless given one, keeps its axis names and attributes,
+/// and a Zarr copy keeps its fill value (cast) unless given one.
+#[allow(clippy::too_many_arguments)] // save_as()'s keywords, one each
+fn save_copy(
+    py: Python<'_>,
+    src: &PyArrayObj,
+    dt: DType,
+    path: PathBuf,
+    chunks: Option<&Bound<'_, PyAny>>,
+    codec: Option<&str>,
+    fill_value: Option<&Bound<'_, PyAny>>,
+    overwrite: bool,
+    cache: Option<Py<PyCache>>,
+) -> PyResult<PyArrayObj> {
+    let h = src.handle()?;
+    let cache = cache.unwrap_or_else(|| src.cache.clone_ref(py));
+    let codec = match codec {
+        None => Codec::None,
+        Some(text) => text.parse::<Codec>().map_err(to_py)?,
+    };
+    let mut opts = ArrayOptions::new(h.shape())
+        .overwrite(overwrite)
+        .codec(codec)
+        .cache(cache.get().cache.clone());
+    if let Some(c) = chunks.filter(|c| !c.is_none()) {
+        opts = opts.chunks(dims_arg(c, "chunks")?);
+    }
+    match fill_value.filter(|f| !f.is_none()) {
+        Some(f) => {
+            let np = py.import("numpy")?;
+            let descr = np.call_method1("dtype", (dt.numpy_name(),))?;
+            let bytes: Vec<u8> = np
+                .call_method1("asarray", (f, descr))?
+                .call_method1("reshape", (PyTuple::empty(py),))?
+                .call_method0("tobytes")?
+                .extract()?;
+            opts = opts.fill_bytes(dt, bytes);
+        }
+        None if h.fill_value().iter().any(|&b| b != 0)
+            && matches!(Format::from_path(&path), Ok(Format::Zarr)) =>
+        {
+            let mut fill = vec![0; dt.size()];
+            chunkyard::cast_bytes(h.dtype(), h.fill_value(), dt, &mut fill);
+            opts = opts.fill_bytes(dt, fill);
+        }
+        None => {}
+    }
+    if let Some(labels) = h.store().labels() {
+        opts = opts.labels(labels);
+    }
+    let shown = path.display().to_string();
+    let dst = py.detach(|| {
+        guarded(|| {
+            if same_file(h.path(), &path) {
+                return Err(Error::invalid(format!(
+                    "{}: source and destination are the same file",
+                    path.display()
+                )));
+            }
+            let dst = ArrayHandle::create(&path, dt, &opts)?;
+            let all = ResolvedSelection::full(&h.shape());
+            chunkyard::copy_selection(&h, &all, &dst, &all, &|_| ())?;
+            dst.flush()?;
+            Ok(dst)
+        })
+    })?;
+    PyArrayObj::new(py, dst, false, cache, shown)
+}
+
+fn same_file(src: Option<&Path>, dst: &Path) -> bool {
+    match (src.map(Path::canonicalize), dst.canonicalize()) {
+        (Some(Ok(s)), Ok(d)) => s == d,
+        _ => false,
+    }
+}
+
+/// `Array.astype(dtype)`: the array seen as another dtype.
+#[pyclass(module = "chunkyard", name = "AsType", frozen)]
+struct PyCastView {
+    array: Py<PyArrayObj>,
+    dt: DType,
+    dtype: Py<PyArrayDescr>,
+}
+
+#[pymethods]
+impl PyCastView {
+    /// The dtype cast to.
+    #[getter]
+    fn dtype(&self, py: Python<'_>) -> Py<PyArrayDescr> {
+        self.dtype.clone_ref(py)
+    }
+
+    /// The array's shape.
+    #[getter]
+    fn shape<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        self.array.get().shape(py)
+    }
+
+    /// The array's number of axes.
+    #[getter]
+    fn ndim(&self) -> PyResult<usize> {
+        self.array.get().ndim()
+    }
+
+    fn __len__(&self) -> PyResult<usize> {
+        self.array.get().__len__()
+    }
+
+    /// `a.astype(dt)[idx]`: `a[idx]` cast to `dt` by the library's cast
+    /// (the one `save_as` uses), with the GIL released.
+    fn __getitem__<'py>(
+        &self,
+        py: Python<'py>,
+        key: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let base = self.array.get();
+        let h = base.handle()?;
+        let sel = base.resolve(&h, key)?;
+        let shape = usize_shape(&sel.out_shape())?;
+        let raw = read_numpy(py, &h, &sel, &shape)?;
+        let out = py
+            .import("numpy")?
+            .call_method1("empty", (PyTuple::new(py, &shape)?, self.dtype.bind(py)))?;
+        {
+            let src = as_byte_array(py, &raw)?;
+            let dst = as_byte_array(py, &out)?;
+            let ro = src.try_readonly().map_err(borrow_error)?;
+            let mut rw = dst.try_readwrite().map_err(borrow_error)?;
+            let from = ro
+                .as_slice()
+                .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+            let to = rw
+                .as_slice_mut()
+                .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+            let (sd, dd) = (h.dtype(), self.dt);
+            py.detach(|| chunkyard::cast_bytes(sd, from, dd, to));
+        }
+        if is_scalar_index(key, &sel) {
+            return out.get_item(PyTuple::empty(py));
+        }
+        Ok(out)
+    }
+
+    /// `np.asarray(a.astype(dt))`: the whole array, cast.
+    #[pyo3(signature = (dtype=None, copy=None))]
+    fn __array__<'py>(
+        slf: &Bound<'py, Self>,
+        dtype: Option<&Bound<'py, PyAny>>,
+        copy: Option<bool>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if copy == Some(false) {
+            return Err(PyValueError::new_err(
+                "a chunkyard array cannot be used without a copy (its data is on disk); \
+                 pass copy=None or copy=True",
+            ));
+        }
+        let whole = slf.as_any().get_item(slf.py().Ellipsis())?;
+        match dtype {
+            Some(d) if !d.is_none() => whole.call_method1("astype", (d,)),
+            _ => Ok(whole),
+        }
+    }
+
+    /// Writes the cast array to a new array at `path` (format from the
+    /// extension: `.npy`, `.zarr`) and returns it open for reading and
+    /// writing, flushed. `chunks` (default: about 16 MiB), `codec`
+    /// (Zarr), `fill_value` (default: the source's, cast, for Zarr),
+    /// `overwrite`, `cache` (default: the source's) as in `create`.
+    /// Streams chunk by chunk in parallel within the cache budget.
+    #[pyo3(signature = (path, chunks=None, codec=None, fill_value=None, overwrite=false, cache=None))]
+    #[allow(clippy::too_many_arguments)] // save_as()'s keywords, one each
+    fn save_as(
+        &self,
+        py: Python<'_>,
+        path: PathBuf,
+        chunks: Option<&Bound<'_, PyAny>>,
+        codec: Option<&str>,
+        fill_value: Option<&Bound<'_, PyAny>>,
+        overwrite: bool,
+        cache: Option<Py<PyCache>>,
+    ) -> PyResult<PyArrayObj> {
+        save_copy(
+            py,
+            self.array.get(),
+            self.dt,
+            path,
+            chunks,
+            codec,
+            fill_value,
+            overwrite,
+            cache,
+        )
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> String {
+        format!(
+            "<chunkyard.AsType {} of {}>",
+            self.dt.numpy_name(),
+            self.array.bind(py).get().__repr__()
+        )
+    }
+}
+
+/// `Array.iter_blocks()`: chunks in storage order, read ahead by a thread.
+#[pyclass(module = "chunkyard", name = "BlockIterator", frozen)]
+struct PyBlockIter {
+    /// `None` once exhausted or failed.
+    rx: Mutex<Option<Receiver<BlockMsg>>>,
+    dtype: Py<PyArrayDescr>,
+}
+
+impl Drop for PyBlockIter {
+    fn drop(&mut self) {
+        // Closing the channel stops the reader at its next send. It is not
+        // joined (its handle was dropped at the spawn): that would wait,
+        // holding the GIL, for the read under way; the thread ends on its
+        // own, its handle clone keeping the store open until then.
+        self.rx.lock().take();
+    }
+}
+
+#[pymethods]
+impl PyBlockIter {
+    fn __iter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyTuple>>> {
+        // Taken out while waiting: `recv` runs without the GIL, and the
+        // lock is never held across it.
+        let Some(rx) = self.rx.lock().take() else {
+            return Ok(None);
+        };
+        let (rx, got) = py.detach(move || {
+            let got = rx.recv();
+            (rx, got)
+        });
+        let (origin, extent, bytes) = match got {
+            Err(_) => return Ok(None), // the reader is done
+            Ok(Err(what)) => return Err(panic_error(what)),
+            Ok(Ok(Err(e))) => return Err(to_py(e)),
+            Ok(Ok(Ok(b))) => {
+                *self.rx.lock() = Some(rx);
+                b
+            }
+        };
+        let shape = usize_shape(&extent)?;
+        let out = py
+            .import("numpy")?
+            .call_method1("empty", (PyTuple::new(py, &shape)?, self.dtype.bind(py)))?;
+        {
+            let flat = as_byte_array(py, &out)?;
+            let mut rw = flat.try_readwrite().map_err(borrow_error)?;
+            rw.as_slice_mut()
+                .map_err(|e| PyRuntimeError::new_err(e.to_string()))?
+                .copy_from_slice(&bytes);
+        }
+        let slices = origin
+            .iter()
+            .zip(&extent)
+            .map(|(&o, &n)| PySlice::new(py, o as isize, (o + n) as isize, 1))
+            .collect::<Vec<_>>();
+        Ok(Some(PyTuple::new(
+            py,
+            [PyTuple::new(py, slices)?.into_any(), out],
+        )?))
+    }
+}
+
 /// An array on disk (npy or Zarr), read and written with numpy indexing.
 #[pyclass(module = "chunkyard", name = "Array", frozen)]
 struct PyArrayObj {
@@ -241,6 +799,8 @@ struct PyArrayObj {
     /// never hold this lock while the GIL is released.
     handle: Mutex<Option<ArrayHandle>>,
     read_only: bool,
+    /// The `Cache` object the array was given (or the global one's).
+    cache: Py<PyCache>,
     dtype: Py<PyArrayDescr>,
     path: String,
     /// `repr(path)`, for `__repr__`.
@@ -248,7 +808,13 @@ struct PyArrayObj {
 }
 
 impl PyArrayObj {
-    fn new(py: Python<'_>, h: ArrayHandle, read_only: bool, path: String) -> PyResult<Self> {
+    fn new(
+        py: Python<'_>,
+        h: ArrayHandle,
+        read_only: bool,
+        cache: Py<PyCache>,
+        path: String,
+    ) -> PyResult<Self> {
         let np = py.import("numpy")?;
         let dtype = np
             .call_method1("dtype", (h.dtype().numpy_name(),))?
@@ -258,6 +824,7 @@ impl PyArrayObj {
         Ok(PyArrayObj {
             handle: Mutex::new(Some(h)),
             read_only,
+            cache,
             dtype,
             path,
             path_repr,
@@ -269,6 +836,94 @@ impl PyArrayObj {
             .lock()
             .clone()
             .ok_or_else(|| PyValueError::new_err("I/O operation on a closed chunkyard array"))
+    }
+
+    fn check_writable(&self) -> PyResult<()> {
+        if self.read_only {
+            return Err(UnsupportedOperation::new_err(format!(
+                "{}: the array is open read-only (mode='r'); open it with mode='r+' to write",
+                self.path
+            )));
+        }
+        Ok(())
+    }
+
+    /// A reduction through the library's parallel engine, with the GIL
+    /// released: over everything (`axis=None`) to a numpy scalar, or along
+    /// one axis to a numpy array (a scalar for a 1-d array, as numpy).
+    fn reduce_py<'py>(
+        &self,
+        py: Python<'py>,
+        op: Reduction,
+        axis: Option<&Bound<'py, PyAny>>,
+        keepdims: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let r = self.reduce_raw(py, op, axis)?;
+        if !keepdims {
+            return Ok(r);
+        }
+        // numpy's keepdims: the reduced axes stay, with length 1.
+        let np = py.import("numpy")?;
+        let ndim = self.handle()?.ndim();
+        let kept = match axis.filter(|a| !a.is_none()) {
+            None => vec![1usize; ndim],
+            Some(a) => {
+                let k = normalize_axis(py, a, ndim)?;
+                let mut shape: Vec<usize> =
+                    self.handle()?.shape().iter().map(|&n| n as usize).collect();
+                shape[k] = 1;
+                shape
+            }
+        };
+        np.call_method1("asarray", (r,))?
+            .call_method1("reshape", (PyTuple::new(py, kept)?,))
+    }
+
+    fn reduce_raw<'py>(
+        &self,
+        py: Python<'py>,
+        op: Reduction,
+        axis: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let h = self.handle()?;
+        let all = ResolvedSelection::full(&h.shape());
+        let np = py.import("numpy")?;
+        let rdt = op.result_dtype(h.dtype());
+        let rdtype = np.call_method1("dtype", (rdt.numpy_name(),))?;
+        let axis = match axis {
+            Some(a) if !a.is_none() => Some(normalize_axis(py, a, h.ndim())?),
+            _ => None,
+        };
+        let Some(axis) = axis else {
+            let v = py.detach(|| guarded(|| chunkyard::reduce(&h, &all, op, &|_| ())))?;
+            let scalar = rdtype.getattr("type")?;
+            return match v {
+                Scalar::Bool(b) => scalar.call1((b,)),
+                // Exact in 128 bits; numpy's int64/uint64 result wraps, and
+                // so does this one (two's complement: the low 64 bits).
+                Scalar::Int(i) if rdt == DType::U64 => scalar.call1((i as u64,)),
+                // int64 sums wrap the same way; min/max of a narrower
+                // integer type are in range.
+                Scalar::Int(i) => scalar.call1((i as i64,)),
+                Scalar::Float(x) => scalar.call1((x,)),
+            };
+        };
+        let r = py.detach(|| guarded(|| chunkyard::reduce_axis(&h, &all, axis, op, &|_| ())))?;
+        let shape = usize_shape(&r.shape)?;
+        let rdtype = np.call_method1("dtype", (r.dtype.numpy_name(),))?;
+        let out = np.call_method1("empty", (PyTuple::new(py, &shape)?, &rdtype))?;
+        {
+            let flat = as_byte_array(py, &out)?;
+            let mut rw = flat.try_readwrite().map_err(borrow_error)?;
+            rw.as_slice_mut()
+                .map_err(|e| PyRuntimeError::new_err(e.to_string()))?
+                .copy_from_slice(&r.data);
+        }
+        if shape.is_empty() {
+            // numpy reduces a 1-d array along its axis to a scalar.
+            return out.get_item(PyTuple::empty(py));
+        }
+        Ok(out)
     }
 
     fn resolve(&self, h: &ArrayHandle, key: &Bound<'_, PyAny>) -> PyResult<ResolvedSelection> {
@@ -340,6 +995,13 @@ impl PyArrayObj {
         self.read_only
     }
 
+    /// The `Cache` holding the array's chunks: the one given to
+    /// `create`/`open`, or `chunkyard.global_cache()`.
+    #[getter]
+    fn cache(&self, py: Python<'_>) -> Py<PyCache> {
+        self.cache.clone_ref(py)
+    }
+
     /// numpy's array protocol: the whole array read into a new numpy array
     /// (`np.asarray(a)`), cast to `dtype` if given. `copy=False` is refused
     /// with `ValueError`, as h5py and zarr do: the data is on disk, so
@@ -403,7 +1065,7 @@ impl PyArrayObj {
         let sel = self.resolve(&h, key)?;
         let shape = usize_shape(&sel.out_shape())?;
         let arr = read_numpy(py, &h, &sel, &shape)?;
-        if sel.is_point() {
+        if is_scalar_index(key, &sel) {
             // An element is a numpy scalar, as numpy and h5py return it.
             return arr.get_item(PyTuple::empty(py));
         }
@@ -416,12 +1078,7 @@ impl PyArrayObj {
         key: &Bound<'_, PyAny>,
         value: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
-        if self.read_only {
-            return Err(UnsupportedOperation::new_err(format!(
-                "{}: the array is open read-only (mode='r'); open it with mode='r+' to write",
-                self.path
-            )));
-        }
+        self.check_writable()?;
         let h = self.handle()?;
         let sel = self.resolve(&h, key)?;
         let np = py.import("numpy")?;
@@ -453,10 +1110,7 @@ impl PyArrayObj {
                 (tmp, false)
             }
         };
-        let flat = src
-            .call_method1("reshape", (-1,))?
-            .call_method1("view", (numpy::dtype::<u8>(py),))?
-            .cast_into::<PyArray1<u8>>()?;
+        let flat = as_byte_array(py, &src)?;
         let ro = flat.try_readonly().map_err(borrow_error)?;
         let bytes = ro
             .as_slice()
@@ -469,6 +1123,336 @@ impl PyArrayObj {
         } else {
             py.detach(|| guarded(|| h.write_bytes(&sel, bytes)))
         }
+    }
+
+    /// Changes the shape. chunkyard grows and shrinks the first axis only:
+    /// `resize(n)` sets its length, `resize((n, ...))` or `resize(n, ...)`
+    /// (zarr's spellings) name the whole shape, whose other axes must stay
+    /// as they are. New rows read as the fill value; the new shape is
+    /// durable on return.
+    #[pyo3(signature = (*shape))]
+    fn resize(&self, py: Python<'_>, shape: &Bound<'_, PyTuple>) -> PyResult<()> {
+        self.check_writable()?;
+        let h = self.handle()?;
+        let old = h.shape();
+        // (the numbers, whether they name the whole shape)
+        let (given, whole): (Vec<i64>, bool) = match shape.len() {
+            0 => return Err(PyTypeError::new_err("resize() needs the new shape")),
+            1 => {
+                let one = shape.get_item(0)?;
+                match one.extract::<i64>() {
+                    Ok(n) => (vec![n], false),
+                    Err(_) => one.extract::<Vec<i64>>().map(|v| (v, true)).map_err(|_| {
+                        PyTypeError::new_err(format!(
+                            "resize() takes a shape (a tuple of ints) or a length, not {}",
+                            one.get_type()
+                                .name()
+                                .map(|n| n.to_string())
+                                .unwrap_or_default()
+                        ))
+                    })?,
+                }
+            }
+            _ => shape
+                .extract::<Vec<i64>>()
+                .map(|v| (v, true))
+                .map_err(|_| {
+                    PyTypeError::new_err("resize() takes a shape (a tuple of ints) or a length")
+                })?,
+        };
+        if old.is_empty() {
+            return Err(PyValueError::new_err("a 0-d array cannot be resized"));
+        }
+        if given.is_empty() {
+            return Err(PyValueError::new_err("resize() needs a non-empty shape"));
+        }
+        if given.iter().any(|&n| n < 0) {
+            return Err(PyValueError::new_err(format!(
+                "a shape cannot be negative, got {given:?}"
+            )));
+        }
+        let len = given[0] as u64;
+        let trailing_kept = !whole
+            || (given.len() == old.len()
+                && given[1..]
+                    .iter()
+                    .zip(&old[1..])
+                    .all(|(&g, &o)| g as u64 == o));
+        if !trailing_kept {
+            return Err(PyValueError::new_err(format!(
+                "cannot resize an array of shape {old:?} to {given:?}: chunkyard changes the \
+                 first axis only (the new shape must be ({len}, {}))",
+                old[1..]
+                    .iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        py.detach(|| guarded(|| h.resize(len)))
+    }
+
+    /// Appends `data` along the first axis and returns the new shape (as
+    /// zarr's `append`). `data` has the array's axes after the first, with
+    /// any first length, or is one row (one axis less); it is cast to the
+    /// array's dtype as numpy's assignment casts. `axis` must be 0 (the
+    /// axis chunkyard can grow). Appends from several threads get
+    /// disjoint rows.
+    #[pyo3(signature = (data, axis=0))]
+    fn append<'py>(
+        &self,
+        py: Python<'py>,
+        data: &Bound<'py, PyAny>,
+        axis: i64,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        self.check_writable()?;
+        let h = self.handle()?;
+        let shape = h.shape();
+        let ndim = shape.len() as i64;
+        if ndim == 0 {
+            return Err(PyValueError::new_err(
+                "a 0-d array has no axis to append along",
+            ));
+        }
+        if axis != 0 && axis != -ndim {
+            return Err(PyValueError::new_err(format!(
+                "chunkyard appends along axis 0 only (the axis it can grow), got axis={axis}"
+            )));
+        }
+        let np = py.import("numpy")?;
+        let given = np.call_method1("asarray", (data,))?;
+        let given_shape: Vec<usize> = given.getattr("shape")?.extract()?;
+        let trailing = &shape[1..];
+        let rows = if given_shape.len() == shape.len()
+            && given_shape[1..]
+                .iter()
+                .zip(trailing)
+                .all(|(&g, &t)| g as u64 == t)
+        {
+            given_shape[0] as u64
+        } else if given_shape.len() + 1 == shape.len()
+            && given_shape
+                .iter()
+                .zip(trailing)
+                .all(|(&g, &t)| g as u64 == t)
+        {
+            1
+        } else {
+            return Err(PyValueError::new_err(format!(
+                "cannot append data of shape {given_shape:?} to an array of shape {shape:?}: \
+                 the data needs the array's trailing axes {trailing:?} with any first length, \
+                 or is one row of shape {trailing:?}"
+            )));
+        };
+        let src = native_contiguous(py, &given, self.dtype.bind(py))?;
+        let flat = as_byte_array(py, &src)?;
+        let ro = flat.try_readonly().map_err(borrow_error)?;
+        let bytes = ro
+            .as_slice()
+            .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+        let new_shape = py.detach(|| {
+            guarded(|| {
+                let start = h.reserve_rows(rows)?;
+                let mut axes = ResolvedSelection::full(&h.shape()).axes().to_vec();
+                axes[0] = AxisSel::Range {
+                    start,
+                    step: 1,
+                    count: rows,
+                };
+                h.write_bytes(&ResolvedSelection::from_axes(axes), bytes)?;
+                Ok(h.shape())
+            })
+        })?;
+        PyTuple::new(py, new_shape)
+    }
+
+    /// How much memory the array costs, a dict: `logical_bytes` (numpy's
+    /// nbytes), `resident_bytes` (its chunks in the cache),
+    /// `dirty_bytes` (of those, not yet written), `overhead_bytes`
+    /// (bookkeeping), `stored_bytes` (on disk; None if unknown),
+    /// `cache_budget_bytes` and `cache_resident_bytes` (the shared cache).
+    fn memory_report<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let h = self.handle()?;
+        let r = py.detach(|| h.memory_report());
+        let d = PyDict::new(py);
+        d.set_item("logical_bytes", r.logical_bytes)?;
+        d.set_item("resident_bytes", r.resident_bytes)?;
+        d.set_item("dirty_bytes", r.dirty_bytes)?;
+        d.set_item("overhead_bytes", r.overhead_bytes)?;
+        d.set_item("stored_bytes", r.stored_bytes)?;
+        d.set_item("cache_budget_bytes", r.cache_budget_bytes)?;
+        d.set_item("cache_resident_bytes", r.cache_resident_bytes)?;
+        Ok(d)
+    }
+
+    /// Sum (NaN propagates). Integers and bools give an `int64` (unsigned:
+    /// `uint64`) that wraps as numpy's; floats a `float64`, summed in
+    /// `float64`. `axis`: None (all elements) or an int (negative counts
+    /// from the end) giving a numpy array without that axis; `keepdims`
+    /// keeps the reduced axes with length 1, as numpy.
+    #[pyo3(signature = (axis=None, keepdims=false))]
+    fn sum<'py>(
+        &self,
+        py: Python<'py>,
+        axis: Option<&Bound<'py, PyAny>>,
+        keepdims: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.reduce_py(py, Reduction::Sum, axis, keepdims)
+    }
+
+    /// Sum skipping NaN (0 for none), as `numpy.nansum`.
+    #[pyo3(signature = (axis=None, keepdims=false))]
+    fn nansum<'py>(
+        &self,
+        py: Python<'py>,
+        axis: Option<&Bound<'py, PyAny>>,
+        keepdims: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.reduce_py(py, Reduction::NanSum, axis, keepdims)
+    }
+
+    /// Arithmetic mean, `float64` (NaN propagates; NaN for no elements).
+    #[pyo3(signature = (axis=None, keepdims=false))]
+    fn mean<'py>(
+        &self,
+        py: Python<'py>,
+        axis: Option<&Bound<'py, PyAny>>,
+        keepdims: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.reduce_py(py, Reduction::Mean, axis, keepdims)
+    }
+
+    /// Mean of the elements that are not NaN, as `numpy.nanmean`.
+    #[pyo3(signature = (axis=None, keepdims=false))]
+    fn nanmean<'py>(
+        &self,
+        py: Python<'py>,
+        axis: Option<&Bound<'py, PyAny>>,
+        keepdims: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.reduce_py(py, Reduction::NanMean, axis, keepdims)
+    }
+
+    /// Smallest element, of the array's dtype (NaN propagates); no
+    /// elements is a `ValueError`, as in numpy.
+    #[pyo3(signature = (axis=None, keepdims=false))]
+    fn min<'py>(
+        &self,
+        py: Python<'py>,
+        axis: Option<&Bound<'py, PyAny>>,
+        keepdims: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.reduce_py(py, Reduction::Min, axis, keepdims)
+    }
+
+    /// Smallest element that is not NaN (NaN if all are), as `numpy.nanmin`.
+    #[pyo3(signature = (axis=None, keepdims=false))]
+    fn nanmin<'py>(
+        &self,
+        py: Python<'py>,
+        axis: Option<&Bound<'py, PyAny>>,
+        keepdims: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.reduce_py(py, Reduction::NanMin, axis, keepdims)
+    }
+
+    /// Largest element, of the array's dtype (NaN propagates).
+    #[pyo3(signature = (axis=None, keepdims=false))]
+    fn max<'py>(
+        &self,
+        py: Python<'py>,
+        axis: Option<&Bound<'py, PyAny>>,
+        keepdims: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.reduce_py(py, Reduction::Max, axis, keepdims)
+    }
+
+    /// Largest element that is not NaN (NaN if all are), as `numpy.nanmax`.
+    #[pyo3(signature = (axis=None, keepdims=false))]
+    fn nanmax<'py>(
+        &self,
+        py: Python<'py>,
+        axis: Option<&Bound<'py, PyAny>>,
+        keepdims: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.reduce_py(py, Reduction::NanMax, axis, keepdims)
+    }
+
+    /// Number of elements that are not NaN, `int64` (numpy:
+    /// `np.count_nonzero(~np.isnan(x), axis=axis)`).
+    #[pyo3(signature = (axis=None, keepdims=false))]
+    fn count<'py>(
+        &self,
+        py: Python<'py>,
+        axis: Option<&Bound<'py, PyAny>>,
+        keepdims: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.reduce_py(py, Reduction::Count, axis, keepdims)
+    }
+
+    /// A view of the array cast to `dtype` (numpy's `astype` rules, NaN to
+    /// an integer gives 0): index it, `np.asarray` it, or `save_as` it to a
+    /// new file. No I/O until then.
+    fn astype(slf: &Bound<'_, Self>, dtype: &Bound<'_, PyAny>) -> PyResult<PyCastView> {
+        let py = slf.py();
+        slf.get().handle()?;
+        let (dt, descr) = numpy_dtype(py, dtype)?;
+        Ok(PyCastView {
+            array: slf.clone().unbind(),
+            dt,
+            dtype: descr,
+        })
+    }
+
+    /// Writes a copy of the array to `path` (format from the extension)
+    /// and returns it open for reading and writing (see `AsType.save_as`).
+    #[pyo3(signature = (path, chunks=None, codec=None, fill_value=None, overwrite=false, cache=None))]
+    #[allow(clippy::too_many_arguments)] // save_as()'s keywords, one each
+    fn save_as(
+        &self,
+        py: Python<'_>,
+        path: PathBuf,
+        chunks: Option<&Bound<'_, PyAny>>,
+        codec: Option<&str>,
+        fill_value: Option<&Bound<'_, PyAny>>,
+        overwrite: bool,
+        cache: Option<Py<PyCache>>,
+    ) -> PyResult<PyArrayObj> {
+        let dt = self.handle()?.dtype();
+        save_copy(
+            py, self, dt, path, chunks, codec, fill_value, overwrite, cache,
+        )
+    }
+
+    /// Iterates over the array's chunks in storage order (row-major over
+    /// the chunk grid), yielding `(selection, block)`: a tuple of slices
+    /// and the numpy array `a[selection]`. A background thread reads up to
+    /// two blocks ahead with the GIL released, so work on one block
+    /// overlaps the reading of the next; blocks bypass the cache.
+    fn iter_blocks(&self, py: Python<'_>) -> PyResult<PyBlockIter> {
+        let h = self.handle()?;
+        let grid = ChunkGrid::new(&h.shape(), h.chunks(), h.dtype().size()).map_err(to_py)?;
+        let (tx, rx) = sync_channel::<BlockMsg>(2);
+        // Builder, not thread::spawn: a thread the OS refuses is an
+        // OSError, not a panic.
+        let spawned = std::thread::Builder::new()
+            .name("chunkyard-blocks".into())
+            .spawn(move || {
+                for coord in grid.chunk_coords() {
+                    let origin = grid.chunk_origin(&coord).to_vec();
+                    let extent = grid.chunk_extent(&coord).to_vec();
+                    let block = read_block(&h, &origin, &extent);
+                    let failed = !matches!(block, Ok(Ok(_)));
+                    if tx.send(block).is_err() || failed {
+                        return;
+                    }
+                }
+            });
+        spawned.map_err(|e| PyOSError::new_err(format!("cannot start the block reader: {e}")))?;
+        Ok(PyBlockIter {
+            rx: Mutex::new(Some(rx)),
+            dtype: self.dtype.clone_ref(py),
+        })
     }
 
     /// Writes every dirty chunk to disk and makes it durable: when this
@@ -507,7 +1491,8 @@ impl PyArrayObj {
 /// `create` of `chunkyard/__init__.py`, after it normalised the arguments:
 /// `dtype` is a numpy type name (`float32`), `fill` native-order bytes.
 #[pyfunction]
-#[pyo3(signature = (path, shape, dtype, chunks, fill, overwrite))]
+#[pyo3(signature = (path, shape, dtype, chunks, fill, codec, overwrite, cache))]
+#[allow(clippy::too_many_arguments)] // create()'s keywords, one each
 fn _create(
     py: Python<'_>,
     path: PathBuf,
@@ -515,13 +1500,20 @@ fn _create(
     dtype: &str,
     chunks: Option<Vec<u64>>,
     fill: Option<Vec<u8>>,
+    codec: Option<&str>,
     overwrite: bool,
+    cache: Option<Py<PyCache>>,
 ) -> PyResult<PyArrayObj> {
-    let dt = DType::ALL
-        .into_iter()
-        .find(|d| d.numpy_name() == dtype)
-        .ok_or_else(|| PyValueError::new_err(format!("unsupported dtype {dtype:?}")))?;
-    let mut opts = ArrayOptions::new(&shape).overwrite(overwrite);
+    let dt = dtype_named(dtype)?;
+    let cache = cache_arg(py, cache)?;
+    let codec = match codec {
+        None => Codec::None,
+        Some(text) => text.parse::<Codec>().map_err(to_py)?,
+    };
+    let mut opts = ArrayOptions::new(&shape)
+        .overwrite(overwrite)
+        .codec(codec)
+        .cache(cache.get().cache.clone());
     if let Some(c) = chunks {
         opts = opts.chunks(c);
     }
@@ -530,12 +1522,26 @@ fn _create(
     }
     let shown = path.display().to_string();
     let h = py.detach(|| guarded(|| ArrayHandle::create(&path, dt, &opts)))?;
-    PyArrayObj::new(py, h, false, shown)
+    PyArrayObj::new(py, h, false, cache, shown)
+}
+
+/// The library's dtype of a numpy type name (`float32`).
+fn dtype_named(name: &str) -> PyResult<DType> {
+    DType::ALL
+        .into_iter()
+        .find(|d| d.numpy_name() == name)
+        .ok_or_else(|| PyValueError::new_err(format!("unsupported dtype {name:?}")))
 }
 
 /// `open` of `chunkyard/__init__.py`.
 #[pyfunction]
-fn _open(py: Python<'_>, path: PathBuf, read_only: bool) -> PyResult<PyArrayObj> {
+#[pyo3(signature = (path, read_only, cache))]
+fn _open(
+    py: Python<'_>,
+    path: PathBuf,
+    read_only: bool,
+    cache: Option<Py<PyCache>>,
+) -> PyResult<PyArrayObj> {
     let shown = path.display().to_string();
     if !path.exists() {
         // Format::from_path looks at a directory's metadata before the
@@ -547,9 +1553,12 @@ fn _open(py: Python<'_>, path: PathBuf, read_only: bool) -> PyResult<PyArrayObj>
             shown,
         )));
     }
-    let opts = OpenOptions::new().read_only(read_only);
+    let cache = cache_arg(py, cache)?;
+    let opts = OpenOptions::new()
+        .read_only(read_only)
+        .cache(cache.get().cache.clone());
     let h = py.detach(|| guarded(|| ArrayHandle::open(&path, &opts)))?;
-    PyArrayObj::new(py, h, read_only, shown)
+    PyArrayObj::new(py, h, read_only, cache, shown)
 }
 
 /// Panics inside [`guarded`]: lets the tests check that a panic in the
@@ -559,12 +1568,60 @@ fn _panic_for_tests(py: Python<'_>) -> PyResult<()> {
     py.detach(|| guarded(|| -> chunkyard::Result<()> { panic!("a panic for the tests") }))
 }
 
+/// Raises the Python exception of one library error kind: lets the tests
+/// check the mapping of kinds they cannot provoke through a file (a store
+/// failure, a poisoned array, an errno only a non-root user gets).
+#[pyfunction]
+fn _raise_for_tests(py: Python<'_>, kind: &str) -> PyResult<()> {
+    let path = std::path::PathBuf::from("some/file.npy");
+    let errno = |code| Error::io(&path, std::io::Error::from_raw_os_error(code));
+    let e = match kind {
+        "enoent" => errno(2),
+        "eacces" => errno(13),
+        "eexist" => errno(17),
+        "eisdir" => errno(21),
+        "eio" => errno(5),
+        "enospc" => errno(28),
+        "kind_permission" => Error::io(
+            &path,
+            std::io::Error::new(std::io::ErrorKind::PermissionDenied, "made up"),
+        ),
+        "kind_eof" => Error::io(
+            &path,
+            std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "made up"),
+        ),
+        "format" => Error::format(&path, "not a .npy file"),
+        "store" => Error::Store {
+            backend: "zarr",
+            message: "the store failed".into(),
+        },
+        "poisoned" => Error::Poisoned("an earlier write-back failed".into()),
+        "dtype" => Error::DTypeMismatch {
+            expected: DType::F32,
+            actual: DType::I16,
+        },
+        "shape" => Error::ShapeMismatch {
+            message: "[2, 3] vs [3, 2]".into(),
+        },
+        "invalid" => Error::invalid("a bad option"),
+        "unsupported" => Error::Unsupported("a feature".into()),
+        other => {
+            return Err(PyValueError::new_err(format!("unknown kind {other:?}")));
+        }
+    };
+    py.detach(|| guarded(|| -> chunkyard::Result<()> { Err(e) }))
+}
+
 #[pymodule]
 fn _chunkyard(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyArrayObj>()?;
+    m.add_class::<PyCache>()?;
+    m.add_class::<PyCastView>()?;
+    m.add_class::<PyBlockIter>()?;
+    m.add("_global_cache", global_cache(m.py())?)?;
     m.add_function(wrap_pyfunction!(_create, m)?)?;
     m.add_function(wrap_pyfunction!(_open, m)?)?;
     m.add_function(wrap_pyfunction!(_panic_for_tests, m)?)?;
-    m.add("FormatError", m.py().get_type::<FormatError>())?;
+    m.add_function(wrap_pyfunction!(_raise_for_tests, m)?)?;
     Ok(())
 }
