@@ -162,5 +162,6 @@ pub struct OperationsDoc;
 pub mod internals {
     pub use crate::layout::{c_strides, copy_region};
     pub use crate::store::extract_region;
+    pub use crate::store::zarr::blosc;
     pub use crate::store::zarr::lz4;
 }

@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use chunkyard::internals::lz4;
+use chunkyard::internals::{blosc, lz4};
 use chunkyard::{ArrayHandle, ArrayOptions, ChunkCache, Codec, DType, OpenOptions};
 
 /// Runs Python with zarr and numcodecs; fails the test if they are missing.
@@ -31,6 +31,17 @@ fn zpython(code: &str) -> String {
     let prelude = "import warnings; warnings.filterwarnings('ignore')\n\
                    import numpy as np, zarr, numcodecs, numcodecs.zarr3, json\n";
     crate::common::python(&format!("{prelude}{code}"))
+}
+
+/// Runs Python with zarr and TensorStore, every warning an error.
+fn strict_python(code: &str) -> String {
+    let prelude = "import warnings; warnings.simplefilter('error')\n\
+                   import numpy as np, zarr, tensorstore as ts\n";
+    crate::common::python_with(
+        &["numpy", "zarr", "tensorstore"],
+        &format!("{prelude}{code}"),
+        &[],
+    )
 }
 
 fn p(path: &Path) -> &str {
@@ -85,12 +96,16 @@ fn write_and_check(dir: &Path, dtype: DType, codec: Codec, fill: &str) {
     drop(a);
     let codec_name = match codec {
         Codec::None => "None",
-        Codec::Lz4 => "'numcodecs.lz4'",
+        Codec::Lz4 => "'blosc'",
         Codec::Zstd { .. } => "'zstd'",
         Codec::Gzip { .. } => "'gzip'",
         _ => unreachable!(),
     };
-    zpython(&format!(
+    // Any warning is an error: zarr-python must read the array as a
+    // plain Zarr v3 array (numcodecs' codecs warn that they are not in
+    // the specification). TensorStore, which knows only the
+    // specification's codecs, reads the same elements.
+    strict_python(&format!(
         r#"
 a = zarr.open_array({path:?}, mode="r")
 assert a.metadata.zarr_format == 3
@@ -105,6 +120,19 @@ assert a.fill_value == want[6, 0, 0], a.fill_value
 names = [c.to_dict()["name"] for c in a.metadata.codecs]
 assert names[0] == "bytes", names
 assert (names[1] if len(names) > 1 else None) == {codec_name}, names
+if names[-1] == "blosc":
+    # zarr-python's BloscCodec defaults for the dtype: typesize = item
+    # size, bit shuffle for one-byte types, byte shuffle otherwise.
+    c = a.metadata.codecs[1].to_dict()["configuration"]
+    size = np.dtype('{np}').itemsize
+    want_c = dict(cname="lz4", clevel=5, typesize=size, blocksize=0,
+                  shuffle="bitshuffle" if size == 1 else "shuffle")
+    assert c == want_c, c
+t = ts.open({{"driver": "zarr3", "kvstore": {{"driver": "file", "path": {path:?}}}}},
+            open=True, read=True).result()
+assert t.dtype.numpy_dtype == np.dtype('{np}'), t.dtype
+got = t.read().result()
+assert (got == want).all(), ("tensorstore", got, want)
 "#,
         path = p(&path),
         np = dtype.numpy_name(),
@@ -175,6 +203,89 @@ assert bytes(dec) == bytes.fromhex("{}"), "numcodecs decodes our frame"
     ));
 }
 
+#[test]
+fn blosc_frames_match_numcodecs_both_ways() {
+    // numcodecs (c-blosc) encodes every shuffle, type size and compressor
+    // chunkyard decodes, with one block or several (a forced block size,
+    // leaving a leftover block, elements not a multiple of 8 in it), split
+    // or not (zstd never splits), compressible or not; we decode. Then we
+    // encode the same data and numcodecs decodes it.
+    let out = zpython(
+        r#"
+import numcodecs.blosc as nb
+rng = np.random.default_rng(5)
+for n in [0, 100, 1000, 5003, 40000, 300001]:
+    smooth = ((np.arange(n) // 3) % 251).astype('u1').tobytes()
+    noise = rng.integers(0, 256, n, dtype='u1').tobytes()
+    for data in [smooth, noise]:
+        for cname in ["lz4", "lz4hc", "zstd", "zlib"]:
+            for shuffle in [0, 1, 2]:
+                for ts in [1, 2, 4, 8]:
+                    for bs in [0, 256, 6000]:
+                        if bs and n < 1000: continue
+                        enc = numcodecs.Blosc(cname=cname, clevel=5, shuffle=shuffle, blocksize=bs, typesize=ts).encode(data)
+                        print(cname, shuffle, ts, bs, data.hex(), bytes(enc).hex())
+"#,
+    );
+    let mut cases = 0;
+    let mut ours_all = String::new();
+    for line in out.lines() {
+        let f: Vec<&str> = line.split(' ').collect();
+        let (cname, shuffle, ts, bs) = (f[0], f[1], f[2], f[3]);
+        let (data, theirs) = (unhex(f[4]), unhex(f[5]));
+        let mut got = vec![0u8; data.len()];
+        blosc::decode_into(&theirs, &mut got)
+            .unwrap_or_else(|e| panic!("{cname} shuffle {shuffle} ts {ts} bs {bs}: {e}"));
+        assert!(
+            got == data,
+            "{cname} shuffle {shuffle} ts {ts} bs {bs} n {}",
+            data.len()
+        );
+        let sh = match shuffle {
+            "0" => blosc::Shuffle::No,
+            "1" => blosc::Shuffle::Byte,
+            _ => blosc::Shuffle::Bit,
+        };
+        let c = match cname {
+            "lz4" => blosc::Compressor::Lz4,
+            "lz4hc" => blosc::Compressor::Lz4hc,
+            "zstd" => blosc::Compressor::Zstd,
+            _ => blosc::Compressor::Zlib,
+        };
+        let ours =
+            blosc::encode(&data, ts.parse().unwrap(), sh, c, 5, bs.parse().unwrap()).unwrap();
+        // Same header fields as c-blosc (flags, type size, sizes), bar
+        // the frame length: lz4_flex and LZ4 compress differently.
+        if cname == "lz4" {
+            assert_eq!(
+                ours[..12],
+                theirs[..12],
+                "{cname} {shuffle} {ts} {bs} header"
+            );
+        }
+        ours_all.push_str(&format!("{};{}\n", hex(&data), hex(&ours)));
+        cases += 1;
+    }
+    assert!(cases > 500, "{cases} cases");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ours.txt");
+    std::fs::write(&file, ours_all).unwrap();
+    zpython(&format!(
+        r#"
+n = 0
+for line in open({file:?}):
+    data, ours = line.strip().split(';')
+    if not data:
+        continue  # numcodecs refuses to decode empty frames, even its own
+    dec = numcodecs.Blosc().decode(bytes.fromhex(ours))
+    assert bytes(dec) == bytes.fromhex(data), n
+    n += 1
+assert n > 500
+"#,
+        file = p(&file)
+    ));
+}
+
 /// Opens a zarr-python array and its expected contents (saved by numpy)
 /// through chunkyard and compares them element for element.
 fn assert_same(zarr: &Path, npy: &Path) {
@@ -208,9 +319,9 @@ fn chunkyard_reads_v3_and_v2_arrays_zarr_python_writes() {
 import os
 d = {d:?}
 cases = []
-def case(name, dtype, fill, **kw):
+def case(name, dtype, fill, chunks=(4, 3, 5), **kw):
     path = os.path.join(d, name + ".zarr")
-    shape, chunks = (9, 10, 7), (4, 3, 5)
+    shape = (9, 10, 7)
     a = zarr.create_array(path, shape=shape, chunks=chunks, dtype=dtype, fill_value=fill, **kw)
     n = 8 * 10 * 7
     v = (np.arange(n) * 7 + 3) % 120
@@ -235,6 +346,24 @@ case("v2-default", "float64", 1.25, zarr_format=2)
 case("v2-none", "int16", -2, zarr_format=2, compressors=None)
 case("v2-lz4", "int32", 5, zarr_format=2, compressors=numcodecs.LZ4())
 case("v2-blosc", "uint8", 3, zarr_format=2, compressors=numcodecs.Blosc(cname="lz4"))
+B = zarr.codecs.BloscCodec
+# Blosc with LZ4 as zarr-python writes it: its defaults per dtype (bit
+# shuffle for one byte, byte shuffle otherwise), each shuffle explicitly,
+# blocks too small to split and whole chunks that split (630 elements,
+# typesize <= 16), several blocks (a forced block size), zstd and zlib
+# inside, and v2 (numcodecs' Blosc) with bit shuffle.
+for dt in ["uint8", "bool", "int16", "float32", "float64"]:
+    case("v3-blosc-lz4-" + dt, dt, 1, compressors=B(cname="lz4"))
+    case("v3-blosc-lz4-split-" + dt, dt, 1, chunks=(9, 10, 7), compressors=B(cname="lz4"))
+for sh in ["noshuffle", "shuffle", "bitshuffle"]:
+    for ch in [(4, 3, 5), (9, 10, 7)]:
+        case("v3-blosc-" + sh + "-" + str(ch[0]), "int32", 2, chunks=ch, compressors=B(cname="lz4", shuffle=sh))
+case("v3-blosc-blocks", "float64", 2, chunks=(9, 10, 7), compressors=B(cname="lz4", blocksize=1024))
+case("v3-blosc-zstd", "uint16", 2, chunks=(9, 10, 7), compressors=B())
+case("v3-blosc-zlib", "int64", 2, chunks=(9, 10, 7), compressors=B(cname="zlib"))
+case("v3-blosc-lz4hc", "float32", 2, chunks=(9, 10, 7), compressors=B(cname="lz4hc"))
+case("v2-blosc-bit", "int16", 3, chunks=(9, 10, 7), zarr_format=2,
+     compressors=numcodecs.Blosc(cname="lz4", shuffle=numcodecs.Blosc.BITSHUFFLE))
 case("v2-zstd", "float32", 0.0, zarr_format=2, compressors=numcodecs.Zstd(level=1))
 case("v2-bigendian", ">i4", 8, zarr_format=2)
 case("v2-forder", "float32", 1.0, zarr_format=2, order="F")

@@ -15,7 +15,7 @@ use zarrs::plugin::PluginCreateError;
 use zarrs::storage::StorageError;
 
 use super::fs::DirStorage;
-use super::{ZarrInner, ZarrOptions, capped, is_zarr_dir, lz4, raw, store_error};
+use super::{ZarrInner, ZarrOptions, blosc, capped, is_zarr_dir, lz4, raw, store_error};
 use crate::chunk_grid::ChunkGrid;
 use crate::codec::Codec;
 use crate::dtype::{DType, Endian, normalize_bools};
@@ -169,6 +169,7 @@ impl ZarrInner {
         opts: &ZarrOptions,
     ) -> Result<ZarrInner> {
         lz4::register();
+        blosc::register();
         capped::register();
         let grid = grid_for(path, shape, chunks, dtype)?;
         if fill.len() != dtype.size() {
@@ -184,7 +185,7 @@ impl ZarrInner {
         };
         let compressor: Option<Arc<dyn BytesToBytesCodecTraits>> = match opts.codec {
             Codec::None => None,
-            Codec::Lz4 => Some(Arc::new(lz4::Lz4Codec::default())),
+            Codec::Lz4 => Some(Arc::new(blosc::BloscCodec::lz4(dtype.size()))),
             Codec::Zstd { level } => Some(Arc::new(capped::CappedCodec::zstd(ZstdCodec::new(
                 level, false,
             )))),
@@ -259,6 +260,7 @@ impl ZarrInner {
     /// directory `path`.
     pub(super) fn open(path: &Path, writable: bool) -> Result<ZarrInner> {
         lz4::register();
+        blosc::register();
         capped::register();
         let m = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
         if !m.is_dir() {
@@ -360,6 +362,7 @@ impl ZarrInner {
             && raw::is_raw(&array.codecs(), dtype);
         let lz4 = array.storage_transformers().create_metadatas().is_empty()
             && raw::is_lz4(&array.codecs(), dtype);
+        let blosc = raw::is_blosc(&array.codecs());
         let summary = summarize(array.metadata());
         let meta = StoreMeta {
             dtype,
@@ -381,6 +384,7 @@ impl ZarrInner {
             raw,
             files: raw::OpenFiles::new(),
             lz4,
+            blosc,
             chunk_strides,
         })
     }
