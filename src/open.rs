@@ -181,9 +181,43 @@ impl ArrayOptions {
         self
     }
 
-    /// Axis names and attributes (formats that keep them: Zarr).
+    /// Axis names and attributes (formats that keep them: Zarr both,
+    /// HDF5 attributes of numbers, booleans and strings;
+    /// [`dropped_by`](crate::dropped_by) lists what a format drops).
     pub fn labels(mut self, labels: Labels) -> Self {
         self.labels = Some(labels);
+        self
+    }
+
+    /// The labels to add to, made empty (`{}` attributes) if unset.
+    fn labels_mut(&mut self) -> &mut Labels {
+        self.labels.get_or_insert_with(|| Labels {
+            attributes: "{}".into(),
+            ..Labels::default()
+        })
+    }
+
+    /// Attributes to store with the array (see [`labels`](Self::labels)
+    /// for which formats keep what), replacing any set before.
+    pub fn attrs(mut self, attrs: crate::Attrs) -> Self {
+        self.labels_mut().attributes = serde_json::Value::Object(attrs).to_string();
+        self
+    }
+
+    /// One attribute, added to those set before.
+    pub fn attr(mut self, key: impl Into<String>, value: impl Into<crate::AttrValue>) -> Self {
+        let mut attrs = crate::attrs::parse(self.labels_mut());
+        attrs.insert(key.into(), value.into());
+        self.attrs(attrs)
+    }
+
+    /// One optional name per axis (Zarr v3 `dimension_names`).
+    pub fn dimension_names<S: Into<String>>(
+        mut self,
+        names: impl IntoIterator<Item = Option<S>>,
+    ) -> Self {
+        self.labels_mut().dimension_names =
+            Some(names.into_iter().map(|n| n.map(Into::into)).collect());
         self
     }
 
@@ -378,6 +412,7 @@ impl ArrayHandle {
                 let h5 = Hdf5Options {
                     codec: opts.codec,
                     overwrite: opts.overwrite,
+                    labels: opts.labels.clone(),
                 };
                 let name = ds.as_deref().unwrap_or(DEFAULT_DATASET);
                 Arc::new(Hdf5Store::create(

@@ -409,6 +409,8 @@ for path, fmt in [({v3:?}, 3), ({v2:?}, 2)]:
     ));
     for path in [&v3, &v2] {
         let a = chunkyard::open::<i32>(path).unwrap();
+        // v3 zarr.json and v2 .zattrs alike.
+        assert_eq!(a.attrs()["units"], "m", "{}", path.display());
         assert_eq!(a.get([0, 0]).unwrap(), 5);
         assert_eq!(a.get([5, 7]).unwrap(), -1, "fill value");
         a.fill("1:3, 2:7", 9).unwrap();

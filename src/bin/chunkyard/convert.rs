@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use chunkyard::format_bytes;
-use chunkyard::{ArrayHandle, ArrayOptions, ChunkCache, Codec, Error, Format, Result};
+use chunkyard::{ArrayHandle, ArrayOptions, ChunkCache, Codec, Error, Format, Result, dropped_by};
 
 use crate::args::{open_read, parse_shape};
 use crate::print::tuple;
@@ -42,7 +42,13 @@ pub(crate) fn run(
     if let Some(c) = chunks {
         opts = opts.chunks(parse_shape(&c, "--chunks")?);
     }
+    // Attributes and dimension names go where the destination holds
+    // them; what the source could not express, or the destination cannot
+    // hold, is said after the copy (the data is copied regardless).
+    let mut dropped = Vec::new();
     if let Some(labels) = a.store().labels() {
+        dropped.extend(labels.dropped.iter().cloned());
+        dropped.extend(dropped_by(Format::from_path(dst)?, &labels));
         opts = opts.labels(labels);
     }
     // Keep a fill value where the destination has one (.npy has none; there
@@ -67,5 +73,8 @@ pub(crate) fn run(
         format_bytes(a.memory_report().stored_bytes.unwrap_or(0)),
         format_bytes(b.memory_report().stored_bytes.unwrap_or(0)),
     );
+    for d in dropped {
+        println!("dropped {d}");
+    }
     Ok(())
 }
