@@ -393,6 +393,67 @@ print(" ".join(cases))
 }
 
 #[test]
+fn chunkyard_reads_arrays_tensorstore_writes() {
+    // TensorStore writes each codec of the specification chunkyard
+    // reads, every dtype, sharded (crc32c index at the end, as
+    // zarr-python's default) and not; rows 0..8 of 9 written.
+    let dir = tempfile::tempdir().unwrap();
+    let listing = strict_python(&format!(
+        r#"
+import os
+d = {d:?}
+B = lambda cname, shuffle: {{"name": "blosc", "configuration": {{"cname": cname, "clevel": 5,
+     "shuffle": shuffle, "typesize": 4, "blocksize": 0}}}}
+BYTES = {{"name": "bytes", "configuration": {{"endian": "little"}}}}
+cases = []
+def case(name, dtype, fill, codecs, grid=(4, 3, 5)):
+    path = os.path.join(d, name + ".zarr")
+    shape = (9, 10, 7)
+    t = ts.open({{"driver": "zarr3", "kvstore": {{"driver": "file", "path": path}},
+                 "metadata": {{"shape": shape, "data_type": dtype, "fill_value": fill,
+                              "chunk_grid": {{"name": "regular", "configuration": {{"chunk_shape": grid}}}},
+                              "codecs": codecs}}}}, create=True).result()
+    n = 8 * 10 * 7
+    v = (np.arange(n) * 7 + 3) % 120
+    v = (v % 2 == 1) if dtype == "bool" else v.astype(dtype)
+    t[0:8] = v.reshape(8, 10, 7)
+    want = np.full(shape, fill, dtype=dtype)
+    want[0:8] = v.reshape(8, 10, 7)
+    np.save(path[:-5] + ".npy", want)
+    cases.append(name)
+
+for dt in ["bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
+           "uint64", "float32", "float64"]:
+    fill = True if dt == "bool" else 1
+    case("ts-none-" + dt, dt, fill, [BYTES])
+    case("ts-blosc-" + dt, dt, fill, [BYTES, {{"name": "blosc", "configuration": {{"cname": "lz4", "clevel": 5,
+         "shuffle": "bitshuffle" if np.dtype(dt).itemsize == 1 else "shuffle",
+         "typesize": np.dtype(dt).itemsize, "blocksize": 0}}}}])
+case("ts-blosc-noshuffle", "int32", 2, [BYTES, B("lz4", "noshuffle")], grid=(9, 10, 7))
+case("ts-blosc-bitshuffle", "int32", 2, [BYTES, B("lz4", "bitshuffle")], grid=(9, 10, 7))
+case("ts-blosc-zstd", "int32", 2, [BYTES, B("zstd", "shuffle")], grid=(9, 10, 7))
+case("ts-zstd", "float64", 0.5, [BYTES, {{"name": "zstd", "configuration": {{"level": 3, "checksum": False}}}}])
+case("ts-gzip", "uint16", 3, [BYTES, {{"name": "gzip", "configuration": {{"level": 5}}}}])
+case("ts-crc32c", "int16", 3, [BYTES, {{"name": "crc32c"}}])
+for inner in [[BYTES], [BYTES, B("lz4", "shuffle")]]:
+    case("ts-sharded-" + str(len(inner)), "float32", 0.25,
+         [{{"name": "sharding_indexed", "configuration": {{"chunk_shape": [2, 3, 5],
+           "codecs": inner, "index_codecs": [BYTES, {{"name": "crc32c"}}]}}}}], grid=(4, 6, 5))
+print(" ".join(cases))
+"#,
+        d = p(dir.path())
+    ));
+    let cases: Vec<&str> = listing.split_whitespace().collect();
+    assert!(cases.len() >= 29, "{cases:?}");
+    for c in cases {
+        assert_same(
+            &dir.path().join(format!("{c}.zarr")),
+            &dir.path().join(format!("{c}.npy")),
+        );
+    }
+}
+
+#[test]
 fn writes_into_zarr_python_arrays_stay_readable_by_zarr_python() {
     let dir = tempfile::tempdir().unwrap();
     let v3 = dir.path().join("v3.zarr");
