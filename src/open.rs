@@ -97,6 +97,9 @@ pub struct ArrayOptions {
     overwrite: bool,
     codec: Codec,
     labels: Option<Labels>,
+    /// Zarr shards: the store's (and the cache's) chunk is a shard of
+    /// this shape, made of inner chunks of `chunks`' shape.
+    shards: Option<Vec<u64>>,
     /// A shape or chunk shape that could not be taken (a negative
     /// length), reported by `create`: builders do not fail.
     invalid: Option<Error>,
@@ -130,6 +133,7 @@ impl ArrayOptions {
             overwrite: false,
             codec: Codec::None,
             labels: None,
+            shards: None,
         }
     }
 
@@ -172,6 +176,21 @@ impl ArrayOptions {
     /// Byte order in the file (`.npy`).
     pub fn endian(mut self, endian: Endian) -> Self {
         self.endian = endian;
+        self
+    }
+
+    /// Zarr v3 sharding, as zarr-python's `create_array(chunks=C,
+    /// shards=S)`: each file is a shard of shape `shards` holding inner
+    /// chunks of the [`chunks`](Self::chunks) shape (which must divide
+    /// it), each encoded on its own with the codec, and an index (with
+    /// crc32c) at its end. The cache's unit is the shard; reading an
+    /// element or a tile of an uncached shard reads its index and the
+    /// inner chunks it needs. Other formats refuse it.
+    pub fn shards(mut self, shards: impl Dims) -> Self {
+        match shards.to_u64_vec() {
+            Ok(s) => self.shards = Some(s),
+            Err(e) => self.invalid = self.invalid.or(Some(e)),
+        }
         self
     }
 
@@ -355,6 +374,24 @@ impl ArrayHandle {
                 DEFAULT_CHUNK_TARGET_BYTES,
             )
         });
+        // With shards the store's chunk is the shard; `chunks` (given,
+        // or the default for the shard) is the inner chunk shape.
+        let (chunks, inner_chunks) = match &opts.shards {
+            None => (chunks, None),
+            Some(_) if format != Format::Zarr => {
+                return Err(Error::Unsupported(format!(
+                    "{}: only Zarr arrays are sharded",
+                    path.display()
+                )));
+            }
+            Some(_) if opts.chunks.is_none() => {
+                return Err(Error::invalid(format!(
+                    "{}: a sharded array needs its inner chunk shape (chunks)",
+                    path.display()
+                )));
+            }
+            Some(s) => (s.clone(), Some(chunks)),
+        };
         let store: Arc<dyn ChunkStore> = match format {
             Format::Npy => {
                 if opts.codec != Codec::None {
@@ -389,6 +426,7 @@ impl ArrayHandle {
                     endian: opts.endian,
                     overwrite: opts.overwrite,
                     labels: opts.labels.clone(),
+                    inner_chunks,
                 };
                 Arc::new(ZarrStore::create(
                     path,

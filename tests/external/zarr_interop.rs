@@ -1,8 +1,11 @@
-//! Interoperability with zarr-python 3 and numcodecs, in both directions:
-//! zarr-python reads every codec chunkyard writes, element for element;
+//! Interoperability with zarr-python 3, numcodecs and TensorStore, in
+//! both directions: zarr-python (every warning an error) and TensorStore
+//! read every codec chunkyard writes, sharded or not, element for element;
+//! chunkyard reads what TensorStore writes; Blosc frames match c-blosc's;
 //! chunkyard reads v3 and v2 arrays zarr-python wrote (partly written ones
 //! too); the LZ4 framing matches numcodecs' own bytes. Feature `interop`:
-//! these tests need `python3` with `numpy`, `zarr` (3.x) and `numcodecs`,
+//! these tests need `python3` with `numpy`, `zarr` (3.x), `numcodecs` and
+//! `tensorstore`,
 //! and fail, not skip, without them (`pip install -r requirements-dev.txt`).
 
 use std::path::Path;
@@ -78,16 +81,30 @@ fn py_values(dtype: DType) -> String {
 /// Writes everything but the last chunk along axis 0 (which stays
 /// missing) and checks zarr-python sees the data, the fill value and the
 /// codec.
-fn write_and_check(dir: &Path, dtype: DType, codec: Codec, fill: &str) {
-    let path = dir.join(format!("{}-{}-{fill}.zarr", dtype.name(), codec.name()));
+/// With `sharded`: shards (4, 4, 6) of inner chunks (2, 2, 3), the last
+/// shard along each axis partial, some inner chunks never written.
+fn write_and_check(dir: &Path, dtype: DType, codec: Codec, fill: &str, sharded: bool) {
+    let path = dir.join(format!(
+        "{}-{}-{fill}{}.zarr",
+        dtype.name(),
+        codec.name(),
+        if sharded { "-sharded" } else { "" }
+    ));
     let shape = [7u64, 5, 6];
-    let chunks = [3u64, 2, 4];
+    let (chunks, shards) = if sharded {
+        ([2u64, 2, 3], "(4, 4, 6)")
+    } else {
+        ([3u64, 2, 4], "None")
+    };
     let fill_bytes = dtype.parse_value(fill).unwrap();
-    let opts = ArrayOptions::new(shape)
+    let mut opts = ArrayOptions::new(shape)
         .chunks(chunks)
         .codec(codec)
         .fill_bytes(dtype, fill_bytes)
         .cache(ChunkCache::new(1 << 20));
+    if sharded {
+        opts = opts.shards([4u64, 4, 6]);
+    }
     let a = ArrayHandle::create(&path, dtype, &opts).unwrap();
     let sel = a.resolve("0:6").unwrap();
     let n = sel.num_elements() as usize;
@@ -110,20 +127,27 @@ fn write_and_check(dir: &Path, dtype: DType, codec: Codec, fill: &str) {
 a = zarr.open_array({path:?}, mode="r")
 assert a.metadata.zarr_format == 3
 assert a.dtype == np.dtype('{np}'), a.dtype
-assert a.shape == (7, 5, 6) and a.chunks == (3, 2, 4), (a.shape, a.chunks)
+assert a.shape == (7, 5, 6) and a.chunks == {chunks:?} and a.shards == {shards}, (a.shape, a.chunks, a.shards)
 n = 6 * 5 * 6
 want = np.full((7, 5, 6), {fillpy}, dtype='{np}')
 want[0:6] = {vals}.reshape(6, 5, 6)
 got = a[...]
 assert (got == want).all(), (got, want)
 assert a.fill_value == want[6, 0, 0], a.fill_value
-names = [c.to_dict()["name"] for c in a.metadata.codecs]
+codecs = [c.to_dict() for c in a.metadata.codecs]
+if {shards} is not None:
+    assert len(codecs) == 1 and codecs[0]["name"] == "sharding_indexed", codecs
+    conf = codecs[0]["configuration"]
+    assert conf["index_location"] == "end", conf
+    assert [c["name"] for c in conf["index_codecs"]] == ["bytes", "crc32c"], conf
+    codecs = conf["codecs"]
+names = [c["name"] for c in codecs]
 assert names[0] == "bytes", names
 assert (names[1] if len(names) > 1 else None) == {codec_name}, names
 if names[-1] == "blosc":
     # zarr-python's BloscCodec defaults for the dtype: typesize = item
     # size, bit shuffle for one-byte types, byte shuffle otherwise.
-    c = a.metadata.codecs[1].to_dict()["configuration"]
+    c = codecs[1]["configuration"]
     size = np.dtype('{np}').itemsize
     want_c = dict(cname="lz4", clevel=5, typesize=size, blocksize=0,
                   shuffle="bitshuffle" if size == 1 else "shuffle")
@@ -135,6 +159,7 @@ got = t.read().result()
 assert (got == want).all(), ("tensorstore", got, want)
 "#,
         path = p(&path),
+        chunks = (chunks[0], chunks[1], chunks[2]),
         np = dtype.numpy_name(),
         vals = py_values(dtype),
         fillpy = if dtype == DType::Bool {
@@ -145,10 +170,20 @@ assert (got == want).all(), ("tensorstore", got, want)
     ));
     // The missing chunks are not on disk (never written, not zero-filled).
     assert!(!path.join("c/2/0/0").exists());
+    if sharded {
+        // One element of an uncached shard: its index and one inner
+        // chunk, not the shard.
+        let a = ArrayHandle::open(&path, OpenOptions::new().read_only(true)).unwrap();
+        assert!(a.store().capabilities().partial_reads);
+        let mut e = vec![0u8; dtype.size()];
+        a.get_bytes(&[5, 4, 5], &mut e).unwrap();
+        let i = (5 * 5 + 4) * 6 + 5;
+        assert_eq!(e, values(dtype, i + 1)[i * dtype.size()..]);
+    }
 }
 
 #[test]
-fn zarr_python_reads_every_codec_and_dtype_chunkyard_writes() {
+fn zarr_python_and_tensorstore_read_every_codec_dtype_and_shards_chunkyard_writes() {
     let dir = tempfile::tempdir().unwrap();
     for codec in [
         Codec::None,
@@ -156,12 +191,15 @@ fn zarr_python_reads_every_codec_and_dtype_chunkyard_writes() {
         Codec::Zstd { level: 3 },
         Codec::Gzip { level: 5 },
     ] {
-        write_and_check(dir.path(), DType::F32, codec, "-1.5");
-        write_and_check(dir.path(), DType::I16, codec, "7");
+        for sharded in [false, true] {
+            write_and_check(dir.path(), DType::F32, codec, "-1.5", sharded);
+            write_and_check(dir.path(), DType::I16, codec, "7", sharded);
+        }
     }
     for dtype in DType::ALL {
         let fill = if dtype == DType::Bool { "true" } else { "9" };
-        write_and_check(dir.path(), dtype, Codec::Lz4, fill);
+        write_and_check(dir.path(), dtype, Codec::Lz4, fill, false);
+        write_and_check(dir.path(), dtype, Codec::Lz4, fill, true);
     }
 }
 

@@ -10,12 +10,13 @@ use crate::args::{open_read, parse_shape};
 use crate::print::tuple;
 use crate::progress::copy_blocks;
 
-/// `chunkyard convert SRC DST [--dtype] [--chunks] [--codec] [--overwrite]`.
+/// `chunkyard convert SRC DST [--dtype] [--chunks] [--shards] [--codec]
+/// [--overwrite]`.
 pub(crate) fn run(
     src: &Path,
     dst: &Path,
     dtype: Option<String>,
-    chunks: Option<String>,
+    (chunks, shards): (Option<String>, Option<String>),
     codec: Codec,
     overwrite: bool,
     cache: ChunkCache,
@@ -41,6 +42,9 @@ pub(crate) fn run(
         .overwrite(overwrite);
     if let Some(c) = chunks {
         opts = opts.chunks(parse_shape(&c, "--chunks")?);
+    }
+    if let Some(s) = shards {
+        opts = opts.shards(parse_shape(&s, "--shards")?);
     }
     // Attributes and dimension names go where the destination holds
     // them; what the source could not express, or the destination cannot

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use zarrs::array::codec::array_to_bytes::sharding::{ShardingCodecBuilder, ShardingIndexLocation};
 use zarrs::array::codec::{BytesCodec, GzipCodec, ZstdCodec};
 use zarrs::array::{
     Array as ZArray, ArrayBuilder, ArrayCreateError, ArrayMetadata, ArrayMetadataOptions,
@@ -199,9 +200,38 @@ impl ZarrInner {
             zarr_data_type(dtype),
             FillValue::from(fill.to_vec()),
         );
-        builder
-            .array_to_bytes_codec(Arc::new(BytesCodec::new(endian)))
-            .bytes_to_bytes_codecs(compressor.into_iter().collect());
+        let bytes = Arc::new(BytesCodec::new(endian));
+        match &opts.inner_chunks {
+            None => {
+                builder
+                    .array_to_bytes_codec(bytes)
+                    .bytes_to_bytes_codecs(compressor.into_iter().collect());
+            }
+            Some(inner) => {
+                let bad = inner.len() != chunks.len()
+                    || inner
+                        .iter()
+                        .zip(chunks)
+                        .any(|(&i, &s)| i == 0 || s % i != 0);
+                if bad {
+                    return Err(Error::invalid(format!(
+                        "{}: inner chunks {inner:?} must divide the shard shape {chunks:?} \
+                         on every axis",
+                        path.display()
+                    )));
+                }
+                let inner_shape = inner
+                    .iter()
+                    .map(|&c| std::num::NonZeroU64::new(c).expect("checked above"))
+                    .collect::<Vec<_>>();
+                let mut sharding = ShardingCodecBuilder::new(inner_shape, &zarr_data_type(dtype));
+                sharding
+                    .array_to_bytes_codec(bytes)
+                    .bytes_to_bytes_codecs(compressor.into_iter().collect())
+                    .index_location(ShardingIndexLocation::End);
+                builder.array_to_bytes_codec(sharding.build_arc());
+            }
+        }
         if let Some(labels) = &opts.labels {
             let attributes = match serde_json::from_str(&labels.attributes) {
                 Ok(serde_json::Value::Object(m)) => m,

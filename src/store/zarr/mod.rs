@@ -82,6 +82,12 @@ pub struct ZarrOptions {
     pub overwrite: bool,
     /// Dimension names and attributes to write into the metadata.
     pub labels: Option<Labels>,
+    /// Shard the array: each chunk of the store (the `chunks` given to
+    /// [`ZarrStore::create`]) is a shard of inner chunks of this shape,
+    /// which divides it; the codec applies to each inner chunk, and the
+    /// index (little-endian, crc32c) sits at the shard's end, as
+    /// zarr-python writes it.
+    pub inner_chunks: Option<Vec<u64>>,
 }
 
 impl Default for ZarrOptions {
@@ -91,6 +97,7 @@ impl Default for ZarrOptions {
             endian: Endian::Little,
             overwrite: false,
             labels: None,
+            inner_chunks: None,
         }
     }
 }

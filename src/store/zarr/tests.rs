@@ -51,6 +51,54 @@ fn conformance_every_codec() {
 }
 
 #[test]
+fn sharded_arrays_conform() {
+    // Each chunk of the suite is a shard of inner chunks half its size
+    // (where the axis is even), uncompressed and with each codec.
+    for codec in [Codec::None, Codec::Lz4, Codec::Zstd { level: 1 }] {
+        let dir = tempfile::tempdir().unwrap();
+        let n = std::sync::atomic::AtomicUsize::new(0);
+        let create = |m: &StoreMeta| -> Result<(Arc<dyn ChunkStore>, Reopen)> {
+            let i = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let path = dir.path().join(format!("a{i}.zarr"));
+            let inner = m
+                .chunks
+                .iter()
+                .map(|&c| if c % 2 == 0 { c / 2 } else { c })
+                .collect();
+            let opts = ZarrOptions {
+                codec,
+                inner_chunks: Some(inner),
+                ..ZarrOptions::default()
+            };
+            let s = ZarrStore::create(&path, m.dtype, &m.shape, &m.chunks, &m.fill, &opts)?;
+            assert!(!is_raw(&s) && !is_lz4(&s), "{codec:?}");
+            assert!(
+                s.capabilities().partial_reads,
+                "{codec:?}: inner chunks read alone"
+            );
+            let reopen: Reopen = Box::new(move || Ok(Arc::new(ZarrStore::open(&path, true)?) as _));
+            Ok((Arc::new(s) as _, reopen))
+        };
+        conformance::run_all(&Harness { create: &create });
+    }
+}
+
+#[test]
+fn shards_refuse_inner_chunks_that_do_not_divide_them() {
+    let dir = tempfile::tempdir().unwrap();
+    for inner in [vec![3u64, 2], vec![4], vec![0, 2]] {
+        let opts = ZarrOptions {
+            inner_chunks: Some(inner.clone()),
+            ..ZarrOptions::default()
+        };
+        let p = dir.path().join("a.zarr");
+        let e = ZarrStore::create(&p, DType::F32, &[8, 8], &[4, 4], &[0; 4], &opts).unwrap_err();
+        assert!(e.to_string().contains("must divide"), "{inner:?}: {e}");
+        assert!(!p.exists());
+    }
+}
+
+#[test]
 fn lz4_arrays_conform_straight() {
     // Conformance of the arrays `conformance_every_codec` reads through
     // zarrs would not fail if the straight LZ4 path were not taken.
