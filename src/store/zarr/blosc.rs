@@ -668,23 +668,67 @@ fn decompress(cname: Compressor, src: &[u8], out: &mut [u8]) -> Result<(), Strin
 /// goes to `j * n + i`; the bytes past the last whole element stay put.
 fn shuffle_bytes(ts: usize, src: &[u8], dest: &mut [u8]) {
     let n = src.len() / ts;
-    for (i, e) in src.chunks_exact(ts).enumerate() {
-        for (j, &b) in e.iter().enumerate() {
-            dest[j * n + i] = b;
+    match ts {
+        2 => shuffle_n::<2>(src, dest, n),
+        4 => shuffle_n::<4>(src, dest, n),
+        8 => shuffle_n::<8>(src, dest, n),
+        _ => {
+            for (i, e) in src.chunks_exact(ts).enumerate() {
+                for (j, &b) in e.iter().enumerate() {
+                    dest[j * n + i] = b;
+                }
+            }
         }
     }
     dest[n * ts..].copy_from_slice(&src[n * ts..]);
 }
 
+/// [`shuffle_bytes`] for a type size known at compile time: the element
+/// loop has no bounds checks left (every plane is cut to `n` first).
+fn shuffle_n<const N: usize>(src: &[u8], dest: &mut [u8], n: usize) {
+    let src = &src[..n * N];
+    let mut planes: Vec<&mut [u8]> = dest[..n * N].chunks_exact_mut(n.max(1)).collect();
+    if n == 0 {
+        return;
+    }
+    let planes: &mut [&mut [u8]; N] = (&mut planes[..]).try_into().expect("N planes");
+    for (i, e) in src.chunks_exact(N).enumerate() {
+        let e: &[u8; N] = e.try_into().expect("N bytes");
+        for j in 0..N {
+            planes[j][i] = e[j];
+        }
+    }
+}
+
 /// The inverse of [`shuffle_bytes`].
 fn unshuffle_bytes(ts: usize, src: &[u8], dest: &mut [u8]) {
     let n = src.len() / ts;
-    for (i, e) in dest.chunks_exact_mut(ts).enumerate() {
-        for (j, b) in e.iter_mut().enumerate() {
-            *b = src[j * n + i];
+    match ts {
+        2 => unshuffle_n::<2>(src, dest, n),
+        4 => unshuffle_n::<4>(src, dest, n),
+        8 => unshuffle_n::<8>(src, dest, n),
+        _ => {
+            for (i, e) in dest.chunks_exact_mut(ts).enumerate() {
+                for (j, b) in e.iter_mut().enumerate() {
+                    *b = src[j * n + i];
+                }
+            }
         }
     }
     dest[n * ts..].copy_from_slice(&src[n * ts..]);
+}
+
+/// [`unshuffle_bytes`] for a type size known at compile time.
+fn unshuffle_n<const N: usize>(src: &[u8], dest: &mut [u8], n: usize) {
+    if n == 0 {
+        return;
+    }
+    let planes: [&[u8]; N] = std::array::from_fn(|j| &src[j * n..(j + 1) * n]);
+    for (i, e) in dest[..n * N].chunks_exact_mut(N).enumerate() {
+        for j in 0..N {
+            e[j] = planes[j][i];
+        }
+    }
 }
 
 /// The 8x8 bit transpose of bitshuffle (`TRANS_BIT_8X8`, little-endian).
