@@ -999,6 +999,44 @@ mod tests {
         assert_eq!(out, d);
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+
+        /// Any data, type size, shuffle and forced block size round-trip.
+        #[test]
+        fn any_data_round_trips(
+            data in proptest::collection::vec(0u8..4, 0..3000),
+            ts in 1usize..12,
+            shuffle in 0u8..3,
+            blocksize in proptest::prop_oneof![proptest::strategy::Just(0usize), 1usize..2000],
+        ) {
+            let shuffle = [Shuffle::No, Shuffle::Byte, Shuffle::Bit][usize::from(shuffle)];
+            let enc = encode(&data, ts, shuffle, Compressor::Lz4, 5, blocksize).unwrap();
+            let mut out = vec![0u8; data.len()];
+            decode_into(&enc, &mut out).unwrap();
+            proptest::prop_assert_eq!(out, data);
+        }
+
+        /// Arbitrary bytes behind a plausible header never panic: every
+        /// field is checked before it is used.
+        #[test]
+        fn arbitrary_frames_never_panic(
+            flags in 0u8..=255,
+            ts in 0u8..=255,
+            nbytes in 0u32..5000,
+            blocksize in 0u32..6000,
+            body in proptest::collection::vec(0u8..=255, 0..600),
+        ) {
+            let mut frame = vec![2u8, 1, flags, ts];
+            frame.extend_from_slice(&nbytes.to_le_bytes());
+            frame.extend_from_slice(&blocksize.to_le_bytes());
+            frame.extend_from_slice(&((HEADER + body.len()) as u32).to_le_bytes());
+            frame.extend_from_slice(&body);
+            let mut out = vec![0u8; nbytes as usize];
+            let _ = decode_into(&frame, &mut out);
+        }
+    }
+
     #[test]
     fn corrupt_frames_are_errors_not_panics() {
         let d = data(50_000);
