@@ -107,7 +107,8 @@ fn flush(c: &mut Criterion) {
     g.finish();
 }
 
-/// numcodecs-framed LZ4 (what Zarr chunks with `--codec lz4` hold) of one
+/// numcodecs-framed LZ4 (what `numcodecs.lz4` Zarr chunks hold; the LZ4
+/// blocks inside the Blosc frames of `--codec lz4` are the same codec) of one
 /// 4 MiB plane of standard normal f32 values.
 fn lz4(c: &mut Criterion) {
     use chunkyard::internals::lz4::{decode, encode};
@@ -125,6 +126,31 @@ fn lz4(c: &mut Criterion) {
     g.bench_function("encode", |b| b.iter(|| black_box(encode(bytes).unwrap())));
     g.bench_function("decode", |b| {
         b.iter(|| black_box(decode(&encoded, Some(bytes.len() as u64)).unwrap()))
+    });
+    g.finish();
+}
+
+/// The Blosc frames of `--codec lz4` Zarr chunks (byte shuffle, type
+/// size 4, splits, LZ4 inside) of the same plane: what the shuffle adds to
+/// LZ4 (compare with the `lz4` group).
+fn blosc(c: &mut Criterion) {
+    use chunkyard::internals::blosc::{Compressor, Shuffle, decode_into, encode};
+    let plane = &normal_planes()[0];
+    let bytes: &[u8] = bytemuck::cast_slice(plane);
+    let enc = |b: &[u8]| encode(b, 4, Shuffle::Byte, Compressor::Lz4, 5, 0).unwrap();
+    let encoded = enc(bytes);
+    eprintln!(
+        "blosc-lz4 (shuffle) on normal f32: {} -> {} bytes (ratio {:.3})",
+        bytes.len(),
+        encoded.len(),
+        bytes.len() as f64 / encoded.len() as f64
+    );
+    let mut out = vec![0u8; bytes.len()];
+    let mut g = c.benchmark_group("blosc-lz4 4 MiB normal f32");
+    g.throughput(Throughput::Bytes(bytes.len() as u64));
+    g.bench_function("encode", |b| b.iter(|| black_box(enc(bytes))));
+    g.bench_function("decode", |b| {
+        b.iter(|| decode_into(black_box(&encoded), &mut out).unwrap())
     });
     g.finish();
 }
@@ -332,5 +358,5 @@ fn overhead(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, flush, lz4, overhead);
+criterion_group!(benches, flush, lz4, blosc, overhead);
 criterion_main!(benches);

@@ -15,7 +15,8 @@ pub enum Codec {
     /// Stored as is.
     #[default]
     None,
-    /// LZ4 (fast; `lz4_flex`).
+    /// LZ4 (fast; `lz4_flex`): in Zarr v3 the `blosc` codec with LZ4
+    /// inside (byte or bit shuffle per dtype), in HDF5 the LZ4 filter.
     Lz4,
     /// Zstandard at a level (1-22; default 3).
     Zstd {

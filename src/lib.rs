@@ -112,6 +112,7 @@
 // Internal modules: what users need is re-exported below, and backend
 // authors have `store`.
 mod array;
+mod attrs;
 mod blocks;
 mod buffer;
 mod cache;
@@ -132,6 +133,7 @@ mod units;
 mod view;
 
 pub use array::{Array, ArrayHandle, MemoryReport, WRITE_THROUGH_MIN_BYTES};
+pub use attrs::{AttrValue, Attrs, dropped_by};
 pub use blocks::{Block, BlockWriter, Blocks};
 pub use buffer::{ChunkBuf, Scratch};
 pub use cache::{CacheStats, ChunkCache, DEFAULT_CACHE_BYTES};
@@ -162,5 +164,6 @@ pub struct OperationsDoc;
 pub mod internals {
     pub use crate::layout::{c_strides, copy_region};
     pub use crate::store::extract_region;
+    pub use crate::store::zarr::blosc;
     pub use crate::store::zarr::lz4;
 }

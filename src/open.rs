@@ -97,6 +97,9 @@ pub struct ArrayOptions {
     overwrite: bool,
     codec: Codec,
     labels: Option<Labels>,
+    /// Zarr shards: the store's (and the cache's) chunk is a shard of
+    /// this shape, made of inner chunks of `chunks`' shape.
+    shards: Option<Vec<u64>>,
     /// A shape or chunk shape that could not be taken (a negative
     /// length), reported by `create`: builders do not fail.
     invalid: Option<Error>,
@@ -130,6 +133,7 @@ impl ArrayOptions {
             overwrite: false,
             codec: Codec::None,
             labels: None,
+            shards: None,
         }
     }
 
@@ -175,15 +179,64 @@ impl ArrayOptions {
         self
     }
 
+    /// Zarr v3 sharding, as zarr-python's `create_array(chunks=C,
+    /// shards=S)`: each file is a shard of shape `shards` holding inner
+    /// chunks of the [`chunks`](Self::chunks) shape (which must divide
+    /// it), each encoded on its own with the codec, and an index (with
+    /// crc32c) at its end. The cache's unit is the shard; reading an
+    /// element or a tile of an uncached shard reads its index and the
+    /// inner chunks it needs. Other formats refuse it.
+    pub fn shards(mut self, shards: impl Dims) -> Self {
+        match shards.to_u64_vec() {
+            Ok(s) => self.shards = Some(s),
+            Err(e) => self.invalid = self.invalid.or(Some(e)),
+        }
+        self
+    }
+
     /// Compress chunks with `codec` (formats that support compression).
     pub fn codec(mut self, codec: Codec) -> Self {
         self.codec = codec;
         self
     }
 
-    /// Axis names and attributes (formats that keep them: Zarr).
+    /// Axis names and attributes (formats that keep them: Zarr both,
+    /// HDF5 attributes of numbers, booleans and strings;
+    /// [`dropped_by`](crate::dropped_by) lists what a format drops).
     pub fn labels(mut self, labels: Labels) -> Self {
         self.labels = Some(labels);
+        self
+    }
+
+    /// The labels to add to, made empty (`{}` attributes) if unset.
+    fn labels_mut(&mut self) -> &mut Labels {
+        self.labels.get_or_insert_with(|| Labels {
+            attributes: "{}".into(),
+            ..Labels::default()
+        })
+    }
+
+    /// Attributes to store with the array (see [`labels`](Self::labels)
+    /// for which formats keep what), replacing any set before.
+    pub fn attrs(mut self, attrs: crate::Attrs) -> Self {
+        self.labels_mut().attributes = serde_json::Value::Object(attrs).to_string();
+        self
+    }
+
+    /// One attribute, added to those set before.
+    pub fn attr(mut self, key: impl Into<String>, value: impl Into<crate::AttrValue>) -> Self {
+        let mut attrs = crate::attrs::parse(self.labels_mut());
+        attrs.insert(key.into(), value.into());
+        self.attrs(attrs)
+    }
+
+    /// One optional name per axis (Zarr v3 `dimension_names`).
+    pub fn dimension_names<S: Into<String>>(
+        mut self,
+        names: impl IntoIterator<Item = Option<S>>,
+    ) -> Self {
+        self.labels_mut().dimension_names =
+            Some(names.into_iter().map(|n| n.map(Into::into)).collect());
         self
     }
 
@@ -321,6 +374,24 @@ impl ArrayHandle {
                 DEFAULT_CHUNK_TARGET_BYTES,
             )
         });
+        // With shards the store's chunk is the shard; `chunks` (given,
+        // or the default for the shard) is the inner chunk shape.
+        let (chunks, inner_chunks) = match &opts.shards {
+            None => (chunks, None),
+            Some(_) if format != Format::Zarr => {
+                return Err(Error::Unsupported(format!(
+                    "{}: only Zarr arrays are sharded",
+                    path.display()
+                )));
+            }
+            Some(_) if opts.chunks.is_none() => {
+                return Err(Error::invalid(format!(
+                    "{}: a sharded array needs its inner chunk shape (chunks)",
+                    path.display()
+                )));
+            }
+            Some(s) => (s.clone(), Some(chunks)),
+        };
         let store: Arc<dyn ChunkStore> = match format {
             Format::Npy => {
                 if opts.codec != Codec::None {
@@ -355,6 +426,7 @@ impl ArrayHandle {
                     endian: opts.endian,
                     overwrite: opts.overwrite,
                     labels: opts.labels.clone(),
+                    inner_chunks,
                 };
                 Arc::new(ZarrStore::create(
                     path,
@@ -378,6 +450,7 @@ impl ArrayHandle {
                 let h5 = Hdf5Options {
                     codec: opts.codec,
                     overwrite: opts.overwrite,
+                    labels: opts.labels.clone(),
                 };
                 let name = ds.as_deref().unwrap_or(DEFAULT_DATASET);
                 Arc::new(Hdf5Store::create(

@@ -501,6 +501,7 @@ mod save_as_tests {
         let labels = Labels {
             dimension_names: Some(vec![Some("z".into()), Some("y".into())]),
             attributes: r#"{"units":"K"}"#.into(),
+            dropped: Vec::new(),
         };
         let a = crate::create::<f32>(
             dir.path().join("a.zarr"),

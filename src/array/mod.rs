@@ -257,6 +257,23 @@ impl ArrayHandle {
         &self.inner.owner.fill
     }
 
+    /// The array's attributes: a Zarr array's (v3 `zarr.json`, v2
+    /// `.zattrs`), an HDF5 dataset's numbers, booleans and strings; empty
+    /// for `.npy` files (Zarr's as read at open; HDF5's read from the
+    /// file at each call).
+    pub fn attrs(&self) -> crate::Attrs {
+        self.store()
+            .labels()
+            .map(|l| crate::attrs::parse(&l))
+            .unwrap_or_default()
+    }
+
+    /// One optional name per axis (Zarr v3 `dimension_names`), or `None`
+    /// when the array names none (always for HDF5 and `.npy`).
+    pub fn dimension_names(&self) -> Option<Vec<Option<String>>> {
+        self.store().labels().and_then(|l| l.dimension_names)
+    }
+
     /// Checks a selection against this array's shape.
     pub fn resolve(&self, sel: impl IntoSelection) -> Result<ResolvedSelection> {
         Ok(sel.resolve_in(&self.shape())?)

@@ -94,6 +94,16 @@ impl<T: Element> Array<T> {
         T::from_ne_slice(self.handle.fill_value())
     }
 
+    /// The array's attributes ([`ArrayHandle::attrs`]).
+    pub fn attrs(&self) -> crate::Attrs {
+        self.handle.attrs()
+    }
+
+    /// One optional name per axis ([`ArrayHandle::dimension_names`]).
+    pub fn dimension_names(&self) -> Option<Vec<Option<String>>> {
+        self.handle.dimension_names()
+    }
+
     /// One element. An element of a chunk that is not cached is read on
     /// its own (a few bytes), not with its chunk, when the store allows.
     pub fn get(&self, index: impl Dims) -> Result<T> {

@@ -127,6 +127,10 @@ pub struct Labels {
     pub dimension_names: Option<Vec<Option<String>>>,
     /// A JSON object's text (`{}` when there are none).
     pub attributes: String,
+    /// What the store holds but could not express here, one line each
+    /// (an HDF5 attribute of a compound type, say): `convert` reports
+    /// them as dropped.
+    pub dropped: Vec<String>,
 }
 
 /// A region inside one chunk: per axis (first position, step, count).
@@ -176,7 +180,8 @@ pub trait ChunkStore: Send + Sync + fmt::Debug {
         self.backend().to_string()
     }
 
-    /// Axis names and attributes, for formats that keep them (Zarr).
+    /// Axis names and attributes, for formats that keep them (Zarr,
+    /// HDF5).
     fn labels(&self) -> Option<Labels> {
         None
     }

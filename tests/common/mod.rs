@@ -90,6 +90,7 @@ impl TestStore {
                 let opts = Hdf5Options {
                     codec: Codec::Lz4,
                     overwrite: false,
+                    ..Hdf5Options::default()
                 };
                 let s = Hdf5Store::create(&path, "g/a", dtype, shape, chunks, &meta.fill, &opts)
                     .expect("create hdf5");

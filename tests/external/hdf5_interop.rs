@@ -349,3 +349,80 @@ assert np.array_equal(a, want), a
         "zstd",
     ]);
 }
+
+/// h5py's attributes reach zarr-python through `convert` (numbers,
+/// booleans, strings, scalars and lists), and zarr-python's reach h5py;
+/// what the other side cannot hold is named on `convert`'s output.
+#[cfg(feature = "cli")]
+#[test]
+fn attributes_travel_between_hdf5_and_zarr_and_drops_are_said() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let d = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    let h5 = d("a.h5");
+    let py = |script: &str| {
+        crate::common::python_with(
+            &["numpy", "h5py", "zarr"],
+            script,
+            &[dir.path().to_str().unwrap()],
+        )
+    };
+    py(r#"
+import sys, numpy as np, h5py
+with h5py.File(sys.argv[1] + "/a.h5", "w") as f:
+    ds = f.create_dataset("data", data=np.arange(20, dtype="f4").reshape(4, 5), chunks=(2, 5))
+    ds.attrs["units"] = "mV"
+    ds.attrs["gain"] = 2.5
+    ds.attrs["n"] = np.int16(7)
+    ds.attrs["channels"] = [1, 2, 3]
+    ds.attrs["names"] = ["a", "b"]
+    ds.attrs["on"] = True
+    ds.attrs["code"] = np.bytes_(b"abc")
+    ds.attrs["eye"] = np.eye(2)
+    ds.attrs["bad"] = np.nan
+"#);
+    let out = ok(&["convert", &format!("{h5}:/data"), &d("a.zarr")]);
+    for gone in ["dropped attribute eye", "dropped attribute bad"] {
+        assert!(out.contains(gone), "{out}");
+    }
+    assert_eq!(out.matches("dropped").count(), 2, "{out}");
+    let info = ok(&["info", &d("a.zarr")]);
+    assert!(info.contains(r#""units":"mV""#), "{info}");
+    py(r#"
+import sys, warnings, zarr
+warnings.simplefilter("error")
+a = zarr.open_array(sys.argv[1] + "/a.zarr", mode="r")
+want = {"units": "mV", "gain": 2.5, "n": 7, "channels": [1, 2, 3], "names": ["a", "b"],
+        "on": True, "code": "abc"}
+assert dict(a.attrs) == want, dict(a.attrs)
+assert a[3, 4] == 19
+# And back: zarr-python's attributes and names into HDF5.
+b = zarr.create_array(sys.argv[1] + "/b.zarr", shape=(2, 3), chunks=(2, 3), dtype="int32",
+                      dimension_names=["t", "x"],
+                      attributes={"units": "mV", "scale": [0.5, 1], "meta": {"a": 1}})
+b[...] = 4
+"#);
+    let out = ok(&["convert", &d("b.zarr"), &format!("{}:/data", d("back.h5"))]);
+    for gone in ["dropped attribute meta", "dropped dimension names"] {
+        assert!(out.contains(gone), "{out}");
+    }
+    py(r#"
+import sys, h5py
+with h5py.File(sys.argv[1] + "/back.h5", "r") as f:
+    ds = f["data"]
+    assert ds.attrs["units"] == "mV", dict(ds.attrs)
+    assert list(ds.attrs["scale"]) == [0.5, 1.0], dict(ds.attrs)
+    assert "meta" not in ds.attrs
+    assert (ds[...] == 4).all()
+"#);
+    // .npy holds none: said, not silent.
+    let out = ok(&["convert", &d("b.zarr"), &d("b.npy")]);
+    assert!(
+        out.contains("dropped attributes units, scale, meta (.npy holds none)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("dropped dimension names (.npy holds none)"),
+        "{out}"
+    );
+}

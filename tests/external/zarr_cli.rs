@@ -148,7 +148,7 @@ fn convert_between_npy_and_zarr_both_ways() {
             .collect();
         let compressor = match codec {
             "none" => vec![],
-            "lz4" => vec!["numcodecs.lz4"],
+            "lz4" => vec!["blosc"],
             other => vec![other.split(':').next().unwrap()],
         };
         assert_eq!(names, [vec!["bytes"], compressor].concat(), "{meta}");
@@ -162,7 +162,7 @@ assert back.dtype == np.float64 and (back == src.astype(np.float32)).all()
 meta = json.load(open({z:?} + "/zarr.json"))
 assert meta["data_type"] == "float32" and meta["chunk_grid"]["configuration"]["chunk_shape"] == [4, 3, 5], meta
 names = [c["name"] for c in meta["codecs"]]
-assert names == ["bytes"] + {{"none": [], "lz4": ["numcodecs.lz4"]}}.get({codec:?}, [{codec:?}.split(":")[0]]), names
+assert names == ["bytes"] + {{"none": [], "lz4": ["blosc"]}}.get({codec:?}, [{codec:?}.split(":")[0]]), names
 "#,
             src = p(&src),
             back = p(&back),
@@ -189,6 +189,61 @@ assert names == ["bytes"] + {{"none": [], "lz4": ["numcodecs.lz4"]}}.get({codec:
     let e = fails(&["convert", p(&src), p(&plain), "--overwrite"]);
     assert!(e.contains("not a Zarr array"), "{e}");
     assert!(plain.join("keep.txt").exists());
+}
+
+#[test]
+fn create_and_convert_sharded_arrays() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    let src = d("src.zarr");
+    ok(&[
+        "create", &src, "--shape", "6,8", "--dtype", "f32", "--chunks", "3,4", "--fill", "1.5",
+    ]);
+    ok(&["put", &src, "0:4, 1:7", "--value", "2"]);
+    let sh = d("sh.zarr");
+    ok(&[
+        "convert", &src, &sh, "--chunks", "1,4", "--shards", "3,8", "--codec", "lz4",
+    ]);
+    let info = ok(&["info", &sh]);
+    assert!(
+        info.contains("sharding_indexed") && info.contains("chunks:      (3, 8)"),
+        "{info}"
+    );
+    // Shards of three rows: rows 0-2 and 3-5, two files.
+    assert!(Path::new(&sh).join("c/0/0").is_file() && Path::new(&sh).join("c/1/0").is_file());
+    assert_eq!(ok(&["get", &sh, "3,6"]).trim(), "2.0");
+    assert_eq!(ok(&["get", &sh, "5,7"]).trim(), "1.5");
+    let e = fails(&[
+        "convert",
+        &src,
+        &d("bad.zarr"),
+        "--chunks",
+        "2,4",
+        "--shards",
+        "3,8",
+    ]);
+    assert!(e.contains("must divide"), "{e}");
+    let e = fails(&[
+        "convert",
+        &src,
+        &d("x.npy"),
+        "--chunks",
+        "1,4",
+        "--shards",
+        "3,8",
+    ]);
+    assert!(e.contains("only Zarr"), "{e}");
+    let e = fails(&[
+        "create",
+        &d("y.zarr"),
+        "--shape",
+        "4",
+        "--dtype",
+        "u8",
+        "--shards",
+        "4",
+    ]);
+    assert!(e.contains("inner chunk shape"), "{e}");
 }
 
 #[test]

@@ -4,18 +4,19 @@
 use std::path::Path;
 
 use chunkyard::format_bytes;
-use chunkyard::{ArrayHandle, ArrayOptions, ChunkCache, Codec, Error, Format, Result};
+use chunkyard::{ArrayHandle, ArrayOptions, ChunkCache, Codec, Error, Format, Result, dropped_by};
 
 use crate::args::{open_read, parse_shape};
 use crate::print::tuple;
 use crate::progress::copy_blocks;
 
-/// `chunkyard convert SRC DST [--dtype] [--chunks] [--codec] [--overwrite]`.
+/// `chunkyard convert SRC DST [--dtype] [--chunks] [--shards] [--codec]
+/// [--overwrite]`.
 pub(crate) fn run(
     src: &Path,
     dst: &Path,
     dtype: Option<String>,
-    chunks: Option<String>,
+    (chunks, shards): (Option<String>, Option<String>),
     codec: Codec,
     overwrite: bool,
     cache: ChunkCache,
@@ -42,7 +43,16 @@ pub(crate) fn run(
     if let Some(c) = chunks {
         opts = opts.chunks(parse_shape(&c, "--chunks")?);
     }
+    if let Some(s) = shards {
+        opts = opts.shards(parse_shape(&s, "--shards")?);
+    }
+    // Attributes and dimension names go where the destination holds
+    // them; what the source could not express, or the destination cannot
+    // hold, is said after the copy (the data is copied regardless).
+    let mut dropped = Vec::new();
     if let Some(labels) = a.store().labels() {
+        dropped.extend(labels.dropped.iter().cloned());
+        dropped.extend(dropped_by(Format::from_path(dst)?, &labels));
         opts = opts.labels(labels);
     }
     // Keep a fill value where the destination has one (.npy has none; there
@@ -67,5 +77,8 @@ pub(crate) fn run(
         format_bytes(a.memory_report().stored_bytes.unwrap_or(0)),
         format_bytes(b.memory_report().stored_bytes.unwrap_or(0)),
     );
+    for d in dropped {
+        println!("dropped {d}");
+    }
     Ok(())
 }

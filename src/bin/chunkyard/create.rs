@@ -15,6 +15,7 @@ pub(crate) fn run(args: CreateArgs, cache: ChunkCache) -> Result<()> {
         shape,
         dtype,
         chunks,
+        shards,
         codec,
         fill,
         order,
@@ -36,6 +37,9 @@ pub(crate) fn run(args: CreateArgs, cache: ChunkCache) -> Result<()> {
         });
     if let Some(c) = chunks {
         opts = opts.chunks(parse_shape(&c, "--chunks")?);
+    }
+    if let Some(s) = shards {
+        opts = opts.shards(parse_shape(&s, "--shards")?);
     }
     if let Some(f) = fill {
         opts = opts.fill_bytes(dtype, dtype.parse_value(&f)?);

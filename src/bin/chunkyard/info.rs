@@ -20,6 +20,17 @@ pub(crate) fn run(path: &Path, json: bool, cache: ChunkCache) -> Result<()> {
     // What opening cost this process: metadata only, whatever the size.
     let rss = crate::procmem::Rss::now();
     let store = a.store();
+    let labels = store.labels();
+    let attrs = labels
+        .as_ref()
+        .map_or_else(String::new, |l| l.attributes.clone());
+    let attrs = if attrs.is_empty() {
+        "{}".to_string()
+    } else {
+        attrs
+    };
+    let names = labels.as_ref().and_then(|l| l.dimension_names.clone());
+    let dropped = labels.map(|l| l.dropped).unwrap_or_default();
     let grid_chunks: u64 = a
         .shape()
         .iter()
@@ -37,7 +48,8 @@ pub(crate) fn run(path: &Path, json: bool, cache: ChunkCache) -> Result<()> {
             "{{\"path\": {}, \"format\": {}, \"layout\": {}, \"dtype\": {}, \"shape\": {}, \
              \"chunks\": {}, \"num_chunks\": {}, \"fill_value\": {}, \"nbytes\": {}, \
              \"stored_bytes\": {}, \"resident_anon_bytes\": {}, \"resident_file_bytes\": {}, \
-             \"cache_resident_bytes\": {}, \"cache_budget_bytes\": {}}}",
+             \"cache_resident_bytes\": {}, \"cache_budget_bytes\": {}, \
+             \"dimension_names\": {}, \"attributes\": {}, \"attributes_dropped\": [{}]}}",
             json_str(&path.display().to_string()),
             json_str(store.backend()),
             json_str(&store.describe()),
@@ -54,6 +66,22 @@ pub(crate) fn run(path: &Path, json: bool, cache: ChunkCache) -> Result<()> {
             rss.map_or_else(|| "null".to_string(), |r| r.file.to_string()),
             report.resident_bytes,
             report.cache_budget_bytes,
+            names.as_ref().map_or_else(
+                || "null".to_string(),
+                |n| format!(
+                    "[{}]",
+                    n.iter()
+                        .map(|x| x.as_deref().map_or_else(|| "null".to_string(), json_str))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            ),
+            attrs,
+            dropped
+                .iter()
+                .map(|d| json_str(d))
+                .collect::<Vec<_>>()
+                .join(", "),
         );
     } else {
         println!("path:        {}", path.display());
@@ -62,6 +90,16 @@ pub(crate) fn run(path: &Path, json: bool, cache: ChunkCache) -> Result<()> {
         println!("shape:       {}", tuple(&a.shape()));
         println!("chunks:      {} ({grid_chunks} chunks)", tuple(a.chunks()));
         println!("fill value:  {}", fill_text(&a));
+        if let Some(n) = &names {
+            let n: Vec<&str> = n.iter().map(|x| x.as_deref().unwrap_or("-")).collect();
+            println!("dimensions:  ({})", n.join(", "));
+        }
+        if attrs != "{}" {
+            println!("attributes:  {attrs}");
+        }
+        for d in &dropped {
+            println!("unread:      {d}");
+        }
         println!(
             "logical:     {} ({} bytes, numpy nbytes)",
             format_bytes(a.nbytes()),

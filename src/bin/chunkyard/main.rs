@@ -127,9 +127,13 @@ enum Command {
         /// Element type of the copy (NumPy astype semantics).
         #[arg(long)]
         dtype: Option<String>,
-        /// Chunk shape of the copy.
+        /// Chunk shape of the copy (with --shards: of the inner chunks).
         #[arg(long)]
         chunks: Option<String>,
+        /// Zarr shard shape of the copy, a multiple of --chunks: each file
+        /// is a shard of inner chunks (the cache's unit is the shard).
+        #[arg(long)]
+        shards: Option<String>,
         /// Compression of the copy: none, lz4, zstd[:LEVEL], gzip[:LEVEL].
         #[arg(long, default_value = "none")]
         codec: String,
@@ -208,9 +212,14 @@ pub(crate) struct CreateArgs {
     /// Element type: bool, i8..i64, u8..u64, f32, f64 (or NumPy names).
     #[arg(long)]
     pub(crate) dtype: String,
-    /// Chunk shape (the unit of caching), comma-separated.
+    /// Chunk shape (the unit of caching), comma-separated; with --shards,
+    /// the inner chunk shape.
     #[arg(long)]
     pub(crate) chunks: Option<String>,
+    /// Zarr shard shape, a multiple of --chunks: each file is a shard of
+    /// inner chunks, and the cache's unit is the shard.
+    #[arg(long)]
+    pub(crate) shards: Option<String>,
     /// Compression: none, lz4, zstd[:LEVEL], gzip[:LEVEL] (npy: none).
     #[arg(long, default_value = "none")]
     pub(crate) codec: String,
@@ -281,9 +290,18 @@ fn run(cli: Cli) -> Result<()> {
             dst,
             dtype,
             chunks,
+            shards,
             codec,
             overwrite,
-        } => convert::run(&src, &dst, dtype, chunks, codec.parse()?, overwrite, cache),
+        } => convert::run(
+            &src,
+            &dst,
+            dtype,
+            (chunks, shards),
+            codec.parse()?,
+            overwrite,
+            cache,
+        ),
         Command::Reduce {
             path,
             op,

@@ -33,13 +33,15 @@
 //!
 //! # Files
 //!
-//! `file` opens files and lists datasets, `types` maps element types and
+//! `file` opens files and lists datasets, `attrs` moves attributes,
+//! `types` maps element types and
 //! filters to HDF5's, `open` creates and opens datasets, `store` holds the
 //! open dataset and its `ChunkStore` impl, `chunk_io` does direct and
 //! hyperslab chunk I/O, `raw` reads straight from the file, `filters` runs
 //! HDF5 filter pipelines in Rust, `ffi` wraps the HDF5 calls
 //! `hdf5-metno` lacks.
 
+mod attrs;
 mod chunk_io;
 mod ffi;
 mod file;
@@ -69,6 +71,10 @@ pub struct Hdf5Options {
     /// Replace an existing dataset of the same name, or an existing file
     /// that is not HDF5.
     pub overwrite: bool,
+    /// Attributes to write on the dataset: those HDF5 can hold
+    /// ([`crate::dropped_by`] lists the others). Dimension names are not
+    /// written (no dimension scales).
+    pub labels: Option<crate::store::Labels>,
 }
 
 /// How chunks move between the cache and the file.

@@ -141,6 +141,9 @@ impl Hdf5Inner {
             .shape(extents)
             .create(name.as_str())
             .map_err(fail)?;
+        if let Some(labels) = &opts.labels {
+            super::attrs::write_attrs(&ds, &crate::attrs::parse(labels)).map_err(fail)?;
+        }
         Self::from_dataset(path, name, file, ds, true, None)
     }
 

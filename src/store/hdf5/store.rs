@@ -16,7 +16,7 @@ use crate::chunk_grid::ChunkGrid;
 use crate::dtype::{DType, Endian, normalize_bools};
 use crate::error::{Error, Result};
 use crate::layout::Strided;
-use crate::store::{Capabilities, ChunkRegion, ChunkStore, StoreMeta};
+use crate::store::{Capabilities, ChunkRegion, ChunkStore, Labels, StoreMeta};
 
 /// One dataset of an HDF5 file as a [`ChunkStore`].
 pub struct Hdf5Store {
@@ -242,6 +242,17 @@ impl ChunkStore for Hdf5Inner {
 
     fn describe(&self) -> String {
         self.layout.clone()
+    }
+
+    /// The dataset's attributes; dimension scales are not read (their
+    /// attributes are references, reported as dropped).
+    fn labels(&self) -> Option<Labels> {
+        let (attrs, dropped) = super::attrs::read_attrs(&self.ds);
+        Some(Labels {
+            dimension_names: None,
+            attributes: serde_json::Value::Object(attrs).to_string(),
+            dropped,
+        })
     }
 
     fn capabilities(&self) -> Capabilities {

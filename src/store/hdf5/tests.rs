@@ -33,6 +33,7 @@ fn conformance_uncompressed_gzip_lz4() {
             let opts = Hdf5Options {
                 codec,
                 overwrite: false,
+                ..Hdf5Options::default()
             };
             let s = Hdf5Store::create(&path, "g/x", m.dtype, &m.shape, &m.chunks, &m.fill, &opts)?;
             let reopen: Reopen =
@@ -241,6 +242,7 @@ fn large_filtered_chunks_decode_from_a_map_alike() {
         let opts = Hdf5Options {
             codec,
             overwrite: false,
+            ..Hdf5Options::default()
         };
         let s =
             Hdf5Store::create(&path, "x", DType::F32, &[3, n], &[1, n], &[0; 4], &opts).unwrap();
@@ -298,4 +300,41 @@ fn files_with_a_user_block_are_read_through_hdf5() {
         .unwrap();
     assert_eq!(i32::from_ne_bytes(v.try_into().unwrap()), 18);
     assert!(!s.capabilities().partial_reads);
+}
+
+#[test]
+fn attributes_round_trip_and_unwritable_ones_are_left_out() {
+    use serde_json::json;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("attrs.h5");
+    let attrs = json!({
+        "units": "mV", "n": 3, "big": u64::MAX, "gain": 2.5, "on": true,
+        "channels": [1, 2, 3], "scale": [1, 2.5], "names": ["a", "b"], "flags": [true, false],
+        "meta": {"a": 1}, "none": null, "mixed": [1, "a"], "empty": [],
+    });
+    let labels = crate::store::Labels {
+        dimension_names: Some(vec![Some("t".into()), None]),
+        attributes: attrs.to_string(),
+        dropped: Vec::new(),
+    };
+    let dropped = crate::attrs::dropped_by(crate::Format::Hdf5, &labels);
+    assert_eq!(dropped.len(), 5, "{dropped:?}");
+    let opts = Hdf5Options {
+        labels: Some(labels),
+        ..Hdf5Options::default()
+    };
+    let s = Hdf5Store::create(&path, "x", DType::F32, &[4, 2], &[2, 2], &[0; 4], &opts).unwrap();
+    drop(s);
+    let s = Hdf5Store::open(&path, "x", None, false).unwrap();
+    let got = s.labels().unwrap();
+    assert_eq!(got.dimension_names, None);
+    assert!(got.dropped.is_empty(), "{:?}", got.dropped);
+    let got: serde_json::Value = serde_json::from_str(&got.attributes).unwrap();
+    let mut want = attrs.as_object().unwrap().clone();
+    for k in ["meta", "none", "mixed", "empty"] {
+        want.remove(k);
+    }
+    // A list of integers and floats is stored as floats.
+    want["scale"] = json!([1.0, 2.5]);
+    assert_eq!(got, serde_json::Value::Object(want));
 }

@@ -44,6 +44,7 @@ impl ChunkStore for ZarrInner {
             dimension_names: self.array.dimension_names().clone(),
             attributes: serde_json::to_string(self.array.attributes())
                 .unwrap_or_else(|_| "{}".into()),
+            dropped: Vec::new(),
         })
     }
 

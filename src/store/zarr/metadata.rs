@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use zarrs::array::codec::array_to_bytes::sharding::{ShardingCodecBuilder, ShardingIndexLocation};
 use zarrs::array::codec::{BytesCodec, GzipCodec, ZstdCodec};
 use zarrs::array::{
     Array as ZArray, ArrayBuilder, ArrayCreateError, ArrayMetadata, ArrayMetadataOptions,
@@ -15,7 +16,7 @@ use zarrs::plugin::PluginCreateError;
 use zarrs::storage::StorageError;
 
 use super::fs::DirStorage;
-use super::{ZarrInner, ZarrOptions, capped, is_zarr_dir, lz4, raw, store_error};
+use super::{ZarrInner, ZarrOptions, blosc, capped, is_zarr_dir, lz4, raw, store_error};
 use crate::chunk_grid::ChunkGrid;
 use crate::codec::Codec;
 use crate::dtype::{DType, Endian, normalize_bools};
@@ -169,6 +170,7 @@ impl ZarrInner {
         opts: &ZarrOptions,
     ) -> Result<ZarrInner> {
         lz4::register();
+        blosc::register();
         capped::register();
         let grid = grid_for(path, shape, chunks, dtype)?;
         if fill.len() != dtype.size() {
@@ -184,7 +186,7 @@ impl ZarrInner {
         };
         let compressor: Option<Arc<dyn BytesToBytesCodecTraits>> = match opts.codec {
             Codec::None => None,
-            Codec::Lz4 => Some(Arc::new(lz4::Lz4Codec::default())),
+            Codec::Lz4 => Some(Arc::new(blosc::BloscCodec::lz4(dtype.size()))),
             Codec::Zstd { level } => Some(Arc::new(capped::CappedCodec::zstd(ZstdCodec::new(
                 level, false,
             )))),
@@ -198,9 +200,38 @@ impl ZarrInner {
             zarr_data_type(dtype),
             FillValue::from(fill.to_vec()),
         );
-        builder
-            .array_to_bytes_codec(Arc::new(BytesCodec::new(endian)))
-            .bytes_to_bytes_codecs(compressor.into_iter().collect());
+        let bytes = Arc::new(BytesCodec::new(endian));
+        match &opts.inner_chunks {
+            None => {
+                builder
+                    .array_to_bytes_codec(bytes)
+                    .bytes_to_bytes_codecs(compressor.into_iter().collect());
+            }
+            Some(inner) => {
+                let bad = inner.len() != chunks.len()
+                    || inner
+                        .iter()
+                        .zip(chunks)
+                        .any(|(&i, &s)| i == 0 || s % i != 0);
+                if bad {
+                    return Err(Error::invalid(format!(
+                        "{}: inner chunks {inner:?} must divide the shard shape {chunks:?} \
+                         on every axis",
+                        path.display()
+                    )));
+                }
+                let inner_shape = inner
+                    .iter()
+                    .map(|&c| std::num::NonZeroU64::new(c).expect("checked above"))
+                    .collect::<Vec<_>>();
+                let mut sharding = ShardingCodecBuilder::new(inner_shape, &zarr_data_type(dtype));
+                sharding
+                    .array_to_bytes_codec(bytes)
+                    .bytes_to_bytes_codecs(compressor.into_iter().collect())
+                    .index_location(ShardingIndexLocation::End);
+                builder.array_to_bytes_codec(sharding.build_arc());
+            }
+        }
         if let Some(labels) = &opts.labels {
             let attributes = match serde_json::from_str(&labels.attributes) {
                 Ok(serde_json::Value::Object(m)) => m,
@@ -259,6 +290,7 @@ impl ZarrInner {
     /// directory `path`.
     pub(super) fn open(path: &Path, writable: bool) -> Result<ZarrInner> {
         lz4::register();
+        blosc::register();
         capped::register();
         let m = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
         if !m.is_dir() {
@@ -360,6 +392,7 @@ impl ZarrInner {
             && raw::is_raw(&array.codecs(), dtype);
         let lz4 = array.storage_transformers().create_metadatas().is_empty()
             && raw::is_lz4(&array.codecs(), dtype);
+        let blosc = raw::is_blosc(&array.codecs());
         let summary = summarize(array.metadata());
         let meta = StoreMeta {
             dtype,
@@ -381,6 +414,7 @@ impl ZarrInner {
             raw,
             files: raw::OpenFiles::new(),
             lz4,
+            blosc,
             chunk_strides,
         })
     }

@@ -12,9 +12,11 @@
 //!   chunk written as all fill value is erased instead (zarrs'
 //!   `store_chunk`), as zarr-python does by default.
 //! - New arrays are Zarr v3: `bytes` (little-endian unless asked
-//!   otherwise), then the codec: `zstd`, `gzip`, or `numcodecs.lz4` (which
-//!   zarr-python reads through numcodecs). Existing v2 and v3 arrays open
-//!   with whatever codecs zarrs (plus [`lz4`]) knows; anything else is
+//!   otherwise), then the codec: `zstd`, `gzip`, or for LZ4 the
+//!   specification's `blosc` with `cname: "lz4"` ([`blosc`], in Rust),
+//!   which every Zarr v3 reader knows. Existing v2 and v3 arrays open
+//!   with whatever codecs zarrs (plus [`blosc`] and numcodecs' [`lz4`])
+//!   knows; anything else is
 //!   [`Error::Unsupported`] naming the file.
 //! - Raw arrays: when a chunk file is exactly the decoded chunk (no
 //!   compressor or checksum, no transpose, not sharded, `bytes` in the
@@ -27,10 +29,10 @@
 //!   stay open in a small LRU; every write, erase and resize drops the
 //!   entries of the files it replaces or removes. Writes still go through
 //!   zarrs.
-//! - LZ4 arrays (`bytes` in the machine's byte order, then
-//!   `numcodecs.lz4`, nothing else): a whole-chunk read maps the chunk
-//!   file and decodes it straight into the caller's buffer (`raw.rs`),
-//!   without zarrs' buffers.
+//! - LZ4 and Blosc arrays (`bytes` in the machine's byte order, then
+//!   `numcodecs.lz4` or `blosc`, nothing else): a whole-chunk read maps
+//!   the chunk file and decodes it straight into the caller's buffer
+//!   (`raw.rs`), without zarrs' buffers.
 //! - Other partial reads
 //!   ([`ChunkStore::read_region_into`](crate::store::ChunkStore::read_region_into))
 //!   go through zarrs' partial decoders when the whole codec chain can
@@ -44,8 +46,9 @@
 //!
 //! `metadata` creates, opens and resizes arrays, `io` moves chunks (the
 //! `ChunkStore` impl), `raw` reads raw and LZ4 chunk files directly, `fs`
-//! is the directory storage, `lz4` and `capped` are codecs.
+//! is the directory storage, `blosc`, `lz4` and `capped` are codecs.
 
+pub mod blosc;
 pub(crate) mod capped;
 pub(crate) mod fs;
 mod io;
@@ -79,6 +82,12 @@ pub struct ZarrOptions {
     pub overwrite: bool,
     /// Dimension names and attributes to write into the metadata.
     pub labels: Option<Labels>,
+    /// Shard the array: each chunk of the store (the `chunks` given to
+    /// [`ZarrStore::create`]) is a shard of inner chunks of this shape,
+    /// which divides it; the codec applies to each inner chunk, and the
+    /// index (little-endian, crc32c) sits at the shard's end, as
+    /// zarr-python writes it.
+    pub inner_chunks: Option<Vec<u64>>,
 }
 
 impl Default for ZarrOptions {
@@ -88,6 +97,7 @@ impl Default for ZarrOptions {
             endian: Endian::Little,
             overwrite: false,
             labels: None,
+            inner_chunks: None,
         }
     }
 }
@@ -130,11 +140,14 @@ struct ZarrInner {
     raw: bool,
     /// Chunk files kept open for raw reads.
     files: raw::OpenFiles,
-    /// Chunk files are one LZ4 block of the decoded chunk (`bytes` in
-    /// native order, then numcodecs' LZ4, nothing else): whole-chunk
-    /// reads decode them straight into the caller's buffer
-    /// ([`raw::is_lz4`]).
+    /// Chunk files are one LZ4 block or one Blosc frame of the decoded
+    /// chunk (`bytes` in native order, then numcodecs' LZ4 or Blosc,
+    /// nothing else): whole-chunk reads decode them straight into the
+    /// caller's buffer ([`raw::is_lz4`]).
     lz4: bool,
+    /// The straight-decoded codec ([`lz4`](Self::lz4)) is Blosc, not
+    /// numcodecs' LZ4.
+    blosc: bool,
     /// C-order element strides of a chunk (raw reads).
     chunk_strides: Vec<usize>,
 }

@@ -35,6 +35,7 @@ use zarrs::array::codec::BytesCodec;
 use zarrs::array::{CodecChain, CodecMetadataOptions, Endianness};
 
 use super::ZarrInner;
+use super::blosc::{self, BloscCodec};
 use super::lz4::{self, Lz4Codec};
 use crate::buffer::{ChunkBuf, MAP_THRESHOLD};
 use crate::dtype::{DType, normalize_bools};
@@ -96,12 +97,18 @@ pub(super) fn is_raw(codecs: &CodecChain, dtype: DType) -> bool {
 }
 
 /// Whether the codec chain is `bytes` (as for [`is_raw`]) followed by
-/// numcodecs' LZ4 and nothing else: a chunk file is then one LZ4 block
-/// of the decoded chunk, which [`ZarrInner::lz4_read_chunk_into`] decodes
+/// numcodecs' LZ4 or Blosc and nothing else: a chunk file is then one
+/// LZ4 block or Blosc frame of the decoded chunk, which [`ZarrInner::lz4_read_chunk_into`] decodes
 /// straight into the caller's buffer.
 pub(super) fn is_lz4(codecs: &CodecChain, dtype: DType) -> bool {
-    matches!(codecs.bytes_to_bytes_codecs(), [c] if c.as_any().is::<Lz4Codec>())
+    matches!(codecs.bytes_to_bytes_codecs(), [c] if c.as_any().is::<Lz4Codec>() || c.as_any().is::<BloscCodec>())
         && stores_native_bytes(codecs, dtype)
+}
+
+/// Whether the one bytes-to-bytes codec [`is_lz4`] found is Blosc (whose
+/// frames [`ZarrInner::lz4_read_chunk_into`] decodes the same way).
+pub(super) fn is_blosc(codecs: &CodecChain) -> bool {
+    matches!(codecs.bytes_to_bytes_codecs(), [c] if c.as_any().is::<BloscCodec>())
 }
 
 /// No array-to-array codec and `bytes` in the machine's byte order as the
@@ -349,16 +356,25 @@ impl ZarrInner {
             return Ok(false);
         };
         let len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
-        let most = lz4::encoded_bound(out.len());
+        let (most, name) = if self.blosc {
+            (blosc::encoded_bound(out.len()), "Blosc")
+        } else {
+            (lz4::encoded_bound(out.len()), "LZ4")
+        };
         if len > most as u64 {
             return Err(self.corrupt(
                 chunk,
                 format!(
-                    "the chunk file holds {len} bytes, more than LZ4 makes of {} ({most})",
+                    "the chunk file holds {len} bytes, more than {name} makes of {} ({most})",
                     out.len()
                 ),
             ));
         }
+        let decode_into = if self.blosc {
+            blosc::decode_into
+        } else {
+            lz4::decode_into
+        };
         let len = len as usize;
         let decoded = if len >= MAP_THRESHOLD {
             // SAFETY: the map is read-only and private to this call. Chunk
@@ -368,12 +384,12 @@ impl ZarrInner {
             // guards against (module docs), as for every file map.
             let map = unsafe { MmapOptions::new().len(len).populate().map(&file) }
                 .map_err(|e| Error::io(&path, e))?;
-            lz4::decode_into(&map, out)
+            decode_into(&map, out)
         } else {
             let mut buf = vec![0u8; len];
             file.read_exact_at(&mut buf, 0)
                 .map_err(|e| Error::io(&path, e))?;
-            lz4::decode_into(&buf, out)
+            decode_into(&buf, out)
         };
         decoded.map_err(|m| self.corrupt(chunk, m))?;
         if self.meta.dtype == DType::Bool {

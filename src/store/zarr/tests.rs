@@ -51,6 +51,54 @@ fn conformance_every_codec() {
 }
 
 #[test]
+fn sharded_arrays_conform() {
+    // Each chunk of the suite is a shard of inner chunks half its size
+    // (where the axis is even), uncompressed and with each codec.
+    for codec in [Codec::None, Codec::Lz4, Codec::Zstd { level: 1 }] {
+        let dir = tempfile::tempdir().unwrap();
+        let n = std::sync::atomic::AtomicUsize::new(0);
+        let create = |m: &StoreMeta| -> Result<(Arc<dyn ChunkStore>, Reopen)> {
+            let i = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let path = dir.path().join(format!("a{i}.zarr"));
+            let inner = m
+                .chunks
+                .iter()
+                .map(|&c| if c % 2 == 0 { c / 2 } else { c })
+                .collect();
+            let opts = ZarrOptions {
+                codec,
+                inner_chunks: Some(inner),
+                ..ZarrOptions::default()
+            };
+            let s = ZarrStore::create(&path, m.dtype, &m.shape, &m.chunks, &m.fill, &opts)?;
+            assert!(!is_raw(&s) && !is_lz4(&s), "{codec:?}");
+            assert!(
+                s.capabilities().partial_reads,
+                "{codec:?}: inner chunks read alone"
+            );
+            let reopen: Reopen = Box::new(move || Ok(Arc::new(ZarrStore::open(&path, true)?) as _));
+            Ok((Arc::new(s) as _, reopen))
+        };
+        conformance::run_all(&Harness { create: &create });
+    }
+}
+
+#[test]
+fn shards_refuse_inner_chunks_that_do_not_divide_them() {
+    let dir = tempfile::tempdir().unwrap();
+    for inner in [vec![3u64, 2], vec![4], vec![0, 2]] {
+        let opts = ZarrOptions {
+            inner_chunks: Some(inner.clone()),
+            ..ZarrOptions::default()
+        };
+        let p = dir.path().join("a.zarr");
+        let e = ZarrStore::create(&p, DType::F32, &[8, 8], &[4, 4], &[0; 4], &opts).unwrap_err();
+        assert!(e.to_string().contains("must divide"), "{inner:?}: {e}");
+        assert!(!p.exists());
+    }
+}
+
+#[test]
 fn lz4_arrays_conform_straight() {
     // Conformance of the arrays `conformance_every_codec` reads through
     // zarrs would not fail if the straight LZ4 path were not taken.
@@ -155,6 +203,50 @@ fn is_lz4(s: &ZarrStore) -> bool {
     s.inner.read().lz4
 }
 
+/// A new v3 array whose codecs are `bytes` then numcodecs' LZ4, as
+/// zarr-python writes with `compressors=numcodecs.zarr3.LZ4()` (chunkyard
+/// itself writes Blosc for `Codec::Lz4`).
+fn numcodecs_lz4(path: &Path, dtype: DType, shape: &[u64], chunks: &[u64]) -> ZarrStore {
+    std::fs::create_dir(path).unwrap();
+    let json = serde_json::json!({
+        "zarr_format": 3, "node_type": "array", "shape": shape,
+        "data_type": dtype.numpy_name(),
+        "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": chunks}},
+        "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
+        "fill_value": 0,
+        "codecs": [{"name": "bytes", "configuration": {"endian": "little"}},
+                   {"name": "numcodecs.lz4", "configuration": {}}],
+        "attributes": {},
+    });
+    std::fs::write(path.join("zarr.json"), json.to_string()).unwrap();
+    let s = ZarrStore::open(path, true).unwrap();
+    assert!(!s.inner.read().blosc);
+    s
+}
+
+/// The two codecs chunkyard decodes straight into the caller's buffer:
+/// Blosc (what it writes for `Codec::Lz4`) and numcodecs' LZ4.
+fn straight_arrays(
+    dir: &Path,
+    name: &str,
+    dtype: DType,
+    shape: &[u64],
+    chunks: &[u64],
+) -> [ZarrStore; 2] {
+    let blosc = create(
+        &dir.join(format!("{name}-blosc.zarr")),
+        dtype,
+        shape,
+        chunks,
+        &lz4_options(),
+    );
+    assert!(blosc.inner.read().blosc);
+    [
+        blosc,
+        numcodecs_lz4(&dir.join(format!("{name}-lz4.zarr")), dtype, shape, chunks),
+    ]
+}
+
 /// A Zarr v2 array written by hand: `.zarray` with these fields.
 fn v2(path: &Path, dtype: &str, compressor: &str, order: &str) -> ZarrStore {
     std::fs::create_dir(path).unwrap();
@@ -241,82 +333,98 @@ fn raw_layouts_are_detected_from_the_codecs() {
     assert!(!is_lz4(&v2(&p.join("v2lf.zarr"), nat, lz4, "F")), "order F");
     assert!(!is_lz4(&v2(&p.join("v2lbe.zarr"), swapped, lz4, "C")));
     assert!(!is_lz4(&v2(&p.join("v2zl.zarr"), nat, zstd, "C")));
+    let blosc = r#"{"id": "blosc", "cname": "lz4", "clevel": 5, "shuffle": 1, "blocksize": 0}"#;
+    let s = v2(&p.join("v2b.zarr"), nat, blosc, "C");
+    assert!(is_lz4(&s) && s.inner.read().blosc, "v2 blosc");
 }
 
 #[test]
 fn lz4_chunks_decode_alike_straight_and_through_zarrs() {
     // One chunk under the map threshold (read), one over it (mapped).
     let dir = tempfile::tempdir().unwrap();
-    let opts = lz4_options();
     let big = (crate::buffer::MAP_THRESHOLD / 4) as u64 + 100;
     for (i, n) in [(0, 300u64), (1, big)] {
-        let path = dir.path().join(format!("a{i}.zarr"));
-        let s = create(&path, DType::I32, &[2 * n], &[n], &opts);
-        assert!(is_lz4(&s));
-        // Half compressible, half noise.
-        use rand::{RngExt, SeedableRng};
-        let mut rng = rand::rngs::SmallRng::seed_from_u64(n);
-        let vals: Vec<u8> = (0..n as i32)
-            .flat_map(|i| {
-                let v = if i % 2 == 0 { i / 64 } else { rng.random() };
-                v.to_ne_bytes()
-            })
-            .collect();
-        s.write_chunk(&[1], &vals).unwrap();
-        s.flush().unwrap();
-        let encoded = std::fs::metadata(s.chunk_path(&[1])).unwrap().len();
-        assert!(
-            (encoded as usize >= crate::buffer::MAP_THRESHOLD) == (i == 1),
-            "{encoded}"
-        );
-        let straight = s.read_chunk(&[1]).unwrap().unwrap();
-        let mut into = vec![0u8; vals.len()];
-        assert!(s.read_chunk_into(&[1], &mut into).unwrap());
-        s.inner.write().lz4 = false;
-        let zarrs = s.read_chunk(&[1]).unwrap().unwrap();
-        assert_eq!(&straight[..], &vals[..]);
-        assert_eq!(into, vals);
-        assert_eq!(&zarrs[..], &vals[..]);
-        s.inner.write().lz4 = true;
-        assert!(s.read_chunk(&[0]).unwrap().is_none());
-        assert!(!s.read_chunk_into(&[0], &mut into).unwrap());
+        for s in straight_arrays(dir.path(), &format!("a{i}"), DType::I32, &[2 * n], &[n]) {
+            assert!(is_lz4(&s));
+            // Half compressible, half noise.
+            use rand::{RngExt, SeedableRng};
+            let mut rng = rand::rngs::SmallRng::seed_from_u64(n);
+            let vals: Vec<u8> = (0..n as i32)
+                .flat_map(|i| {
+                    let v = if i % 2 == 0 { i / 64 } else { rng.random() };
+                    v.to_ne_bytes()
+                })
+                .collect();
+            s.write_chunk(&[1], &vals).unwrap();
+            s.flush().unwrap();
+            let encoded = std::fs::metadata(s.chunk_path(&[1])).unwrap().len();
+            assert!(
+                (encoded as usize >= crate::buffer::MAP_THRESHOLD) == (i == 1),
+                "{encoded}"
+            );
+            let straight = s.read_chunk(&[1]).unwrap().unwrap();
+            let mut into = vec![0u8; vals.len()];
+            assert!(s.read_chunk_into(&[1], &mut into).unwrap());
+            s.inner.write().lz4 = false;
+            let zarrs = s.read_chunk(&[1]).unwrap().unwrap();
+            assert_eq!(&straight[..], &vals[..]);
+            assert_eq!(into, vals);
+            assert_eq!(&zarrs[..], &vals[..]);
+            s.inner.write().lz4 = true;
+            assert!(s.read_chunk(&[0]).unwrap().is_none());
+            assert!(!s.read_chunk_into(&[0], &mut into).unwrap());
+        }
     }
 }
 
 #[test]
 fn corrupt_lz4_chunks_are_errors_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
-    let opts = lz4_options();
     let big = (crate::buffer::MAP_THRESHOLD / 4) as u64;
     for n in [64u64, big] {
-        let path = dir.path().join(format!("a{n}.zarr"));
-        let s = create(&path, DType::I32, &[n], &[n], &opts);
-        // Noise: the large chunk's file is over the map threshold too.
-        use rand::{RngExt, SeedableRng};
-        let mut rng = rand::rngs::SmallRng::seed_from_u64(n);
-        let vals: Vec<u8> = (0..n * 4).map(|_| rng.random()).collect();
-        s.write_chunk(&[0], &vals).unwrap();
-        s.flush().unwrap();
-        let file = s.chunk_path(&[0]);
-        let good = std::fs::read(&file).unwrap();
-        assert_eq!(good.len() > crate::buffer::MAP_THRESHOLD, n == big);
-        let fails = |bytes: &[u8], why: &str| {
-            std::fs::write(&file, bytes).unwrap();
-            let e = s.read_chunk(&[0]).unwrap_err().to_string();
-            assert!(e.contains("c/0") && e.contains(why), "{n}: {e}");
-            let mut out = vec![0u8; vals.len()];
-            assert!(s.read_chunk_into(&[0], &mut out).is_err());
-        };
-        fails(&good[..good.len() - 1], "lz4");
-        fails(&good[..3], "too short");
-        let mut lying = good.clone();
-        lying[..4].copy_from_slice(&(n as u32 * 4 + 4).to_le_bytes());
-        fails(&lying, "header says");
-        // Longer than LZ4 can make of the chunk: refused before reading.
-        let most = lz4::encoded_bound(vals.len());
-        fails(&vec![0u8; most + 1], "more than LZ4");
-        std::fs::write(&file, &good).unwrap();
-        assert_eq!(&s.read_chunk(&[0]).unwrap().unwrap()[..], &vals[..]);
+        for s in straight_arrays(dir.path(), &format!("a{n}"), DType::I32, &[n], &[n]) {
+            let blosc = s.inner.read().blosc;
+            // Noise: the large chunk's file is over the map threshold too.
+            use rand::{RngExt, SeedableRng};
+            let mut rng = rand::rngs::SmallRng::seed_from_u64(n);
+            let vals: Vec<u8> = (0..n * 4).map(|_| rng.random()).collect();
+            s.write_chunk(&[0], &vals).unwrap();
+            s.flush().unwrap();
+            let file = s.chunk_path(&[0]);
+            let good = std::fs::read(&file).unwrap();
+            assert_eq!(good.len() > crate::buffer::MAP_THRESHOLD, n == big);
+            let fails = |bytes: &[u8], why: &str| {
+                std::fs::write(&file, bytes).unwrap();
+                let e = s.read_chunk(&[0]).unwrap_err().to_string();
+                assert!(
+                    e.contains("c/0") && e.contains(why),
+                    "{n} blosc {blosc}: {e}"
+                );
+                let mut out = vec![0u8; vals.len()];
+                assert!(s.read_chunk_into(&[0], &mut out).is_err());
+            };
+            if blosc {
+                fails(&good[..good.len() - 1], "frame bytes");
+            } else {
+                fails(&good[..good.len() - 1], "lz4");
+            }
+            fails(&good[..3], "too short");
+            let mut lying = good.clone();
+            // The decoded length: numcodecs' first field, Blosc's second.
+            let at = if blosc { 4 } else { 0 };
+            lying[at..at + 4].copy_from_slice(&(n as u32 * 4 + 4).to_le_bytes());
+            fails(&lying, "header says");
+            // Longer than the codec can make of the chunk: refused before
+            // reading.
+            let (most, name) = if blosc {
+                (blosc::encoded_bound(vals.len()), "Blosc")
+            } else {
+                (lz4::encoded_bound(vals.len()), "LZ4")
+            };
+            fails(&vec![0u8; most + 1], &format!("more than {name}"));
+            std::fs::write(&file, &good).unwrap();
+            assert_eq!(&s.read_chunk(&[0]).unwrap().unwrap()[..], &vals[..]);
+        }
     }
 }
 
