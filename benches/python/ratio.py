@@ -9,8 +9,9 @@ alternated, each read in a fresh process on a freshly opened file.
 
 Cold: the files' pages dropped from the OS page cache first
 (posix_fadvise DONTNEED, as `chunkyard bench` does); warm: dropped, then
-read once sequentially. Prints each run's milliseconds, then per target the
-median and the ratio of medians against numpy.memmap. The files come from
+read once sequentially. Prints per target the medians of the read's wall
+time, its CPU time (less sensitive to other load) and its page faults,
+the ratios of medians against numpy.memmap, and each run's wall time. The files come from
 `chunkyard bench --keep` (any float32 volume will do); the selection is
 NumPy's syntax without brackets.
 """
@@ -25,7 +26,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 EXAMPLE = os.path.join(HERE, "..", "..", "target", "release", "examples", "cold_read")
 
 MEMMAP = r"""
-import os, sys, time
+import os, resource, sys, time
 import numpy as np
 path, sel, mode = sys.argv[1], sys.argv[2], sys.argv[3]
 def drop(p):
@@ -42,18 +43,23 @@ if mode == "warm":
             pass
 a = np.load(path, mmap_mode="r")
 key = eval("np.s_[" + sel + "]")
+u0 = resource.getrusage(resource.RUSAGE_SELF)
 t = time.perf_counter()
 r = np.array(a[key])
 ms = (time.perf_counter() - t) * 1e3
-with open("/proc/self/status") as f:
-    rss = [l.split()[1] for l in f if l.startswith(("VmHWM",))]
-print(f"{ms:.3f} ms {rss[0]} kB")
+u1 = resource.getrusage(resource.RUSAGE_SELF)
+cpu = (u1.ru_utime + u1.ru_stime - u0.ru_utime - u0.ru_stime) * 1e3
+print(f"{ms:.3f} ms, cpu {cpu:.3f} ms, major faults {u1.ru_majflt - u0.ru_majflt}, "
+      f"minor faults {u1.ru_minflt - u0.ru_minflt}")
 """
 
 
 def run(cmd):
+    """(wall ms, CPU ms, major faults, minor faults) of the read, as the
+    child prints them: `W ms, cpu C ms, major faults M, minor faults N`."""
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    return float(out.split()[0])
+    w = out.replace(",", " ").split()
+    return float(w[0]), float(w[3]), int(w[7]), int(w[10])
 
 
 def main():
@@ -78,12 +84,17 @@ def main():
             else:
                 ms = run([a.example, name, a.sel, a.mode])
             times[name].append(ms)
-    base = statistics.median(times["numpy.memmap"])
-    print(f"selection {a.sel}, {a.mode}, {a.runs} runs each, alternated")
+    def med(name, k):
+        return statistics.median(t[k] for t in times[name])
+
+    base, base_cpu = med("numpy.memmap", 0), med("numpy.memmap", 1)
+    print(f"selection {a.sel}, {a.mode}, {a.runs} runs each, alternated; "
+          "medians of wall ms, CPU ms (all threads), major / minor faults")
     for name, ts in times.items():
-        med = statistics.median(ts)
-        runs = " ".join(f"{x:.1f}" for x in ts)
-        print(f"{name:40s} median {med:8.2f} ms  ratio {med / base:5.2f}  ({runs})")
+        runs = " ".join(f"{t[0]:.1f}" for t in ts)
+        print(f"{name:28s} wall {med(name, 0):7.2f} ms (x{med(name, 0) / base:5.2f})  "
+              f"cpu {med(name, 1):7.2f} ms (x{med(name, 1) / max(base_cpu, 1e-9):5.2f})  "
+              f"faults {med(name, 2):.0f} / {med(name, 3):.0f}  walls: {runs}")
 
 
 if __name__ == "__main__":
