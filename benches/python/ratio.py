@@ -5,7 +5,7 @@ alternated, each read in a fresh process on a freshly opened file.
 
     cargo build --release --features hdf5 --example cold_read
     python3 benches/python/ratio.py --npy v.npy --sel "50,::2,::2" --mode cold \
-        --runs 7 v.npy v.zarr v.h5
+        --runs 7 v.npy v.zarr v.h5 [--base OLD/target/release/examples/cold_read]
 
 Cold: the files' pages dropped from the OS page cache first
 (posix_fadvise DONTNEED, as `chunkyard bench` does); warm: dropped, then
@@ -69,11 +69,18 @@ def main():
     p.add_argument("--mode", default="cold", choices=["cold", "warm"])
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--example", default=EXAMPLE)
+    p.add_argument("--base", help="another build of the example (an older commit), "
+                   "run on every target too, alternated with the rest")
     p.add_argument("targets", nargs="+", help="paths chunkyard reads")
     a = p.parse_args()
     times = {"numpy.memmap": []}
+    cmds = {}
     for t in a.targets:
         times[t] = []
+        cmds[t] = [a.example, t]
+        if a.base:
+            times[t + " (base)"] = []
+            cmds[t + " (base)"] = [a.base, t]
     for i in range(a.runs):
         order = list(times)
         if i % 2:
@@ -82,7 +89,7 @@ def main():
             if name == "numpy.memmap":
                 ms = run([sys.executable, "-c", MEMMAP, a.npy, a.sel, a.mode])
             else:
-                ms = run([a.example, name, a.sel, a.mode])
+                ms = run(cmds[name] + [a.sel, a.mode])
             times[name].append(ms)
     def med(name, k):
         return statistics.median(t[k] for t in times[name])
