@@ -9,7 +9,8 @@
 //! only up to the device's read-ahead window: Linux reads at most
 //! `max(read_ahead_kb, max_sectors_kb)` per call (`force_page_cache_ra`),
 //! so a 16 MB span advised at once with an 8 MiB window left its second
-//! half to 1,397 serial page faults (`docs/benchmarks.md#issue-21`).
+//! half to 1,397 serial page faults
+//! (`docs/benchmarks.md#issue-21-cold-and-strided-reads`).
 //!
 //! When the runs cover their span densely enough ([`plan`]), reading the
 //! whole span with `pread`s is faster: sequential reads at the disk's
