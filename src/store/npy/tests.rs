@@ -647,4 +647,30 @@ fn cold_dense_regions_read_their_span_in_pieces() {
     // Warm now: through the map, no read.
     read(&s);
     assert_eq!(calls(&s), 0);
+    // A sparse region of a cold chunk, a[2, ::64, 5] (16 elements 256 KiB
+    // apart over 4 MiB), is not read covering: through the map.
+    rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed).unwrap();
+    let mut col = vec![0u8; 16 * 4];
+    let at = [0usize, 1, 1];
+    assert!(
+        s.read_region_into(
+            &[2, 0, 0],
+            &[(0, 1, 1), (0, 64, 16), (5, 1, 1)],
+            &mut col,
+            Strided {
+                offset: 0,
+                strides: &at
+            }
+        )
+        .unwrap()
+    );
+    let got: Vec<f32> = col
+        .chunks_exact(4)
+        .map(|b| f32::from_ne_bytes(b.try_into().unwrap()))
+        .collect();
+    let want_col: Vec<f32> = (0..16)
+        .map(|r| (2 * plane + r * 64 * 1024 + 5) as f32)
+        .collect();
+    assert_eq!(got, want_col);
+    assert_eq!(calls(&s), 0, "sparse: no covering read");
 }
