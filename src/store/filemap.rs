@@ -11,7 +11,8 @@
 //! or one for a store's many maps), and the maps hand their pages back to
 //! the kernel (`MADV_DONTNEED`) after every 32 MiB or so: resident memory
 //! stays bounded while the data stays in the page cache. Cold scattered reads
-//! read their span ahead first ([`FileMap::copy`]).
+//! read their span ahead first, cold dense ones read it with `pread`s in
+//! bounded pieces instead of the map ([`FileMap::copy`], [`super::cover`]).
 //!
 //! Another process truncating the file while it is mapped is outside what
 //! a store can guard against: reads through the map would fault with
@@ -23,6 +24,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use memmap2::{Advice, Mmap, MmapOptions, UncheckedAdvice};
 
+use super::cover;
+use crate::error::Result;
 use crate::layout::{Strided, copy_region};
 
 /// Longest span of the map a scattered read reads ahead when cold
@@ -107,11 +110,14 @@ impl FileMap {
         self.map.len()
     }
 
-    /// Copies the `counts` elements of `elem` bytes at `src` (element
-    /// offset and strides counted from byte `base` of the file) into `out`
-    /// at `at`. `runs` is how many file runs they make and `span` the
-    /// bytes from the first to the last; a cold scattered read reads the
-    /// span ahead first.
+    /// Copies the `counts` elements of `elem` bytes at `src` (element offset
+    /// and strides counted from byte `base` of the file) into `out` at `at`.
+    /// `runs` is how many file runs they make and `span` the bytes from the
+    /// first to the last. A cold dense read whose span is long
+    /// ([`cover::plan`]) reads the span from `file` in bounded pieces
+    /// instead (`read(buf, pos)` fills `buf` from byte `base + pos`, errors
+    /// named by the caller) and touches no page of the map; a cold
+    /// scattered one reads its span ahead first.
     /// The caller checked that every byte lies inside the map. Returns the
     /// bytes of the map the read may have made resident, for [`Touched`].
     #[allow(clippy::too_many_arguments)]
@@ -124,15 +130,25 @@ impl FileMap {
         out: &mut [u8],
         at: Strided<'_>,
         (runs, run_bytes, span): (u64, usize, usize),
-    ) -> u64 {
-        if runs > 1 {
-            prefetch_if_cold(&self.map, base + src.offset * elem, span, runs);
+        (file, read): (&File, &mut cover::ReadAt<'_>),
+    ) -> Result<u64> {
+        let start = base + src.offset * elem;
+        if cover::plan(runs, run_bytes, span) == cover::Plan::Cover {
+            let cold = cover::is_cold(file, start as u64, (start + span - 1) as u64)
+                .unwrap_or_else(|| touch_is_slow(&self.map, start));
+            if cold {
+                cover::read_ahead(file, start as u64, span as u64);
+                cover::read_covering(counts, elem, src, out, at, cover::PIECE_BYTES, read)?;
+                return Ok(0);
+            }
+        } else if runs > 1 {
+            prefetch_if_cold(&self.map, start, span, runs);
         }
         if !self.used.load(Ordering::Relaxed) {
             self.used.store(true, Ordering::Relaxed);
         }
         copy_region(counts, elem, &self.map[base..], src, out, at);
-        touched_estimate(runs, run_bytes, span)
+        Ok(touched_estimate(runs, run_bytes, span))
     }
 }
 
@@ -187,6 +203,14 @@ pub fn release_pages(map: &Mmap) -> io::Result<()> {
 /// enough to answer under it gains less from reading ahead.
 const COLD_TOUCH: std::time::Duration = std::time::Duration::from_micros(30);
 
+/// Whether touching byte `start` of the map took long enough that it came
+/// from the disk ([`COLD_TOUCH`]).
+fn touch_is_slow(map: &Mmap, start: usize) -> bool {
+    let t = std::time::Instant::now();
+    std::hint::black_box(map[start]);
+    t.elapsed() >= COLD_TOUCH
+}
+
 /// Before a read of `runs` separate runs spread over `len` bytes of the
 /// map from `start`: if the first run is not in the page cache, asks
 /// the kernel to read the whole span at once (`MADV_WILLNEED`, which
@@ -211,9 +235,7 @@ fn prefetch_if_cold(map: &Mmap, start: usize, len: usize, runs: u64) {
     if len as u64 > PREFETCH_MAX_SPAN.max(runs.saturating_mul(PREFETCH_MIN_DENSITY)) {
         return;
     }
-    let t = std::time::Instant::now();
-    std::hint::black_box(map[start]);
-    if t.elapsed() >= COLD_TOUCH {
+    if touch_is_slow(map, start) {
         let page = start & !(PAGE_BYTES - 1);
         let _ = map.advise_range(Advice::WillNeed, page, len + (start - page));
     }

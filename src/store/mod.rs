@@ -23,6 +23,7 @@
 //!
 //! [`flush`]: ChunkStore::flush
 
+pub(crate) mod cover;
 pub(crate) mod filemap;
 #[cfg(feature = "hdf5")]
 pub(crate) mod hdf5;

@@ -132,6 +132,9 @@ pub(crate) struct Mapped<'a> {
     pub map: &'a dyn Fn() -> Option<&'a FileMap>,
     /// The chunk's first byte in the file.
     pub base: usize,
+    /// The file mapped, for the page-cache probe of a cold dense read
+    /// (which reads with the caller's `pread`).
+    pub file: &'a File,
     /// What reads through this map and its siblings may have made
     /// resident.
     pub touched: &'a Touched,
@@ -263,7 +266,8 @@ impl RawChunk<'_> {
                     out,
                     at,
                     (runs, run * elem, span * elem),
-                );
+                    (m.file, &mut pread),
+                )?;
                 if m.touched.note(touched) {
                     (m.release)();
                 }

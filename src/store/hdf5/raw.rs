@@ -259,6 +259,7 @@ impl Hdf5Inner {
             file_map.as_deref().map(|_| Mapped {
                 map: &get_map,
                 base: addr as usize,
+                file: &raw.file,
                 touched: &raw.touched,
                 release: &release,
                 // One large file: the page cache holds it in large folios

@@ -249,7 +249,8 @@ impl NpyFile {
 
     /// Copies the part of `region` inside the array from the map into
     /// `out` at `at`, in file byte order; positions past the array's edge
-    /// are left as they are. The region fits the chunk (checked).
+    /// are left as they are. The region fits the chunk (checked). A cold
+    /// dense region is read with `pread`s instead ([`FileMap::copy`]).
     fn copy_from_map(
         &self,
         map: &FileMap,
@@ -257,7 +258,7 @@ impl NpyFile {
         region: ChunkRegion<'_>,
         out: &mut [u8],
         at: Strided<'_>,
-    ) {
+    ) -> Result<()> {
         let elem = self.meta.dtype.size();
         // Per axis: the elements of the region inside the array, and the
         // file stride of a step (no heap: this runs on every partial read).
@@ -277,7 +278,7 @@ impl NpyFile {
         }
         let n: usize = inside.iter().product();
         if n == 0 {
-            return;
+            return Ok(());
         }
         // Elements from the first to the last.
         let span = 1 + inside
@@ -295,8 +296,16 @@ impl NpyFile {
             _ => 1,
         };
         let runs = (n / run) as u64;
+        let data = self.header.data_offset;
+        let mut read = |buf: &mut [u8], pos: usize| {
+            #[cfg(test)]
+            self.io_calls.fetch_add(1, Ordering::Relaxed);
+            self.file
+                .read_exact_at(buf, data + pos as u64)
+                .map_err(|e| Error::io(&self.path, e))
+        };
         let touched = map.copy(
-            self.header.data_offset as usize,
+            data as usize,
             &inside,
             elem,
             Strided {
@@ -306,10 +315,12 @@ impl NpyFile {
             out,
             at,
             (runs, run * elem, span * elem),
-        );
+            (&self.file, &mut read),
+        )?;
         if self.touched.note(touched) {
             map.release();
         }
+        Ok(())
     }
 
     fn to_native(&self, buf: &mut [u8]) {
@@ -453,7 +464,7 @@ impl ChunkStore for NpyFile {
         }
         match &self.map {
             Some(map) if inside && !convert => {
-                self.copy_from_map(map, chunk, region, out, at);
+                self.copy_from_map(map, chunk, region, out, at)?;
             }
             _ => {
                 let data = self.dense_region(chunk, region)?.expect("npy chunks exist");
@@ -575,7 +586,7 @@ impl NpyFile {
                 offset: 0,
                 strides: &out_strides,
             },
-        );
+        )?;
         self.to_native(&mut out);
         Ok(Some(out))
     }

@@ -577,3 +577,100 @@ fn raw_files_round_trip() {
         .unwrap();
     assert_eq!(i32s(&col), vec![-16, -6, 4]);
 }
+
+/// A dense strided region of a chunk whose pages are not in the page
+/// cache is read with `pread`s of its span in bounded pieces
+/// (`store::cover`), the same values as through the map once warm.
+#[test]
+fn cold_dense_regions_read_their_span_in_pieces() {
+    use crate::store::Strided;
+    let dir = TempDir::new().unwrap();
+    let p = dir.path().join("cold.npy");
+    let (planes, side) = (3u64, 1024u64);
+    let s = NpyStore::create(
+        &p,
+        DType::F32,
+        &[planes, side, side],
+        &[1, side, side],
+        &NpyOptions::default(),
+    )
+    .unwrap();
+    let plane = (side * side) as usize;
+    for z in 0..planes {
+        let data: Vec<u8> = (0..plane)
+            .flat_map(|i| ((z as usize * plane + i) as f32).to_ne_bytes())
+            .collect();
+        s.write_chunk(&[z, 0, 0], &data).unwrap();
+    }
+    s.flush().unwrap();
+    let calls = |s: &NpyStore| s.inner.read().io_calls.swap(0, Ordering::Relaxed);
+    calls(&s);
+    // a[1, ::2, 1::2]: 512 x 512 one-element runs over 4 MiB.
+    let region = [(0, 1, 1), (0, 2, side / 2), (1, 2, side / 2)];
+    let want: Vec<f32> = (0..side as usize / 2)
+        .flat_map(|r| {
+            (0..side as usize / 2).map(move |c| (plane + 2 * r * 1024 + 2 * c + 1) as f32)
+        })
+        .collect();
+    let read = |s: &NpyStore| {
+        let mut out = vec![0u8; want.len() * 4];
+        let at = [side / 2 * side / 2, side / 2, 1].map(|x| x as usize);
+        assert!(
+            s.read_region_into(
+                &[1, 0, 0],
+                &region,
+                &mut out,
+                Strided {
+                    offset: 0,
+                    strides: &at
+                }
+            )
+            .unwrap()
+        );
+        let got: Vec<f32> = out
+            .chunks_exact(4)
+            .map(|b| f32::from_ne_bytes(b.try_into().unwrap()))
+            .collect();
+        assert_eq!(got, want);
+    };
+    // Drop the file's (clean, synced) pages from the page cache.
+    let f = std::fs::File::open(&p).unwrap();
+    rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed).unwrap();
+    let data = s.inner.read().header.data_offset;
+    let first = data + (plane * 4 + 4) as u64;
+    let cold = crate::store::cover::is_cold(&f, first, first + (4 << 20) - 16) == Some(true);
+    read(&s);
+    if cold {
+        // 512 rows of the selection, 128 to a 1 MiB piece.
+        assert_eq!(calls(&s), 4);
+    }
+    // Warm now: through the map, no read.
+    read(&s);
+    assert_eq!(calls(&s), 0);
+    // A sparse region of a cold chunk, a[2, ::64, 5] (16 elements 256 KiB
+    // apart over 4 MiB), is not read covering: through the map.
+    rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed).unwrap();
+    let mut col = vec![0u8; 16 * 4];
+    let at = [0usize, 1, 1];
+    assert!(
+        s.read_region_into(
+            &[2, 0, 0],
+            &[(0, 1, 1), (0, 64, 16), (5, 1, 1)],
+            &mut col,
+            Strided {
+                offset: 0,
+                strides: &at
+            }
+        )
+        .unwrap()
+    );
+    let got: Vec<f32> = col
+        .chunks_exact(4)
+        .map(|b| f32::from_ne_bytes(b.try_into().unwrap()))
+        .collect();
+    let want_col: Vec<f32> = (0..16)
+        .map(|r| (2 * plane + r * 64 * 1024 + 5) as f32)
+        .collect();
+    assert_eq!(got, want_col);
+    assert_eq!(calls(&s), 0, "sparse: no covering read");
+}

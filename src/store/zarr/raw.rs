@@ -442,6 +442,7 @@ impl ZarrInner {
             keep_map.then_some(Mapped {
                 map: &map,
                 base: 0,
+                file,
                 touched: &self.files.touched,
                 release: &release,
                 max_gap: Some(MAP_MAX_GAP),

@@ -916,3 +916,54 @@ fn sparse_runs_are_preads_dense_ones_mapped() {
     assert_eq!(calls().1, start.1 + 8, "no pread: mapped");
     assert_eq!(s.inner.read().files.maps(), 1);
 }
+
+/// A dense strided region of a raw chunk file whose pages are not in the
+/// page cache is read with `pread`s of its span in 1 MiB pieces
+/// (`store::cover`), the same values as through the map once warm.
+#[test]
+fn cold_dense_regions_read_their_span_in_pieces() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = create(
+        &dir.path().join("cold.zarr"),
+        DType::I32,
+        &[1, 1024, 1024],
+        &[1, 1024, 1024],
+        &ZarrOptions::default(),
+    );
+    s.write_chunk(&[0, 0, 0], &chunk_of(0, 1024 * 1024))
+        .unwrap();
+    s.flush().unwrap();
+    let path = s.inner.read().chunk_path(&[0, 0, 0]);
+    let calls = || s.inner.read().files.calls.lock().1;
+    // a[0, ::2, 1::2]: 512 x 512 one-element runs over 4 MiB.
+    let region = [(0, 1, 1), (0, 2, 512), (1, 2, 512)];
+    let want: Vec<i32> = (0..512)
+        .flat_map(|r| (0..512).map(move |c| 2 * r * 1024 + 2 * c + 1))
+        .collect();
+    let read = || {
+        let mut out = vec![0u8; 512 * 512 * 4];
+        let at = Strided {
+            offset: 0,
+            strides: &[0, 512, 1],
+        };
+        assert!(
+            s.read_region_into(&[0, 0, 0], &region, &mut out, at)
+                .unwrap()
+        );
+        assert_eq!(i32s(&out), want);
+    };
+    // The chunk file was synced: its pages are clean and can be dropped.
+    let f = std::fs::File::open(&path).unwrap();
+    rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed).unwrap();
+    let cold = crate::store::cover::is_cold(&f, 4, (4 << 20) - 4) == Some(true);
+    let start = calls();
+    read();
+    if cold {
+        // 512 rows of the selection, 128 to a 1 MiB piece.
+        assert_eq!(calls() - start, 4);
+    }
+    // Warm now: through the file's map, no pread.
+    let start = calls();
+    read();
+    assert_eq!(calls() - start, 0);
+}
