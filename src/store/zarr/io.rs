@@ -195,6 +195,13 @@ impl ChunkStore for ZarrInner {
     }
 
     fn stored_bytes(&self) -> Result<u64> {
+        #[cfg(feature = "s3")]
+        if let Some(s3) = self.storage.s3() {
+            // Object sizes, one LIST of the prefix.
+            return s3
+                .stored_bytes()
+                .map_err(|e| s3.error(&self.path.display().to_string(), &e));
+        }
         fs::allocated_bytes(&self.path).map_err(|e| Error::io(&self.path, e))
     }
 }
