@@ -31,6 +31,7 @@ pub(crate) mod npy;
 pub(crate) mod rawio;
 mod region;
 mod wrap;
+mod written;
 pub(crate) mod zarr;
 
 // The test suite every store runs: a new backend is one file plus one
@@ -49,6 +50,7 @@ pub use npy::{
     MAX_HEADER_BYTES, NpyHeader, NpyOptions, NpyStore, Order, RawLayout, parse_npy_header,
 };
 pub use wrap::{Hooks, Wrapped};
+pub use written::Written;
 pub use zarr::{ZarrOptions, ZarrStore};
 
 use std::fmt;
@@ -249,6 +251,27 @@ pub trait ChunkStore: Send + Sync + fmt::Debug {
         )))
     }
 
+    /// Whether this store wants to know which elements of a chunk were
+    /// written ([`write_chunk_merging`](Self::write_chunk_merging)): it
+    /// may find a chunk changed by another process since it read it, and
+    /// then re-applies only those elements. The cache keeps a [`Written`]
+    /// record per dirty chunk of such a store. Default: `false`.
+    fn merges_writes(&self) -> bool {
+        false
+    }
+
+    /// Writes a chunk of which this process changed only the elements in
+    /// `written` since it read the chunk: a store that
+    /// [merges writes](Self::merges_writes) writes `data` only if the
+    /// chunk is still the version it read, and otherwise copies the
+    /// written elements onto the newer version and writes that (retrying
+    /// until it lands), so no other writer's elements are lost. Default:
+    /// [`write_chunk`](Self::write_chunk).
+    fn write_chunk_merging(&self, chunk: &[u64], data: &[u8], written: &Written) -> Result<()> {
+        let _ = written;
+        self.write_chunk(chunk, data)
+    }
+
     /// Changes the length of the first axis to `len` and makes the new
     /// shape durable before returning. Chunk coordinates keep their
     /// meaning. Elements added read as the fill value once the layer
@@ -380,6 +403,22 @@ macro_rules! forward_chunk_store {
                 let $r = self;
                 $read.stored_bytes()
             }
+            fn merges_writes(&self) -> bool {
+                let $r = self;
+                $read.merges_writes()
+            }
+            // Through `read` (the locked stores' shared lock, as for
+            // `write_chunk`): only stores that merge writes get this call,
+            // and no hook wraps them.
+            fn write_chunk_merging(
+                &self,
+                chunk: &[u64],
+                data: &[u8],
+                written: &$crate::store::Written,
+            ) -> $crate::Result<()> {
+                let $r = self;
+                $read.write_chunk_merging(chunk, data, written)
+            }
             fn resize(&self, $zl: u64) -> $crate::Result<()> {
                 let $zs = self;
                 $resize
@@ -496,6 +535,14 @@ mod tests {
             self.saw("resize");
             Ok(())
         }
+        fn merges_writes(&self) -> bool {
+            self.saw("merges_writes");
+            false
+        }
+        fn write_chunk_merging(&self, _: &[u64], _: &[u8], _: &Written) -> Result<()> {
+            self.saw("write_chunk_merging");
+            Ok(())
+        }
     }
 
     #[derive(Debug)]
@@ -536,6 +583,9 @@ mod tests {
             .unwrap();
         s.stored_bytes().unwrap();
         s.resize(2).unwrap();
+        s.merges_writes();
+        s.write_chunk_merging(&[0], &[0, 0], &Written::default())
+            .unwrap();
         let mut seen = f.0.0.lock().clone();
         seen.sort_unstable();
         let mut all = vec![
@@ -552,6 +602,8 @@ mod tests {
             "read_region_into",
             "stored_bytes",
             "resize",
+            "merges_writes",
+            "write_chunk_merging",
         ];
         all.sort_unstable();
         assert_eq!(seen, all);

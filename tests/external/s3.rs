@@ -56,6 +56,28 @@ fn create_write_reopen_read_back() {
     }
 }
 
+/// The suite every store runs, on arrays in the bucket: uncompressed
+/// (ranged GETs for partial reads) and compressed.
+#[test]
+fn conformance_suite() {
+    use chunkyard::store::conformance::{self, Harness, Reopen};
+    use chunkyard::store::{ChunkStore, StoreMeta, ZarrOptions, ZarrStore};
+    for codec in [Codec::None, Codec::Lz4] {
+        let create = |m: &StoreMeta| -> chunkyard::Result<(Arc<dyn ChunkStore>, Reopen)> {
+            let url = fresh("conformance.zarr");
+            let opts = ZarrOptions {
+                codec,
+                ..ZarrOptions::default()
+            };
+            let path = std::path::PathBuf::from(url);
+            let s = ZarrStore::create(&path, m.dtype, &m.shape, &m.chunks, &m.fill, &opts)?;
+            let reopen: Reopen = Box::new(move || Ok(Arc::new(ZarrStore::open(&path, true)?) as _));
+            Ok((Arc::new(s) as _, reopen))
+        };
+        conformance::run_all(&Harness { create: &create });
+    }
+}
+
 #[test]
 fn chunks_of_fill_are_not_stored_and_open_does_not_write() {
     let url = fresh("f.zarr");
@@ -220,6 +242,51 @@ mod cli {
         assert!(json.contains("numcodecs.lz4"), "{json}");
     }
 
+    /// Four processes at once each write their own columns of every row,
+    /// a row per `chunkyard put` (a process each: open, write, flush),
+    /// all into the one chunk: every put reads the chunk, changes a few
+    /// elements and writes it back. Without conditional writes most of
+    /// them would be lost (the last writer's copy wins).
+    #[test]
+    fn four_processes_writing_parts_of_one_chunk_lose_nothing() {
+        const ROWS: u64 = 6;
+        let url = fresh("lost.zarr");
+        ok(&[
+            "create",
+            &url,
+            "--shape",
+            &format!("{ROWS},16"),
+            "--dtype",
+            "i32",
+            "--chunks",
+            &format!("{ROWS},16"),
+            "--codec",
+            "zstd:1",
+        ]);
+        let writers: Vec<_> = (0..4u64)
+            .map(|k| {
+                let url = url.clone();
+                std::thread::spawn(move || {
+                    for r in 0..ROWS {
+                        let value = (k * 100 + r + 1).to_string();
+                        ok(&["put", &url, &format!("{r}, {k}::4"), "--value", &value]);
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        let got = ok(&["get", &url, "...", "--json"]);
+        let got: Vec<Vec<i64>> = serde_json::from_str(got.trim()).unwrap();
+        for r in 0..ROWS as usize {
+            for j in 0..16usize {
+                let want = (j % 4) as i64 * 100 + r as i64 + 1;
+                assert_eq!(got[r][j], want, "element [{r}, {j}] lost: {got:?}");
+            }
+        }
+    }
+
     /// Runs the CLI with changed environment; must fail with one line.
     fn fails_with(env: &[(&str, Option<&str>)], args: &[&str]) -> String {
         let _children = crate::common::child_guard();
@@ -338,7 +405,9 @@ mod interop {
     use chunkyard::{ArrayOptions, Codec};
 
     /// Python with zarr opening `url` through obstore's S3 store, which
-    /// reads the same AWS_* variables.
+    /// reads the same AWS_* variables. The script ends with `os._exit`:
+    /// obstore's runtime sometimes aborts the interpreter's shutdown
+    /// (SIGABRT after the script's last line ran).
     fn zpython(url: &str, code: &str) -> String {
         let (bucket, prefix) = url.strip_prefix("s3://").unwrap().split_once('/').unwrap();
         let script = format!(
@@ -348,7 +417,8 @@ mod interop {
              from zarr.storage import ObjectStore\n\
              s = S3Store({bucket:?}, prefix={prefix:?}, endpoint=os.environ['AWS_ENDPOINT_URL'],\n\
                  client_options={{'allow_http': True}}, virtual_hosted_style_request=False)\n\
-             store = ObjectStore(s)\n{code}"
+             store = ObjectStore(s)\n{code}\n\
+             import sys; sys.stdout.flush(); os._exit(0)\n"
         );
         crate::common::python_with(&["numpy", "zarr", "obstore"], &script, &[])
     }

@@ -56,6 +56,10 @@ impl ChunkStore for ZarrInner {
             let mut buf = ChunkBuf::zeroed(self.meta.chunk_bytes());
             return Ok(self.lz4_read_chunk_into(chunk, &mut buf)?.then_some(buf));
         }
+        #[cfg(feature = "s3")]
+        if let Some(s3) = self.storage.s3() {
+            return self.s3_read_chunk(s3, chunk);
+        }
         let key = self.array.chunk_key(chunk);
         let Some(encoded) = self
             .storage
@@ -64,43 +68,34 @@ impl ChunkStore for ZarrInner {
         else {
             return Ok(None);
         };
-        let shape = self
-            .array
-            .chunk_shape(chunk)
-            .map_err(|e| self.corrupt(chunk, e))?;
-        let decoded = self
-            .array
-            .codecs()
-            .decode(
-                Cow::Owned(encoded.into()),
-                &shape,
-                self.array.data_type(),
-                self.array.fill_value(),
-                &Self::codec_options(),
-            )
-            .map_err(|e| self.corrupt(chunk, e))?
-            .into_fixed()
-            .map_err(|e| self.corrupt(chunk, e))?;
-        let want = self.meta.chunk_bytes();
-        if decoded.len() != want {
-            return Err(self.corrupt(
-                chunk,
-                format!("decodes to {} bytes, expected {want}", decoded.len()),
-            ));
-        }
-        // Large chunks live in their own maps (see `buffer`), small ones
-        // keep the decoder's allocation.
-        let mut buf = if want >= MAP_THRESHOLD {
-            ChunkBuf::copy_of(&decoded)
-        } else {
-            ChunkBuf::from(decoded.into_owned())
-        };
-        if self.meta.dtype == DType::Bool {
-            normalize_bools(&mut buf);
-        }
-        Ok(Some(buf))
+        self.decode_chunk(chunk, encoded).map(Some)
     }
 
+    fn merges_writes(&self) -> bool {
+        // Objects are shared by processes that do not know of each other:
+        // a chunk is written back conditionally on the version read.
+        #[cfg(feature = "s3")]
+        if self.writable && self.storage.s3().is_some() {
+            return true;
+        }
+        false
+    }
+
+    fn write_chunk_merging(
+        &self,
+        chunk: &[u64],
+        data: &[u8],
+        written: &crate::store::Written,
+    ) -> Result<()> {
+        #[cfg(feature = "s3")]
+        if let Some(s3) = self.storage.s3() {
+            self.check_writable()?;
+            self.check_chunk(chunk)?;
+            return self.s3_write_merging(s3, chunk, data, written);
+        }
+        let _ = written;
+        self.write_chunk(chunk, data)
+    }
     fn read_chunk_into(&self, chunk: &[u64], out: &mut [u8]) -> Result<bool> {
         self.check_chunk(chunk)?;
         let want = self.meta.chunk_bytes();
@@ -174,6 +169,8 @@ impl ChunkStore for ZarrInner {
         // values): an open one holds the old contents. Dropped after a
         // failed write too, which may have renamed.
         self.files.forget(chunk);
+        #[cfg(feature = "s3")]
+        self.versions.forget(chunk);
         stored
     }
 
@@ -187,6 +184,8 @@ impl ChunkStore for ZarrInner {
             ))
         });
         self.files.forget(chunk);
+        #[cfg(feature = "s3")]
+        self.versions.forget(chunk);
         erased
     }
 
@@ -207,6 +206,49 @@ impl ChunkStore for ZarrInner {
 }
 
 impl ZarrInner {
+    /// Decodes a chunk's stored bytes (checked against the chunk's size).
+    pub(super) fn decode_chunk(
+        &self,
+        chunk: &[u64],
+        encoded: zarrs::storage::Bytes,
+    ) -> Result<ChunkBuf> {
+        let shape = self
+            .array
+            .chunk_shape(chunk)
+            .map_err(|e| self.corrupt(chunk, e))?;
+        let decoded = self
+            .array
+            .codecs()
+            .decode(
+                Cow::Owned(encoded.into()),
+                &shape,
+                self.array.data_type(),
+                self.array.fill_value(),
+                &Self::codec_options(),
+            )
+            .map_err(|e| self.corrupt(chunk, e))?
+            .into_fixed()
+            .map_err(|e| self.corrupt(chunk, e))?;
+        let want = self.meta.chunk_bytes();
+        if decoded.len() != want {
+            return Err(self.corrupt(
+                chunk,
+                format!("decodes to {} bytes, expected {want}", decoded.len()),
+            ));
+        }
+        // Large chunks live in their own maps (see `buffer`), small ones
+        // keep the decoder's allocation.
+        let mut buf = if want >= MAP_THRESHOLD {
+            ChunkBuf::copy_of(&decoded)
+        } else {
+            ChunkBuf::from(decoded.into_owned())
+        };
+        if self.meta.dtype == DType::Bool {
+            normalize_bools(&mut buf);
+        }
+        Ok(buf)
+    }
+
     pub(super) fn write_buffer_bytes(&self) -> usize {
         // One encoded copy of the chunk (compressors' worst case is a
         // little over the input); none when nothing can be written.

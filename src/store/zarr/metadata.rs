@@ -118,6 +118,8 @@ impl crate::store::ResizeInPlace for ZarrInner {
         // Dropped chunks' files go; the others would stay valid, but a
         // resize is rare and the cache refills.
         self.files.clear();
+        #[cfg(feature = "s3")]
+        self.versions.clear();
         let old = self.grid.clone();
         if old.ndim() == 0 {
             return Err(Error::invalid(format!(
@@ -412,6 +414,8 @@ impl ZarrInner {
             files: raw::OpenFiles::new(),
             lz4,
             chunk_strides,
+            #[cfg(feature = "s3")]
+            versions: Default::default(),
         })
     }
 }

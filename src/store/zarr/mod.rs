@@ -66,6 +66,8 @@ mod raw;
 #[cfg(feature = "s3")]
 pub(crate) mod s3;
 #[cfg(feature = "s3")]
+mod s3chunks;
+#[cfg(feature = "s3")]
 mod s3meta;
 mod storage;
 
@@ -175,6 +177,10 @@ struct ZarrInner {
     lz4: bool,
     /// C-order element strides of a chunk (raw reads).
     chunk_strides: Vec<usize>,
+    /// On object storage, the version of each chunk as last read or
+    /// written here: the condition of its next merging write.
+    #[cfg(feature = "s3")]
+    versions: s3chunks::Versions,
 }
 
 /// An upper bound of a chunk's encoded size: lz4, zstd and deflate add at
