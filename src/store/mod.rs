@@ -324,6 +324,12 @@ impl<S: ChunkStore + ?Sized> ChunkStoreExt for S {}
 /// its hooks around writes). Each `|s, ...|` binds `&self` and the
 /// method's arguments.
 ///
+/// Two optional trailing clauses, `merges_writes: |s| ...` and
+/// `write_chunk_merging: |s, chunk, data, written| ...`, forward merging
+/// writes ([`ChunkStore::merges_writes`]); without them the wrapper does
+/// not merge (the cache then sends every write through `write_chunk`,
+/// where `Wrapped`'s hooks see it).
+///
 /// ```text
 /// forward_chunk_store! {
 ///     [H: Hooks] Wrapped<H>,
@@ -337,6 +343,8 @@ impl<S: ChunkStore + ?Sized> ChunkStoreExt for S {}
 #[macro_export]
 #[doc(hidden)]
 macro_rules! forward_chunk_store {
+    // Without the merging clauses: the wrapper does not merge writes
+    // (every write goes through its `write_chunk`, so its hooks see it).
     (
         [$($gen:tt)*] $ty:ty,
         read: |$r:ident| $read:expr,
@@ -344,6 +352,27 @@ macro_rules! forward_chunk_store {
         erase_chunk: |$es:ident, $ec:ident| $erase:expr,
         flush: |$fs:ident| $flush:expr,
         resize: |$zs:ident, $zl:ident| $resize:expr $(,)?
+    ) => {
+        $crate::store::forward_chunk_store! {
+            [$($gen)*] $ty,
+            read: |$r| $read,
+            write_chunk: |$ws, $wc, $wd| $write,
+            erase_chunk: |$es, $ec| $erase,
+            flush: |$fs| $flush,
+            resize: |$zs, $zl| $resize,
+            merges_writes: |_s| false,
+            write_chunk_merging: |$ws, $wc, $wd, _written| $write,
+        }
+    };
+    (
+        [$($gen:tt)*] $ty:ty,
+        read: |$r:ident| $read:expr,
+        write_chunk: |$ws:ident, $wc:ident, $wd:ident| $write:expr,
+        erase_chunk: |$es:ident, $ec:ident| $erase:expr,
+        flush: |$fs:ident| $flush:expr,
+        resize: |$zs:ident, $zl:ident| $resize:expr,
+        merges_writes: |$ms:ident| $merges:expr,
+        write_chunk_merging: |$mws:ident, $mwc:ident, $mwd:ident, $mww:ident| $merging:expr $(,)?
     ) => {
         impl<$($gen)*> $crate::store::ChunkStore for $ty {
             fn backend(&self) -> &'static str {
@@ -404,20 +433,17 @@ macro_rules! forward_chunk_store {
                 $read.stored_bytes()
             }
             fn merges_writes(&self) -> bool {
-                let $r = self;
-                $read.merges_writes()
+                let $ms = self;
+                $merges
             }
-            // Through `read` (the locked stores' shared lock, as for
-            // `write_chunk`): only stores that merge writes get this call,
-            // and no hook wraps them.
             fn write_chunk_merging(
                 &self,
-                chunk: &[u64],
-                data: &[u8],
-                written: &$crate::store::Written,
+                $mwc: &[u64],
+                $mwd: &[u8],
+                $mww: &$crate::store::Written,
             ) -> $crate::Result<()> {
-                let $r = self;
-                $read.write_chunk_merging(chunk, data, written)
+                let $mws = self;
+                $merging
             }
             fn resize(&self, $zl: u64) -> $crate::Result<()> {
                 let $zs = self;
@@ -450,6 +476,10 @@ macro_rules! locked_store {
             erase_chunk: |s, chunk| s.$field.read().erase_chunk(chunk),
             flush: |s| s.$field.read().flush(),
             resize: |s, len| $crate::store::ResizeInPlace::resize_in_place(&mut *s.$field.write(), len),
+            merges_writes: |s| s.$field.read().merges_writes(),
+            write_chunk_merging: |s, chunk, data, written| {
+                s.$field.read().write_chunk_merging(chunk, data, written)
+            },
         }
     };
 }
@@ -555,6 +585,8 @@ mod tests {
         erase_chunk: |s, chunk| s.0.erase_chunk(chunk),
         flush: |s| s.0.flush(),
         resize: |s, len| s.0.resize(len),
+        merges_writes: |s| s.0.merges_writes(),
+        write_chunk_merging: |s, chunk, data, written| s.0.write_chunk_merging(chunk, data, written),
     }
 
     /// Every method of the trait reaches the inner store through

@@ -72,13 +72,10 @@ impl ChunkStore for ZarrInner {
     }
 
     fn merges_writes(&self) -> bool {
-        // Objects are shared by processes that do not know of each other:
-        // a chunk is written back conditionally on the version read.
-        #[cfg(feature = "s3")]
-        if self.writable && self.storage.s3().is_some() {
-            return true;
-        }
-        false
+        // A chunk may be shared by processes that do not know of each
+        // other: objects are written back conditionally on the version
+        // read, chunk files under a lock after a fresh read.
+        self.writable
     }
 
     fn write_chunk_merging(
@@ -93,8 +90,20 @@ impl ChunkStore for ZarrInner {
             self.check_chunk(chunk)?;
             return self.s3_write_merging(s3, chunk, data, written);
         }
-        let _ = written;
-        self.write_chunk(chunk, data)
+        self.check_writable()?;
+        self.check_chunk(chunk)?;
+        self.check_data_len(chunk, data)?;
+        // Under the chunk's lock: the file as it is now (another process
+        // may have replaced it since this one read it), with this
+        // process's elements copied over, replaces it.
+        let _lock = self.lock_chunk(chunk)?;
+        self.files.forget(chunk);
+        let mut merged = match self.read_chunk(chunk)? {
+            Some(current) => current,
+            None => ChunkBuf::filled(self.meta.chunk_bytes(), &self.meta.fill),
+        };
+        written.apply(data, &mut merged, self.meta.dtype.size());
+        self.write_chunk_locked(chunk, &merged)
     }
     fn read_chunk_into(&self, chunk: &[u64], out: &mut [u8]) -> Result<bool> {
         self.check_chunk(chunk)?;
@@ -144,39 +153,15 @@ impl ChunkStore for ZarrInner {
     fn write_chunk(&self, chunk: &[u64], data: &[u8]) -> Result<()> {
         self.check_writable()?;
         self.check_chunk(chunk)?;
-        let want = self.meta.chunk_bytes();
-        if data.len() != want {
-            return Err(store_error(format!(
-                "{}: chunk {chunk:?}: {} bytes given, {want} expected",
-                self.path.display(),
-                data.len()
-            )));
-        }
-        let stored = self
-            .array
-            .store_chunk_opt(
-                chunk,
-                ArrayBytes::new_flen(Cow::Borrowed(data)),
-                &Self::codec_options(),
-            )
-            .map_err(|e| {
-                store_error(format!(
-                    "{}: chunk {chunk:?}: {e}",
-                    self.chunk_path(chunk).display()
-                ))
-            });
-        // The chunk's file was replaced (or removed, for a chunk of fill
-        // values): an open one holds the old contents. Dropped after a
-        // failed write too, which may have renamed.
-        self.files.forget(chunk);
-        #[cfg(feature = "s3")]
-        self.versions.forget(chunk);
-        stored
+        self.check_data_len(chunk, data)?;
+        let _lock = self.lock_chunk(chunk)?;
+        self.write_chunk_locked(chunk, data)
     }
 
     fn erase_chunk(&self, chunk: &[u64]) -> Result<()> {
         self.check_writable()?;
         self.check_chunk(chunk)?;
+        let _lock = self.lock_chunk(chunk)?;
         let erased = self.array.erase_chunk(chunk).map_err(|e| {
             store_error(format!(
                 "{}: chunk {chunk:?}: {e}",
@@ -206,6 +191,54 @@ impl ChunkStore for ZarrInner {
 }
 
 impl ZarrInner {
+    /// Writes a whole chunk; the caller holds its lock (`lock_chunk`).
+    fn write_chunk_locked(&self, chunk: &[u64], data: &[u8]) -> Result<()> {
+        let stored = self
+            .array
+            .store_chunk_opt(
+                chunk,
+                ArrayBytes::new_flen(Cow::Borrowed(data)),
+                &Self::codec_options(),
+            )
+            .map_err(|e| {
+                store_error(format!(
+                    "{}: chunk {chunk:?}: {e}",
+                    self.chunk_path(chunk).display()
+                ))
+            });
+        // The chunk's file was replaced (or removed, for a chunk of fill
+        // values): an open one holds the old contents. Dropped after a
+        // failed write too, which may have renamed.
+        self.files.forget(chunk);
+        #[cfg(feature = "s3")]
+        self.versions.forget(chunk);
+        stored
+    }
+
+    /// The chunk's cross-process lock (chunk files only; objects are
+    /// written conditionally instead).
+    fn lock_chunk(&self, chunk: &[u64]) -> Result<Option<std::fs::File>> {
+        match self.storage.dir() {
+            Some(dir) => dir
+                .lock_key(&self.array.chunk_key(chunk))
+                .map(Some)
+                .map_err(|e| Error::io(&self.path, e)),
+            None => Ok(None),
+        }
+    }
+
+    fn check_data_len(&self, chunk: &[u64], data: &[u8]) -> Result<()> {
+        let want = self.meta.chunk_bytes();
+        if data.len() != want {
+            return Err(store_error(format!(
+                "{}: chunk {chunk:?}: {} bytes given, {want} expected",
+                self.path.display(),
+                data.len()
+            )));
+        }
+        Ok(())
+    }
+
     /// Decodes a chunk's stored bytes (checked against the chunk's size).
     pub(super) fn decode_chunk(
         &self,
