@@ -12,7 +12,7 @@ use crate::codec::Codec;
 use crate::dims::Dims;
 use crate::dtype::{DType, Element, Endian};
 use crate::error::{Error, Result};
-use crate::store::zarr::is_zarr_dir;
+use crate::store::zarr::{is_object_url, is_zarr_dir, object_url};
 use crate::store::{
     ChunkStore, Labels, NpyOptions, NpyStore, Order, RawLayout, ZarrOptions, ZarrStore,
 };
@@ -34,6 +34,20 @@ impl Format {
     /// The format a path names, from its extension (or, for a directory,
     /// from the Zarr metadata file in it).
     pub fn from_path(path: &Path) -> Result<Format> {
+        if is_object_url(path) {
+            // Object storage holds Zarr arrays (any prefix names one).
+            let url = object_url(path)?;
+            let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+            if ["npy", "h5", "hdf5"].contains(&ext.to_ascii_lowercase().as_str())
+                || url.contains(".h5:")
+                || url.contains(".hdf5:")
+            {
+                return Err(Error::Unsupported(format!(
+                    "{url}: object storage holds Zarr arrays only (name it .zarr)"
+                )));
+            }
+            return Ok(Format::Zarr);
+        }
         if split_hdf5_path(path).is_some() {
             #[cfg(feature = "hdf5")]
             return Ok(Format::Hdf5);

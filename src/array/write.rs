@@ -115,11 +115,15 @@ impl ArrayHandle {
             } else {
                 Access::Update
             };
-            self.inner
-                .cache
-                .with_chunk(&self.inner.owner, &piece.chunk, access, |c| {
-                    f(&lay, c, elem)
-                })?;
+            // The box written, for a store that merges writes.
+            let region = (lay.chunk_offset, &lay.counts[..], &lay.chunk_strides[..]);
+            self.inner.cache.with_chunk_at(
+                &self.inner.owner,
+                &piece.chunk,
+                access,
+                Some(region),
+                |c| f(&lay, c, elem),
+            )?;
         }
         Ok(())
     }

@@ -12,6 +12,7 @@ use super::SHARDS;
 use super::owner::Owner;
 use crate::buffer::ChunkBuf;
 use crate::layout::Small;
+use crate::store::Written;
 
 pub(super) struct Shard {
     pub(super) lru: LruCache<Key, Arc<Entry>, KeyHash>,
@@ -62,6 +63,11 @@ pub(super) struct Entry {
     pub(super) coord: Small<u64>,
     pub(super) last_use: AtomicU64,
     pub(super) slot: Mutex<Slot>,
+    /// The elements written since the last write-back, kept only for a
+    /// store that merges writes ([`Owner::merges`]); its bytes count as
+    /// resident. Locked only while `slot` is held (lock order: slot, then
+    /// written).
+    pub(super) written: Mutex<Written>,
 }
 
 /// What an entry holds. Each state is one thing the cache can know about a

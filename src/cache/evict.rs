@@ -9,6 +9,7 @@ use super::entry::{Entry, Slot, shard_of};
 use super::owner::Owner;
 use crate::buffer::ChunkBuf;
 use crate::error::Result;
+use crate::store::Written;
 
 /// What [`ChunkCache::retire`] did with its entry.
 pub(super) enum Retired {
@@ -128,8 +129,15 @@ impl ChunkCache {
         let mut slot = e.slot.lock();
         if let Some((data, stranded)) = slot.unwritten() {
             let len = data.len();
-            match self.write_back(&e.owner, &e.coord, data) {
+            // The record's lock is released before `forget_written` takes
+            // it again.
+            let result = {
+                let written = e.written.lock();
+                self.write_back(&e.owner, &e.coord, data, Some(&written))
+            };
+            match result {
                 Ok(()) => {
+                    self.forget_written(e);
                     e.owner.unsynced.store(true, Relaxed);
                     slot.mark_clean();
                     self.written(&e.owner, len, stranded);
@@ -160,7 +168,15 @@ impl ChunkCache {
     /// Writes one chunk to its store, with the store's write buffer
     /// reserved in the budget for the duration: waits while other write
     /// buffers in flight leave no room for it (one write always proceeds).
-    pub(super) fn write_back(&self, owner: &Owner, coord: &[u64], data: &[u8]) -> Result<()> {
+    /// `written` is what of the chunk this process changed, for a store
+    /// that merges writes (`None`: a whole chunk, written as it is).
+    pub(super) fn write_back(
+        &self,
+        owner: &Owner,
+        coord: &[u64],
+        data: &[u8],
+        written: Option<&Written>,
+    ) -> Result<()> {
         let r = owner.write_buffer;
         if r > 0 {
             let i = &self.inner;
@@ -182,7 +198,12 @@ impl ChunkCache {
             cache: self,
             bytes: r,
         };
-        owner.store.write_chunk(coord, data)
+        match written {
+            Some(w) if owner.merges && !w.is_empty() && !w.is_all() => {
+                owner.store.write_chunk_merging(coord, data, w)
+            }
+            _ => owner.store.write_chunk(coord, data),
+        }
     }
 
     /// Adds `bytes` to one gauge of the cache and the same gauge of
@@ -261,6 +282,7 @@ impl ChunkCache {
     /// caller drops it, or reuses the buffer); the entry must be in no map.
     pub(super) fn detach(&self, e: &Entry, slot: &mut Slot) -> Option<ChunkBuf> {
         debug_assert!(!slot.is_detached(), "entry detached twice");
+        self.forget_written(e);
         let data = match std::mem::replace(slot, Slot::Detached) {
             Slot::Clean(d) => {
                 self.shrink(&e.owner, Gauge::Resident, d.len());

@@ -39,12 +39,17 @@ impl ChunkCache {
                 return Ok(());
             };
             let len = data.len();
-            if let Err(err) = self.write_back(owner, &e.coord, data) {
+            let result = {
+                let written = e.written.lock();
+                self.write_back(owner, &e.coord, data, Some(&written))
+            };
+            if let Err(err) = result {
                 if let Some(len) = slot.mark_stranded() {
                     self.grow(owner, Gauge::Stranded, len);
                 }
                 return Err(err);
             }
+            self.forget_written(e);
             owner.unsynced.store(true, Relaxed);
             slot.mark_clean();
             self.written(owner, len, stranded);

@@ -97,7 +97,7 @@ use parking_lot::{Condvar, Mutex};
 use crate::buffer::{ChunkBuf, fill_with};
 use crate::chunk_grid::ChunkGrid;
 use crate::error::{Error, Result};
-use crate::store::ChunkStore;
+use crate::store::{ChunkStore, Written};
 
 pub(crate) use entry::entry_overhead;
 use entry::{Entry, Key, KeyHash, Shard, Slot, shard_of};
@@ -293,6 +293,7 @@ impl ChunkCache {
         };
         Arc::new(Owner {
             id: self.inner.next_owner.fetch_add(1, Relaxed),
+            merges: store.merges_writes(),
             store,
             grid,
             fill,
@@ -341,6 +342,7 @@ impl ChunkCache {
             coord: coord.into(),
             last_use: AtomicU64::new(self.inner.clock.fetch_add(1, Relaxed)),
             slot: Mutex::new(Slot::default()),
+            written: Mutex::new(Written::default()),
         });
         owner.entries.fetch_add(1, Relaxed);
         g.lru.put(key, e.clone());
@@ -355,6 +357,21 @@ impl ChunkCache {
         owner: &Arc<Owner>,
         coord: &[u64],
         access: Access,
+        f: impl FnOnce(&mut [u8]) -> R,
+    ) -> Result<R> {
+        self.with_chunk_at(owner, coord, access, None, f)
+    }
+
+    /// [`with_chunk`](Self::with_chunk) for a write of the strided box
+    /// `region` of the chunk (`(offset, counts, strides)` in elements),
+    /// which a store that merges writes gets told about at write-back;
+    /// `None` is the whole chunk.
+    pub(crate) fn with_chunk_at<R>(
+        &self,
+        owner: &Arc<Owner>,
+        coord: &[u64],
+        access: Access,
+        region: Option<(usize, &[usize], &[usize])>,
         f: impl FnOnce(&mut [u8]) -> R,
     ) -> Result<R> {
         if access != Access::Read {
@@ -408,7 +425,7 @@ impl ChunkCache {
                 make_room_first = true;
                 continue;
             } else if around {
-                let r = self.around(owner, coord, access, spare.take(), f);
+                let r = self.around(owner, coord, access, region, spare.take(), f);
                 self.drop_placeholder(&e, &mut slot);
                 break r?;
             } else {
@@ -427,10 +444,13 @@ impl ChunkCache {
                 *slot = Slot::Clean(data);
                 r
             };
-            if access != Access::Read
-                && let Some(len) = slot.mark_dirty()
-            {
-                self.grow(owner, Gauge::Dirty, len);
+            if access != Access::Read {
+                if owner.merges {
+                    self.note_written(owner, &e, access, region);
+                }
+                if let Some(len) = slot.mark_dirty() {
+                    self.grow(owner, Gauge::Dirty, len);
+                }
             }
             break r;
         };
@@ -448,6 +468,7 @@ impl ChunkCache {
         owner: &Owner,
         coord: &[u64],
         access: Access,
+        region: Option<(usize, &[usize], &[usize])>,
         spare: Option<ChunkBuf>,
         f: impl FnOnce(&mut [u8]) -> R,
     ) -> Result<R> {
@@ -465,7 +486,14 @@ impl ChunkCache {
         };
         let r = f(&mut data);
         if access != Access::Read {
-            if let Err(err) = self.write_back(owner, coord, &data) {
+            let mut written = Written::default();
+            match region {
+                Some((o, c, s)) if access == Access::Update => {
+                    written.push(o, c, s, owner.grid.chunk_elements());
+                }
+                _ => written.mark_all(),
+            }
+            if let Err(err) = self.write_back(owner, coord, &data, Some(&written)) {
                 owner.poison(format!("write of chunk {coord:?} failed: {err}"));
                 return Err(err);
             }
@@ -563,7 +591,7 @@ impl ChunkCache {
                 }
                 return Ok(());
             }
-            let r = self.write_back(owner, coord, data);
+            let r = self.write_back(owner, coord, data, None);
             match &r {
                 Ok(()) => {
                     owner.unsynced.store(true, Relaxed);
@@ -581,6 +609,43 @@ impl ChunkCache {
     /// Removes an entry this thread created and left empty, so that
     /// uncached reads and writes do not pile up entries (lock order:
     /// chunk, then shard).
+    /// Adds a write to the entry's record of written elements (the whole
+    /// chunk for an overwrite or an unknown region), counting the record's
+    /// growth as resident. The caller holds the entry's slot lock.
+    fn note_written(
+        &self,
+        owner: &Owner,
+        e: &Entry,
+        access: Access,
+        region: Option<(usize, &[usize], &[usize])>,
+    ) {
+        let mut w = e.written.lock();
+        let before = w.bytes();
+        match region {
+            Some((o, c, s)) if access == Access::Update => {
+                w.push(o, c, s, owner.grid.chunk_elements());
+            }
+            _ => w.mark_all(),
+        }
+        let after = w.bytes();
+        if after > before {
+            self.grow(owner, Gauge::Resident, after - before);
+        } else if before > after {
+            self.shrink(owner, Gauge::Resident, before - after);
+        }
+    }
+
+    /// Drops the entry's record of written elements (its chunk was written
+    /// back, or it leaves the cache). The caller holds the slot lock.
+    fn forget_written(&self, e: &Entry) {
+        let mut w = e.written.lock();
+        let bytes = w.bytes();
+        w.clear();
+        if bytes > 0 {
+            self.shrink(&e.owner, Gauge::Resident, bytes);
+        }
+    }
+
     fn drop_placeholder(&self, e: &Arc<Entry>, slot: &mut Slot) {
         if slot.data().is_some() {
             return;

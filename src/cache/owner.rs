@@ -45,6 +45,10 @@ pub(crate) struct Owner {
     ///
     /// [`Capabilities::reads_into`]: crate::store::Capabilities::reads_into
     pub(super) reads_into: bool,
+    /// The store merges writes
+    /// ([`ChunkStore::merges_writes`](crate::store::ChunkStore::merges_writes)):
+    /// each dirty chunk keeps a record of the elements written.
+    pub(super) merges: bool,
 }
 
 impl Owner {

@@ -32,6 +32,7 @@ pub(crate) mod npy;
 pub(crate) mod rawio;
 mod region;
 mod wrap;
+mod written;
 pub(crate) mod zarr;
 
 // The test suite every store runs: a new backend is one file plus one
@@ -50,6 +51,7 @@ pub use npy::{
     MAX_HEADER_BYTES, NpyHeader, NpyOptions, NpyStore, Order, RawLayout, parse_npy_header,
 };
 pub use wrap::{Hooks, Wrapped};
+pub use written::Written;
 pub use zarr::{ZarrOptions, ZarrStore};
 
 use std::fmt;
@@ -255,6 +257,27 @@ pub trait ChunkStore: Send + Sync + fmt::Debug {
         )))
     }
 
+    /// Whether this store wants to know which elements of a chunk were
+    /// written ([`write_chunk_merging`](Self::write_chunk_merging)): it
+    /// may find a chunk changed by another process since it read it, and
+    /// then re-applies only those elements. The cache keeps a [`Written`]
+    /// record per dirty chunk of such a store. Default: `false`.
+    fn merges_writes(&self) -> bool {
+        false
+    }
+
+    /// Writes a chunk of which this process changed only the elements in
+    /// `written` since it read the chunk: a store that
+    /// [merges writes](Self::merges_writes) writes `data` only if the
+    /// chunk is still the version it read, and otherwise copies the
+    /// written elements onto the newer version and writes that (retrying
+    /// until it lands), so no other writer's elements are lost. Default:
+    /// [`write_chunk`](Self::write_chunk).
+    fn write_chunk_merging(&self, chunk: &[u64], data: &[u8], written: &Written) -> Result<()> {
+        let _ = written;
+        self.write_chunk(chunk, data)
+    }
+
     /// Changes the length of the first axis to `len` and makes the new
     /// shape durable before returning. Chunk coordinates keep their
     /// meaning. Elements added read as the fill value once the layer
@@ -307,6 +330,12 @@ impl<S: ChunkStore + ?Sized> ChunkStoreExt for S {}
 /// its hooks around writes). Each `|s, ...|` binds `&self` and the
 /// method's arguments.
 ///
+/// Two optional trailing clauses, `merges_writes: |s| ...` and
+/// `write_chunk_merging: |s, chunk, data, written| ...`, forward merging
+/// writes ([`ChunkStore::merges_writes`]); without them the wrapper does
+/// not merge (the cache then sends every write through `write_chunk`,
+/// where `Wrapped`'s hooks see it).
+///
 /// ```text
 /// forward_chunk_store! {
 ///     [H: Hooks] Wrapped<H>,
@@ -320,6 +349,8 @@ impl<S: ChunkStore + ?Sized> ChunkStoreExt for S {}
 #[macro_export]
 #[doc(hidden)]
 macro_rules! forward_chunk_store {
+    // Without the merging clauses: the wrapper does not merge writes
+    // (every write goes through its `write_chunk`, so its hooks see it).
     (
         [$($gen:tt)*] $ty:ty,
         read: |$r:ident| $read:expr,
@@ -327,6 +358,27 @@ macro_rules! forward_chunk_store {
         erase_chunk: |$es:ident, $ec:ident| $erase:expr,
         flush: |$fs:ident| $flush:expr,
         resize: |$zs:ident, $zl:ident| $resize:expr $(,)?
+    ) => {
+        $crate::store::forward_chunk_store! {
+            [$($gen)*] $ty,
+            read: |$r| $read,
+            write_chunk: |$ws, $wc, $wd| $write,
+            erase_chunk: |$es, $ec| $erase,
+            flush: |$fs| $flush,
+            resize: |$zs, $zl| $resize,
+            merges_writes: |_s| false,
+            write_chunk_merging: |$ws, $wc, $wd, _written| $write,
+        }
+    };
+    (
+        [$($gen:tt)*] $ty:ty,
+        read: |$r:ident| $read:expr,
+        write_chunk: |$ws:ident, $wc:ident, $wd:ident| $write:expr,
+        erase_chunk: |$es:ident, $ec:ident| $erase:expr,
+        flush: |$fs:ident| $flush:expr,
+        resize: |$zs:ident, $zl:ident| $resize:expr,
+        merges_writes: |$ms:ident| $merges:expr,
+        write_chunk_merging: |$mws:ident, $mwc:ident, $mwd:ident, $mww:ident| $merging:expr $(,)?
     ) => {
         impl<$($gen)*> $crate::store::ChunkStore for $ty {
             fn backend(&self) -> &'static str {
@@ -386,6 +438,19 @@ macro_rules! forward_chunk_store {
                 let $r = self;
                 $read.stored_bytes()
             }
+            fn merges_writes(&self) -> bool {
+                let $ms = self;
+                $merges
+            }
+            fn write_chunk_merging(
+                &self,
+                $mwc: &[u64],
+                $mwd: &[u8],
+                $mww: &$crate::store::Written,
+            ) -> $crate::Result<()> {
+                let $mws = self;
+                $merging
+            }
             fn resize(&self, $zl: u64) -> $crate::Result<()> {
                 let $zs = self;
                 $resize
@@ -417,6 +482,10 @@ macro_rules! locked_store {
             erase_chunk: |s, chunk| s.$field.read().erase_chunk(chunk),
             flush: |s| s.$field.read().flush(),
             resize: |s, len| $crate::store::ResizeInPlace::resize_in_place(&mut *s.$field.write(), len),
+            merges_writes: |s| s.$field.read().merges_writes(),
+            write_chunk_merging: |s, chunk, data, written| {
+                s.$field.read().write_chunk_merging(chunk, data, written)
+            },
         }
     };
 }
@@ -502,6 +571,14 @@ mod tests {
             self.saw("resize");
             Ok(())
         }
+        fn merges_writes(&self) -> bool {
+            self.saw("merges_writes");
+            false
+        }
+        fn write_chunk_merging(&self, _: &[u64], _: &[u8], _: &Written) -> Result<()> {
+            self.saw("write_chunk_merging");
+            Ok(())
+        }
     }
 
     #[derive(Debug)]
@@ -514,6 +591,8 @@ mod tests {
         erase_chunk: |s, chunk| s.0.erase_chunk(chunk),
         flush: |s| s.0.flush(),
         resize: |s, len| s.0.resize(len),
+        merges_writes: |s| s.0.merges_writes(),
+        write_chunk_merging: |s, chunk, data, written| s.0.write_chunk_merging(chunk, data, written),
     }
 
     /// Every method of the trait reaches the inner store through
@@ -542,6 +621,9 @@ mod tests {
             .unwrap();
         s.stored_bytes().unwrap();
         s.resize(2).unwrap();
+        s.merges_writes();
+        s.write_chunk_merging(&[0], &[0, 0], &Written::default())
+            .unwrap();
         let mut seen = f.0.0.lock().clone();
         seen.sort_unstable();
         let mut all = vec![
@@ -558,6 +640,8 @@ mod tests {
             "read_region_into",
             "stored_bytes",
             "resize",
+            "merges_writes",
+            "write_chunk_merging",
         ];
         all.sort_unstable();
         assert_eq!(seen, all);

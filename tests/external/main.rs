@@ -28,6 +28,8 @@ mod hdf5_bad_input;
 mod hdf5_interop;
 #[cfg(feature = "interop")]
 mod npy_interop;
+#[cfg(feature = "s3")]
+mod s3;
 #[cfg(feature = "cli")]
 mod zarr_cli;
 #[cfg(feature = "interop")]

@@ -75,7 +75,7 @@ enum Command {
     Create(CreateArgs),
     /// Show dtype, shape, chunks and sizes.
     Info {
-        /// The array: a .npy file, a .zarr directory, or file.h5:/dataset
+        /// The array: a .npy file, a .zarr directory (or s3://bucket/prefix/name.zarr), or file.h5:/dataset
         /// (file.h5 alone: its datasets).
         path: PathBuf,
         /// Print one JSON object.
@@ -84,7 +84,7 @@ enum Command {
     },
     /// Print a selection, or write it to a .npy file.
     Get {
-        /// The array: a .npy file, a .zarr directory, or file.h5:/dataset.
+        /// The array: a .npy file, a .zarr directory (or s3://bucket/prefix/name.zarr), or file.h5:/dataset.
         path: PathBuf,
         /// NumPy selection: 499,1999,1999 or 10,0:64,::2 or ...,3.
         #[arg(allow_hyphen_values = true)]
@@ -98,7 +98,7 @@ enum Command {
     },
     /// Write into a selection from a .npy file or a scalar, or append rows.
     Put {
-        /// The array: a .npy file, a .zarr directory, or file.h5:/dataset.
+        /// The array: a .npy file, a .zarr directory (or s3://bucket/prefix/name.zarr), or file.h5:/dataset.
         path: PathBuf,
         /// NumPy selection (not with --append).
         #[arg(
@@ -144,7 +144,7 @@ enum Command {
     /// Sum, mean, min, max or count of an array or a selection, whole or
     /// along one axis (nansum, nanmean, nanmin, nanmax skip NaN).
     Reduce {
-        /// The array: a .npy file, a .zarr directory, or file.h5:/dataset.
+        /// The array: a .npy file, a .zarr directory (or s3://bucket/prefix/name.zarr), or file.h5:/dataset.
         path: PathBuf,
         /// sum, nansum, mean, nanmean, min, nanmin, max, nanmax or count.
         op: String,

@@ -32,6 +32,10 @@ use zarrs::storage::{
 /// leave one behind, which no Zarr reader looks at.
 pub(crate) const TMP_PREFIX: &str = ".chunkyard-";
 
+/// The directory, in the array's, of the chunks' lock files (which no
+/// Zarr reader looks at: not a key any array or group uses).
+pub(crate) const LOCK_DIR: &str = ".chunkyard-locks";
+
 /// A directory of keys (`zarr.json`, `c/0/1`, ...) with atomic writes.
 #[derive(Debug)]
 pub(crate) struct DirStorage {
@@ -99,6 +103,37 @@ impl DirStorage {
         Ok(())
     }
 
+    /// Takes the exclusive lock of one key across processes: an `flock`
+    /// on a file of its own under [`LOCK_DIR`] (kept, empty, for the
+    /// next writer), released when the returned file is dropped or the
+    /// process dies. Every write, erase and merging write of a chunk
+    /// holds it, so a merge's read and its rename are one step for every
+    /// other writer of the chunk.
+    pub(crate) fn lock_key(&self, key: &StoreKey) -> io::Result<File> {
+        let dir = self.root.join(LOCK_DIR);
+        if !dir.is_dir() {
+            match fs::create_dir(&dir) {
+                Ok(()) => self.mark_dirty(&self.root),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", dir.display()))),
+            }
+        }
+        let path = dir.join(key.as_str().replace('/', "."));
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive).map_err(|e| {
+            io::Error::new(
+                io::Error::from(e).kind(),
+                format!("{}: flock: {e}", path.display()),
+            )
+        })?;
+        Ok(file)
+    }
+
     /// Writes `value` to `path` atomically: temporary file, fdatasync,
     /// rename.
     pub(crate) fn write_atomic(&self, path: &Path, value: &[u8]) -> Result<(), StorageError> {
@@ -152,7 +187,10 @@ impl DirStorage {
                 let entry = entry?;
                 let kind = entry.file_type()?;
                 if kind.is_dir() {
-                    stack.push(entry.path());
+                    // Lock files are kept; no temporary is written there.
+                    if entry.file_name() != LOCK_DIR {
+                        stack.push(entry.path());
+                    }
                     continue;
                 }
                 if !kind.is_file() {

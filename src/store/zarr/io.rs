@@ -57,6 +57,10 @@ impl ChunkStore for ZarrInner {
             let mut buf = ChunkBuf::zeroed(self.meta.chunk_bytes());
             return Ok(self.lz4_read_chunk_into(chunk, &mut buf)?.then_some(buf));
         }
+        #[cfg(feature = "s3")]
+        if let Some(s3) = self.storage.s3() {
+            return self.s3_read_chunk(s3, chunk);
+        }
         let key = self.array.chunk_key(chunk);
         let Some(encoded) = self
             .storage
@@ -65,43 +69,43 @@ impl ChunkStore for ZarrInner {
         else {
             return Ok(None);
         };
-        let shape = self
-            .array
-            .chunk_shape(chunk)
-            .map_err(|e| self.corrupt(chunk, e))?;
-        let decoded = self
-            .array
-            .codecs()
-            .decode(
-                Cow::Owned(encoded.into()),
-                &shape,
-                self.array.data_type(),
-                self.array.fill_value(),
-                &Self::codec_options(),
-            )
-            .map_err(|e| self.corrupt(chunk, e))?
-            .into_fixed()
-            .map_err(|e| self.corrupt(chunk, e))?;
-        let want = self.meta.chunk_bytes();
-        if decoded.len() != want {
-            return Err(self.corrupt(
-                chunk,
-                format!("decodes to {} bytes, expected {want}", decoded.len()),
-            ));
-        }
-        // Large chunks live in their own maps (see `buffer`), small ones
-        // keep the decoder's allocation.
-        let mut buf = if want >= MAP_THRESHOLD {
-            ChunkBuf::copy_of(&decoded)
-        } else {
-            ChunkBuf::from(decoded.into_owned())
-        };
-        if self.meta.dtype == DType::Bool {
-            normalize_bools(&mut buf);
-        }
-        Ok(Some(buf))
+        self.decode_chunk(chunk, encoded).map(Some)
     }
 
+    fn merges_writes(&self) -> bool {
+        // A chunk may be shared by processes that do not know of each
+        // other: objects are written back conditionally on the version
+        // read, chunk files under a lock after a fresh read.
+        self.writable
+    }
+
+    fn write_chunk_merging(
+        &self,
+        chunk: &[u64],
+        data: &[u8],
+        written: &crate::store::Written,
+    ) -> Result<()> {
+        #[cfg(feature = "s3")]
+        if let Some(s3) = self.storage.s3() {
+            self.check_writable()?;
+            self.check_chunk(chunk)?;
+            return self.s3_write_merging(s3, chunk, data, written);
+        }
+        self.check_writable()?;
+        self.check_chunk(chunk)?;
+        self.check_data_len(chunk, data)?;
+        // Under the chunk's lock: the file as it is now (another process
+        // may have replaced it since this one read it), with this
+        // process's elements copied over, replaces it.
+        let _lock = self.lock_chunk(chunk)?;
+        self.files.forget(chunk);
+        let mut merged = match self.read_chunk(chunk)? {
+            Some(current) => current,
+            None => ChunkBuf::filled(self.meta.chunk_bytes(), &self.meta.fill),
+        };
+        written.apply(data, &mut merged, self.meta.dtype.size());
+        self.write_chunk_locked(chunk, &merged)
+    }
     fn read_chunk_into(&self, chunk: &[u64], out: &mut [u8]) -> Result<bool> {
         self.check_chunk(chunk)?;
         let want = self.meta.chunk_bytes();
@@ -150,14 +154,46 @@ impl ChunkStore for ZarrInner {
     fn write_chunk(&self, chunk: &[u64], data: &[u8]) -> Result<()> {
         self.check_writable()?;
         self.check_chunk(chunk)?;
-        let want = self.meta.chunk_bytes();
-        if data.len() != want {
-            return Err(store_error(format!(
-                "{}: chunk {chunk:?}: {} bytes given, {want} expected",
-                self.path.display(),
-                data.len()
-            )));
+        self.check_data_len(chunk, data)?;
+        let _lock = self.lock_chunk(chunk)?;
+        self.write_chunk_locked(chunk, data)
+    }
+
+    fn erase_chunk(&self, chunk: &[u64]) -> Result<()> {
+        self.check_writable()?;
+        self.check_chunk(chunk)?;
+        let _lock = self.lock_chunk(chunk)?;
+        let erased = self.array.erase_chunk(chunk).map_err(|e| {
+            store_error(format!(
+                "{}: chunk {chunk:?}: {e}",
+                self.chunk_path(chunk).display()
+            ))
+        });
+        self.files.forget(chunk);
+        #[cfg(feature = "s3")]
+        self.versions.forget(chunk);
+        erased
+    }
+
+    fn flush(&self) -> Result<()> {
+        self.storage.sync().map_err(|e| Error::io(&self.path, e))
+    }
+
+    fn stored_bytes(&self) -> Result<u64> {
+        #[cfg(feature = "s3")]
+        if let Some(s3) = self.storage.s3() {
+            // Object sizes, one LIST of the prefix.
+            return s3
+                .stored_bytes()
+                .map_err(|e| s3.error(&self.path.display().to_string(), &e));
         }
+        fs::allocated_bytes(&self.path).map_err(|e| Error::io(&self.path, e))
+    }
+}
+
+impl ZarrInner {
+    /// Writes a whole chunk; the caller holds its lock (`lock_chunk`).
+    fn write_chunk_locked(&self, chunk: &[u64], data: &[u8]) -> Result<()> {
         let stored = self
             .array
             .store_chunk_opt(
@@ -175,32 +211,78 @@ impl ChunkStore for ZarrInner {
         // values): an open one holds the old contents. Dropped after a
         // failed write too, which may have renamed.
         self.files.forget(chunk);
+        #[cfg(feature = "s3")]
+        self.versions.forget(chunk);
         stored
     }
 
-    fn erase_chunk(&self, chunk: &[u64]) -> Result<()> {
-        self.check_writable()?;
-        self.check_chunk(chunk)?;
-        let erased = self.array.erase_chunk(chunk).map_err(|e| {
-            store_error(format!(
-                "{}: chunk {chunk:?}: {e}",
-                self.chunk_path(chunk).display()
-            ))
-        });
-        self.files.forget(chunk);
-        erased
+    /// The chunk's cross-process lock (chunk files only; objects are
+    /// written conditionally instead).
+    fn lock_chunk(&self, chunk: &[u64]) -> Result<Option<std::fs::File>> {
+        match self.storage.dir() {
+            Some(dir) => dir
+                .lock_key(&self.array.chunk_key(chunk))
+                .map(Some)
+                .map_err(|e| Error::io(&self.path, e)),
+            None => Ok(None),
+        }
     }
 
-    fn flush(&self) -> Result<()> {
-        self.storage.sync().map_err(|e| Error::io(&self.path, e))
+    fn check_data_len(&self, chunk: &[u64], data: &[u8]) -> Result<()> {
+        let want = self.meta.chunk_bytes();
+        if data.len() != want {
+            return Err(store_error(format!(
+                "{}: chunk {chunk:?}: {} bytes given, {want} expected",
+                self.path.display(),
+                data.len()
+            )));
+        }
+        Ok(())
     }
 
-    fn stored_bytes(&self) -> Result<u64> {
-        fs::allocated_bytes(&self.path).map_err(|e| Error::io(&self.path, e))
+    /// Decodes a chunk's stored bytes (checked against the chunk's size).
+    pub(super) fn decode_chunk(
+        &self,
+        chunk: &[u64],
+        encoded: zarrs::storage::Bytes,
+    ) -> Result<ChunkBuf> {
+        let shape = self
+            .array
+            .chunk_shape(chunk)
+            .map_err(|e| self.corrupt(chunk, e))?;
+        let decoded = self
+            .array
+            .codecs()
+            .decode(
+                Cow::Owned(encoded.into()),
+                &shape,
+                self.array.data_type(),
+                self.array.fill_value(),
+                &Self::codec_options(),
+            )
+            .map_err(|e| self.corrupt(chunk, e))?
+            .into_fixed()
+            .map_err(|e| self.corrupt(chunk, e))?;
+        let want = self.meta.chunk_bytes();
+        if decoded.len() != want {
+            return Err(self.corrupt(
+                chunk,
+                format!("decodes to {} bytes, expected {want}", decoded.len()),
+            ));
+        }
+        // Large chunks live in their own maps (see `buffer`), small ones
+        // keep the decoder's allocation.
+        let mut buf = if want >= MAP_THRESHOLD {
+            ChunkBuf::copy_of(&decoded)
+        } else {
+            ChunkBuf::from(decoded.into_owned())
+        };
+        if self.meta.dtype == DType::Bool {
+            normalize_bools(&mut buf);
+        }
+        Ok(buf)
     }
-}
 
-impl ZarrInner {
     pub(super) fn write_buffer_bytes(&self) -> usize {
         // One encoded copy of the chunk (compressors' worst case is a
         // little over the input); none when nothing can be written.

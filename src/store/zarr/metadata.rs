@@ -16,7 +16,7 @@ use zarrs::plugin::PluginCreateError;
 use zarrs::storage::StorageError;
 
 use super::fs::DirStorage;
-use super::{ZarrInner, ZarrOptions, blosc, capped, is_zarr_dir, lz4, raw, store_error};
+use super::{Storage, ZarrInner, ZarrOptions, blosc, capped, is_zarr_dir, lz4, raw, store_error};
 use crate::chunk_grid::ChunkGrid;
 use crate::codec::Codec;
 use crate::dtype::{DType, Endian, normalize_bools};
@@ -119,6 +119,8 @@ impl crate::store::ResizeInPlace for ZarrInner {
         // Dropped chunks' files go; the others would stay valid, but a
         // resize is rare and the cache refills.
         self.files.clear();
+        #[cfg(feature = "s3")]
+        self.versions.clear();
         let old = self.grid.clone();
         if old.ndim() == 0 {
             return Err(Error::invalid(format!(
@@ -147,9 +149,17 @@ impl crate::store::ResizeInPlace for ZarrInner {
         self.array
             .set_shape(shape.clone())
             .map_err(|e| create_error(&self.path, e))?;
-        self.array
-            .store_metadata_opt(&ArrayMetadataOptions::default().with_include_zarrs_metadata(false))
-            .map_err(|e| store_error(format!("{}: {e}", self.path.display())))?;
+        #[cfg(feature = "s3")]
+        if let Some(s3) = self.storage.s3() {
+            super::s3meta::resize(s3, &shape, keep >= had && len >= old.shape()[0])?;
+        }
+        if self.storage.dir().is_some() {
+            self.array
+                .store_metadata_opt(
+                    &ArrayMetadataOptions::default().with_include_zarrs_metadata(false),
+                )
+                .map_err(|e| store_error(format!("{}: {e}", self.path.display())))?;
+        }
         self.storage.sync().map_err(|e| Error::io(&self.path, e))?;
         self.meta.shape = shape;
         self.grid = grid;
@@ -260,15 +270,20 @@ impl ZarrInner {
                     .map(|v| v.iter().map(Option::as_deref).collect::<Vec<_>>()),
             );
         }
+        #[cfg(feature = "s3")]
+        if super::is_object_url(path) {
+            return super::s3meta::create(path, &builder, grid, opts.overwrite);
+        }
         make_dir(path, opts.overwrite)?;
         let made = (|| {
-            let storage = Arc::new(DirStorage::new(path, true));
+            let dir = DirStorage::new(path, true);
             // The new directory's entry in its parent ("" for a relative
             // name means the current directory).
             match path.parent() {
-                Some(p) if !p.as_os_str().is_empty() => storage.mark_dirty(p),
-                _ => storage.mark_dirty(Path::new(".")),
+                Some(p) if !p.as_os_str().is_empty() => dir.mark_dirty(p),
+                _ => dir.mark_dirty(Path::new(".")),
             }
+            let storage = Arc::new(Storage::Dir(dir));
             let array = builder
                 .build(storage.clone(), "/")
                 .map_err(|e| create_error(path, e))?;
@@ -292,22 +307,14 @@ impl ZarrInner {
         lz4::register();
         blosc::register();
         capped::register();
-        let m = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-        if !m.is_dir() {
-            return Err(Error::format(
-                path,
-                "not a Zarr array: a Zarr array is a directory",
-            ));
-        }
-        let storage = Arc::new(DirStorage::new(path, writable));
-        let array = ZArray::open(storage.clone(), "/").map_err(|e| create_error(path, e))?;
-        if writable {
-            // A writer killed between writing a temporary chunk file and
-            // renaming it left the temporary behind; nothing refers to it.
-            storage
-                .remove_stale_temporaries()
-                .map_err(|e| Error::io(path, e))?;
-        }
+        #[cfg(feature = "s3")]
+        let (storage, array) = if super::is_object_url(path) {
+            super::s3meta::open(path, writable)?
+        } else {
+            Self::open_dir(path, writable)?
+        };
+        #[cfg(not(feature = "s3"))]
+        let (storage, array) = Self::open_dir(path, writable)?;
         let unsupported =
             |what: String| Error::Unsupported(format!("{}: {what}", metadata_file(path).display()));
         let chunks: Vec<u64> = match array.metadata() {
@@ -350,10 +357,30 @@ impl ZarrInner {
         Self::build(path, storage, array, grid, writable)
     }
 
-    fn build(
+    /// Opens the array's directory and its metadata (zarrs reads it).
+    fn open_dir(path: &Path, writable: bool) -> Result<(Arc<Storage>, ZArray<Storage>)> {
+        let m = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+        if !m.is_dir() {
+            return Err(Error::format(
+                path,
+                "not a Zarr array: a Zarr array is a directory",
+            ));
+        }
+        let storage = Arc::new(Storage::Dir(DirStorage::new(path, writable)));
+        let array = ZArray::open(storage.clone(), "/").map_err(|e| create_error(path, e))?;
+        if writable && let Some(dir) = storage.dir() {
+            // A writer killed between writing a temporary chunk file and
+            // renaming it left the temporary behind; nothing refers to it.
+            dir.remove_stale_temporaries()
+                .map_err(|e| Error::io(path, e))?;
+        }
+        Ok((storage, array))
+    }
+
+    pub(super) fn build(
         path: &Path,
-        storage: Arc<DirStorage>,
-        array: ZArray<DirStorage>,
+        storage: Arc<Storage>,
+        array: ZArray<Storage>,
         grid: ChunkGrid,
         writable: bool,
     ) -> Result<ZarrInner> {
@@ -387,10 +414,15 @@ impl ZarrInner {
                 BytesRepresentation::FixedSize(n) => Some(n),
                 _ => None,
             });
-        let raw = fixed_encoded == Some((grid.chunk_elements() * dtype.size()) as u64)
+        // The raw and LZ4 shortcuts read chunk files; objects go through
+        // zarrs (ranged GETs for partial reads).
+        let local = storage.dir().is_some();
+        let raw = local
+            && fixed_encoded == Some((grid.chunk_elements() * dtype.size()) as u64)
             && array.storage_transformers().create_metadatas().is_empty()
             && raw::is_raw(&array.codecs(), dtype);
-        let lz4 = array.storage_transformers().create_metadatas().is_empty()
+        let lz4 = local
+            && array.storage_transformers().create_metadatas().is_empty()
             && raw::is_lz4(&array.codecs(), dtype);
         let blosc = raw::is_blosc(&array.codecs());
         let summary = summarize(array.metadata());
@@ -416,6 +448,8 @@ impl ZarrInner {
             lz4,
             blosc,
             chunk_strides,
+            #[cfg(feature = "s3")]
+            versions: Default::default(),
         })
     }
 }

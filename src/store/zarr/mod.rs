@@ -46,7 +46,18 @@
 //!
 //! `metadata` creates, opens and resizes arrays, `io` moves chunks (the
 //! `ChunkStore` impl), `raw` reads raw and LZ4 chunk files directly, `fs`
-//! is the directory storage, `blosc`, `lz4` and `capped` are codecs.
+//! is the directory storage, `s3` the object storage (feature `s3`),
+//! `storage` the one type over both, `blosc`, `lz4` and `capped` are codecs.
+//!
+//! # Object storage
+//!
+//! An array at `s3://bucket/prefix` is the same Zarr array with its keys
+//! under the prefix. What differs: a chunk write is one PUT and an erase
+//! one DELETE (atomic per object, so there are no temporaries), reads are
+//! GETs (ranged for partial reads through zarrs' partial decoders), no
+//! raw or LZ4 file shortcuts, `flush` has nothing to sync, and the
+//! metadata is written conditionally: `create` with `If-None-Match: *`,
+//! `resize` with `If-Match` on the version it read, retried (`docs/s3.md`).
 
 pub mod blosc;
 pub(crate) mod capped;
@@ -55,6 +66,13 @@ mod io;
 pub mod lz4;
 mod metadata;
 mod raw;
+#[cfg(feature = "s3")]
+pub(crate) mod s3;
+#[cfg(feature = "s3")]
+mod s3chunks;
+#[cfg(feature = "s3")]
+mod s3meta;
+mod storage;
 
 use parking_lot::RwLock;
 use std::path::{Path, PathBuf};
@@ -69,7 +87,29 @@ use crate::codec::Codec;
 use crate::dtype::{DType, Endian};
 use crate::error::{Error, Result};
 
-pub(crate) use fs::DirStorage;
+pub(crate) use storage::Storage;
+
+/// True if `path` is an object storage URL (`s3://bucket/prefix`); with
+/// the `s3` feature off such a path is refused with a message that says
+/// so.
+pub(crate) fn is_object_url(path: &Path) -> bool {
+    path.to_str().is_some_and(|s| s.starts_with("s3://"))
+}
+
+/// The URL of an object storage path, or an error if chunkyard was built
+/// without the `s3` feature.
+#[cfg_attr(not(feature = "s3"), allow(dead_code))]
+pub(crate) fn object_url(path: &Path) -> Result<&str> {
+    let url = path.to_str().unwrap_or_default();
+    if cfg!(feature = "s3") {
+        Ok(url)
+    } else {
+        Err(Error::Unsupported(format!(
+            "{url}: object storage needs chunkyard built with the `s3` feature \
+             (cargo build --features s3)"
+        )))
+    }
+}
 
 /// How [`ZarrStore::create`] lays out a new array.
 #[derive(Debug, Clone)]
@@ -105,7 +145,7 @@ impl Default for ZarrOptions {
 /// True if a path is a Zarr array directory (holds `zarr.json` or
 /// `.zarray`).
 pub(crate) fn is_zarr_dir(path: &Path) -> bool {
-    path.join("zarr.json").is_file() || path.join(".zarray").is_file()
+    !is_object_url(path) && path.join("zarr.json").is_file() || path.join(".zarray").is_file()
 }
 
 /// A [`ChunkStore`](crate::store::ChunkStore) over one Zarr array
@@ -121,8 +161,8 @@ pub struct ZarrStore {
 #[derive(Debug)]
 struct ZarrInner {
     path: PathBuf,
-    storage: Arc<DirStorage>,
-    array: ZArray<DirStorage>,
+    storage: Arc<Storage>,
+    array: ZArray<Storage>,
     meta: StoreMeta,
     grid: ChunkGrid,
     writable: bool,
@@ -150,6 +190,10 @@ struct ZarrInner {
     blosc: bool,
     /// C-order element strides of a chunk (raw reads).
     chunk_strides: Vec<usize>,
+    /// On object storage, the version of each chunk as last read or
+    /// written here: the condition of its next merging write.
+    #[cfg(feature = "s3")]
+    versions: s3chunks::Versions,
 }
 
 /// An upper bound of a chunk's encoded size: lz4, zstd and deflate add at

@@ -1,0 +1,586 @@
+//! Zarr arrays in S3-compatible object storage (`s3://bucket/prefix`),
+//! feature `s3`: zarrs storage over `object_store`'s S3 client.
+//!
+//! Why not `zarrs_object_store`: its adapter maps zarrs' storage traits
+//! onto `object_store` one to one, which leaves no way to make the writes
+//! this store needs conditional (`zarr.json` created with
+//! `If-None-Match: *`, metadata updated with `If-Match`) or to name the URL
+//! and the fix in errors. The same client, driven directly, does both.
+//!
+//! # The runtime
+//!
+//! `object_store` is async; chunkyard's API is not. One process-wide tokio
+//! runtime (two worker threads, built on first use) runs every request:
+//! a caller's thread spawns the request onto it and waits on the join
+//! handle with a plain executor, never with tokio's `block_on`. So a call
+//! from inside another tokio runtime (even on one of its worker threads)
+//! works instead of panicking ("cannot start a runtime from within a
+//! runtime"); it blocks that thread like any synchronous I/O would. The
+//! runtime's own threads only run requests, which never call back into
+//! chunkyard, so they cannot deadlock waiting on themselves.
+//!
+//! # Configuration
+//!
+//! The standard AWS variables, read by `AmazonS3Builder::from_env`:
+//! `AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+//! `AWS_SESSION_TOKEN`, `AWS_REGION` (default `us-east-1`),
+//! `AWS_ALLOW_HTTP`. Requests are retried (3 times, backoff from 100 ms,
+//! 30 s in all) so that an unreachable endpoint fails within a second or
+//! two rather than object_store's default three minutes.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use futures::StreamExt;
+use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::path::Path as ObjPath;
+use object_store::{
+    BackoffConfig, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutMode, PutOptions,
+    PutPayload, RetryConfig, UpdateVersion,
+};
+use zarrs::storage::byte_range::{ByteRange, ByteRangeIterator};
+use zarrs::storage::{
+    Bytes, MaybeBytesIterator, OffsetBytesIterator, ReadableStorageTraits, StorageError, StoreKey,
+    StorePrefix, WritableStorageTraits,
+};
+
+use crate::error::{Error, Result};
+
+/// The scheme chunkyard accepts for object storage.
+pub(crate) const SCHEME: &str = "s3://";
+
+/// The process-wide runtime, or why it could not be built.
+fn runtime() -> std::result::Result<&'static tokio::runtime::Runtime, String> {
+    static RT: OnceLock<std::result::Result<tokio::runtime::Runtime, String>> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("chunkyard-s3")
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the S3 client's runtime: {e}"))
+    })
+    .as_ref()
+    .map_err(Clone::clone)
+}
+
+/// Runs one request on the shared runtime and waits for it on this
+/// thread (see the module docs: safe inside another runtime).
+fn run<T: Send + 'static>(
+    fut: impl Future<Output = object_store::Result<T>> + Send + 'static,
+) -> object_store::Result<T> {
+    let rt = runtime().map_err(|e| object_store::Error::Generic {
+        store: "S3",
+        source: e.into(),
+    })?;
+    let handle = rt.spawn(fut);
+    match futures::executor::block_on(handle) {
+        Ok(r) => r,
+        Err(source) => Err(object_store::Error::JoinError { source }),
+    }
+}
+
+/// A parsed `s3://bucket/prefix` URL (no trailing slash on the prefix).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct S3Url {
+    pub(crate) bucket: String,
+    pub(crate) prefix: String,
+}
+
+impl S3Url {
+    pub(crate) fn parse(url: &str) -> Result<S3Url> {
+        let rest = url.strip_prefix(SCHEME).ok_or_else(|| {
+            Error::invalid(format!("{url}: an object storage URL starts with {SCHEME}"))
+        })?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let prefix = prefix.trim_end_matches('/');
+        if bucket.is_empty() || prefix.is_empty() {
+            return Err(Error::invalid(format!(
+                "{url}: expected s3://BUCKET/PREFIX/NAME.zarr (an array needs its own prefix)"
+            )));
+        }
+        if prefix
+            .split('/')
+            .any(|p| p.is_empty() || p == "." || p == "..")
+        {
+            return Err(Error::invalid(format!(
+                "{url}: empty, '.' or '..' parts in the object prefix"
+            )));
+        }
+        Ok(S3Url {
+            bucket: bucket.to_string(),
+            prefix: prefix.to_string(),
+        })
+    }
+}
+
+/// The version of an object a conditional write expects.
+pub(crate) type Version = UpdateVersion;
+
+/// zarrs storage over one array's prefix in an S3 bucket.
+#[derive(Debug)]
+pub(crate) struct S3Storage {
+    store: Arc<AmazonS3>,
+    /// `s3://bucket/prefix`, as the user wrote it (minus a trailing `/`).
+    url: String,
+    bucket: String,
+    prefix: String,
+    /// The endpoint requests go to (for error messages).
+    endpoint: String,
+    writable: bool,
+}
+
+/// Environment variables that configure the client, read here only to
+/// check them and to name the endpoint in errors.
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+fn truthy(v: &str) -> bool {
+    matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on")
+}
+
+impl S3Storage {
+    /// A client for the array at `url`, configured from the environment.
+    /// Sends no request.
+    pub(crate) fn new(url: &str, writable: bool) -> Result<S3Storage> {
+        let parsed = S3Url::parse(url)?;
+        let url = format!("{SCHEME}{}/{}", parsed.bucket, parsed.prefix);
+        let endpoint = env("AWS_ENDPOINT_URL").or_else(|| env("AWS_ENDPOINT"));
+        let allow_http = env("AWS_ALLOW_HTTP").is_some_and(|v| truthy(&v));
+        if let Some(ep) = &endpoint
+            && ep.starts_with("http://")
+            && !allow_http
+        {
+            return Err(Error::invalid(format!(
+                "{url}: the endpoint {ep} is plain http; set AWS_ALLOW_HTTP=true to allow it \
+                 (or use https)"
+            )));
+        }
+        let mut builder = AmazonS3Builder::from_env()
+            .with_bucket_name(&parsed.bucket)
+            .with_retry(RetryConfig {
+                backoff: BackoffConfig {
+                    init_backoff: Duration::from_millis(100),
+                    max_backoff: Duration::from_secs(5),
+                    base: 2.0,
+                },
+                max_retries: 3,
+                retry_timeout: Duration::from_secs(30),
+            });
+        if env("AWS_REGION").is_none() && env("AWS_DEFAULT_REGION").is_none() {
+            builder = builder.with_config(AmazonS3ConfigKey::Region, "us-east-1");
+        }
+        if endpoint.is_some() {
+            // S3-compatible servers (moto, MinIO, Ceph) want path-style
+            // requests; virtual-hosted style needs DNS for the bucket.
+            builder = builder.with_virtual_hosted_style_request(false);
+        }
+        let store = builder.build().map_err(|e| {
+            Error::invalid(format!(
+                "{url}: cannot configure the S3 client: {e} (check the AWS_* variables)"
+            ))
+        })?;
+        Ok(S3Storage {
+            store: Arc::new(store),
+            url,
+            bucket: parsed.bucket,
+            prefix: parsed.prefix,
+            endpoint: endpoint.unwrap_or_else(|| "AWS S3".into()),
+            writable,
+        })
+    }
+
+    /// `s3://bucket/prefix`.
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn object(&self, key: &str) -> ObjPath {
+        ObjPath::from(format!("{}/{key}", self.prefix))
+    }
+
+    /// The URL of a key, for messages (`PathBuf` because the store's error
+    /// types carry paths).
+    pub(crate) fn key_path(&self, key: &StoreKey) -> PathBuf {
+        PathBuf::from(format!("{}/{}", self.url, key.as_str()))
+    }
+
+    /// One line that says what went wrong with a request for `what` (a
+    /// URL) and how to fix it.
+    pub(crate) fn describe(&self, what: &str, e: &object_store::Error) -> String {
+        let text = error_chain(e);
+        let lower = text.to_ascii_lowercase();
+        let has = |s: &str| lower.contains(&s.to_ascii_lowercase());
+        if has("NoSuchBucket") || has("bucket does not exist") {
+            format!(
+                "{what}: the bucket {:?} does not exist at {}; create it (aws s3 mb s3://{}) or fix the URL",
+                self.bucket, self.endpoint, self.bucket
+            )
+        } else if has("InvalidAccessKeyId")
+            || has("SignatureDoesNotMatch")
+            || has("InvalidToken")
+            || has("ExpiredToken")
+            || matches!(
+                e,
+                object_store::Error::Unauthenticated { .. }
+                    | object_store::Error::PermissionDenied { .. }
+            )
+        {
+            format!(
+                "{what}: access denied by {} (bad or missing credentials: check \
+                 AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN): {}",
+                self.endpoint,
+                s3_error_code(&text).unwrap_or_else(|| first_line(&text))
+            )
+        } else if has("error sending request")
+            || has("connection refused")
+            || has("dns error")
+            || has("timed out")
+            || has("connect error")
+        {
+            format!(
+                "{what}: cannot reach the endpoint {} ({}); check AWS_ENDPOINT_URL and that the \
+                 server is running",
+                self.endpoint,
+                first_line(&root_cause(e))
+            )
+        } else if has("URL scheme is not allowed") || has("builder error") {
+            format!(
+                "{what}: the endpoint {} is plain http; set AWS_ALLOW_HTTP=true to allow it",
+                self.endpoint
+            )
+        } else {
+            format!(
+                "{what}: {}",
+                s3_error_code(&text).unwrap_or_else(|| first_line(&text))
+            )
+        }
+    }
+
+    /// A request error as chunkyard's error for `what`.
+    pub(crate) fn error(&self, what: &str, e: &object_store::Error) -> Error {
+        Error::Store {
+            backend: "zarr",
+            message: self.describe(what, e),
+        }
+    }
+
+    fn storage_error(&self, key: &str, e: &object_store::Error) -> StorageError {
+        StorageError::Other(self.describe(&format!("{}/{key}", self.url), e))
+    }
+
+    fn check_writable(&self) -> std::result::Result<(), StorageError> {
+        if self.writable {
+            Ok(())
+        } else {
+            Err(StorageError::ReadOnly)
+        }
+    }
+
+    /// The object at `key` with its version, or `None` if there is none.
+    pub(crate) fn get_versioned(
+        &self,
+        key: &str,
+    ) -> object_store::Result<Option<(Bytes, Version)>> {
+        let (store, path) = (self.store.clone(), self.object(key));
+        run(async move {
+            match store.get_opts(&path, GetOptions::default()).await {
+                Ok(r) => {
+                    let version = Version {
+                        e_tag: r.meta.e_tag.clone(),
+                        version: r.meta.version.clone(),
+                    };
+                    Ok(Some((r.bytes().await?, version)))
+                }
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
+    }
+
+    /// Writes `key` with a mode: `Create` fails with `AlreadyExists` if
+    /// the object exists, `Update` with `Precondition` if its version
+    /// changed. One PUT.
+    pub(crate) fn put(
+        &self,
+        key: &str,
+        value: Bytes,
+        mode: PutMode,
+    ) -> object_store::Result<Version> {
+        let (store, path) = (self.store.clone(), self.object(key));
+        run(async move {
+            let opts = PutOptions {
+                mode,
+                ..PutOptions::default()
+            };
+            let r = store.put_opts(&path, PutPayload::from(value), opts).await?;
+            Ok(Version {
+                e_tag: r.e_tag,
+                version: r.version,
+            })
+        })
+    }
+
+    /// Keys under `prefix` (relative to the array), all of them.
+    fn list_under(&self, sub: &str) -> object_store::Result<Vec<(ObjPath, u64)>> {
+        let store = self.store.clone();
+        let path = if sub.is_empty() {
+            ObjPath::from(self.prefix.as_str())
+        } else {
+            self.object(sub.trim_end_matches('/'))
+        };
+        run(async move {
+            let mut out = Vec::new();
+            let mut s = store.list(Some(&path));
+            while let Some(m) = s.next().await {
+                let m = m?;
+                out.push((m.location, m.size));
+            }
+            Ok(out)
+        })
+    }
+
+    /// Bytes stored under the array's prefix.
+    pub(crate) fn stored_bytes(&self) -> object_store::Result<u64> {
+        Ok(self.list_under("")?.iter().map(|(_, n)| n).sum())
+    }
+
+    /// Whether any object exists under the array's prefix.
+    pub(crate) fn any_object(&self) -> object_store::Result<bool> {
+        Ok(!self.list_under("")?.is_empty())
+    }
+
+    fn delete_all(&self, paths: Vec<ObjPath>) -> object_store::Result<()> {
+        let store = self.store.clone();
+        run(async move {
+            for p in paths {
+                match store.delete(&p).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Removes every object under the array's prefix.
+    pub(crate) fn erase_all(&self) -> object_store::Result<()> {
+        let paths = self.list_under("")?.into_iter().map(|(p, _)| p).collect();
+        self.delete_all(paths)
+    }
+}
+
+/// An error and its sources on one line.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        let t = inner.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        src = inner.source();
+    }
+    s
+}
+
+/// `Code: Message` of an S3 XML error body quoted in an error's text.
+fn s3_error_code(text: &str) -> Option<String> {
+    let tag = |name: &str| {
+        let open = format!("<{name}>");
+        let start = text.find(&open)? + open.len();
+        let len = text[start..].find(&format!("</{name}>"))?;
+        Some(text[start..start + len].trim().to_string())
+    };
+    let code = tag("Code")?;
+    Some(match tag("Message") {
+        Some(m) => format!("{code}: {m}"),
+        None => code,
+    })
+}
+
+/// The innermost error's message ("Connection refused (os error 111)").
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut last = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        last = inner.to_string();
+        src = inner.source();
+    }
+    // object_store wraps reqwest's errors in its own text: its last line
+    // of detail is after the final " - ".
+    last.rsplit(" - ").next().unwrap_or(&last).to_string()
+}
+
+fn first_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn get_range(r: ByteRange) -> GetRange {
+    match r {
+        ByteRange::FromStart(o, Some(n)) => GetRange::Bounded(o..o + n),
+        ByteRange::FromStart(o, None) => GetRange::Offset(o),
+        ByteRange::Suffix(n) => GetRange::Suffix(n),
+    }
+}
+
+impl ReadableStorageTraits for S3Storage {
+    fn get_partial_many<'a>(
+        &'a self,
+        key: &StoreKey,
+        byte_ranges: ByteRangeIterator<'a>,
+    ) -> std::result::Result<MaybeBytesIterator<'a>, StorageError> {
+        let ranges: Vec<ByteRange> = byte_ranges.collect();
+        let (store, path) = (self.store.clone(), self.object(key.as_str()));
+        let whole = matches!(ranges.as_slice(), [ByteRange::FromStart(0, None)]);
+        // One GET per range (a whole object is one plain GET); a missing
+        // object is `None`, a range past its end an error.
+        let got = run(async move {
+            let mut out = Vec::with_capacity(ranges.len());
+            for r in ranges {
+                let opts = GetOptions {
+                    range: (!whole).then(|| get_range(r)),
+                    ..GetOptions::default()
+                };
+                match store.get_opts(&path, opts).await {
+                    Ok(g) => {
+                        let size = g.meta.size;
+                        let want = r.length(size);
+                        let bytes = g.bytes().await?;
+                        if bytes.len() as u64 != want {
+                            return Err(object_store::Error::Generic {
+                                store: "S3",
+                                source: format!(
+                                    "truncated: bytes {r} asked for, the object holds {size}"
+                                )
+                                .into(),
+                            });
+                        }
+                        out.push(bytes);
+                    }
+                    Err(object_store::Error::NotFound { .. }) => return Ok(None),
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(Some(out))
+        })
+        .map_err(|e| self.storage_error(key.as_str(), &e))?;
+        Ok(got.map(|v| {
+            Box::new(v.into_iter().map(Ok))
+                as Box<dyn Iterator<Item = std::result::Result<Bytes, StorageError>> + 'a>
+        }))
+    }
+
+    fn size_key(&self, key: &StoreKey) -> std::result::Result<Option<u64>, StorageError> {
+        let (store, path) = (self.store.clone(), self.object(key.as_str()));
+        run(async move {
+            match store.head(&path).await {
+                Ok(m) => Ok(Some(m.size)),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
+        .map_err(|e| self.storage_error(key.as_str(), &e))
+    }
+
+    fn supports_get_partial(&self) -> bool {
+        true
+    }
+}
+
+impl WritableStorageTraits for S3Storage {
+    /// One unconditional PUT (atomic per object on S3).
+    fn set(&self, key: &StoreKey, value: Bytes) -> std::result::Result<(), StorageError> {
+        self.check_writable()?;
+        self.put(key.as_str(), value, PutMode::Overwrite)
+            .map(|_| ())
+            .map_err(|e| self.storage_error(key.as_str(), &e))
+    }
+
+    fn set_partial_many(
+        &self,
+        key: &StoreKey,
+        _offset_values: OffsetBytesIterator,
+    ) -> std::result::Result<(), StorageError> {
+        Err(StorageError::Unsupported(format!(
+            "{}: objects are written whole",
+            self.key_path(key).display()
+        )))
+    }
+
+    fn erase(&self, key: &StoreKey) -> std::result::Result<(), StorageError> {
+        self.check_writable()?;
+        self.delete_all(vec![self.object(key.as_str())])
+            .map_err(|e| self.storage_error(key.as_str(), &e))
+    }
+
+    fn erase_prefix(&self, prefix: &StorePrefix) -> std::result::Result<(), StorageError> {
+        self.check_writable()?;
+        let paths = self
+            .list_under(prefix.as_str())
+            .map_err(|e| self.storage_error(prefix.as_str(), &e))?
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
+        self.delete_all(paths)
+            .map_err(|e| self.storage_error(prefix.as_str(), &e))
+    }
+
+    fn supports_set_partial(&self) -> bool {
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse_and_bad_ones_are_refused() {
+        let u = S3Url::parse("s3://bkt/a/b.zarr/").unwrap();
+        assert_eq!((u.bucket.as_str(), u.prefix.as_str()), ("bkt", "a/b.zarr"));
+        for bad in [
+            "s3://",
+            "s3://bkt",
+            "s3://bkt/",
+            "s3:///x.zarr",
+            "s3://b/a//x.zarr",
+            "s3://b/../x.zarr",
+        ] {
+            assert!(S3Url::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn s3_error_bodies_shrink_to_code_and_message() {
+        let text = "Generic S3 error: 403 Forbidden: <?xml version=\"1.0\"?> <Error>\
+                    <Code>InvalidAccessKeyId</Code><Message>No such key.</Message>\
+                    <RequestId>x</RequestId></Error>";
+        assert_eq!(
+            s3_error_code(text).as_deref(),
+            Some("InvalidAccessKeyId: No such key.")
+        );
+        assert_eq!(s3_error_code("connection refused"), None);
+    }
+
+    #[test]
+    fn a_request_from_inside_another_runtime_does_not_panic() {
+        // From a worker thread of a runtime that is not ours: tokio's
+        // own `block_on` would panic here.
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let r = rt.block_on(async {
+            tokio::spawn(async { run(async { Ok::<_, object_store::Error>(41 + 1) }) })
+                .await
+                .unwrap()
+        });
+        assert_eq!(r.unwrap(), 42);
+    }
+}

@@ -1,0 +1,483 @@
+//! Zarr on S3-compatible object storage against a real server (feature
+//! `s3`). `.ci/with-s3` starts moto's server, creates the bucket and
+//! exports the AWS_* variables and `CHUNKYARD_S3_BUCKET`:
+//! `.ci/with-s3 cargo test --features s3 --test external s3`. Without
+//! them these tests fail (they never skip).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Barrier};
+
+use chunkyard::{ArrayOptions, Codec, Error, OpenOptions};
+
+/// The bucket `.ci/with-s3` made; panics with how to get one.
+fn bucket() -> String {
+    std::env::var("CHUNKYARD_S3_BUCKET").unwrap_or_else(|_| {
+        panic!(
+            "the s3 tests need a server: run them under .ci/with-s3 (moto), or export \
+             AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ALLOW_HTTP and \
+             CHUNKYARD_S3_BUCKET"
+        )
+    })
+}
+
+/// A URL no other test (or earlier run against the same server) uses.
+fn fresh(name: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "s3://{}/t{}-{nanos}-{}/{name}",
+        bucket(),
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+#[test]
+fn create_write_reopen_read_back() {
+    for codec in [Codec::None, Codec::Zstd { level: 3 }] {
+        let url = fresh("a.zarr");
+        let a =
+            chunkyard::create::<f32>(&url, ArrayOptions::new([6, 10]).chunks([4, 4]).codec(codec))
+                .unwrap();
+        let data = ndarray::Array2::from_shape_fn((6, 10), |(i, j)| (i * 10 + j) as f32);
+        a.write(ndarray::s![.., ..], data.view()).unwrap();
+        a.flush().unwrap();
+        drop(a);
+        let b = chunkyard::open::<f32>(&url).unwrap();
+        assert_eq!(b.shape(), &[6, 10]);
+        assert_eq!(b.read(ndarray::s![.., ..]).unwrap(), data.into_dyn());
+        // One element (a ranged GET when uncompressed), a strided tile.
+        assert_eq!(b.get([5, 9]).unwrap(), 59.0);
+        let t = b.read(ndarray::s![1..6;2, 3..8]).unwrap();
+        assert_eq!(t[[2, 4]], 57.0);
+    }
+}
+
+/// The suite every store runs, on arrays in the bucket: uncompressed
+/// (ranged GETs for partial reads) and compressed.
+#[test]
+fn conformance_suite() {
+    use chunkyard::store::conformance::{self, Harness, Reopen};
+    use chunkyard::store::{ChunkStore, StoreMeta, ZarrOptions, ZarrStore};
+    for codec in [Codec::None, Codec::Lz4] {
+        let create = |m: &StoreMeta| -> chunkyard::Result<(Arc<dyn ChunkStore>, Reopen)> {
+            let url = fresh("conformance.zarr");
+            let opts = ZarrOptions {
+                codec,
+                ..ZarrOptions::default()
+            };
+            let path = std::path::PathBuf::from(url);
+            let s = ZarrStore::create(&path, m.dtype, &m.shape, &m.chunks, &m.fill, &opts)?;
+            let reopen: Reopen = Box::new(move || Ok(Arc::new(ZarrStore::open(&path, true)?) as _));
+            Ok((Arc::new(s) as _, reopen))
+        };
+        conformance::run_all(&Harness { create: &create });
+    }
+}
+
+#[test]
+fn chunks_of_fill_are_not_stored_and_open_does_not_write() {
+    let url = fresh("f.zarr");
+    let a = chunkyard::create::<i32>(&url, ArrayOptions::new([4, 4]).chunks([2, 2])).unwrap();
+    let meta_only = a.memory_report().stored_bytes.unwrap();
+    a.write(
+        ndarray::s![0..2, 0..2],
+        ndarray::arr2(&[[1, 2], [3, 4]]).view(),
+    )
+    .unwrap();
+    a.flush().unwrap();
+    let one = a.memory_report().stored_bytes.unwrap();
+    assert_eq!(one, meta_only + 16, "one raw chunk of 4 i32");
+    // Written back as all fill value: the object is deleted.
+    a.write(
+        ndarray::s![0..2, 0..2],
+        ndarray::Array2::<i32>::zeros((2, 2)).view(),
+    )
+    .unwrap();
+    a.flush().unwrap();
+    assert_eq!(a.memory_report().stored_bytes.unwrap(), meta_only);
+    drop(a);
+    let w = chunkyard::open_with::<i32>(&url, OpenOptions::new()).unwrap();
+    assert_eq!(w.memory_report().stored_bytes.unwrap(), meta_only);
+}
+
+#[test]
+fn two_racing_creators_exactly_one_wins() {
+    // Losers see the other's objects when listing the prefix, or lose
+    // the conditional PUT of zarr.json when both listed an empty prefix.
+    let mut by_put = 0;
+    for round in 0..16 {
+        let url = fresh(&format!("race{round}.zarr"));
+        let barrier = Arc::new(Barrier::new(2));
+        let threads: Vec<_> = (0..2)
+            .map(|k| {
+                let (url, barrier) = (url.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    chunkyard::create::<u8>(&url, ArrayOptions::new([4 + k]).chunks([2]))
+                        .map(|a| a.shape()[0])
+                })
+            })
+            .collect();
+        let results: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        let won: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+        assert_eq!(won.len(), 1, "round {round}: {results:?}");
+        let lost = results.iter().find_map(|r| r.as_ref().err()).unwrap();
+        assert!(lost.to_string().contains("already exists"), "{lost}");
+        if lost.to_string().contains("created it first") {
+            by_put += 1;
+        }
+        // The metadata is the winner's.
+        assert_eq!(chunkyard::open::<u8>(&url).unwrap().shape()[0], *won[0]);
+    }
+    eprintln!("{by_put} of 16 races were decided by the conditional PUT");
+}
+
+#[test]
+fn create_refuses_an_existing_array_unless_overwrite() {
+    let url = fresh("o.zarr");
+    chunkyard::create::<u8>(&url, ArrayOptions::new([4]).chunks([2])).unwrap();
+    let e = chunkyard::create::<u8>(&url, ArrayOptions::new([4]).chunks([2])).unwrap_err();
+    assert!(matches!(e, Error::Io { .. }), "{e}");
+    let a =
+        chunkyard::create::<u8>(&url, ArrayOptions::new([7]).chunks([2]).overwrite(true)).unwrap();
+    assert_eq!(a.shape(), &[7]);
+}
+
+#[test]
+fn resize_is_a_conditional_update_that_keeps_the_longest_growth() {
+    let url = fresh("r.zarr");
+    chunkyard::create::<i16>(&url, ArrayOptions::new([4, 3]).chunks([2, 3])).unwrap();
+    let a = chunkyard::open::<i16>(&url).unwrap();
+    let b = chunkyard::open::<i16>(&url).unwrap();
+    a.resize(10).unwrap();
+    // b still believes 4 rows: its growth to 6 must not undo a's to 10.
+    b.resize(6).unwrap();
+    assert_eq!(chunkyard::open::<i16>(&url).unwrap().shape(), &[10, 3]);
+    // A shrink sets the length it asks for.
+    a.resize(3).unwrap();
+    assert_eq!(chunkyard::open::<i16>(&url).unwrap().shape(), &[3, 3]);
+    // Many growers at once: every update lands on the latest version.
+    let threads: Vec<_> = (0..4u64)
+        .map(|k| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let h = chunkyard::open::<i16>(&url).unwrap();
+                h.resize(20 + k).unwrap();
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(chunkyard::open::<i16>(&url).unwrap().shape(), &[23, 3]);
+}
+
+#[test]
+fn works_when_called_from_inside_a_tokio_runtime() {
+    let url = fresh("rt.zarr");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let shape = rt.block_on(async {
+        let a = chunkyard::create::<u8>(&url, ArrayOptions::new([5]).chunks([2])).unwrap();
+        a.write(ndarray::s![..], ndarray::arr1(&[1u8, 2, 3, 4, 5]).view())
+            .unwrap();
+        a.flush().unwrap();
+        chunkyard::open::<u8>(&url)
+            .unwrap()
+            .read(ndarray::s![..])
+            .unwrap()
+    });
+    assert_eq!(shape.as_slice().unwrap(), &[1, 2, 3, 4, 5]);
+}
+
+#[test]
+fn missing_arrays_and_bad_urls_are_typed_errors() {
+    let e = chunkyard::open::<u8>(fresh("nothing.zarr")).unwrap_err();
+    assert!(e.to_string().contains("nothing under this prefix"), "{e}");
+    for bad in ["s3://", "s3://just-a-bucket", "s3://b/x.npy"] {
+        let e = chunkyard::open::<u8>(bad).unwrap_err();
+        assert!(
+            e.to_string().contains(bad.trim_end_matches('/')),
+            "{bad}: {e}"
+        );
+    }
+}
+
+/// The CLI on S3 URLs, and each configuration mistake as one line that
+/// names the URL and the fix.
+#[cfg(feature = "cli")]
+mod cli {
+    use super::fresh;
+    use crate::common::{fails, ok};
+
+    #[test]
+    fn create_info_put_get_reduce_convert() {
+        let a = fresh("cli.zarr");
+        ok(&[
+            "create", &a, "--shape", "5,6", "--dtype", "i16", "--chunks", "2,4", "--fill", "5",
+            "--codec", "zstd:3",
+        ]);
+        let info = ok(&["info", &a]);
+        assert!(info.contains("zstd") && info.contains(&a), "{info}");
+        ok(&["put", &a, "1:3, 2:", "--value", "-3"]);
+        assert_eq!(ok(&["get", &a, "2, 1:4"]).trim(), "[5, -3, -3]");
+        assert_eq!(
+            ok(&["reduce", &a, "sum"]).trim(),
+            (5 * 22 - 3 * 8).to_string()
+        );
+        // S3 to a local file and back to S3.
+        let dir = tempfile::tempdir().unwrap();
+        let local = dir.path().join("l.npy");
+        let local = local.to_str().unwrap();
+        ok(&["convert", &a, local]);
+        let b = fresh("b.zarr");
+        ok(&["convert", local, &b, "--codec", "lz4"]);
+        assert_eq!(ok(&["get", &b, "2, 1:4"]).trim(), "[5, -3, -3]");
+        let json = ok(&["info", &b, "--json"]);
+        assert!(json.contains("numcodecs.lz4"), "{json}");
+    }
+
+    /// Four processes at once each write their own columns of every row,
+    /// a row per `chunkyard put` (a process each: open, write, flush),
+    /// all into the one chunk: every put reads the chunk, changes a few
+    /// elements and writes it back. Without conditional writes most of
+    /// them would be lost (the last writer's copy wins).
+    #[test]
+    fn four_processes_writing_parts_of_one_chunk_lose_nothing() {
+        const ROWS: u64 = 6;
+        let url = fresh("lost.zarr");
+        ok(&[
+            "create",
+            &url,
+            "--shape",
+            &format!("{ROWS},16"),
+            "--dtype",
+            "i32",
+            "--chunks",
+            &format!("{ROWS},16"),
+            "--codec",
+            "zstd:1",
+        ]);
+        let writers: Vec<_> = (0..4u64)
+            .map(|k| {
+                let url = url.clone();
+                std::thread::spawn(move || {
+                    for r in 0..ROWS {
+                        let value = (k * 100 + r + 1).to_string();
+                        ok(&["put", &url, &format!("{r}, {k}::4"), "--value", &value]);
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        let got = ok(&["get", &url, "...", "--json"]);
+        let got: Vec<Vec<i64>> = serde_json::from_str(got.trim()).unwrap();
+        for r in 0..ROWS as usize {
+            for j in 0..16usize {
+                let want = (j % 4) as i64 * 100 + r as i64 + 1;
+                assert_eq!(got[r][j], want, "element [{r}, {j}] lost: {got:?}");
+            }
+        }
+    }
+
+    /// Runs the CLI with changed environment; must fail with one line.
+    fn fails_with(env: &[(&str, Option<&str>)], args: &[&str]) -> String {
+        let _children = crate::common::child_guard();
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_chunkyard"));
+        for (k, v) in env {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        let out = cmd.args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        stderr
+    }
+
+    /// A second moto server that checks credentials (the shared one
+    /// accepts any), killed when dropped.
+    struct AuthServer(std::process::Child, String);
+
+    impl Drop for AuthServer {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    fn auth_server() -> AuthServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new("python3")
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
+            .env("INITIAL_NO_AUTH_ACTION_COUNT", "0")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 -m moto.server (pip install 'moto[server]')");
+        let server = AuthServer(child, format!("http://127.0.0.1:{port}"));
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return server;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("moto's server did not start on port {port}");
+    }
+
+    #[test]
+    fn bad_credentials_are_one_clear_line() {
+        let server = auth_server();
+        let url = fresh("cred.zarr");
+        let env = [
+            ("AWS_ENDPOINT_URL", Some(server.1.as_str())),
+            ("AWS_ACCESS_KEY_ID", Some("AKIANOTAKEY")),
+        ];
+        for args in [
+            &["create", url.as_str(), "--shape", "4", "--dtype", "u8"][..],
+            &["info", url.as_str()][..],
+        ] {
+            let e = fails_with(&env, args);
+            assert!(
+                e.contains(&url)
+                    && e.contains("access denied")
+                    && e.contains("AWS_ACCESS_KEY_ID")
+                    && e.contains("InvalidAccessKeyId"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn configuration_mistakes_are_one_clear_line() {
+        let url = fresh("e.zarr");
+        let create = ["create", url.as_str(), "--shape", "4", "--dtype", "u8"];
+        // A bucket that does not exist.
+        let nobucket = url.replacen(&super::bucket(), "no-such-bucket-chunkyard", 1);
+        let e = fails(&["create", &nobucket, "--shape", "4", "--dtype", "u8"]);
+        assert!(
+            e.contains(&nobucket) && e.contains("does not exist") && e.contains("aws s3 mb"),
+            "{e}"
+        );
+        let e = fails(&["info", &nobucket]);
+        assert!(e.contains("does not exist"), "{e}");
+        // Nothing listening.
+        let e = fails_with(&[("AWS_ENDPOINT_URL", Some("http://127.0.0.1:9"))], &create);
+        assert!(
+            e.contains(&url) && e.contains("cannot reach") && e.contains("AWS_ENDPOINT_URL"),
+            "{e}"
+        );
+        // Plain http without allowing it.
+        let e = fails_with(&[("AWS_ALLOW_HTTP", None)], &create);
+        assert!(e.contains(&url) && e.contains("AWS_ALLOW_HTTP=true"), "{e}");
+        // Not an array.
+        let e = fails(&["get", &url, "0"]);
+        assert!(e.contains(&url) && e.contains("not a Zarr array"), "{e}");
+    }
+}
+
+/// zarr-python (through obstore) and chunkyard on the same server, both
+/// ways.
+#[cfg(feature = "interop")]
+mod interop {
+    use super::fresh;
+    use chunkyard::{ArrayOptions, Codec};
+
+    /// Python with zarr opening `url` through obstore's S3 store, which
+    /// reads the same AWS_* variables. The script ends with `os._exit`:
+    /// obstore's runtime sometimes aborts the interpreter's shutdown
+    /// (SIGABRT after the script's last line ran).
+    fn zpython(url: &str, code: &str) -> String {
+        let (bucket, prefix) = url.strip_prefix("s3://").unwrap().split_once('/').unwrap();
+        let script = format!(
+            "import warnings; warnings.filterwarnings('ignore')\n\
+             import os, numpy as np, zarr, numcodecs.zarr3\n\
+             from obstore.store import S3Store\n\
+             from zarr.storage import ObjectStore\n\
+             s = S3Store({bucket:?}, prefix={prefix:?}, endpoint=os.environ['AWS_ENDPOINT_URL'],\n\
+                 client_options={{'allow_http': True}}, virtual_hosted_style_request=False)\n\
+             store = ObjectStore(s)\n{code}\n\
+             import sys; sys.stdout.flush(); os._exit(0)\n"
+        );
+        crate::common::python_with(&["numpy", "zarr", "obstore"], &script, &[])
+    }
+
+    #[test]
+    fn zarr_python_reads_what_chunkyard_wrote() {
+        for codec in [Codec::None, Codec::Lz4, Codec::Gzip { level: 5 }] {
+            let url = fresh("w.zarr");
+            let a = chunkyard::create::<i32>(
+                &url,
+                ArrayOptions::new([7, 9])
+                    .chunks([3, 4])
+                    .codec(codec)
+                    .fill_value(-1),
+            )
+            .unwrap();
+            let data = ndarray::Array2::from_shape_fn((5, 9), |(i, j)| (i * 9 + j) as i32);
+            a.write(ndarray::s![0..5, ..], data.view()).unwrap();
+            a.flush().unwrap();
+            let out = zpython(
+                &url,
+                "a = zarr.open_array(store, mode='r')\n\
+                 want = np.full((7, 9), -1, 'i4'); want[:5] = np.arange(45).reshape(5, 9)\n\
+                 assert a.dtype == np.int32 and a.shape == (7, 9), (a.dtype, a.shape)\n\
+                 assert (a[...] == want).all(), a[...]\n\
+                 print('ok')",
+            );
+            assert_eq!(out.trim(), "ok", "{codec:?}");
+        }
+    }
+
+    #[test]
+    fn chunkyard_reads_what_zarr_python_wrote() {
+        let url = fresh("z.zarr");
+        zpython(
+            &url,
+            "a = zarr.create_array(store, shape=(6, 5), chunks=(4, 2), dtype='f8', fill_value=0.5)\n\
+             a[1:6, :4] = np.arange(20, dtype='f8').reshape(5, 4)",
+        );
+        let a = chunkyard::open::<f64>(&url).unwrap();
+        let got = a.read(ndarray::s![.., ..]).unwrap();
+        for i in 0..6 {
+            for j in 0..5 {
+                let want = if i >= 1 && j < 4 {
+                    ((i - 1) * 4 + j) as f64
+                } else {
+                    0.5
+                };
+                assert_eq!(got[[i, j]], want, "[{i}, {j}]");
+            }
+        }
+        // And chunkyard's write into it is what zarr-python then sees.
+        a.write(ndarray::s![0, ..], ndarray::arr1(&[9.0; 5]).view())
+            .unwrap();
+        a.flush().unwrap();
+        let out = zpython(
+            &url,
+            "a = zarr.open_array(store, mode='r'); assert (a[0] == 9).all(), a[0]; print(a[5, 3])",
+        );
+        assert_eq!(out.trim(), "19.0");
+    }
+}
