@@ -154,15 +154,30 @@ def create(
 
 
 def open(  # noqa: A001
-    path: str | os.PathLike[str], mode: str = "r", cache: Cache | None = None
+    path: str | os.PathLike[str],
+    mode: str = "r",
+    cache: Cache | None = None,
+    chunks: int | tuple[int, ...] | None = None,
 ) -> Array:
     """Opens the array at ``path`` (``.npy`` or a Zarr directory):
     ``mode="r"`` read-only, ``mode="r+"`` read and write. ``cache`` is the
     :class:`Cache` holding its chunks (default: the process-wide one; a
-    cache is not stored with the file, so pass it again on every open)."""
+    cache is not stored with the file, so pass it again on every open).
+    ``chunks`` is the chunk shape of a ``.npy`` file, which stores none
+    (default: chunks of about 16 MiB); other formats keep theirs."""
     if mode not in ("r", "r+"):
         raise ValueError(f"mode must be 'r' or 'r+', got {mode!r}")
-    return _open(os.fspath(path), mode == "r", _as_cache(cache))
+    chunk_dims = None if chunks is None else _as_shape(chunks, "chunks")
+    return _open(os.fspath(path), mode == "r", _as_cache(cache), False, chunk_dims)
+
+
+def _unpickle(path: str, mode: str, chunks: tuple[int, ...]) -> Array:
+    """What a pickled :class:`Array` becomes: the array at ``path`` opened
+    again with ``mode`` and ``chunks`` (a ``.npy`` file stores none), in
+    this process's global cache, every write made durable before it
+    returns (``sync_writes``) so that a task's writes survive the task in
+    dask's worker processes."""
+    return _open(path, mode == "r", None, True, chunks)
 
 
 def convert(

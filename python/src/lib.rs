@@ -8,8 +8,11 @@
 //! Argument normalisation that numpy does best (dtypes, fill values,
 //! shapes) lives in `chunkyard/__init__.py`.
 
+mod work;
+
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{Receiver, sync_channel};
 
 use chunkyard::{
@@ -60,6 +63,9 @@ fn to_py(e: Error) -> PyErr {
         }
         Error::Store { .. } => chunkyard_error("StoreError", msg),
         Error::Poisoned(_) => chunkyard_error("PoisonedError", msg),
+        // Only `work::interruptible` stops a job, and it raises the
+        // signal handler's exception instead; this is the fallback.
+        Error::Interrupted => pyo3::exceptions::PyKeyboardInterrupt::new_err(msg),
         // Variants added to the library later.
         _ => chunkyard_error("ChunkyardError", msg),
     }
@@ -246,7 +252,7 @@ fn read_numpy<'py>(
                     .as_slice_mut()
                     .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
                 let bytes: &mut [u8] = bytemuck::cast_slice_mut(slice);
-                py.detach(|| guarded(|| h.read_bytes(sel, bytes)))?;
+                read_pieces(py, h, sel, bytes)?;
             }
             arr.into_any()
         }};
@@ -271,6 +277,53 @@ fn read_numpy<'py>(
             )));
         }
     })
+}
+
+/// Reads `sel` into `out` with the GIL released, in pieces with a check
+/// for Ctrl-C between them (`work::pieces`).
+fn read_pieces(
+    py: Python<'_>,
+    h: &ArrayHandle,
+    sel: &ResolvedSelection,
+    out: &mut [u8],
+) -> PyResult<()> {
+    let parts = work::pieces(sel, h.chunks(), h.dtype().size());
+    let many = parts.len() > 1;
+    for (sub, range) in parts {
+        let part = &mut out[range];
+        py.detach(|| guarded(|| h.read_bytes(&sub, part)))?;
+        if many {
+            py.check_signals()?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes `data` (the C-order bytes of `sel`, or one element when
+/// `fill`) with the GIL released, in pieces with a check for Ctrl-C
+/// between them. An interrupted write leaves the pieces before the
+/// interrupt written.
+fn write_pieces(
+    py: Python<'_>,
+    h: &ArrayHandle,
+    sel: &ResolvedSelection,
+    data: &[u8],
+    fill: bool,
+) -> PyResult<()> {
+    let parts = work::pieces(sel, h.chunks(), h.dtype().size());
+    let many = parts.len() > 1;
+    for (sub, range) in parts {
+        if fill {
+            py.detach(|| guarded(|| h.fill_bytes(&sub, data)))?;
+        } else {
+            let part = &data[range];
+            py.detach(|| guarded(|| h.write_bytes(&sub, part)))?;
+        }
+        if many {
+            py.check_signals()?;
+        }
+    }
+    Ok(())
 }
 
 /// rust-numpy refuses a borrow that conflicts with another extension's
@@ -574,20 +627,20 @@ fn save_copy(
         opts = opts.labels(labels);
     }
     let shown = path.display().to_string();
-    let dst = py.detach(|| {
-        guarded(|| {
-            if same_file(h.path(), &path) {
-                return Err(Error::invalid(format!(
-                    "{}: source and destination are the same file",
-                    path.display()
-                )));
-            }
-            let dst = ArrayHandle::create(&path, dt, &opts)?;
-            let all = ResolvedSelection::full(&h.shape());
-            chunkyard::copy_selection(&h, &all, &dst, &all, &|_| ())?;
-            dst.flush()?;
-            Ok(dst)
-        })
+    // On the pool, interruptible by Ctrl-C (an interrupted copy leaves a
+    // partial file behind, as an interrupted `chunkyard convert` does).
+    let dst = work::interruptible(py, move |stop| {
+        if same_file(h.path(), &path) {
+            return Err(Error::invalid(format!(
+                "{}: source and destination are the same file",
+                path.display()
+            )));
+        }
+        let dst = ArrayHandle::create(&path, dt, &opts)?;
+        let all = ResolvedSelection::full(&h.shape());
+        chunkyard::copy_selection_interruptible(&h, &all, &dst, &all, &|_| (), stop)?;
+        dst.flush()?;
+        Ok(dst)
     })?;
     PyArrayObj::new(py, dst, false, cache, shown)
 }
@@ -717,6 +770,26 @@ impl PyCastView {
         )
     }
 
+    /// Pickled as its array (which reopens) and its dtype.
+    fn __reduce__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        let astype = self.array.bind(py).getattr("astype")?;
+        let args = PyTuple::new(py, [self.dt.numpy_name()])?;
+        PyTuple::new(py, [astype, args.into_any()])
+    }
+
+    /// dask's name: the array's and the dtype cast to.
+    fn __dask_tokenize__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        let base = self.array.get().__dask_tokenize__(py)?;
+        PyTuple::new(
+            py,
+            [
+                "chunkyard.AsType".into_pyobject(py)?.into_any(),
+                base.into_any(),
+                self.dt.numpy_name().into_pyobject(py)?.into_any(),
+            ],
+        )
+    }
+
     fn __repr__(&self, py: Python<'_>) -> String {
         format!(
             "<chunkyard.AsType {} of {}>",
@@ -805,6 +878,28 @@ struct PyArrayObj {
     path: String,
     /// `repr(path)`, for `__repr__`.
     path_repr: String,
+    /// Every write (`a[idx] = v`, `append`) is flushed, durable, before it
+    /// returns: arrays unpickled in another process (dask's workers,
+    /// multiprocessing) are made so, so that a task's writes survive the
+    /// task.
+    sync_writes: bool,
+    /// Writes, appends and resizes through this object: part of
+    /// `__dask_tokenize__`, so a token changes when the data may have.
+    writes: AtomicU64,
+}
+
+impl Drop for PyArrayObj {
+    fn drop(&mut self) {
+        // The last handle's drop flushes dirty chunks in parallel: on the
+        // package's pool, not rayon's global one (which a forked child
+        // does not have; see `work`).
+        if let Some(h) = self.handle.get_mut().take() {
+            match work::pool() {
+                Ok(p) => p.install(move || drop(h)),
+                Err(_) => drop(h),
+            }
+        }
+    }
 }
 
 impl PyArrayObj {
@@ -828,7 +923,28 @@ impl PyArrayObj {
             dtype,
             path,
             path_repr,
+            sync_writes: false,
+            writes: AtomicU64::new(0),
         })
+    }
+
+    /// After a write through this object: counted, and flushed when
+    /// `sync_writes`.
+    fn wrote(&self, py: Python<'_>, h: &ArrayHandle) -> PyResult<()> {
+        self.writes.fetch_add(1, Relaxed);
+        if self.sync_writes {
+            work::on_pool(py, || h.flush())?;
+        }
+        Ok(())
+    }
+
+    /// The path as an absolute one (without resolving links): what a
+    /// pickle carries to a process that may have another working
+    /// directory.
+    fn absolute_path(&self) -> PyResult<String> {
+        std::path::absolute(&self.path)
+            .map(|p| p.display().to_string())
+            .map_err(|e| PyOSError::new_err(format!("{}: {e}", self.path)))
     }
 
     fn handle(&self) -> PyResult<ArrayHandle> {
@@ -895,7 +1011,9 @@ impl PyArrayObj {
             _ => None,
         };
         let Some(axis) = axis else {
-            let v = py.detach(|| guarded(|| chunkyard::reduce(&h, &all, op, &|_| ())))?;
+            let v = work::interruptible(py, move |stop| {
+                chunkyard::reduce_interruptible(&h, &all, op, &|_| (), stop)
+            })?;
             let scalar = rdtype.getattr("type")?;
             return match v {
                 Scalar::Bool(b) => scalar.call1((b,)),
@@ -908,7 +1026,9 @@ impl PyArrayObj {
                 Scalar::Float(x) => scalar.call1((x,)),
             };
         };
-        let r = py.detach(|| guarded(|| chunkyard::reduce_axis(&h, &all, axis, op, &|_| ())))?;
+        let r = work::interruptible(py, move |stop| {
+            chunkyard::reduce_axis_interruptible(&h, &all, axis, op, &|_| (), stop)
+        })?;
         let shape = usize_shape(&r.shape)?;
         let rdtype = np.call_method1("dtype", (r.dtype.numpy_name(),))?;
         let out = np.call_method1("empty", (PyTuple::new(py, &shape)?, &rdtype))?;
@@ -1118,11 +1238,8 @@ impl PyArrayObj {
         // The GIL is released while the library copies out of `bytes`: a
         // caller's array written by another Python thread meanwhile gives
         // a torn copy, as it would in h5py; never a crash.
-        if scalar {
-            py.detach(|| guarded(|| h.fill_bytes(&sel, bytes)))
-        } else {
-            py.detach(|| guarded(|| h.write_bytes(&sel, bytes)))
-        }
+        write_pieces(py, &h, &sel, bytes, scalar)?;
+        self.wrote(py, &h)
     }
 
     /// Changes the shape. chunkyard grows and shrinks the first axis only:
@@ -1189,7 +1306,9 @@ impl PyArrayObj {
                     .join(", ")
             )));
         }
-        py.detach(|| guarded(|| h.resize(len)))
+        py.detach(|| guarded(|| h.resize(len)))?;
+        self.writes.fetch_add(1, Relaxed);
+        Ok(())
     }
 
     /// Appends `data` along the first axis and returns the new shape (as
@@ -1263,6 +1382,7 @@ impl PyArrayObj {
                 Ok(h.shape())
             })
         })?;
+        self.wrote(py, &h)?;
         PyTuple::new(py, new_shape)
     }
 
@@ -1455,6 +1575,71 @@ impl PyArrayObj {
         })
     }
 
+    /// Pickling reopens: the array is flushed (if writable) and pickled as
+    /// its absolute path, mode and chunk shape; unpickling opens it again in the
+    /// process's global cache (a `Cache` is not carried), with every write
+    /// there durable on return (`sync_writes`), so that a dask task's
+    /// writes survive the task.
+    fn __reduce__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        let h = self.handle()?;
+        if !self.read_only {
+            work::on_pool(py, || h.flush())?;
+        }
+        let reopen = py.import("chunkyard")?.getattr("_unpickle")?;
+        let mode = if self.read_only { "r" } else { "r+" };
+        // The chunk shape travels too: a `.npy` file stores none, and
+        // processes that disagree on it would each rewrite whole chunks of
+        // their own over the others' blocks.
+        let args = (self.absolute_path()?, mode, PyTuple::new(py, h.chunks())?);
+        PyTuple::new(py, [reopen, args.into_pyobject(py)?.into_any()])
+    }
+
+    /// dask's name for the array, without pickling it: the absolute path,
+    /// the mode, shape, dtype and chunks, the file's modification time and
+    /// size (for a Zarr directory also its metadata file's), and the count
+    /// of writes through this object. Writes through another object or
+    /// process that do not change those file times (a Zarr chunk
+    /// rewritten in place) are not seen.
+    fn __dask_tokenize__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        let h = self.handle()?;
+        let path = self.absolute_path()?;
+        let stamp = |p: &Path| -> (i128, u64) {
+            std::fs::metadata(p).map_or((0, 0), |m| {
+                let t = m
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_nanos() as i128);
+                (t, m.len())
+            })
+        };
+        let root = Path::new(&path);
+        let mut stamps = vec![stamp(root)];
+        for meta in ["zarr.json", ".zarray"] {
+            if root.join(meta).exists() {
+                stamps.push(stamp(&root.join(meta)));
+            }
+        }
+        let items: Vec<Bound<'py, PyAny>> = vec![
+            "chunkyard.Array".into_pyobject(py)?.into_any(),
+            path.into_pyobject(py)?.into_any(),
+            self.read_only.into_pyobject(py)?.to_owned().into_any(),
+            PyTuple::new(py, h.shape())?.into_any(),
+            h.dtype().numpy_name().into_pyobject(py)?.into_any(),
+            PyTuple::new(py, h.chunks())?.into_any(),
+            stamps.into_pyobject(py)?.into_any(),
+            self.writes.load(Relaxed).into_pyobject(py)?.into_any(),
+        ];
+        PyTuple::new(py, items)
+    }
+
+    /// Whether every write is flushed before it returns (true for an array
+    /// unpickled from another process).
+    #[getter]
+    fn sync_writes(&self) -> bool {
+        self.sync_writes
+    }
+
     /// Writes every dirty chunk to disk and makes it durable: when this
     /// returns, the writes before it survive a crash.
     fn flush(&self, py: Python<'_>) -> PyResult<()> {
@@ -1462,7 +1647,7 @@ impl PyArrayObj {
         if self.read_only {
             return Ok(());
         }
-        py.detach(|| guarded(|| h.flush()))
+        work::on_pool(py, || h.flush())
     }
 
     /// Flushes (read-write arrays) and closes; later calls raise
@@ -1474,7 +1659,7 @@ impl PyArrayObj {
         if self.read_only {
             return Ok(());
         }
-        py.detach(|| guarded(|| h.flush()))
+        work::on_pool(py, move || h.flush())
     }
 
     fn __enter__(slf: Py<Self>) -> Py<Self> {
@@ -1535,12 +1720,14 @@ fn dtype_named(name: &str) -> PyResult<DType> {
 
 /// `open` of `chunkyard/__init__.py`.
 #[pyfunction]
-#[pyo3(signature = (path, read_only, cache))]
+#[pyo3(signature = (path, read_only, cache, sync_writes=false, chunks=None))]
 fn _open(
     py: Python<'_>,
     path: PathBuf,
     read_only: bool,
     cache: Option<Py<PyCache>>,
+    sync_writes: bool,
+    chunks: Option<Vec<u64>>,
 ) -> PyResult<PyArrayObj> {
     let shown = path.display().to_string();
     if !path.exists() {
@@ -1554,11 +1741,20 @@ fn _open(
         )));
     }
     let cache = cache_arg(py, cache)?;
-    let opts = OpenOptions::new()
+    let mut opts = OpenOptions::new()
         .read_only(read_only)
         .cache(cache.get().cache.clone());
+    // Only a `.npy` file takes a chunk shape (it stores none); the others
+    // keep the one they store.
+    if let Some(c) = chunks
+        && matches!(Format::from_path(&path), Ok(Format::Npy))
+    {
+        opts = opts.chunks(c);
+    }
     let h = py.detach(|| guarded(|| ArrayHandle::open(&path, &opts)))?;
-    PyArrayObj::new(py, h, read_only, cache, shown)
+    let mut a = PyArrayObj::new(py, h, read_only, cache, shown)?;
+    a.sync_writes = sync_writes && !read_only;
+    Ok(a)
 }
 
 /// Panics inside [`guarded`]: lets the tests check that a panic in the
