@@ -34,6 +34,7 @@ from ._chunkyard import (
     Cache,
     _create,
     _global_cache,
+    _has_hdf5,
     _open,
 )
 from ._errors import ChunkyardError, FormatError, PoisonedError, StoreError
@@ -50,8 +51,13 @@ __all__ = [
     "convert",
     "create",
     "global_cache",
+    "has_hdf5",
     "open",
 ]
+
+#: Whether this build reads and writes HDF5 datasets (``file.h5:/dataset``):
+#: built with ``--features hdf5`` (docs/python.md, "HDF5").
+has_hdf5: bool = _has_hdf5
 
 # The element types the engine stores (chunkyard::DType), by numpy name.
 _DTYPES = frozenset(

@@ -18,8 +18,11 @@ __all__ = [
     "convert",
     "create",
     "global_cache",
+    "has_hdf5",
     "open",
 ]
+
+has_hdf5: bool
 
 _Index = int | slice | EllipsisType | tuple[int | slice | EllipsisType, ...]
 

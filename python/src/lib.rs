@@ -1613,7 +1613,8 @@ impl PyArrayObj {
                 (t, m.len())
             })
         };
-        let root = Path::new(&path);
+        let root = on_disk(Path::new(&path));
+        let root = root.as_path();
         let mut stamps = vec![stamp(root)];
         for meta in ["zarr.json", ".zarray"] {
             if root.join(meta).exists() {
@@ -1730,7 +1731,7 @@ fn _open(
     chunks: Option<Vec<u64>>,
 ) -> PyResult<PyArrayObj> {
     let shown = path.display().to_string();
-    if !path.exists() {
+    if !on_disk(&path).exists() {
         // Format::from_path looks at a directory's metadata before the
         // backend opens anything: say "not found" for a missing path, not
         // "cannot tell the format".
@@ -1755,6 +1756,12 @@ fn _open(
     let mut a = PyArrayObj::new(py, h, read_only, cache, shown)?;
     a.sync_writes = sync_writes && !read_only;
     Ok(a)
+}
+
+/// The file or directory an array path names: the file of an HDF5
+/// `file.h5:/dataset` path, else the path itself.
+fn on_disk(path: &Path) -> PathBuf {
+    chunkyard::split_hdf5_path(path).map_or_else(|| path.to_path_buf(), |(file, _)| file)
 }
 
 /// Panics inside [`guarded`]: lets the tests check that a panic in the
@@ -1815,6 +1822,8 @@ fn _chunkyard(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyCastView>()?;
     m.add_class::<PyBlockIter>()?;
     m.add("_global_cache", global_cache(m.py())?)?;
+    // Whether this build reads and writes HDF5 (the `hdf5` feature).
+    m.add("_has_hdf5", cfg!(feature = "hdf5"))?;
     m.add_function(wrap_pyfunction!(_create, m)?)?;
     m.add_function(wrap_pyfunction!(_open, m)?)?;
     m.add_function(wrap_pyfunction!(_panic_for_tests, m)?)?;
