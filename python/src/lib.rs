@@ -893,9 +893,16 @@ impl Drop for PyArrayObj {
         // The last handle's drop flushes dirty chunks in parallel: on the
         // package's pool, not rayon's global one (which a forked child
         // does not have; see `work`).
+        // The GIL is let go meanwhile: that flush may write a cache's
+        // worth of chunks, and a thread waiting on the pool checks signals
+        // with the GIL.
         if let Some(h) = self.handle.get_mut().take() {
             match work::pool() {
-                Ok(p) => p.install(move || drop(h)),
+                // (Without a Python thread state, `try_attach` drops the closure
+                // and so `h` here.)
+                Ok(p) => {
+                    Python::try_attach(|py| py.detach(|| p.install(move || drop(h))));
+                }
                 Err(_) => drop(h),
             }
         }
@@ -928,10 +935,10 @@ impl PyArrayObj {
         })
     }
 
-    /// After a write through this object: counted, and flushed when
+    /// After a write through this object (counted before it started, so
+    /// that a failed or interrupted one counts too): flushed when
     /// `sync_writes`.
     fn wrote(&self, py: Python<'_>, h: &ArrayHandle) -> PyResult<()> {
-        self.writes.fetch_add(1, Relaxed);
         if self.sync_writes {
             work::on_pool(py, || h.flush())?;
         }
@@ -1238,6 +1245,7 @@ impl PyArrayObj {
         // The GIL is released while the library copies out of `bytes`: a
         // caller's array written by another Python thread meanwhile gives
         // a torn copy, as it would in h5py; never a crash.
+        self.writes.fetch_add(1, Relaxed);
         write_pieces(py, &h, &sel, bytes, scalar)?;
         self.wrote(py, &h)
     }
@@ -1306,9 +1314,8 @@ impl PyArrayObj {
                     .join(", ")
             )));
         }
-        py.detach(|| guarded(|| h.resize(len)))?;
         self.writes.fetch_add(1, Relaxed);
-        Ok(())
+        py.detach(|| guarded(|| h.resize(len)))
     }
 
     /// Appends `data` along the first axis and returns the new shape (as
@@ -1369,6 +1376,7 @@ impl PyArrayObj {
         let bytes = ro
             .as_slice()
             .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+        self.writes.fetch_add(1, Relaxed);
         let new_shape = py.detach(|| {
             guarded(|| {
                 let start = h.reserve_rows(rows)?;
