@@ -67,6 +67,11 @@ pub enum Error {
     /// The array refuses writes after an earlier write-back or flush failed.
     #[error("array is closed for writing after an earlier failure: {0}")]
     Poisoned(String),
+    /// A long operation stopped early because its caller asked it to (the
+    /// `stop` flag of [`reduce_interruptible`](crate::reduce_interruptible)
+    /// and friends): what it wrote before stopping stays written.
+    #[error("interrupted")]
+    Interrupted,
 }
 
 impl Error {

@@ -145,9 +145,12 @@ pub use error::{Error, Result, SelectionError};
 pub use ndarray;
 pub use ndarray::s;
 pub use open::{ArrayOptions, Format, OpenOptions, create, open, open_with, split_hdf5_path};
-pub use ops::{copy_selection, copy_selection_steps, map_into, zip_map_into};
+pub use ops::{
+    copy_selection, copy_selection_interruptible, copy_selection_steps, map_into, zip_map_into,
+};
 pub use reduce::{
-    Reduced, Reduction, Scalar, reduce, reduce_axis, reduce_axis_steps, reduce_steps,
+    Reduced, Reduction, Scalar, reduce, reduce_axis, reduce_axis_interruptible, reduce_axis_steps,
+    reduce_interruptible, reduce_steps,
 };
 pub use selection::{AxisSel, IntoSelection, ResolvedSelection, SelItem, Selection};
 pub use units::{format_bytes, parse_size};

@@ -4,6 +4,9 @@
 //! block-sized buffer, so memory stays at the cache budget plus a few
 //! blocks. Reductions live in [`crate::reduce`].
 
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::Relaxed;
+
 use rayon::prelude::*;
 
 use ndarray::ArrayD;
@@ -164,6 +167,27 @@ pub fn copy_selection(
     dst_sel: &ResolvedSelection,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<()> {
+    copy_selection_interruptible(
+        src,
+        src_sel,
+        dst,
+        dst_sel,
+        progress,
+        &AtomicBool::new(false),
+    )
+}
+
+/// [`copy_selection`] that stops with [`Error::Interrupted`] at the next
+/// block once `stop` is set (by another thread); the blocks written
+/// before stay written.
+pub fn copy_selection_interruptible(
+    src: &ArrayHandle,
+    src_sel: &ResolvedSelection,
+    dst: &ArrayHandle,
+    dst_sel: &ResolvedSelection,
+    progress: &(dyn Fn(u64) + Sync),
+    stop: &AtomicBool,
+) -> Result<()> {
     if src_sel.out_shape() != dst_sel.out_shape() {
         return Err(Error::ShapeMismatch {
             message: format!(
@@ -183,6 +207,10 @@ pub fn copy_selection(
     (0..plan.len()).into_par_iter().try_for_each_init(
         || (pool.take(), out_pool.take()),
         |(buf, out), i| -> Result<()> {
+            // An error ends `try_for_each` early: later blocks are skipped.
+            if stop.load(Relaxed) {
+                return Err(Error::Interrupted);
+            }
             let (lo, counts) = plan.block(i);
             let n = counts.iter().product::<u64>() as usize;
             let s = sub_selection(src_sel, &lo, &counts);
@@ -369,6 +397,43 @@ mod tests {
         assert_eq!(got, want.into_dyn());
         let bad = b.handle().resolve("0").unwrap();
         assert!(copy_selection(a.handle(), &ssel, b.handle(), &bad, &|_| ()).is_err());
+    }
+
+    #[test]
+    fn a_set_stop_flag_interrupts_a_copy_between_blocks() {
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+        let a = mem_array::<i32>(&[40, 4], &[1, 4], 1 << 16);
+        a.fill(.., 7).unwrap();
+        let b = mem_array::<i32>(&[40, 4], &[1, 4], 1 << 16);
+        let all = a.handle().resolve(..).unwrap();
+        let stop = AtomicBool::new(false);
+        let done = AtomicU64::new(0);
+        let stop_after_one = |n| {
+            done.fetch_add(n, Relaxed);
+            stop.store(true, Relaxed);
+        };
+        let err = copy_selection_interruptible(
+            a.handle(),
+            &all,
+            b.handle(),
+            &all,
+            &stop_after_one,
+            &stop,
+        )
+        .unwrap_err();
+        assert!(matches!(err, Error::Interrupted), "{err}");
+        let ran = done.load(Relaxed);
+        assert!(
+            ran >= 1 && ran <= rayon::current_num_threads() as u64,
+            "{ran}"
+        );
+        // The blocks copied before the stop are written; the rest are not.
+        let got = b.read(..).unwrap();
+        let rows = got
+            .outer_iter()
+            .filter(|r| r.iter().all(|&v| v == 7))
+            .count();
+        assert_eq!(rows as u64, ran);
     }
 
     #[test]

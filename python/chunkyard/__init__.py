@@ -34,6 +34,7 @@ from ._chunkyard import (
     Cache,
     _create,
     _global_cache,
+    _has_hdf5,
     _open,
 )
 from ._errors import ChunkyardError, FormatError, PoisonedError, StoreError
@@ -50,8 +51,13 @@ __all__ = [
     "convert",
     "create",
     "global_cache",
+    "has_hdf5",
     "open",
 ]
+
+#: Whether this build reads and writes HDF5 datasets (``file.h5:/dataset``):
+#: built with ``--features hdf5`` (docs/python.md, "HDF5").
+has_hdf5: bool = _has_hdf5
 
 # The element types the engine stores (chunkyard::DType), by numpy name.
 _DTYPES = frozenset(
@@ -154,15 +160,30 @@ def create(
 
 
 def open(  # noqa: A001
-    path: str | os.PathLike[str], mode: str = "r", cache: Cache | None = None
+    path: str | os.PathLike[str],
+    mode: str = "r",
+    cache: Cache | None = None,
+    chunks: int | tuple[int, ...] | None = None,
 ) -> Array:
     """Opens the array at ``path`` (``.npy`` or a Zarr directory):
     ``mode="r"`` read-only, ``mode="r+"`` read and write. ``cache`` is the
     :class:`Cache` holding its chunks (default: the process-wide one; a
-    cache is not stored with the file, so pass it again on every open)."""
+    cache is not stored with the file, so pass it again on every open).
+    ``chunks`` is the chunk shape of a ``.npy`` file, which stores none
+    (default: chunks of about 16 MiB); other formats keep theirs."""
     if mode not in ("r", "r+"):
         raise ValueError(f"mode must be 'r' or 'r+', got {mode!r}")
-    return _open(os.fspath(path), mode == "r", _as_cache(cache))
+    chunk_dims = None if chunks is None else _as_shape(chunks, "chunks")
+    return _open(os.fspath(path), mode == "r", _as_cache(cache), False, chunk_dims)
+
+
+def _unpickle(path: str, mode: str, chunks: tuple[int, ...]) -> Array:
+    """What a pickled :class:`Array` becomes: the array at ``path`` opened
+    again with ``mode`` and ``chunks`` (a ``.npy`` file stores none), in
+    this process's global cache, every write made durable before it
+    returns (``sync_writes``) so that a task's writes survive the task in
+    dask's worker processes."""
+    return _open(path, mode == "r", None, True, chunks)
 
 
 def convert(

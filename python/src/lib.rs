@@ -8,8 +8,11 @@
 //! Argument normalisation that numpy does best (dtypes, fill values,
 //! shapes) lives in `chunkyard/__init__.py`.
 
+mod work;
+
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{Receiver, sync_channel};
 
 use chunkyard::{
@@ -60,6 +63,9 @@ fn to_py(e: Error) -> PyErr {
         }
         Error::Store { .. } => chunkyard_error("StoreError", msg),
         Error::Poisoned(_) => chunkyard_error("PoisonedError", msg),
+        // Only `work::interruptible` stops a job, and it raises the
+        // signal handler's exception instead; this is the fallback.
+        Error::Interrupted => pyo3::exceptions::PyKeyboardInterrupt::new_err(msg),
         // Variants added to the library later.
         _ => chunkyard_error("ChunkyardError", msg),
     }
@@ -246,7 +252,7 @@ fn read_numpy<'py>(
                     .as_slice_mut()
                     .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
                 let bytes: &mut [u8] = bytemuck::cast_slice_mut(slice);
-                py.detach(|| guarded(|| h.read_bytes(sel, bytes)))?;
+                read_pieces(py, h, sel, bytes)?;
             }
             arr.into_any()
         }};
@@ -271,6 +277,53 @@ fn read_numpy<'py>(
             )));
         }
     })
+}
+
+/// Reads `sel` into `out` with the GIL released, in pieces with a check
+/// for Ctrl-C between them (`work::pieces`).
+fn read_pieces(
+    py: Python<'_>,
+    h: &ArrayHandle,
+    sel: &ResolvedSelection,
+    out: &mut [u8],
+) -> PyResult<()> {
+    let parts = work::pieces(sel, h.chunks(), h.dtype().size());
+    let many = parts.len() > 1;
+    for (sub, range) in parts {
+        let part = &mut out[range];
+        py.detach(|| guarded(|| h.read_bytes(&sub, part)))?;
+        if many {
+            py.check_signals()?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes `data` (the C-order bytes of `sel`, or one element when
+/// `fill`) with the GIL released, in pieces with a check for Ctrl-C
+/// between them. An interrupted write leaves the pieces before the
+/// interrupt written.
+fn write_pieces(
+    py: Python<'_>,
+    h: &ArrayHandle,
+    sel: &ResolvedSelection,
+    data: &[u8],
+    fill: bool,
+) -> PyResult<()> {
+    let parts = work::pieces(sel, h.chunks(), h.dtype().size());
+    let many = parts.len() > 1;
+    for (sub, range) in parts {
+        if fill {
+            py.detach(|| guarded(|| h.fill_bytes(&sub, data)))?;
+        } else {
+            let part = &data[range];
+            py.detach(|| guarded(|| h.write_bytes(&sub, part)))?;
+        }
+        if many {
+            py.check_signals()?;
+        }
+    }
+    Ok(())
 }
 
 /// rust-numpy refuses a borrow that conflicts with another extension's
@@ -574,20 +627,20 @@ fn save_copy(
         opts = opts.labels(labels);
     }
     let shown = path.display().to_string();
-    let dst = py.detach(|| {
-        guarded(|| {
-            if same_file(h.path(), &path) {
-                return Err(Error::invalid(format!(
-                    "{}: source and destination are the same file",
-                    path.display()
-                )));
-            }
-            let dst = ArrayHandle::create(&path, dt, &opts)?;
-            let all = ResolvedSelection::full(&h.shape());
-            chunkyard::copy_selection(&h, &all, &dst, &all, &|_| ())?;
-            dst.flush()?;
-            Ok(dst)
-        })
+    // On the pool, interruptible by Ctrl-C (an interrupted copy leaves a
+    // partial file behind, as an interrupted `chunkyard convert` does).
+    let dst = work::interruptible(py, move |stop| {
+        if same_file(h.path(), &path) {
+            return Err(Error::invalid(format!(
+                "{}: source and destination are the same file",
+                path.display()
+            )));
+        }
+        let dst = ArrayHandle::create(&path, dt, &opts)?;
+        let all = ResolvedSelection::full(&h.shape());
+        chunkyard::copy_selection_interruptible(&h, &all, &dst, &all, &|_| (), stop)?;
+        dst.flush()?;
+        Ok(dst)
     })?;
     PyArrayObj::new(py, dst, false, cache, shown)
 }
@@ -717,6 +770,26 @@ impl PyCastView {
         )
     }
 
+    /// Pickled as its array (which reopens) and its dtype.
+    fn __reduce__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        let astype = self.array.bind(py).getattr("astype")?;
+        let args = PyTuple::new(py, [self.dt.numpy_name()])?;
+        PyTuple::new(py, [astype, args.into_any()])
+    }
+
+    /// dask's name: the array's and the dtype cast to.
+    fn __dask_tokenize__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        let base = self.array.get().__dask_tokenize__(py)?;
+        PyTuple::new(
+            py,
+            [
+                "chunkyard.AsType".into_pyobject(py)?.into_any(),
+                base.into_any(),
+                self.dt.numpy_name().into_pyobject(py)?.into_any(),
+            ],
+        )
+    }
+
     fn __repr__(&self, py: Python<'_>) -> String {
         format!(
             "<chunkyard.AsType {} of {}>",
@@ -805,6 +878,35 @@ struct PyArrayObj {
     path: String,
     /// `repr(path)`, for `__repr__`.
     path_repr: String,
+    /// Every write (`a[idx] = v`, `append`) is flushed, durable, before it
+    /// returns: arrays unpickled in another process (dask's workers,
+    /// multiprocessing) are made so, so that a task's writes survive the
+    /// task.
+    sync_writes: bool,
+    /// Writes, appends and resizes through this object: part of
+    /// `__dask_tokenize__`, so a token changes when the data may have.
+    writes: AtomicU64,
+}
+
+impl Drop for PyArrayObj {
+    fn drop(&mut self) {
+        // The last handle's drop flushes dirty chunks in parallel: on the
+        // package's pool, not rayon's global one (which a forked child
+        // does not have; see `work`).
+        // The GIL is let go meanwhile: that flush may write a cache's
+        // worth of chunks, and a thread waiting on the pool checks signals
+        // with the GIL.
+        if let Some(h) = self.handle.get_mut().take() {
+            match work::pool() {
+                // (Without a Python thread state, `try_attach` drops the closure
+                // and so `h` here.)
+                Ok(p) => {
+                    Python::try_attach(|py| py.detach(|| p.install(move || drop(h))));
+                }
+                Err(_) => drop(h),
+            }
+        }
+    }
 }
 
 impl PyArrayObj {
@@ -828,7 +930,28 @@ impl PyArrayObj {
             dtype,
             path,
             path_repr,
+            sync_writes: false,
+            writes: AtomicU64::new(0),
         })
+    }
+
+    /// After a write through this object (counted before it started, so
+    /// that a failed or interrupted one counts too): flushed when
+    /// `sync_writes`.
+    fn wrote(&self, py: Python<'_>, h: &ArrayHandle) -> PyResult<()> {
+        if self.sync_writes {
+            work::on_pool(py, || h.flush())?;
+        }
+        Ok(())
+    }
+
+    /// The path as an absolute one (without resolving links): what a
+    /// pickle carries to a process that may have another working
+    /// directory.
+    fn absolute_path(&self) -> PyResult<String> {
+        std::path::absolute(&self.path)
+            .map(|p| p.display().to_string())
+            .map_err(|e| PyOSError::new_err(format!("{}: {e}", self.path)))
     }
 
     fn handle(&self) -> PyResult<ArrayHandle> {
@@ -895,7 +1018,9 @@ impl PyArrayObj {
             _ => None,
         };
         let Some(axis) = axis else {
-            let v = py.detach(|| guarded(|| chunkyard::reduce(&h, &all, op, &|_| ())))?;
+            let v = work::interruptible(py, move |stop| {
+                chunkyard::reduce_interruptible(&h, &all, op, &|_| (), stop)
+            })?;
             let scalar = rdtype.getattr("type")?;
             return match v {
                 Scalar::Bool(b) => scalar.call1((b,)),
@@ -908,7 +1033,9 @@ impl PyArrayObj {
                 Scalar::Float(x) => scalar.call1((x,)),
             };
         };
-        let r = py.detach(|| guarded(|| chunkyard::reduce_axis(&h, &all, axis, op, &|_| ())))?;
+        let r = work::interruptible(py, move |stop| {
+            chunkyard::reduce_axis_interruptible(&h, &all, axis, op, &|_| (), stop)
+        })?;
         let shape = usize_shape(&r.shape)?;
         let rdtype = np.call_method1("dtype", (r.dtype.numpy_name(),))?;
         let out = np.call_method1("empty", (PyTuple::new(py, &shape)?, &rdtype))?;
@@ -1118,11 +1245,9 @@ impl PyArrayObj {
         // The GIL is released while the library copies out of `bytes`: a
         // caller's array written by another Python thread meanwhile gives
         // a torn copy, as it would in h5py; never a crash.
-        if scalar {
-            py.detach(|| guarded(|| h.fill_bytes(&sel, bytes)))
-        } else {
-            py.detach(|| guarded(|| h.write_bytes(&sel, bytes)))
-        }
+        self.writes.fetch_add(1, Relaxed);
+        write_pieces(py, &h, &sel, bytes, scalar)?;
+        self.wrote(py, &h)
     }
 
     /// Changes the shape. chunkyard grows and shrinks the first axis only:
@@ -1189,6 +1314,7 @@ impl PyArrayObj {
                     .join(", ")
             )));
         }
+        self.writes.fetch_add(1, Relaxed);
         py.detach(|| guarded(|| h.resize(len)))
     }
 
@@ -1250,6 +1376,7 @@ impl PyArrayObj {
         let bytes = ro
             .as_slice()
             .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+        self.writes.fetch_add(1, Relaxed);
         let new_shape = py.detach(|| {
             guarded(|| {
                 let start = h.reserve_rows(rows)?;
@@ -1263,6 +1390,7 @@ impl PyArrayObj {
                 Ok(h.shape())
             })
         })?;
+        self.wrote(py, &h)?;
         PyTuple::new(py, new_shape)
     }
 
@@ -1455,6 +1583,72 @@ impl PyArrayObj {
         })
     }
 
+    /// Pickling reopens: the array is flushed (if writable) and pickled as
+    /// its absolute path, mode and chunk shape; unpickling opens it again in the
+    /// process's global cache (a `Cache` is not carried), with every write
+    /// there durable on return (`sync_writes`), so that a dask task's
+    /// writes survive the task.
+    fn __reduce__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        let h = self.handle()?;
+        if !self.read_only {
+            work::on_pool(py, || h.flush())?;
+        }
+        let reopen = py.import("chunkyard")?.getattr("_unpickle")?;
+        let mode = if self.read_only { "r" } else { "r+" };
+        // The chunk shape travels too: a `.npy` file stores none, and
+        // processes that disagree on it would each rewrite whole chunks of
+        // their own over the others' blocks.
+        let args = (self.absolute_path()?, mode, PyTuple::new(py, h.chunks())?);
+        PyTuple::new(py, [reopen, args.into_pyobject(py)?.into_any()])
+    }
+
+    /// dask's name for the array, without pickling it: the absolute path,
+    /// the mode, shape, dtype and chunks, the file's modification time and
+    /// size (for a Zarr directory also its metadata file's), and the count
+    /// of writes through this object. Writes through another object or
+    /// process that do not change those file times (a Zarr chunk
+    /// rewritten in place) are not seen.
+    fn __dask_tokenize__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        let h = self.handle()?;
+        let path = self.absolute_path()?;
+        let stamp = |p: &Path| -> (i128, u64) {
+            std::fs::metadata(p).map_or((0, 0), |m| {
+                let t = m
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_nanos() as i128);
+                (t, m.len())
+            })
+        };
+        let root = on_disk(Path::new(&path));
+        let root = root.as_path();
+        let mut stamps = vec![stamp(root)];
+        for meta in ["zarr.json", ".zarray"] {
+            if root.join(meta).exists() {
+                stamps.push(stamp(&root.join(meta)));
+            }
+        }
+        let items: Vec<Bound<'py, PyAny>> = vec![
+            "chunkyard.Array".into_pyobject(py)?.into_any(),
+            path.into_pyobject(py)?.into_any(),
+            self.read_only.into_pyobject(py)?.to_owned().into_any(),
+            PyTuple::new(py, h.shape())?.into_any(),
+            h.dtype().numpy_name().into_pyobject(py)?.into_any(),
+            PyTuple::new(py, h.chunks())?.into_any(),
+            stamps.into_pyobject(py)?.into_any(),
+            self.writes.load(Relaxed).into_pyobject(py)?.into_any(),
+        ];
+        PyTuple::new(py, items)
+    }
+
+    /// Whether every write is flushed before it returns (true for an array
+    /// unpickled from another process).
+    #[getter]
+    fn sync_writes(&self) -> bool {
+        self.sync_writes
+    }
+
     /// Writes every dirty chunk to disk and makes it durable: when this
     /// returns, the writes before it survive a crash.
     fn flush(&self, py: Python<'_>) -> PyResult<()> {
@@ -1462,7 +1656,7 @@ impl PyArrayObj {
         if self.read_only {
             return Ok(());
         }
-        py.detach(|| guarded(|| h.flush()))
+        work::on_pool(py, || h.flush())
     }
 
     /// Flushes (read-write arrays) and closes; later calls raise
@@ -1474,7 +1668,7 @@ impl PyArrayObj {
         if self.read_only {
             return Ok(());
         }
-        py.detach(|| guarded(|| h.flush()))
+        work::on_pool(py, move || h.flush())
     }
 
     fn __enter__(slf: Py<Self>) -> Py<Self> {
@@ -1535,15 +1729,17 @@ fn dtype_named(name: &str) -> PyResult<DType> {
 
 /// `open` of `chunkyard/__init__.py`.
 #[pyfunction]
-#[pyo3(signature = (path, read_only, cache))]
+#[pyo3(signature = (path, read_only, cache, sync_writes=false, chunks=None))]
 fn _open(
     py: Python<'_>,
     path: PathBuf,
     read_only: bool,
     cache: Option<Py<PyCache>>,
+    sync_writes: bool,
+    chunks: Option<Vec<u64>>,
 ) -> PyResult<PyArrayObj> {
     let shown = path.display().to_string();
-    if !path.exists() {
+    if !on_disk(&path).exists() {
         // Format::from_path looks at a directory's metadata before the
         // backend opens anything: say "not found" for a missing path, not
         // "cannot tell the format".
@@ -1554,11 +1750,26 @@ fn _open(
         )));
     }
     let cache = cache_arg(py, cache)?;
-    let opts = OpenOptions::new()
+    let mut opts = OpenOptions::new()
         .read_only(read_only)
         .cache(cache.get().cache.clone());
+    // Only a `.npy` file takes a chunk shape (it stores none); the others
+    // keep the one they store.
+    if let Some(c) = chunks
+        && matches!(Format::from_path(&path), Ok(Format::Npy))
+    {
+        opts = opts.chunks(c);
+    }
     let h = py.detach(|| guarded(|| ArrayHandle::open(&path, &opts)))?;
-    PyArrayObj::new(py, h, read_only, cache, shown)
+    let mut a = PyArrayObj::new(py, h, read_only, cache, shown)?;
+    a.sync_writes = sync_writes && !read_only;
+    Ok(a)
+}
+
+/// The file or directory an array path names: the file of an HDF5
+/// `file.h5:/dataset` path, else the path itself.
+fn on_disk(path: &Path) -> PathBuf {
+    chunkyard::split_hdf5_path(path).map_or_else(|| path.to_path_buf(), |(file, _)| file)
 }
 
 /// Panics inside [`guarded`]: lets the tests check that a panic in the
@@ -1619,6 +1830,8 @@ fn _chunkyard(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyCastView>()?;
     m.add_class::<PyBlockIter>()?;
     m.add("_global_cache", global_cache(m.py())?)?;
+    // Whether this build reads and writes HDF5 (the `hdf5` feature).
+    m.add("_has_hdf5", cfg!(feature = "hdf5"))?;
     m.add_function(wrap_pyfunction!(_create, m)?)?;
     m.add_function(wrap_pyfunction!(_open, m)?)?;
     m.add_function(wrap_pyfunction!(_panic_for_tests, m)?)?;

@@ -2,6 +2,9 @@
 //! axis, its output cut into blocks reduced in parallel with per-element
 //! accumulators, read one chunk-deep segment of the axis at a time.
 
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::Relaxed;
+
 use rayon::prelude::*;
 
 use crate::array::ArrayHandle;
@@ -185,6 +188,7 @@ fn reduce_axis_typed<T: Element, R: Element>(
     axis: usize,
     op: Reduction,
     progress: &(dyn Fn(u64) + Sync),
+    stop: &AtomicBool,
 ) -> Result<Reduced> {
     let AxisPlan {
         arr_axis,
@@ -221,6 +225,11 @@ fn reduce_axis_typed<T: Element, R: Element>(
                 let mut acc = AxisAcc::<T>::new(op, m);
                 let mut j = 0;
                 while j < n {
+                    // Checked before each segment's I/O; the error ends
+                    // the collect early.
+                    if stop.load(Relaxed) {
+                        return Err(Error::Interrupted);
+                    }
                     let seg = seg_len.min(n - j);
                     let mut lo_full = lo.clone();
                     lo_full.insert(axis, j);
@@ -279,8 +288,21 @@ pub fn reduce_axis(
     op: Reduction,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Reduced> {
+    reduce_axis_interruptible(a, sel, axis, op, progress, &AtomicBool::new(false))
+}
+
+/// [`reduce_axis`] that stops with [`Error::Interrupted`] at the next
+/// block once `stop` is set (by another thread).
+pub fn reduce_axis_interruptible(
+    a: &ArrayHandle,
+    sel: &ResolvedSelection,
+    axis: usize,
+    op: Reduction,
+    progress: &(dyn Fn(u64) + Sync),
+    stop: &AtomicBool,
+) -> Result<Reduced> {
     let r = op.result_dtype(a.dtype());
-    dispatch!(a.dtype(), T => dispatch!(r, R => reduce_axis_typed::<T, R>(a, sel, axis, op, progress)))
+    dispatch!(a.dtype(), T => dispatch!(r, R => reduce_axis_typed::<T, R>(a, sel, axis, op, progress, stop)))
 }
 
 /// Number of progress steps [`reduce_axis`] reports for these arguments.

@@ -22,8 +22,8 @@ mod tests;
 mod typed;
 mod whole;
 
-pub use axis::{Reduced, reduce_axis, reduce_axis_steps};
-pub use whole::{reduce, reduce_steps};
+pub use axis::{Reduced, reduce_axis, reduce_axis_interruptible, reduce_axis_steps};
+pub use whole::{reduce, reduce_interruptible, reduce_steps};
 
 use std::fmt;
 use std::str::FromStr;

@@ -249,3 +249,65 @@ fn axis_reductions_match_ndarray() {
     let err = reduce_axis(i.handle(), &s, 2, Reduction::Sum, &|_| ()).unwrap_err();
     assert!(err.to_string().contains("axis 2"), "{err}");
 }
+
+#[test]
+fn a_set_stop_flag_interrupts_reductions_early() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+    let a = mem_array::<f32>(&[64, 8], &[1, 8], 1 << 16);
+    let all = a.handle().resolve("...").unwrap();
+    let total = reduce_steps(a.handle(), &all);
+    assert_eq!(total, 64);
+    // Set before: no block runs.
+    let stop = AtomicBool::new(true);
+    let done = AtomicU64::new(0);
+    let count = |n| {
+        done.fetch_add(n, Relaxed);
+    };
+    let err = reduce_interruptible(a.handle(), &all, Reduction::Sum, &count, &stop).unwrap_err();
+    assert!(matches!(err, crate::Error::Interrupted), "{err}");
+    assert_eq!(done.load(Relaxed), 0);
+    // Set by the progress callback after the first block (as another
+    // thread would): the reduction stops before the last block.
+    let stop = AtomicBool::new(false);
+    let done = AtomicU64::new(0);
+    let stop_after_one = |n| {
+        done.fetch_add(n, Relaxed);
+        stop.store(true, Relaxed);
+    };
+    // (Along axis 0 there is one block, whose progress comes after its
+    // last segment: the flag set before covers that path below.)
+    for axis in [None, Some(1)] {
+        stop.store(false, Relaxed);
+        done.store(0, Relaxed);
+        let err = match axis {
+            None => reduce_interruptible(a.handle(), &all, Reduction::Mean, &stop_after_one, &stop)
+                .map(|_| ()),
+            Some(k) => reduce_axis_interruptible(
+                a.handle(),
+                &all,
+                k,
+                Reduction::Max,
+                &stop_after_one,
+                &stop,
+            )
+            .map(|_| ()),
+        }
+        .unwrap_err();
+        assert!(matches!(err, crate::Error::Interrupted), "{err}");
+        // At most one block per worker was under way when the flag went up.
+        let ran = done.load(Relaxed);
+        assert!(
+            ran >= 1 && ran <= rayon::current_num_threads() as u64,
+            "{ran} of {total}"
+        );
+    }
+    let stop = AtomicBool::new(true);
+    let err = reduce_axis_interruptible(a.handle(), &all, 0, Reduction::Sum, &|_| (), &stop);
+    assert!(matches!(err, Err(crate::Error::Interrupted)));
+    // Never set: the result is the plain one.
+    let quiet = AtomicBool::new(false);
+    assert!(matches!(
+        reduce_interruptible(a.handle(), &all, Reduction::Sum, &|_| (), &quiet).unwrap(),
+        Scalar::Float(x) if x == 0.0
+    ));
+}

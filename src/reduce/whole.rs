@@ -2,6 +2,9 @@
 //! parallel, each block folded into an accumulator and the accumulators
 //! merged.
 
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::Relaxed;
+
 use rayon::prelude::*;
 
 use crate::array::ArrayHandle;
@@ -175,6 +178,7 @@ fn reduce_typed<T: Element>(
     sel: &ResolvedSelection,
     op: Reduction,
     progress: &(dyn Fn(u64) + Sync),
+    stop: &AtomicBool,
 ) -> Result<Scalar> {
     let plan = whole_plan(a, sel);
     let pool = ScratchPool::<T>::new();
@@ -183,6 +187,12 @@ fn reduce_typed<T: Element>(
         .map_init(
             || pool.take(),
             |buf, i| -> Result<Acc<T>> {
+                // Checked before each block's I/O: an error ends
+                // `try_reduce` early, so the blocks not yet started are
+                // skipped.
+                if stop.load(Relaxed) {
+                    return Err(Error::Interrupted);
+                }
                 let (lo, counts) = plan.block(i);
                 let s = sub_selection(sel, &lo, &counts);
                 let vals = buf.reset(counts.iter().product::<u64>() as usize);
@@ -203,5 +213,17 @@ pub fn reduce(
     op: Reduction,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Scalar> {
-    dispatch!(a.dtype(), T => reduce_typed::<T>(a, sel, op, progress))
+    reduce_interruptible(a, sel, op, progress, &AtomicBool::new(false))
+}
+
+/// [`reduce`] that stops with [`Error::Interrupted`] at the next block
+/// once `stop` is set (by another thread: a Ctrl-C handler, a timeout).
+pub fn reduce_interruptible(
+    a: &ArrayHandle,
+    sel: &ResolvedSelection,
+    op: Reduction,
+    progress: &(dyn Fn(u64) + Sync),
+    stop: &AtomicBool,
+) -> Result<Scalar> {
+    dispatch!(a.dtype(), T => reduce_typed::<T>(a, sel, op, progress, stop))
 }

@@ -1,0 +1,120 @@
+"""chunkyard.dask: to_dask and store, on the threaded scheduler and on the
+session's cluster of worker processes (`dask_client`, conftest.py): the
+article's volume (small) generated block by block on the workers, stored
+into Zarr and .npy, read back and reduced there; a worker killed in the
+middle of the build."""
+
+import os
+import signal
+
+import numpy as np
+import pytest
+
+import chunkyard
+
+da = pytest.importorskip("dask.array")
+cdask = pytest.importorskip("chunkyard.dask")
+
+DEPTH, ROWS, COLS = 6, 96, 80  # the article's (500, 2000, 2000), small
+
+
+def plane(block_id=None, kill_marker=None):
+    """The article's plane: standard_normal float32, one generator per
+    plane, seeded by its index, so the test can make the same volume."""
+    z = block_id[0]
+    if kill_marker is not None and z == 3 and not os.path.exists(kill_marker):
+        # The first attempt at plane 3 kills its worker process (the
+        # nanny starts a new one; the scheduler runs the task again).
+        open(kill_marker, "w").close()
+        os.kill(os.getpid(), signal.SIGKILL)
+    rng = np.random.default_rng(1000 + z)
+    return rng.standard_normal((1, ROWS, COLS), dtype=np.float32)
+
+
+def expected():
+    return np.concatenate([plane(block_id=(z, 0, 0)) for z in range(DEPTH)])
+
+
+def volume(**kw):
+    return da.map_blocks(
+        plane,
+        chunks=((1,) * DEPTH, (ROWS,), (COLS,)),
+        dtype=np.float32,
+        meta=np.empty((0, 0, 0), np.float32),
+        **kw,
+    )
+
+
+def fresh(path):
+    return chunkyard.open(path, cache=chunkyard.Cache("8MiB"))[...]
+
+
+@pytest.mark.parametrize("name", ["vol.zarr", "vol.npy"])
+def test_the_article_volume_on_worker_processes(dask_client, tmp_path, name):
+    want = expected()
+    path = tmp_path / name
+    a = cdask.store(volume(), path)  # created with x's block shape as chunks
+    assert a.chunks == (1, ROWS, COLS) and a.shape == (DEPTH, ROWS, COLS)
+    np.testing.assert_array_equal(fresh(path), want)
+    # (Reopened, a .npy file needs its chunks again: it stores none.)
+    x = cdask.to_dask(chunkyard.open(path, chunks=(1, ROWS, COLS)))
+    assert x.chunks == ((1,) * DEPTH, (ROWS,), (COLS,))
+    s, m = dask_client.compute([x.sum(dtype="float64"), x.mean(axis=0, dtype="float64")], sync=True)
+    np.testing.assert_allclose(s, want.sum(dtype="float64"), rtol=1e-9)
+    np.testing.assert_allclose(m, want.mean(axis=0, dtype="float64"), rtol=1e-9)
+    # And chunkyard's own reductions of the file agree.
+    np.testing.assert_allclose(chunkyard.open(path).mean(axis=0), want.mean(axis=0, dtype="float64"), rtol=1e-6)
+
+
+def test_a_worker_killed_mid_build_loses_nothing(dask_client, tmp_path):
+    marker = str(tmp_path / "killed")
+    path = tmp_path / "vol.zarr"
+    pids = set(dask_client.run(os.getpid).values())
+    cdask.store(volume(kill_marker=marker), path)
+    assert os.path.exists(marker)  # a worker did die
+    np.testing.assert_array_equal(fresh(path), expected())
+    dask_client.wait_for_workers(2, timeout=60)
+    assert set(dask_client.run(os.getpid).values()) != pids  # a new worker
+
+
+def test_store_into_an_existing_array_and_on_threads(tmp_path):
+    want = expected()
+    a = chunkyard.create(tmp_path / "v.npy", (DEPTH, ROWS, COLS), "float32", chunks=(2, ROWS, COLS))
+    x = volume().rechunk((2, ROWS, COLS))
+    assert cdask.store(x, a, scheduler="threads") is a
+    np.testing.assert_array_equal(fresh(tmp_path / "v.npy"), want)
+    y = cdask.to_dask(a)
+    np.testing.assert_allclose(
+        y.mean(axis=1, dtype="float64").compute(scheduler="threads"), want.mean(axis=1, dtype="float64"), rtol=1e-9
+    )
+
+
+def test_unaligned_blocks_are_refused_or_rechunked(tmp_path):
+    a = chunkyard.create(tmp_path / "v.zarr", (DEPTH, ROWS, COLS), "float32", chunks=(2, ROWS, COLS))
+    x = volume()  # blocks of one plane: they cut chunks of two
+    with pytest.raises(ValueError, match="not aligned.*axis 0: a block ends at 1"):
+        cdask.store(x, a)
+    cdask.store(x, a, rechunk=True, scheduler="threads")
+    np.testing.assert_array_equal(fresh(tmp_path / "v.zarr"), expected())
+    # Blocks of several whole chunks are aligned.
+    b = chunkyard.create(tmp_path / "w.zarr", (DEPTH, ROWS, COLS), "float32", chunks=(1, 48, 40))
+    cdask.store(x, b, scheduler="threads")
+    np.testing.assert_array_equal(fresh(tmp_path / "w.zarr"), expected())
+
+
+def test_bad_arguments(tmp_path):
+    x = volume()
+    with pytest.raises(TypeError, match="dask array"):
+        cdask.store(np.zeros(3), tmp_path / "a.npy")
+    irregular = x.rechunk(((1, 2, 3), (ROWS,), (COLS,)))
+    with pytest.raises(ValueError, match="not regular"):
+        cdask.store(irregular, tmp_path / "b.npy")
+    a = chunkyard.create(tmp_path / "c.npy", (DEPTH, ROWS, COLS), "float32")
+    with pytest.raises(TypeError, match="for a target given as a path"):
+        cdask.store(x, a, chunks=(1, ROWS, COLS))
+    with pytest.raises(ValueError, match="read-only"):
+        cdask.store(x, chunkyard.open(tmp_path / "c.npy"))
+    with pytest.raises(ValueError, match="shape"):
+        cdask.store(x[:2], a)
+    with pytest.raises(TypeError, match="lock"):
+        cdask.store(x, a, lock=True)
