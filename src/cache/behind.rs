@@ -157,7 +157,19 @@ fn writer(i: usize, state: &Shared, cache: &Weak<CacheInner>) {
             }
         };
         if let Some(inner) = cache.upgrade() {
-            ChunkCache { inner }.write_behind_one(&job);
+            let cache = ChunkCache { inner };
+            // A store that panics must not take the writer (and its busy
+            // mark, which closing the array waits on) with it: the array
+            // is closed instead, as after a failed write.
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                cache.write_behind_one(&job);
+            }));
+            if run.is_err() {
+                job.owner.poison(format!(
+                    "background write-back of chunk {:?} panicked",
+                    job.coord
+                ));
+            }
         }
         drop(job);
         state.queue.lock().busy[i] = None;

@@ -709,6 +709,7 @@ struct Held {
     changed: parking_lot::Condvar,
     entered: AtomicUsize,
     fail: AtomicBool,
+    panics: AtomicBool,
     /// Per write: (chunk, version, dirty bytes, resident + in flight).
     log: Mutex<Vec<(u64, u64, usize, usize)>>,
 }
@@ -729,6 +730,7 @@ impl Held {
             changed: parking_lot::Condvar::new(),
             entered: AtomicUsize::new(0),
             fail: AtomicBool::new(false),
+            panics: AtomicBool::new(false),
             log: Mutex::new(Vec::new()),
         });
         let grid = ChunkGrid::new(&[n * 10], &[10], 1).unwrap();
@@ -783,6 +785,10 @@ impl ChunkStore for Held {
         if self.fail.load(Relaxed) {
             return Err(Error::invalid("injected write failure"));
         }
+        assert!(
+            !self.panics.load(Relaxed),
+            "injected panic in a store write"
+        );
         self.inner.write_chunk(chunk, data)
     }
     fn erase_chunk(&self, chunk: &[u64]) -> Result<()> {
@@ -1074,4 +1080,24 @@ fn closing_forgets_queued_jobs_and_the_writers_let_go_of_the_store() {
     drop(o);
     assert_eq!(Arc::strong_count(&store), 1);
     assert_eq!(cache.stats().queued_writes, 0);
+}
+
+#[test]
+fn a_store_that_panics_in_a_background_write_closes_the_array_and_keeps_the_writer() {
+    let cache = ChunkCache::with_write_behind(1 << 20, 1);
+    let (store, o) = Held::new(&cache, 4, false);
+    store.panics.store(true, Relaxed);
+    cache.write_through(&o, &[0], &versioned(1, 1)).unwrap();
+    wait_until(|| o.check_writable().is_err());
+    let err = cache.write_through(&o, &[1], &versioned(1, 1)).unwrap_err();
+    assert!(err.to_string().contains("panicked"), "{err}");
+    // The writer thread survived: another array's chunk is written back.
+    store.panics.store(false, Relaxed);
+    let (other, b) = Held::new(&cache, 4, false);
+    cache.write_through(&b, &[2], &versioned(5, 2)).unwrap();
+    wait_until(|| cache.stats().background_writes == 1);
+    assert_eq!(other.inner.chunk_count(), 1);
+    // Closing does not wait for a writer that is gone.
+    assert!(cache.flush_owner(&o).is_err());
+    cache.purge(&o);
 }
