@@ -8,6 +8,14 @@
 //! chunk to its store runs under that chunk's lock and writes the newest
 //! data, and a chunk changed after a write-back began is dirty again (and
 //! queued again) when the change is made, after that write-back ended.
+//!
+//! A writer runs each write inside a small rayon pool of its cache's own
+//! (`ThreadPool::install`), not on the caller's thread pool: a store may
+//! use rayon inside `write_chunk` (zarrs encodes a shard's inner chunks in
+//! parallel), and a writer holds a chunk lock meanwhile, which tasks on
+//! the global pool may be waiting for (a parallel flush, a parallel copy
+//! evicting). Were the store's nested work queued on the global pool, and
+//! every global worker blocked on such a lock, nothing would run it.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
@@ -42,6 +50,10 @@ struct Shared {
 #[derive(Default)]
 struct Queue {
     jobs: VecDeque<Arc<Entry>>,
+    /// The pool the writes (and any rayon work of the store inside them)
+    /// run on; `None` if it could not be built (writes then run on the
+    /// writer threads themselves).
+    pool: Option<Arc<rayon::ThreadPool>>,
     /// Per writer: the owner whose chunk it is handling, so that closing
     /// an array can wait until no writer holds one of its entries.
     busy: Vec<Option<u64>>,
@@ -84,6 +96,12 @@ impl WriteBehind {
             q.jobs.clear();
             q.busy = vec![None; self.writers];
             q.running = 0;
+            q.pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(self.writers)
+                .thread_name(|i| format!("chunkyard-write-pool-{i}"))
+                .build()
+                .ok()
+                .map(Arc::new);
         }
         for i in 0..self.writers {
             let (state, cache) = (self.state.clone(), cache.clone());
@@ -143,7 +161,7 @@ impl WriteBehind {
 /// One writer thread: takes entries off the queue and writes each back.
 fn writer(i: usize, state: &Shared, cache: &Weak<CacheInner>) {
     loop {
-        let job = {
+        let (job, pool) = {
             let mut q = state.queue.lock();
             loop {
                 if q.shutdown {
@@ -151,7 +169,7 @@ fn writer(i: usize, state: &Shared, cache: &Weak<CacheInner>) {
                 }
                 if let Some(e) = q.jobs.pop_front() {
                     q.busy[i] = Some(e.key.owner);
-                    break e;
+                    break (e, q.pool.clone());
                 }
                 state.work.wait(&mut q);
             }
@@ -161,8 +179,9 @@ fn writer(i: usize, state: &Shared, cache: &Weak<CacheInner>) {
             // A store that panics must not take the writer (and its busy
             // mark, which closing the array waits on) with it: the array
             // is closed instead, as after a failed write.
-            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                cache.write_behind_one(&job);
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &pool {
+                Some(pool) => pool.install(|| cache.write_behind_one(&job)),
+                None => cache.write_behind_one(&job),
             }));
             if run.is_err() {
                 job.owner.poison(format!(

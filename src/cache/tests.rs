@@ -710,6 +710,8 @@ struct Held {
     entered: AtomicUsize,
     fail: AtomicBool,
     panics: AtomicBool,
+    /// Writes do rayon work (as zarrs does for a shard) after the gate.
+    nested: AtomicBool,
     /// Per write: (chunk, version, dirty bytes, resident + in flight).
     log: Mutex<Vec<(u64, u64, usize, usize)>>,
 }
@@ -731,6 +733,7 @@ impl Held {
             entered: AtomicUsize::new(0),
             fail: AtomicBool::new(false),
             panics: AtomicBool::new(false),
+            nested: AtomicBool::new(false),
             log: Mutex::new(Vec::new()),
         });
         let grid = ChunkGrid::new(&[n * 10], &[10], 1).unwrap();
@@ -789,6 +792,10 @@ impl ChunkStore for Held {
             !self.panics.load(Relaxed),
             "injected panic in a store write"
         );
+        if self.nested.load(Relaxed) {
+            let (a, b) = rayon::join(|| data.len(), || chunk.len());
+            assert_eq!((a, b), (10, 1));
+        }
         self.inner.write_chunk(chunk, data)
     }
     fn erase_chunk(&self, chunk: &[u64]) -> Result<()> {
@@ -1100,4 +1107,42 @@ fn a_store_that_panics_in_a_background_write_closes_the_array_and_keeps_the_writ
     // Closing does not wait for a writer that is gone.
     assert!(cache.flush_owner(&o).is_err());
     cache.purge(&o);
+}
+
+/// A store that uses rayon inside `write_chunk`, while every thread of the
+/// global pool waits for the chunk lock the background write holds: the
+/// store's rayon work must not need the global pool (it runs on the
+/// writers' own), or nothing would ever run it.
+#[test]
+fn rayon_work_inside_a_background_write_does_not_need_the_global_pool() {
+    let cache = ChunkCache::with_write_behind(1 << 20, 1);
+    let (store, o) = Held::new(&cache, 4, true);
+    store.nested.store(true, Relaxed);
+    cache.write_through(&o, &[0], &versioned(1, 1)).unwrap();
+    store.wait_entered(1);
+    // Every global worker blocks on chunk 0's lock, held by the writer.
+    let n = rayon::current_num_threads();
+    let (tx, done) = std::sync::mpsc::channel();
+    for _ in 0..n {
+        let (cache, o, tx) = (cache.clone(), o.clone(), tx.clone());
+        rayon::spawn(move || {
+            let r = cache.with_chunk(&o, &[0], Access::Update, |d| d[9] = 2);
+            tx.send(r.is_ok()).unwrap();
+        });
+    }
+    // Time for them to block (a setup delay: too short only makes the
+    // test weaker, never fail wrongly).
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    store.open();
+    for _ in 0..n {
+        let ok = done
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("the global pool deadlocked behind a background write");
+        assert!(ok);
+    }
+    cache.flush_owner(&o).unwrap();
+    assert_eq!(
+        store.inner.reopen().read_chunk(&[0]).unwrap().unwrap()[9],
+        2
+    );
 }
