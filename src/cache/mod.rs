@@ -88,8 +88,10 @@
 //!   others are untouched), a whole-chunk write is not written through:
 //!   the chunk is cached (into a buffer not filled first, since every
 //!   byte is about to be replaced), marked dirty, and its entry queued for
-//!   dedicated writer threads (not rayon's pool, which the caller may be
-//!   using). A writer locks the chunk and writes back whatever it holds
+//!   dedicated writer threads (not rayon's global pool, which the caller
+//!   may be using; the writes run on a small rayon pool of the cache's
+//!   own, so that a store's nested rayon work never waits for the global
+//!   pool while a chunk lock is held: `behind.rs`). A writer locks the chunk and writes back whatever it holds
 //!   then, exactly like an eviction, so writes of one chunk to its store
 //!   stay serialised by its chunk lock and the last one holds the newest
 //!   data; a chunk written again while its write-back runs waits for it,
@@ -268,6 +270,13 @@ impl ChunkCache {
     ///   any other, inside the budget; when dirty chunks fill it, a writer
     ///   waits for a write-back (or does one itself) before its write goes
     ///   on, so memory stays within the budget however slow the store is.
+    ///   Whole chunks now pass through the cache, so it fills up to its
+    ///   budget (their buffers are reused by the next ones): expect peak
+    ///   resident memory near the budget, where write-through kept whole
+    ///   chunks out of it.
+    /// - Threads: one or two writers keep up with one stream of chunks;
+    ///   each writer has its own allocator arena, which may keep a freed
+    ///   encoded copy (`docs/benchmarks.md#write-behind-issue-18-item-4-2026-12-05`).
     /// - Durability: as without write-behind, `flush` (and `close`) return
     ///   only when everything written before is durable; dropping an array
     ///   flushes it.
