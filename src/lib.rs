@@ -89,6 +89,31 @@
 //! reopening (clones share everything). [`View::save_as`] is the exception:
 //! the copy uses its source's cache unless told otherwise.
 //!
+//! A cache made with [`ChunkCache::with_write_behind`] (off by default)
+//! lets a whole-chunk write return once the chunk is in the cache: its own
+//! writer threads write it back while the caller computes the next one,
+//! within the same budget; `flush` and `close` are durable on return as
+//! always, and a failed background write closes the array at the next
+//! write or flush.
+//!
+//! ```
+//! use chunkyard::{Array, ArrayOptions, ChunkCache, s};
+//! # fn main() -> chunkyard::Result<()> {
+//! # let dir = tempfile::tempdir().unwrap();
+//! let cache = ChunkCache::with_write_behind(64 << 20, 2);
+//! let a: Array<f32> = chunkyard::create(
+//!     dir.path().join("planes.npy"),
+//!     ArrayOptions::new([8, 512, 512]).chunks([1, 512, 512]).cache(cache),
+//! )?;
+//! for z in 0..8 {
+//!     let plane = ndarray::Array2::<f32>::from_elem((512, 512), z as f32);
+//!     a.write(s![z as isize, .., ..], &plane)?; // returns before the disk write
+//! }
+//! a.close()?; // every plane durable
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! ## Features
 //!
 //! - `cli` (default): the `chunkyard` command (argument parsing, progress

@@ -175,7 +175,9 @@ impl ArrayOptions {
 
     /// The cache to use instead of the global one. It is not stored with
     /// the file: reopening the array without naming a cache uses the
-    /// global one (see the crate docs, "Caches").
+    /// global one (see the crate docs, "Caches"). A cache made with
+    /// [`ChunkCache::with_write_behind`] writes whole chunks back on its
+    /// own threads while the caller goes on.
     pub fn cache(mut self, cache: ChunkCache) -> Self {
         self.cache = Some(cache);
         self

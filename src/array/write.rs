@@ -55,8 +55,10 @@ impl ArrayHandle {
     /// Runs `f` on every chunk the selection touches, with the piece's
     /// layout, the chunk's bytes and the element size. If `source` is the
     /// data being written (laid out by `out_strides`), a piece that is a
-    /// whole chunk of at least [`WRITE_THROUGH_MIN_BYTES`], held as one
-    /// contiguous run of `source`, skips `f` and is written through.
+    /// whole chunk of at least [`WRITE_THROUGH_MIN_BYTES`] (of any size
+    /// with write-behind), held as one contiguous run of `source`, skips
+    /// `f` and is written through (with write-behind: copied into the
+    /// cache and queued, see [`ChunkCache::with_write_behind`](crate::ChunkCache::with_write_behind)).
     fn for_each_chunk_mut(
         &self,
         sel: &ResolvedSelection,
@@ -83,7 +85,10 @@ impl ArrayHandle {
         let elem = self.dtype().size();
         let cstrides = small_c_strides(self.chunks());
         let chunk_elems = grid.chunk_elements();
-        let through = source.filter(|_| chunk_elems * elem >= WRITE_THROUGH_MIN_BYTES);
+        // With write-behind, a whole chunk of any size takes this path too:
+        // it is copied into the cache once, with no fill first.
+        let through = source
+            .filter(|_| self.inner.owner.behind || chunk_elems * elem >= WRITE_THROUGH_MIN_BYTES);
         for piece in grid.pieces(sel) {
             let lay = PieceLayout::new(&piece, &cstrides, out_strides);
             if let Some(src) = through

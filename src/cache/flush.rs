@@ -82,6 +82,11 @@ impl ChunkCache {
     /// Removes every entry of `owner` (dirty data is dropped: flush first).
     pub(crate) fn purge(&self, owner: &Owner) {
         self.purge_where(owner, |_| true);
+        // No writer thread may keep the owner (and its open store) alive
+        // past its array's close.
+        if let Some(wb) = &self.inner.behind {
+            wb.forget_owner(owner.id);
+        }
         // Called when the array's last handle drops: nothing else uses the
         // owner, so nothing of it is left.
         debug_assert_eq!(

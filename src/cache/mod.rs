@@ -83,8 +83,32 @@
 //!   (`around`): a read loads it into a buffer dropped afterwards, a write
 //!   is refused if its owner is poisoned, else written straight to the
 //!   store like a write-through.
+//! - **Write-behind** (opt-in: [`ChunkCache::with_write_behind`]). For
+//!   arrays whose store writes in parallel ([`Capabilities::parallel_writes`];
+//!   others are untouched), a whole-chunk write is not written through:
+//!   the chunk is cached (into a buffer not filled first, since every
+//!   byte is about to be replaced), marked dirty, and its entry queued for
+//!   dedicated writer threads (not rayon's global pool, which the caller
+//!   may be using; the writes run on a small rayon pool of the cache's
+//!   own, so that a store's nested rayon work never waits for the global
+//!   pool while a chunk lock is held: `behind.rs`). A writer locks the chunk and writes back whatever it holds
+//!   then, exactly like an eviction, so writes of one chunk to its store
+//!   stay serialised by its chunk lock and the last one holds the newest
+//!   data; a chunk written again while its write-back runs waits for it,
+//!   then is dirty and queued again. Nothing else changes: the chunks are
+//!   resident and counted like any other, so the budget bounds dirty plus
+//!   in-flight bytes, and a writer that needs room while the writers are
+//!   behind evicts the oldest chunk, which means waiting for the
+//!   write-back under way on it (its chunk lock) or writing it back
+//!   itself (back-pressure). `flush` locks every dirty chunk, so it waits
+//!   for write-backs under way and writes what is still queued, then
+//!   syncs. A failed background write-back poisons the owner and strands
+//!   the chunk, as a failed eviction does: the next write or flush
+//!   reports it. Closing an array drops its queued jobs and waits until
+//!   no writer holds one of its chunks.
 //!
 //! [`Capabilities::reads_into`]: crate::store::Capabilities::reads_into
+//! [`Capabilities::parallel_writes`]: crate::store::Capabilities::parallel_writes
 
 use std::collections::HashMap;
 use std::fmt;
@@ -99,6 +123,7 @@ use crate::chunk_grid::ChunkGrid;
 use crate::error::{Error, Result};
 use crate::store::{ChunkStore, Written};
 
+use behind::WriteBehind;
 pub(crate) use entry::entry_overhead;
 use entry::{Entry, Key, KeyHash, Shard, Slot, shard_of};
 use evict::Gauge;
@@ -144,7 +169,19 @@ struct CacheInner {
     evictions: AtomicU64,
     writebacks: AtomicU64,
     write_throughs: AtomicU64,
+    background_writes: AtomicU64,
     next_owner: AtomicU64,
+    /// The writer threads, if write-behind is on.
+    behind: Option<WriteBehind>,
+}
+
+impl Drop for CacheInner {
+    fn drop(&mut self) {
+        // The writers hold only a weak reference: they stop here.
+        if let Some(wb) = &self.behind {
+            wb.shutdown();
+        }
+    }
 }
 
 /// How a caller uses a chunk.
@@ -156,6 +193,16 @@ pub(crate) enum Access {
     Update,
     /// Replace every element inside the array: never read it from the store.
     Overwrite,
+    /// Replace every byte of the chunk: as `Overwrite`, and the buffer the
+    /// caller gets may hold anything (it is not filled first).
+    Replace,
+}
+
+impl Access {
+    /// Whether the chunk's old contents do not matter.
+    fn overwrites(self) -> bool {
+        matches!(self, Access::Overwrite | Access::Replace)
+    }
 }
 
 /// Counters and gauges of a cache.
@@ -173,6 +220,11 @@ pub struct CacheStats {
     /// (the array's write-through of large whole chunks, and writes that
     /// find no room beside chunks whose write-back failed).
     pub write_throughs: u64,
+    /// Dirty chunks written back by the write-behind threads
+    /// ([`ChunkCache::with_write_behind`]).
+    pub background_writes: u64,
+    /// Chunks queued for the write-behind threads now, not yet taken.
+    pub queued_writes: usize,
     /// Bytes of decoded chunks held now.
     pub resident_bytes: usize,
     /// Bytes of held chunks not yet written to their store.
@@ -206,6 +258,56 @@ impl ChunkCache {
     /// A budget smaller than one chunk works: each access then loads,
     /// uses and writes back its chunk.
     pub fn new(budget_bytes: usize) -> Self {
+        Self::build(budget_bytes, None)
+    }
+
+    /// A cache like [`new`](Self::new) whose whole-chunk writes return as
+    /// soon as the data is in the cache: `writers` threads of its own
+    /// (at least one) write the dirty chunks back while the caller goes on,
+    /// for example computing its next plane.
+    ///
+    /// - Memory: the chunks waiting to be written are cached chunks like
+    ///   any other, inside the budget; when dirty chunks fill it, a writer
+    ///   waits for a write-back (or does one itself) before its write goes
+    ///   on, so memory stays within the budget however slow the store is.
+    ///   Whole chunks now pass through the cache, so it fills up to its
+    ///   budget (their buffers are reused by the next ones): expect peak
+    ///   resident memory near the budget, where write-through kept whole
+    ///   chunks out of it.
+    /// - Threads: one or two writers keep up with one stream of chunks;
+    ///   each writer has its own allocator arena, which may keep a freed
+    ///   encoded copy (`docs/benchmarks.md#write-behind-issue-18-item-4-2026-12-05`).
+    /// - Durability: as without write-behind, `flush` (and `close`) return
+    ///   only when everything written before is durable; dropping an array
+    ///   flushes it.
+    /// - Failures: a background write-back that fails poisons its array
+    ///   (fail closed): the next write and every flush return the error,
+    ///   and the chunk's data stays readable in the cache.
+    /// - Order: writes of one chunk reach the store in the order they were
+    ///   made; the last one wins.
+    /// - Scope: only arrays whose store writes in parallel
+    ///   ([`Capabilities::parallel_writes`]: npy, Zarr, HDF5 with direct
+    ///   chunk writes, the memory store) use it; others write as before.
+    ///   Partial writes of a chunk stay dirty in the cache until evicted
+    ///   or flushed, as before: writing them back early would write a
+    ///   chunk assembled piece by piece once per piece.
+    ///
+    /// It is not the default: it starts threads (started on first use,
+    /// and again in a child process after `fork`), and the error of a
+    /// failed write of a whole chunk arrives at a later call instead of
+    /// the one that wrote it.
+    ///
+    /// [`Capabilities::parallel_writes`]: crate::store::Capabilities::parallel_writes
+    pub fn with_write_behind(budget_bytes: usize, writers: usize) -> Self {
+        Self::build(budget_bytes, Some(WriteBehind::new(writers.max(1))))
+    }
+
+    /// Writer threads of write-behind, or 0 if it is off.
+    pub fn write_behind(&self) -> usize {
+        self.inner.behind.as_ref().map_or(0, |wb| wb.writers)
+    }
+
+    fn build(budget_bytes: usize, behind: Option<WriteBehind>) -> Self {
         let shards = (0..SHARDS)
             .map(|_| {
                 Mutex::new(Shard {
@@ -231,7 +333,9 @@ impl ChunkCache {
                 evictions: AtomicU64::new(0),
                 writebacks: AtomicU64::new(0),
                 write_throughs: AtomicU64::new(0),
+                background_writes: AtomicU64::new(0),
                 next_owner: AtomicU64::new(1),
+                behind,
             }),
         }
     }
@@ -257,6 +361,8 @@ impl ChunkCache {
             evictions: i.evictions.load(Relaxed),
             writebacks: i.writebacks.load(Relaxed),
             write_throughs: i.write_throughs.load(Relaxed),
+            background_writes: i.background_writes.load(Relaxed),
+            queued_writes: i.behind.as_ref().map_or(0, WriteBehind::queued),
             resident_bytes: i.resident.load(Relaxed),
             dirty_bytes: i.dirty.load(Relaxed),
             in_flight_bytes: i.in_flight.load(Relaxed),
@@ -305,6 +411,7 @@ impl ChunkCache {
             entries: AtomicUsize::new(0),
             unsynced: AtomicBool::new(false),
             read_only: caps.read_only,
+            behind: self.inner.behind.is_some() && caps.parallel_writes && !caps.read_only,
             load_scratch,
             reads_into: caps.reads_into,
         })
@@ -349,9 +456,11 @@ impl ChunkCache {
         (e, true)
     }
 
-    /// Runs `f` on the decoded chunk, loading it first unless `access` is
-    /// [`Access::Overwrite`]; marks it dirty unless `access` is
-    /// [`Access::Read`]. Evicts afterwards if over budget.
+    /// Runs `f` on the decoded chunk, loading it first unless `access`
+    /// [overwrites](Access::overwrites) it; marks it dirty unless `access`
+    /// is [`Access::Read`], and queues it for write-behind if that is on
+    /// for `owner` and `access` overwrites. Evicts afterwards if over
+    /// budget.
     pub(crate) fn with_chunk<R>(
         &self,
         owner: &Arc<Owner>,
@@ -393,7 +502,7 @@ impl ChunkCache {
             let (e, created) = self.entry(owner, coord);
             // A load that decodes holds the stored bytes beside the chunk
             // until it is done.
-            let scratch = if access == Access::Overwrite {
+            let scratch = if access.overwrites() {
                 0
             } else {
                 owner.load_scratch
@@ -429,7 +538,12 @@ impl ChunkCache {
                 self.drop_placeholder(&e, &mut slot);
                 break r?;
             } else {
-                let mut data = if access == Access::Overwrite {
+                let mut data = if access == Access::Replace {
+                    // `f` writes every byte before anyone else sees them.
+                    spare
+                        .take()
+                        .unwrap_or_else(|| ChunkBuf::zeroed(owner.chunk_bytes()))
+                } else if access == Access::Overwrite {
                     owner.fill_buffer(spare.take())
                 } else {
                     self.inner.misses.fetch_add(1, Relaxed);
@@ -450,6 +564,9 @@ impl ChunkCache {
                 }
                 if let Some(len) = slot.mark_dirty() {
                     self.grow(owner, Gauge::Dirty, len);
+                    if owner.behind && access.overwrites() {
+                        self.queue_write_behind(&e);
+                    }
                 }
             }
             break r;
@@ -477,7 +594,9 @@ impl ChunkCache {
             // of this owner's chunks.
             owner.check_can_write()?;
         }
-        let mut data = if access == Access::Overwrite {
+        let mut data = if access == Access::Replace {
+            spare.unwrap_or_else(|| ChunkBuf::zeroed(owner.chunk_bytes()))
+        } else if access == Access::Overwrite {
             owner.fill_buffer(spare)
         } else {
             self.inner.misses.fetch_add(1, Relaxed);
@@ -562,6 +681,10 @@ impl ChunkCache {
     /// cache buffer, then cache buffer to store), no fresh buffer to
     /// fault in, and nothing else evicted to make room. A failed write
     /// poisons the owner, like a failed write-back.
+    ///
+    /// With write-behind on for `owner`, the chunk is cached instead,
+    /// dirty, and queued for the writer threads (*Write-behind* in the
+    /// module doc): the copy is the caller's only work.
     pub(crate) fn write_through(
         &self,
         owner: &Arc<Owner>,
@@ -575,6 +698,9 @@ impl ChunkCache {
                 owner.chunk_bytes(),
                 data.len()
             )));
+        }
+        if owner.behind {
+            return self.with_chunk(owner, coord, Access::Replace, |d| d.copy_from_slice(data));
         }
         loop {
             let (e, created) = self.entry(owner, coord);
@@ -716,6 +842,7 @@ impl ChunkCache {
     }
 }
 
+mod behind;
 mod entry;
 mod evict;
 mod flush;

@@ -35,6 +35,10 @@ pub(crate) struct Owner {
     ///
     /// [`Capabilities::read_only`]: crate::store::Capabilities::read_only
     pub(super) read_only: bool,
+    /// Whole-chunk writes are cached and written back by the cache's
+    /// write-behind threads: the cache has them and the store writes in
+    /// parallel.
+    pub(crate) behind: bool,
     /// Bytes a load holds beside the chunk while it decodes
     /// ([`Capabilities::decodes`]): a chunk's size, or 0.
     ///

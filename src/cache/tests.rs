@@ -3,6 +3,7 @@
 use super::*;
 use crate::DType;
 use crate::store::{MemoryStore, StoreMeta};
+use std::sync::atomic::AtomicBool;
 
 fn owner(cache: &ChunkCache, n: u64, chunk: u64) -> (Arc<Owner>, Arc<MemoryStore>) {
     let meta = StoreMeta {
@@ -694,4 +695,454 @@ fn an_entry_left_by_a_failed_load_gets_no_room_beside_stranded_chunks() {
     assert!(s.resident_bytes <= s.budget_bytes, "{s:?}");
     assert_eq!(s.dirty_bytes, 20);
     check_counts(&cache, &[&a, &b]);
+}
+
+/// A memory store for the write-behind tests: writes wait while its gate
+/// is shut; it counts the writes that entered, records per write the
+/// cache's dirty and resident + in-flight bytes and the chunk's first
+/// eight bytes (a version number), and fails writes while `fail` is set.
+#[derive(Debug)]
+struct Held {
+    inner: MemoryStore,
+    cache: ChunkCache,
+    shut: Mutex<bool>,
+    changed: parking_lot::Condvar,
+    entered: AtomicUsize,
+    fail: AtomicBool,
+    panics: AtomicBool,
+    /// Writes do rayon work (as zarrs does for a shard) after the gate.
+    nested: AtomicBool,
+    /// Per write: (chunk, version, dirty bytes, resident + in flight).
+    log: Mutex<Vec<(u64, u64, usize, usize)>>,
+}
+
+impl Held {
+    /// A store of `n` chunks of 10 bytes, registered with `cache`.
+    fn new(cache: &ChunkCache, n: u64, shut: bool) -> (Arc<Held>, Arc<Owner>) {
+        let inner = MemoryStore::new(StoreMeta {
+            dtype: DType::U8,
+            shape: vec![n * 10],
+            chunks: vec![10],
+            fill: vec![0],
+        });
+        let held = Arc::new(Held {
+            inner,
+            cache: cache.clone(),
+            shut: Mutex::new(shut),
+            changed: parking_lot::Condvar::new(),
+            entered: AtomicUsize::new(0),
+            fail: AtomicBool::new(false),
+            panics: AtomicBool::new(false),
+            nested: AtomicBool::new(false),
+            log: Mutex::new(Vec::new()),
+        });
+        let grid = ChunkGrid::new(&[n * 10], &[10], 1).unwrap();
+        let owner = cache.register(held.clone(), grid, vec![0]);
+        (held, owner)
+    }
+
+    fn open(&self) {
+        *self.shut.lock() = false;
+        self.changed.notify_all();
+    }
+
+    /// Waits until `n` writes have entered the store.
+    fn wait_entered(&self, n: usize) {
+        let mut g = self.shut.lock();
+        while self.entered.load(Relaxed) < n {
+            self.changed.wait(&mut g);
+        }
+    }
+}
+
+impl ChunkStore for Held {
+    fn backend(&self) -> &'static str {
+        "held"
+    }
+    fn meta(&self) -> StoreMeta {
+        self.inner.meta()
+    }
+    fn capabilities(&self) -> crate::store::Capabilities {
+        self.inner.capabilities()
+    }
+    fn read_chunk(&self, chunk: &[u64]) -> Result<Option<ChunkBuf>> {
+        self.inner.read_chunk(chunk)
+    }
+    fn write_chunk(&self, chunk: &[u64], data: &[u8]) -> Result<()> {
+        {
+            let mut g = self.shut.lock();
+            self.entered.fetch_add(1, Relaxed);
+            self.changed.notify_all();
+            while *g {
+                self.changed.wait(&mut g);
+            }
+        }
+        let s = self.cache.stats();
+        let version = u64::from_le_bytes(data[..8].try_into().unwrap());
+        self.log.lock().push((
+            chunk[0],
+            version,
+            s.dirty_bytes,
+            s.resident_bytes + s.in_flight_bytes,
+        ));
+        if self.fail.load(Relaxed) {
+            return Err(Error::invalid("injected write failure"));
+        }
+        assert!(
+            !self.panics.load(Relaxed),
+            "injected panic in a store write"
+        );
+        if self.nested.load(Relaxed) {
+            let (a, b) = rayon::join(|| data.len(), || chunk.len());
+            assert_eq!((a, b), (10, 1));
+        }
+        self.inner.write_chunk(chunk, data)
+    }
+    fn erase_chunk(&self, chunk: &[u64]) -> Result<()> {
+        self.inner.erase_chunk(chunk)
+    }
+    fn flush(&self) -> Result<()> {
+        self.inner.flush()
+    }
+    fn stored_bytes(&self) -> Result<u64> {
+        self.inner.stored_bytes()
+    }
+}
+
+/// A whole chunk of 10 bytes: `version` in the first eight, `tag` after.
+fn versioned(version: u64, tag: u8) -> [u8; 10] {
+    let mut d = [tag; 10];
+    d[..8].copy_from_slice(&version.to_le_bytes());
+    d
+}
+
+/// Waits until `done()` holds, failing the test after 20 s.
+fn wait_until(done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "waited 20 s in vain");
+        std::thread::sleep(std::time::Duration::from_micros(100));
+    }
+}
+
+/// Runs `f` on another thread and returns its result, failing the test
+/// (instead of hanging it) if it has not returned after 20 s.
+fn returns<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(f()).unwrap());
+    rx.recv_timeout(std::time::Duration::from_secs(20))
+        .expect("the call did not return")
+}
+
+#[test]
+fn a_whole_chunk_write_returns_before_its_store_write_ends() {
+    let cache = ChunkCache::with_write_behind(1 << 20, 1);
+    assert_eq!(cache.write_behind(), 1);
+    let (store, o) = Held::new(&cache, 4, true);
+    // The store holds every write until it is opened: the write returns
+    // anyway, with the chunk cached dirty.
+    let (c, o2) = (cache.clone(), o.clone());
+    returns(move || c.write_through(&o2, &[1], &versioned(7, 1))).unwrap();
+    assert_eq!(cache.stats().dirty_bytes, 10);
+    // A writer thread took it and is held inside the store's write.
+    store.wait_entered(1);
+    assert_eq!(
+        store.inner.chunk_count(),
+        0,
+        "the store write has not ended"
+    );
+    assert_eq!(cache.stats().queued_writes, 0);
+    // Reads see the new data meanwhile (from the cache, after the
+    // write-back under way: it holds the chunk lock).
+    store.open();
+    assert_eq!(
+        cache
+            .with_chunk(&o, &[1], Access::Read, |d| d.to_vec())
+            .unwrap(),
+        versioned(7, 1)
+    );
+    cache.flush_owner(&o).unwrap();
+    let s = cache.stats();
+    assert_eq!(
+        (s.background_writes, s.write_throughs, s.dirty_bytes),
+        (1, 0, 0)
+    );
+    assert_eq!(
+        store.inner.reopen().read_chunk(&[1]).unwrap().unwrap()[..],
+        versioned(7, 1)
+    );
+    check_counts(&cache, &[&o]);
+}
+
+#[test]
+fn write_behind_is_off_for_stores_without_parallel_writes() {
+    let cache = ChunkCache::with_write_behind(1 << 20, 1);
+    let store = Probe::new(&cache, 40, |c| crate::store::Capabilities {
+        parallel_writes: false,
+        ..c
+    });
+    let grid = ChunkGrid::new(&[40], &[10], 1).unwrap();
+    let o = cache.register(store.clone(), grid, vec![9]);
+    assert!(!o.behind);
+    cache.write_through(&o, &[0], &[5; 10]).unwrap();
+    let s = cache.stats();
+    assert_eq!((s.write_throughs, s.resident_bytes), (1, 0), "{s:?}");
+    assert_eq!(store.inner.chunk_count(), 1, "written before returning");
+    // And off in a cache made without it.
+    let plain = ChunkCache::new(1 << 20);
+    let (o, _) = owner(&plain, 40, 10);
+    assert!(!o.behind);
+    assert_eq!(plain.write_behind(), 0);
+}
+
+#[test]
+fn writers_wait_when_dirty_chunks_fill_the_budget() {
+    // Room for three chunks; the store holds every write.
+    let cache = ChunkCache::with_write_behind(30, 1);
+    let (store, o) = Held::new(&cache, 8, true);
+    for c in 0..3u64 {
+        let (cache, o) = (cache.clone(), o.clone());
+        returns(move || cache.write_through(&o, &[c], &versioned(c, 1))).unwrap();
+    }
+    store.wait_entered(1);
+    let s = cache.stats();
+    assert_eq!((s.dirty_bytes, s.resident_bytes), (30, 30), "{s:?}");
+    // A fourth chunk needs room: the oldest is being written back (its
+    // chunk lock is held), the others are dirty; the write must wait for
+    // a write-back to end, and none can while the store is shut.
+    let (done_tx, done) = std::sync::mpsc::channel();
+    let (c, o2) = (cache.clone(), o.clone());
+    std::thread::spawn(move || {
+        done_tx
+            .send(c.write_through(&o2, &[3], &versioned(3, 1)))
+            .unwrap();
+    });
+    // Not a timing assertion: with the store shut the write cannot have
+    // returned, however long we look.
+    assert!(
+        done.recv_timeout(std::time::Duration::from_millis(100))
+            .is_err(),
+        "a write returned with the budget full of dirty chunks"
+    );
+    let s = cache.stats();
+    assert!(s.dirty_bytes <= 30 && s.resident_bytes <= 30, "{s:?}");
+    store.open();
+    done.recv_timeout(std::time::Duration::from_secs(20))
+        .expect("the waiting write was never let go")
+        .unwrap();
+    // More writes, then everything is durable after the flush.
+    for c in 4..8u64 {
+        cache.write_through(&o, &[c], &versioned(c, 1)).unwrap();
+        let s = cache.stats();
+        assert!(s.resident_bytes <= 30, "{s:?}");
+    }
+    cache.flush_owner(&o).unwrap();
+    // Inside every store write, dirty and resident + in-flight bytes were
+    // within the budget.
+    let log = store.log.lock().clone();
+    assert!(
+        log.iter()
+            .all(|&(_, _, dirty, used)| dirty <= 30 && used <= 30),
+        "{log:?}"
+    );
+    let back = store.inner.reopen();
+    for c in 0..8u64 {
+        assert_eq!(back.read_chunk(&[c]).unwrap().unwrap()[..], versioned(c, 1));
+    }
+    check_counts(&cache, &[&o]);
+}
+
+#[test]
+fn a_failed_background_write_poisons_and_surfaces_at_the_next_write_and_flush() {
+    let cache = ChunkCache::with_write_behind(1 << 20, 2);
+    let (store, o) = Held::new(&cache, 4, false);
+    store.fail.store(true, Relaxed);
+    // The write returns Ok: its store write runs later.
+    cache.write_through(&o, &[2], &versioned(1, 2)).unwrap();
+    // Wait (not a timing assertion) until the background write failed.
+    wait_until(|| o.check_writable().is_err());
+    let err = cache.write_through(&o, &[3], &versioned(1, 3)).unwrap_err();
+    assert!(matches!(err, Error::Poisoned(_)), "{err}");
+    assert!(
+        err.to_string()
+            .contains("background write-back of chunk [2] failed"),
+        "{err}"
+    );
+    let err = cache
+        .with_chunk(&o, &[0], Access::Update, |d| d[0] = 1)
+        .unwrap_err();
+    assert!(matches!(err, Error::Poisoned(_)), "{err}");
+    // Flush fails even once the store works again (fail closed), and the
+    // data stays readable from the cache.
+    assert!(cache.flush_owner(&o).is_err());
+    store.fail.store(false, Relaxed);
+    assert!(cache.flush_owner(&o).is_err());
+    assert_eq!(
+        cache.peek(&o, &[2], |d| d.to_vec()),
+        Some(versioned(1, 2).to_vec())
+    );
+    check_counts(&cache, &[&o]);
+}
+
+#[test]
+fn rewrites_of_one_chunk_reach_the_store_in_order_and_the_last_wins() {
+    // Two writer threads, rewrites of one chunk while its write-backs run:
+    // the store must never see a version older than one it saw before,
+    // and the durable value must be the last.
+    let cache = ChunkCache::with_write_behind(1 << 20, 2);
+    let (store, o) = Held::new(&cache, 4, false);
+    for v in 1..=2000u64 {
+        cache.write_through(&o, &[1], &versioned(v, 1)).unwrap();
+        if v % 50 == 0 {
+            // Let the writers catch up now and then, so that rewrites
+            // meet write-backs under way (a wait, not a timing assertion).
+            wait_until(|| cache.stats().background_writes >= v / 50);
+        }
+        if v % 7 == 0 {
+            // Whole-chunk writes through the closure path too.
+            cache
+                .with_chunk(&o, &[1], Access::Overwrite, |d| {
+                    d.copy_from_slice(&versioned(v, 1))
+                })
+                .unwrap();
+        }
+    }
+    cache.flush_owner(&o).unwrap();
+    let log = store.log.lock().clone();
+    let versions: Vec<u64> = log.iter().filter(|w| w.0 == 1).map(|w| w.1).collect();
+    assert!(versions.windows(2).all(|w| w[0] <= w[1]), "{versions:?}");
+    assert_eq!(versions.last(), Some(&2000));
+    assert!(cache.stats().background_writes > 0);
+    assert_eq!(
+        store.inner.reopen().read_chunk(&[1]).unwrap().unwrap()[..],
+        versioned(2000, 1)
+    );
+    check_counts(&cache, &[&o]);
+}
+
+#[test]
+fn write_behind_under_several_threads_loses_nothing_and_keeps_the_budget() {
+    // 4 threads rewrite their own 4 chunks each (of 16) 200 times, whole,
+    // while 2 writer threads write back and a reader reads; the budget
+    // holds 5 chunks, so writers wait and evict constantly.
+    const THREADS: u64 = 4;
+    let cache = ChunkCache::with_write_behind(50, 2);
+    let (store, o) = Held::new(&cache, 16, false);
+    std::thread::scope(|s| {
+        for t in 0..THREADS {
+            let (cache, o) = (&cache, &o);
+            s.spawn(move || {
+                for round in 1..=200u64 {
+                    let c = t * 4 + round % 4;
+                    cache
+                        .write_through(o, &[c], &versioned(round, t as u8))
+                        .unwrap();
+                }
+            });
+        }
+        let (cache, o) = (&cache, &o);
+        s.spawn(move || {
+            for round in 0..400u64 {
+                let d = cache
+                    .with_chunk(o, &[round % 16], Access::Read, |d| d.to_vec())
+                    .unwrap();
+                // Whole: the fill value, or one write's tag throughout.
+                assert!(d[8..].iter().all(|&x| x == d[9]), "{d:?}");
+            }
+        });
+    });
+    cache.flush_owner(&o).unwrap();
+    let back = store.inner.reopen();
+    for c in 0..16u64 {
+        let t = (c / 4) as u8;
+        // The last round that wrote chunk c: round % 4 == c % 4.
+        let last = (1..=200u64).filter(|r| r % 4 == c % 4).max().unwrap();
+        assert_eq!(
+            back.read_chunk(&[c]).unwrap().unwrap()[..],
+            versioned(last, t),
+            "chunk {c}"
+        );
+    }
+    // Known slack of several writers (docs/reliability.md): each thread may
+    // add one chunk the others did not make room for.
+    let log = store.log.lock().clone();
+    let bound = 50 + THREADS as usize * 10;
+    assert!(log.iter().all(|w| w.3 <= bound), "{log:?}");
+    check_counts(&cache, &[&o]);
+}
+
+#[test]
+fn closing_forgets_queued_jobs_and_the_writers_let_go_of_the_store() {
+    let cache = ChunkCache::with_write_behind(1 << 20, 1);
+    let (store, o) = Held::new(&cache, 4, true);
+    for c in 0..4u64 {
+        cache.write_through(&o, &[c], &versioned(c, 1)).unwrap();
+    }
+    store.wait_entered(1);
+    store.open();
+    cache.flush_owner(&o).unwrap();
+    cache.purge(&o);
+    // Only this test, the owner and the registration hold the store now:
+    // no job or writer thread does.
+    drop(o);
+    assert_eq!(Arc::strong_count(&store), 1);
+    assert_eq!(cache.stats().queued_writes, 0);
+}
+
+#[test]
+fn a_store_that_panics_in_a_background_write_closes_the_array_and_keeps_the_writer() {
+    let cache = ChunkCache::with_write_behind(1 << 20, 1);
+    let (store, o) = Held::new(&cache, 4, false);
+    store.panics.store(true, Relaxed);
+    cache.write_through(&o, &[0], &versioned(1, 1)).unwrap();
+    wait_until(|| o.check_writable().is_err());
+    let err = cache.write_through(&o, &[1], &versioned(1, 1)).unwrap_err();
+    assert!(err.to_string().contains("panicked"), "{err}");
+    // The writer thread survived: another array's chunk is written back.
+    store.panics.store(false, Relaxed);
+    let (other, b) = Held::new(&cache, 4, false);
+    cache.write_through(&b, &[2], &versioned(5, 2)).unwrap();
+    wait_until(|| cache.stats().background_writes == 1);
+    assert_eq!(other.inner.chunk_count(), 1);
+    // Closing does not wait for a writer that is gone.
+    assert!(cache.flush_owner(&o).is_err());
+    cache.purge(&o);
+}
+
+/// A store that uses rayon inside `write_chunk`, while every thread of the
+/// global pool waits for the chunk lock the background write holds: the
+/// store's rayon work must not need the global pool (it runs on the
+/// writers' own), or nothing would ever run it.
+#[test]
+fn rayon_work_inside_a_background_write_does_not_need_the_global_pool() {
+    let cache = ChunkCache::with_write_behind(1 << 20, 1);
+    let (store, o) = Held::new(&cache, 4, true);
+    store.nested.store(true, Relaxed);
+    cache.write_through(&o, &[0], &versioned(1, 1)).unwrap();
+    store.wait_entered(1);
+    // Every global worker blocks on chunk 0's lock, held by the writer.
+    let n = rayon::current_num_threads();
+    let (tx, done) = std::sync::mpsc::channel();
+    for _ in 0..n {
+        let (cache, o, tx) = (cache.clone(), o.clone(), tx.clone());
+        rayon::spawn(move || {
+            let r = cache.with_chunk(&o, &[0], Access::Update, |d| d[9] = 2);
+            tx.send(r.is_ok()).unwrap();
+        });
+    }
+    // Time for them to block (a setup delay: too short only makes the
+    // test weaker, never fail wrongly).
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    store.open();
+    for _ in 0..n {
+        let ok = done
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("the global pool deadlocked behind a background write");
+        assert!(ok);
+    }
+    cache.flush_owner(&o).unwrap();
+    assert_eq!(
+        store.inner.reopen().read_chunk(&[0]).unwrap().unwrap()[9],
+        2
+    );
 }

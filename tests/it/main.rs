@@ -15,4 +15,5 @@ mod concurrency;
 mod fail_closed;
 mod model;
 mod oversize_reads;
+mod write_behind;
 mod write_through;

@@ -53,6 +53,10 @@ struct Cli {
     /// Chunk cache budget, like 64MiB or 1GiB.
     #[arg(long, global = true, default_value = "256MiB", value_name = "SIZE")]
     cache: String,
+    /// Writer threads that write whole chunks back in the background while
+    /// the command goes on (0: off; see ChunkCache::with_write_behind).
+    #[arg(long, global = true, default_value_t = 0, value_name = "N")]
+    write_behind: usize,
     #[command(subcommand)]
     command: Command,
 }
@@ -250,7 +254,17 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     let budget = parse_size(&cli.cache)?;
-    let cache = ChunkCache::new(usize::try_from(budget).unwrap_or(usize::MAX));
+    let budget = usize::try_from(budget).unwrap_or(usize::MAX);
+    if cli.write_behind > 64 {
+        return Err(Error::invalid(format!(
+            "--write-behind {}: at most 64 writer threads",
+            cli.write_behind
+        )));
+    }
+    let cache = match cli.write_behind {
+        0 => ChunkCache::new(budget),
+        n => ChunkCache::with_write_behind(budget, n),
+    };
     match cli.command {
         Command::Create(args) => create::run(args, cache),
         Command::Info { path, json } => info::run(&path, json, cache),
