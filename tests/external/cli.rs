@@ -221,3 +221,27 @@ fn bad_arguments_fail_cleanly() {
     fails(&["put", a, "0"]);
     fails(&["frobnicate"]);
 }
+
+/// Output into a pipe nobody reads any more (`chunkyard info a.zarr |
+/// head` after head has exited): the command ends as `cat` does, killed
+/// by SIGPIPE with nothing on stderr, where Rust's default (SIGPIPE
+/// ignored) made `println!` panic.
+#[cfg(unix)]
+#[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.zarr");
+    ok(&["create", p(&a), "--shape", "10", "--dtype", "i32"]);
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_chunkyard"))
+        .args(["info", p(&a)])
+        .stdout(writer)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.is_empty(), "stderr: {stderr}");
+    // 13: SIGPIPE.
+    assert_eq!(out.status.signal(), Some(13), "{:?}", out.status);
+}

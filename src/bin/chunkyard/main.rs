@@ -242,6 +242,15 @@ pub(crate) struct CreateArgs {
 }
 
 fn main() -> ExitCode {
+    // Rust ignores SIGPIPE, so `println!` to a closed pipe panics
+    // (`chunkyard info big.zarr | head`). A command-line tool ends there
+    // as `cat` does: killed by SIGPIPE, quietly.
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to SIG_DFL installs no
+    // handler, and runs before any thread of this process starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
