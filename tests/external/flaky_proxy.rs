@@ -6,7 +6,8 @@
 //! effect, the client never learns it: the hardest case for a retry). It
 //! can also stop forwarding altogether after a number of requests, to cut
 //! a flush in the middle. It counts requests and the most it had in
-//! flight at once.
+//! flight at once (optionally holding requests until a number are, so
+//! that the count does not depend on how fast the server answers).
 //!
 //! Each connection carries one request: the proxy reads it (headers and
 //! a `Content-Length` body; object_store sends no chunked bodies), sends
@@ -37,6 +38,11 @@ pub struct Faults {
     /// After this many forwarded requests, every later one is answered
     /// 503 (a server that went away in the middle of a flush).
     pub forward_at_most: Option<u64>,
+    /// Holds each forwarded request until this many are in flight at once
+    /// (or 3 s passed); once that happened, holds none. Makes a
+    /// concurrency test count what the client keeps in flight rather than
+    /// how fast the server answers.
+    pub hold_until_in_flight: Option<u64>,
 }
 
 /// What the proxy saw.
@@ -208,6 +214,12 @@ fn serve(
     st.forwarded.fetch_add(1, Ordering::SeqCst);
     let now = st.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     st.max_in_flight.fetch_max(now, Ordering::SeqCst);
+    if let Some(k) = faults.hold_until_in_flight {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        while st.max_in_flight.load(Ordering::SeqCst) < k && std::time::Instant::now() < until {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    }
     let r = forward(client, up, &head, &body, lost, st);
     st.in_flight.fetch_sub(1, Ordering::SeqCst);
     r

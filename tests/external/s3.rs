@@ -336,7 +336,11 @@ mod cli {
         ok(&["convert", local, &b, "--codec", "lz4"]);
         assert_eq!(ok(&["get", &b, "2, 1:4"]).trim(), "[5, -3, -3]");
         let json = ok(&["info", &b, "--json"]);
-        assert!(json.contains("numcodecs.lz4"), "{json}");
+        // --codec lz4 is the spec's blosc codec with cname lz4 (docs/zarr.md).
+        assert!(
+            json.contains("blosc") && json.contains("\\\"lz4\\\""),
+            "{json}"
+        );
     }
 
     /// Four processes at once each write their own columns of every row,
@@ -500,7 +504,7 @@ mod cli {
                 unavailable: 0.05,
                 drop_before: 0.05,
                 drop_after: 0.05,
-                forward_at_most: None,
+                ..Faults::default()
             },
         );
         let ep = proxy.url();
@@ -588,6 +592,34 @@ mod cli {
         eprintln!("{new} of 8 chunks new after the cut flush: {stderr}");
         ok(&["put", &url, "...", "--value", "2"]);
         assert!(all_of(&url).iter().flatten().all(|&v| v == 2));
+    }
+
+    /// A flush keeps at least 32 chunk writes in flight (not one per
+    /// rayon thread): the proxy holds each request until 32 are in flight
+    /// at once (or 3 s passed) and counts the most it saw.
+    #[test]
+    fn a_flush_keeps_32_requests_in_flight() {
+        use crate::flaky_proxy::{Faults, FlakyProxy, Stats};
+        let url = fresh("wide.zarr");
+        ok(&[
+            "create", &url, "--shape", "64,1024", "--dtype", "f32", "--chunks", "1,1024",
+            "--codec", "zstd:1",
+        ]);
+        let proxy = FlakyProxy::start(
+            &super::endpoint(),
+            5,
+            Faults {
+                hold_until_in_flight: Some(32),
+                ..Faults::default()
+            },
+        );
+        ok_via(&proxy.url(), &["put", &url, "...", "--value", "1.5"]);
+        let most = Stats::get(&proxy.stats.max_in_flight);
+        assert!(
+            most >= 32,
+            "at most {most} requests in flight during the flush"
+        );
+        assert_eq!(ok(&["reduce", &url, "sum"]).trim(), "98304.0");
     }
 
     /// Runs the CLI with changed environment; must fail with one line.

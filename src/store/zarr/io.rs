@@ -36,6 +36,7 @@ impl ChunkStore for ZarrInner {
             decodes: !self.raw,
             reads_into: self.raw || self.lz4,
             write_buffer_bytes: self.write_buffer_bytes(),
+            concurrent_writes: self.concurrent_writes(),
         }
     }
 
@@ -291,6 +292,16 @@ impl ZarrInner {
             normalize_bools(&mut buf);
         }
         Ok(buf)
+    }
+
+    /// Requests a flush keeps in flight on object storage (the issue's
+    /// "at least 32"); local directories use rayon's threads.
+    fn concurrent_writes(&self) -> usize {
+        #[cfg(feature = "s3")]
+        if self.storage.s3().is_some() {
+            return super::s3::CONCURRENT_REQUESTS;
+        }
+        0
     }
 
     pub(super) fn write_buffer_bytes(&self) -> usize {

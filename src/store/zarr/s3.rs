@@ -70,6 +70,10 @@ fn retry_config() -> RetryConfig {
     }
 }
 
+/// Chunk writes a flush keeps in flight at once (each blocks a thread of
+/// the flush on a request the shared runtime drives).
+pub(crate) const CONCURRENT_REQUESTS: usize = 32;
+
 /// The scheme chunkyard accepts for object storage.
 pub(crate) const SCHEME: &str = "s3://";
 
