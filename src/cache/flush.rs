@@ -92,13 +92,15 @@ impl ChunkCache {
             Ok(())
         };
         let caps = owner.store.capabilities();
-        let results: Vec<Result<()>> = if caps.parallel_writes && caps.concurrent_writes > 1 {
-            on_threads(&entries, caps.concurrent_writes, write)
-        } else if caps.parallel_writes {
-            entries.par_iter().map(write).collect()
-        } else {
-            entries.iter().map(write).collect()
-        };
+        // (A read-only array has nothing to write: no threads for it.)
+        let results: Vec<Result<()>> =
+            if caps.parallel_writes && caps.concurrent_writes > 1 && !caps.read_only {
+                on_threads(&entries, caps.concurrent_writes, write)
+            } else if caps.parallel_writes {
+                entries.par_iter().map(write).collect()
+            } else {
+                entries.iter().map(write).collect()
+            };
         // Sync only if something reached the store since the last sync, so
         // that dropping a read-only array costs no fsync.
         let result = results.into_iter().collect::<Result<()>>().and_then(|()| {
