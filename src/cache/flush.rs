@@ -94,8 +94,8 @@ impl ChunkCache {
         let caps = owner.store.capabilities();
         // (A read-only array has nothing to write: no threads for it.)
         let results: Vec<Result<()>> =
-            if caps.parallel_writes && caps.concurrent_writes > 1 && !caps.read_only {
-                on_threads(&entries, caps.concurrent_writes, write)
+            if caps.parallel_writes && caps.concurrent_requests > 1 && !caps.read_only {
+                on_threads(&entries, caps.concurrent_requests, write)
             } else if caps.parallel_writes {
                 entries.par_iter().map(write).collect()
             } else {

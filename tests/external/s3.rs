@@ -622,6 +622,43 @@ mod cli {
         assert_eq!(ok(&["reduce", &url, "sum"]).trim(), "98304.0");
     }
 
+    /// Scans keep at least 32 chunk reads in flight: `reduce` and
+    /// `convert` (to a local file) of an array of 64 compressed chunks,
+    /// through the proxy that holds each request until 32 are in flight.
+    #[test]
+    fn a_scan_keeps_32_requests_in_flight() {
+        use crate::flaky_proxy::{Faults, FlakyProxy, Stats};
+        let url = fresh("scan.zarr");
+        ok(&[
+            "create", &url, "--shape", "64,1024", "--dtype", "f32", "--chunks", "1,1024",
+            "--codec", "zstd:1",
+        ]);
+        ok(&["put", &url, "...", "--value", "0.5"]);
+        let dir = tempfile::tempdir().unwrap();
+        let local = dir.path().join("copy.npy");
+        let local = local.to_str().unwrap();
+        for (args, out) in [
+            (&["reduce", url.as_str(), "sum"][..], Some("32768.0")),
+            (&["convert", url.as_str(), local][..], None),
+        ] {
+            let proxy = FlakyProxy::start(
+                &super::endpoint(),
+                11,
+                Faults {
+                    hold_until_in_flight: Some(32),
+                    ..Faults::default()
+                },
+            );
+            let got = ok_via(&proxy.url(), args);
+            if let Some(want) = out {
+                assert_eq!(got.trim(), want);
+            }
+            let most = Stats::get(&proxy.stats.max_in_flight);
+            assert!(most >= 32, "{args:?}: at most {most} requests in flight");
+        }
+        assert_eq!(ok(&["reduce", local, "sum"]).trim(), "32768.0");
+    }
+
     /// Runs the CLI with changed environment; must fail with one line.
     fn fails_with(env: &[(&str, Option<&str>)], args: &[&str]) -> String {
         let _children = crate::common::child_guard();

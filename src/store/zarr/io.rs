@@ -36,7 +36,7 @@ impl ChunkStore for ZarrInner {
             decodes: !self.raw,
             reads_into: self.raw || self.lz4,
             write_buffer_bytes: self.write_buffer_bytes(),
-            concurrent_writes: self.concurrent_writes(),
+            concurrent_requests: self.concurrent_requests(),
         }
     }
 
@@ -296,7 +296,7 @@ impl ZarrInner {
 
     /// Requests a flush keeps in flight on object storage (the issue's
     /// "at least 32"); local directories use rayon's threads.
-    fn concurrent_writes(&self) -> usize {
+    fn concurrent_requests(&self) -> usize {
         #[cfg(feature = "s3")]
         if self.storage.s3().is_some() {
             return super::s3::CONCURRENT_REQUESTS;
