@@ -100,6 +100,11 @@ impl BlockPlan {
         self
     }
 
+    /// Elements of the largest block.
+    pub(crate) fn max_block_elements(&self) -> usize {
+        self.block.iter().product::<u64>() as usize
+    }
+
     /// Number of blocks.
     pub(crate) fn len(&self) -> u64 {
         if self.out_shape.contains(&0) {
@@ -120,6 +125,41 @@ impl BlockPlan {
             cnt[ax] = self.block[ax].min(self.out_shape[ax] - lo[ax]);
         }
         (lo, cnt)
+    }
+}
+
+/// Runs `f`, whose parallel loops use rayon, on a pool wide enough to keep
+/// the requests of a store that waits on the network in flight
+/// ([`Capabilities::concurrent_requests`](crate::store::Capabilities)),
+/// or on rayon's own pool when no array's store asks for more threads
+/// than it has. Each worker holds about `block_bytes` of buffers beside
+/// the cache, so the pool is narrowed to fit them in half the smallest
+/// cache budget of `arrays` (never below rayon's width). If the pool
+/// cannot be built, `f` runs on rayon's.
+pub(crate) fn on_io_threads<R: Send>(
+    arrays: &[&ArrayHandle],
+    block_bytes: usize,
+    f: impl FnOnce() -> R + Send,
+) -> R {
+    let cores = rayon::current_num_threads();
+    let want = arrays
+        .iter()
+        .map(|a| a.store().capabilities().concurrent_requests)
+        .max()
+        .unwrap_or(0);
+    let budget = arrays.iter().map(|a| a.cache().budget()).min().unwrap_or(0);
+    let fit = budget / 2 / block_bytes.max(1);
+    let threads = want.min(fit).max(cores);
+    if threads <= cores {
+        return f();
+    }
+    match rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("chunkyard-io-{i}"))
+        .build()
+    {
+        Ok(pool) => pool.install(f),
+        Err(_) => f(),
     }
 }
 
@@ -199,35 +239,54 @@ pub fn copy_selection_interruptible(
     }
     // Blocks follow the destination's chunks so that writes replace whole
     // chunks and never read them.
-    let plan = BlockPlan::new(dst_sel, dst.chunks());
+    // From object storage to a local store, though, the reads are what
+    // wait: blocks then follow the source's chunks, so that the pool of
+    // `on_io_threads` has a block per request to keep in flight (the
+    // destination's chunks are written in parts).
+    let wide = |a: &ArrayHandle| {
+        a.store().capabilities().concurrent_requests > rayon::current_num_threads()
+    };
+    let by_dst = BlockPlan::new(dst_sel, dst.chunks());
+    let plan = if wide(src) && !wide(dst) {
+        BlockPlan::new(src_sel, src.chunks())
+    } else {
+        by_dst.clone()
+    };
+    // Progress stays in the destination's blocks (`copy_selection_steps`):
+    // block `i` of `n` reports its share of the `m` steps.
+    let (n, m) = (plan.len(), by_dst.len());
+    let step = |i: u64| ((i + 1) * m / n) - (i * m / n);
     let (sd, dd) = (src.dtype(), dst.dtype());
     // One pair of block buffers per worker, reused across blocks and
     // unmapped when the copy ends (`buffer::Scratch`).
     let (pool, out_pool) = (ScratchPool::<u8>::new(), ScratchPool::<u8>::new());
-    (0..plan.len()).into_par_iter().try_for_each_init(
-        || (pool.take(), out_pool.take()),
-        |(buf, out), i| -> Result<()> {
-            // An error ends `try_for_each` early: later blocks are skipped.
-            if stop.load(Relaxed) {
-                return Err(Error::Interrupted);
-            }
-            let (lo, counts) = plan.block(i);
-            let n = counts.iter().product::<u64>() as usize;
-            let s = sub_selection(src_sel, &lo, &counts);
-            let d = sub_selection(dst_sel, &lo, &counts);
-            let buf = buf.reset(n * sd.size());
-            src.read_bytes_streaming(&s, buf)?;
-            if sd == dd {
-                dst.write_bytes(&d, buf)?;
-            } else {
-                let out = out.reset(n * dd.size());
-                cast_bytes(sd, buf, dd, out);
-                dst.write_bytes(&d, out)?;
-            }
-            progress(1);
-            Ok(())
-        },
-    )
+    let block_bytes = plan.max_block_elements() * (sd.size() + dd.size());
+    on_io_threads(&[src, dst], block_bytes, || {
+        (0..plan.len()).into_par_iter().try_for_each_init(
+            || (pool.take(), out_pool.take()),
+            |(buf, out), i| -> Result<()> {
+                // An error ends `try_for_each` early: later blocks are skipped.
+                if stop.load(Relaxed) {
+                    return Err(Error::Interrupted);
+                }
+                let (lo, counts) = plan.block(i);
+                let n = counts.iter().product::<u64>() as usize;
+                let s = sub_selection(src_sel, &lo, &counts);
+                let d = sub_selection(dst_sel, &lo, &counts);
+                let buf = buf.reset(n * sd.size());
+                src.read_bytes_streaming(&s, buf)?;
+                if sd == dd {
+                    dst.write_bytes(&d, buf)?;
+                } else {
+                    let out = out.reset(n * dd.size());
+                    cast_bytes(sd, buf, dd, out);
+                    dst.write_bytes(&d, out)?;
+                }
+                progress(step(i));
+                Ok(())
+            },
+        )
+    })
 }
 
 /// The selection of the box at `lo` with `counts` (unit steps).

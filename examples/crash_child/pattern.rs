@@ -29,6 +29,9 @@ pub enum Kind {
     Zarr,
     #[cfg(feature = "hdf5")]
     Hdf5,
+    /// Zarr on S3 (`.ci/with-s3`'s server and bucket).
+    #[cfg(feature = "s3")]
+    S3,
 }
 
 impl Kind {
@@ -38,6 +41,8 @@ impl Kind {
             Kind::Zarr => "zarr",
             #[cfg(feature = "hdf5")]
             Kind::Hdf5 => "hdf5",
+            #[cfg(feature = "s3")]
+            Kind::S3 => "s3",
         }
     }
 
@@ -47,6 +52,8 @@ impl Kind {
             "zarr" => Kind::Zarr,
             #[cfg(feature = "hdf5")]
             "hdf5" => Kind::Hdf5,
+            #[cfg(feature = "s3")]
+            "s3" => Kind::S3,
             other => panic!("unknown backend {other}"),
         }
     }
@@ -57,6 +64,14 @@ impl Kind {
             Kind::Zarr => dir.join("a.zarr"),
             #[cfg(feature = "hdf5")]
             Kind::Hdf5 => dir.join("a.h5:/crash/d"),
+            // A prefix named after the (unique) temporary directory.
+            #[cfg(feature = "s3")]
+            Kind::S3 => PathBuf::from(format!(
+                "s3://{}/crash-{}/a.zarr",
+                std::env::var("CHUNKYARD_S3_BUCKET")
+                    .expect("CHUNKYARD_S3_BUCKET: run under .ci/with-s3"),
+                dir.file_name().unwrap().to_str().unwrap()
+            )),
         }
     }
 

@@ -12,6 +12,42 @@ use super::evict::Gauge;
 use super::owner::Owner;
 use crate::error::Result;
 
+/// `f` of every entry, on up to `threads` scoped threads taking entries
+/// in turn: for stores whose writes wait on the network, where rayon's
+/// pool (one thread per core) would keep only that many requests in
+/// flight. The cache's write-buffer reservation in `write_back` still
+/// bounds the memory of the writes under way.
+fn on_threads<T: Sync>(
+    items: &[T],
+    threads: usize,
+    f: impl Fn(&T) -> Result<()> + Sync,
+) -> Vec<Result<()>> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results = parking_lot::Mutex::new(Vec::with_capacity(items.len()));
+    let work = || {
+        loop {
+            let i = next.fetch_add(1, Relaxed);
+            let Some(item) = items.get(i) else { break };
+            let r = f(item);
+            results.lock().push(r);
+        }
+    };
+    std::thread::scope(|s| {
+        // This thread is one of the workers; a thread that cannot be
+        // started only lowers the concurrency.
+        for _ in 1..threads.min(items.len()) {
+            let spawned = std::thread::Builder::new()
+                .name("chunkyard-flush".into())
+                .spawn_scoped(s, work);
+            if spawned.is_err() {
+                break;
+            }
+        }
+        work();
+    });
+    results.into_inner()
+}
+
 impl ChunkCache {
     pub(super) fn entries_of(&self, owner: &Owner) -> Vec<Arc<Entry>> {
         let mut out = Vec::new();
@@ -55,11 +91,16 @@ impl ChunkCache {
             self.written(owner, len, stranded);
             Ok(())
         };
-        let results: Vec<Result<()>> = if owner.store.capabilities().parallel_writes {
-            entries.par_iter().map(write).collect()
-        } else {
-            entries.iter().map(write).collect()
-        };
+        let caps = owner.store.capabilities();
+        // (A read-only array has nothing to write: no threads for it.)
+        let results: Vec<Result<()>> =
+            if caps.parallel_writes && caps.concurrent_requests > 1 && !caps.read_only {
+                on_threads(&entries, caps.concurrent_requests, write)
+            } else if caps.parallel_writes {
+                entries.par_iter().map(write).collect()
+            } else {
+                entries.iter().map(write).collect()
+            };
         // Sync only if something reached the store since the last sync, so
         // that dropping a read-only array costs no fsync.
         let result = results.into_iter().collect::<Result<()>>().and_then(|()| {

@@ -11,7 +11,7 @@ use crate::array::ArrayHandle;
 use crate::buffer::ScratchPool;
 use crate::dtype::{DType, Element, dispatch};
 use crate::error::{Error, Result};
-use crate::ops::{BlockPlan, sub_selection};
+use crate::ops::{BlockPlan, on_io_threads, sub_selection};
 use crate::selection::ResolvedSelection;
 
 use super::sum::{add_compensated, is_nan, pairwise, pairwise_all, total};
@@ -182,26 +182,29 @@ fn reduce_typed<T: Element>(
 ) -> Result<Scalar> {
     let plan = whole_plan(a, sel);
     let pool = ScratchPool::<T>::new();
-    let acc = (0..plan.len())
-        .into_par_iter()
-        .map_init(
-            || pool.take(),
-            |buf, i| -> Result<Acc<T>> {
-                // Checked before each block's I/O: an error ends
-                // `try_reduce` early, so the blocks not yet started are
-                // skipped.
-                if stop.load(Relaxed) {
-                    return Err(Error::Interrupted);
-                }
-                let (lo, counts) = plan.block(i);
-                let s = sub_selection(sel, &lo, &counts);
-                let vals = buf.reset(counts.iter().product::<u64>() as usize);
-                T::with_bytes_mut(&mut *vals, |b| a.read_bytes_streaming(&s, b))?;
-                progress(1);
-                Ok(Acc::of_block(vals, op))
-            },
-        )
-        .try_reduce(Acc::empty, |x, y| Ok(x.merge(y)))?;
+    let block_bytes = plan.max_block_elements() * std::mem::size_of::<T>();
+    let acc = on_io_threads(&[a], block_bytes, || {
+        (0..plan.len())
+            .into_par_iter()
+            .map_init(
+                || pool.take(),
+                |buf, i| -> Result<Acc<T>> {
+                    // Checked before each block's I/O: an error ends
+                    // `try_reduce` early, so the blocks not yet started
+                    // are skipped.
+                    if stop.load(Relaxed) {
+                        return Err(Error::Interrupted);
+                    }
+                    let (lo, counts) = plan.block(i);
+                    let s = sub_selection(sel, &lo, &counts);
+                    let vals = buf.reset(counts.iter().product::<u64>() as usize);
+                    T::with_bytes_mut(&mut *vals, |b| a.read_bytes_streaming(&s, b))?;
+                    progress(1);
+                    Ok(Acc::of_block(vals, op))
+                },
+            )
+            .try_reduce(Acc::empty, |x, y| Ok(x.merge(y)))
+    })?;
     acc.finish(op)
 }
 

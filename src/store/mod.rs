@@ -120,6 +120,15 @@ pub struct Capabilities {
     /// them against its budget for each write under way, so that a writer
     /// faster than its store waits instead of growing memory.
     pub write_buffer_bytes: usize,
+    /// Reads and writes wait on the network rather than the CPU (object
+    /// storage): a flush runs up to this many chunk writes at once, each
+    /// on a thread of its own, and scans (`reduce`, `convert`, block
+    /// copies) run their blocks on a pool this wide, instead of one per
+    /// thread of rayon's pool (two on a two-core machine). Memory stays
+    /// bounded: each write still reserves `write_buffer_bytes` of the
+    /// cache's budget first, and a scan's pool is narrowed so that its
+    /// blocks' buffers fit in half the cache's budget. 0 or 1: rayon.
+    pub concurrent_requests: usize,
 }
 
 /// Descriptive metadata a format keeps beside the data: per-axis names and

@@ -22,6 +22,8 @@ mod bench_cli;
 #[cfg(feature = "cli")]
 mod cli;
 mod crash;
+#[cfg(feature = "s3")]
+mod flaky_proxy;
 #[cfg(all(feature = "cli", feature = "hdf5"))]
 mod hdf5_bad_input;
 #[cfg(all(feature = "interop", feature = "hdf5"))]

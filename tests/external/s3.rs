@@ -35,6 +35,103 @@ fn fresh(name: &str) -> String {
     )
 }
 
+/// The server `.ci/with-s3` started (`http://127.0.0.1:PORT`).
+fn endpoint() -> String {
+    std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL (run under .ci/with-s3)")
+}
+
+/// `/bucket/prefix/key` of `key` in the array at `url`, for raw requests.
+fn object_path(url: &str, key: &str) -> String {
+    format!("/{}/{key}", url.strip_prefix("s3://").unwrap())
+}
+
+/// Replaces an object behind chunkyard's back (moto checks no signatures).
+fn plant(url: &str, key: &str, bytes: &[u8]) {
+    let (status, body) =
+        crate::flaky_proxy::raw_request(&endpoint(), "PUT", &object_path(url, key), bytes);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+}
+
+fn fetch_object(url: &str, key: &str) -> Vec<u8> {
+    let (status, body) =
+        crate::flaky_proxy::raw_request(&endpoint(), "GET", &object_path(url, key), &[]);
+    assert_eq!(status, 200, "{url}/{key}");
+    body
+}
+
+/// Every read of a damaged chunk object is a format error that names the
+/// object, on one line; no panic, and the undamaged chunk still reads. An
+/// oversized object is refused from its length (`s3::chunk_object_limit`).
+#[test]
+fn corrupt_truncated_and_oversized_chunk_objects_are_typed_errors() {
+    for codec in [Codec::None, Codec::Zstd { level: 3 }, Codec::Lz4] {
+        let url = fresh("bad.zarr");
+        let a =
+            chunkyard::create::<i32>(&url, ArrayOptions::new([8, 8]).chunks([4, 4]).codec(codec))
+                .unwrap();
+        let data = ndarray::Array2::from_shape_fn((8, 8), |(i, j)| (i * 8 + j) as i32 + 1);
+        a.write(ndarray::s![.., ..], data.view()).unwrap();
+        a.flush().unwrap();
+        drop(a);
+        let good = fetch_object(&url, "c/0/1");
+        plant(&url, "c/0/0", b"this is not a chunk");
+        plant(&url, "c/0/1", &good[..good.len() / 2]);
+        plant(&url, "c/1/0", &vec![7u8; 4 << 20]);
+        let b = chunkyard::open::<i32>(&url).unwrap();
+        for (key, rows, cols) in [
+            ("c/0/0", 0..4, 0..4),
+            ("c/0/1", 0..4, 4..8),
+            ("c/1/0", 4..8, 0..4),
+        ] {
+            let (r, c) = (rows.start as isize, cols.start as isize);
+            let whole = b.read(ndarray::s![r..r + 4, c..c + 4]);
+            let one = b.get([rows.start, cols.start + 1]);
+            for (how, e) in [("whole", whole.map(|_| ())), ("one", one.map(|_| ()))] {
+                let e = e.expect_err(&format!("{codec:?} {key} {how}: read a damaged chunk"));
+                let msg = e.to_string();
+                assert!(
+                    matches!(e, Error::Format { .. }),
+                    "{codec:?} {key} {how}: {e:?}"
+                );
+                assert!(
+                    msg.contains(&format!("{url}/{key}")),
+                    "{codec:?} {key} {how}: {msg}"
+                );
+                assert!(!msg.contains('\n'), "{msg}");
+                if key == "c/1/0" && how == "whole" {
+                    assert!(msg.contains("not read") || codec == Codec::None, "{msg}");
+                }
+            }
+        }
+        assert_eq!(b.get([5, 6]).unwrap(), 47, "{codec:?}: the good chunk");
+    }
+}
+
+/// A `zarr.json` that is not JSON (or not an array's metadata): open
+/// fails with one line naming it.
+#[test]
+fn garbage_metadata_is_a_typed_error() {
+    for garbage in [
+        &b"\x00\x01 not json"[..],
+        b"{\"zarr_format\": 3}",
+        b"[1, 2]",
+    ] {
+        let url = fresh("meta.zarr");
+        chunkyard::create::<u8>(&url, ArrayOptions::new([4]).chunks([2])).unwrap();
+        plant(&url, "zarr.json", garbage);
+        for writable in [false, true] {
+            let e = chunkyard::open_with::<u8>(&url, OpenOptions::new().read_only(!writable))
+                .expect_err("opened garbage metadata");
+            let msg = e.to_string();
+            assert!(
+                matches!(e, Error::Format { .. } | Error::Store { .. }),
+                "{e:?}"
+            );
+            assert!(msg.contains(&url) && !msg.contains('\n'), "{msg}");
+        }
+    }
+}
+
 #[test]
 fn create_write_reopen_read_back() {
     for codec in [Codec::None, Codec::Zstd { level: 3 }] {
@@ -291,6 +388,277 @@ mod cli {
         }
     }
 
+    /// Four processes at once, each writing its own chunks (two `put`s
+    /// of a whole chunk each, so no chunk is shared): everything lands,
+    /// as chunkyard and zarr-python (through obstore) read it back.
+    #[test]
+    fn four_processes_writing_disjoint_chunks_all_land() {
+        let url = fresh("disjoint.zarr");
+        ok(&[
+            "create", &url, "--shape", "16,12", "--dtype", "i32", "--chunks", "4,6", "--codec",
+            "lz4",
+        ]);
+        let writers: Vec<_> = (0..4u64)
+            .map(|k| {
+                let url = url.clone();
+                std::thread::spawn(move || {
+                    for j in 0..2u64 {
+                        let sel = format!("{}:{}, {}:{}", 4 * k, 4 * k + 4, 6 * j, 6 * j + 6);
+                        ok(&["put", &url, &sel, "--value", &(k * 10 + j + 1).to_string()]);
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        let got: Vec<Vec<i64>> =
+            serde_json::from_str(ok(&["get", &url, "...", "--json"]).trim()).unwrap();
+        for (r, row) in got.iter().enumerate() {
+            for (c, &v) in row.iter().enumerate() {
+                assert_eq!(v, (r / 4 * 10 + c / 6 + 1) as i64, "[{r}, {c}]: {got:?}");
+            }
+        }
+        #[cfg(feature = "interop")]
+        {
+            let out = super::interop::zpython(
+                &url,
+                "a = zarr.open_array(store, mode='r')\n\
+                 r, c = np.indices((16, 12))\n\
+                 want = (r // 4) * 10 + c // 6 + 1\n\
+                 assert (a[...] == want).all(), a[...]\n\
+                 print('ok')",
+            );
+            assert_eq!(out.trim(), "ok");
+        }
+    }
+
+    /// Runs the CLI against another endpoint (the flaky proxy).
+    fn run_via(endpoint: &str, args: &[&str]) -> std::process::Output {
+        let _children = crate::common::child_guard();
+        std::process::Command::new(env!("CARGO_BIN_EXE_chunkyard"))
+            .env("AWS_ENDPOINT_URL", endpoint)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn ok_via(endpoint: &str, args: &[&str]) -> String {
+        let out = run_via(endpoint, args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {stderr}");
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// A chunk object far larger than any encoding of its chunk is refused
+    /// from its length: the reader does not download it (the proxy passes
+    /// on a small part of it at most, what socket buffers take before the
+    /// client hangs up).
+    #[test]
+    fn an_oversized_chunk_object_is_refused_unread() {
+        use crate::flaky_proxy::{Faults, FlakyProxy};
+        let url = fresh("big.zarr");
+        ok(&[
+            "create", &url, "--shape", "8", "--dtype", "u8", "--chunks", "4", "--codec", "zstd:1",
+        ]);
+        const BIG: usize = 48 << 20;
+        super::plant(&url, "c/0", &vec![1u8; BIG]);
+        let proxy = FlakyProxy::start(&super::endpoint(), 1, Faults::default());
+        let out = run_via(&proxy.url(), &["get", &url, "0"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.contains(&format!("{url}/c/0")) && stderr.contains("not read"),
+            "{stderr}"
+        );
+        let relayed = proxy
+            .stats
+            .bytes_to_clients
+            .load(std::sync::atomic::Ordering::SeqCst);
+        assert!(
+            relayed < (BIG / 2) as u64,
+            "{relayed} bytes of a {BIG}-byte object went to the client"
+        );
+    }
+
+    /// `get ... --json` of a 2-d i32 array, read straight from the server.
+    fn all_of(url: &str) -> Vec<Vec<i64>> {
+        serde_json::from_str(ok(&["get", url, "...", "--json"]).trim()).unwrap()
+    }
+
+    /// Writes through a proxy that answers 503, drops the connection
+    /// before forwarding, or forwards and drops the answer (each for 5%
+    /// of requests, by seed) complete after retries, and what is read
+    /// back straight from the server is exactly what was written: whole
+    /// chunks (plain PUTs), and four processes' overlapping partial writes
+    /// into shared chunks (conditional PUTs, whose lost answers come back
+    /// as 412 on the retry and are merged again).
+    #[test]
+    fn writes_through_a_flaky_proxy_complete_and_lose_nothing() {
+        use crate::flaky_proxy::{Faults, FlakyProxy, Stats};
+        let proxy = FlakyProxy::start(
+            &super::endpoint(),
+            19,
+            Faults {
+                unavailable: 0.05,
+                drop_before: 0.05,
+                drop_after: 0.05,
+                ..Faults::default()
+            },
+        );
+        let ep = proxy.url();
+        let url = fresh("flaky.zarr");
+        ok(&[
+            "create", &url, "--shape", "24,16", "--dtype", "i32", "--chunks", "4,8", "--codec",
+            "zstd:1",
+        ]);
+        ok_via(&ep, &["put", &url, "...", "--value", "3"]);
+        let writers: Vec<_> = (0..4i64)
+            .map(|k| {
+                let (url, ep) = (url.clone(), ep.clone());
+                std::thread::spawn(move || {
+                    for r in 0..6i64 {
+                        let v = (100 * k + r + 10).to_string();
+                        ok_via(&ep, &["put", &url, &format!("{r}, {k}::4"), "--value", &v]);
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        let got = all_of(&url);
+        for (r, row) in got.iter().enumerate() {
+            for (c, &v) in row.iter().enumerate() {
+                let want = if r < 6 {
+                    (c % 4) as i64 * 100 + r as i64 + 10
+                } else {
+                    3
+                };
+                assert_eq!(v, want, "[{r}, {c}] lost: {got:?}");
+            }
+        }
+        let st = &proxy.stats;
+        let n = Stats::get;
+        eprintln!("flaky proxy: {st:?}");
+        assert!(
+            n(&st.unavailable) > 0 && n(&st.dropped_before) > 0 && n(&st.dropped_after) > 0,
+            "every kind of fault happened: {st:?}"
+        );
+    }
+
+    /// A server that stops answering in the middle of a flush (the proxy
+    /// forwards four requests, then answers 503 to all): the write fails
+    /// with one line naming the array, each chunk is all old or all new
+    /// (an object is replaced whole or not at all), and the array opens
+    /// and takes writes again.
+    #[test]
+    fn a_flush_cut_short_fails_clearly_and_leaves_each_chunk_old_or_new() {
+        use crate::flaky_proxy::{Faults, FlakyProxy};
+        let url = fresh("cut.zarr");
+        ok(&[
+            "create", &url, "--shape", "32,8", "--dtype", "i32", "--chunks", "4,8", "--codec",
+            "zstd:1",
+        ]);
+        ok(&["put", &url, "...", "--value", "1"]);
+        let proxy = FlakyProxy::start(
+            &super::endpoint(),
+            7,
+            Faults {
+                forward_at_most: Some(4),
+                ..Faults::default()
+            },
+        );
+        let out = run_via(&proxy.url(), &["put", &url, "...", "--value", "2"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.contains(&url) && !stderr.contains("panicked"),
+            "{stderr}"
+        );
+        let got = all_of(&url);
+        let mut new = 0;
+        for (k, rows) in got.chunks(4).enumerate() {
+            let first = rows[0][0];
+            assert!(
+                (first == 1 || first == 2) && rows.iter().flatten().all(|&v| v == first),
+                "chunk {k} is neither old nor new: {rows:?}"
+            );
+            new += (first == 2) as usize;
+        }
+        assert!(new < 8, "the cut flush wrote every chunk");
+        eprintln!("{new} of 8 chunks new after the cut flush: {stderr}");
+        ok(&["put", &url, "...", "--value", "2"]);
+        assert!(all_of(&url).iter().flatten().all(|&v| v == 2));
+    }
+
+    /// A flush keeps at least 32 chunk writes in flight (not one per
+    /// rayon thread): the proxy holds each request until 32 are in flight
+    /// at once (or 3 s passed) and counts the most it saw.
+    #[test]
+    fn a_flush_keeps_32_requests_in_flight() {
+        use crate::flaky_proxy::{Faults, FlakyProxy, Stats};
+        let url = fresh("wide.zarr");
+        ok(&[
+            "create", &url, "--shape", "64,1024", "--dtype", "f32", "--chunks", "1,1024",
+            "--codec", "zstd:1",
+        ]);
+        let proxy = FlakyProxy::start(
+            &super::endpoint(),
+            5,
+            Faults {
+                hold_until_in_flight: Some(32),
+                ..Faults::default()
+            },
+        );
+        ok_via(&proxy.url(), &["put", &url, "...", "--value", "1.5"]);
+        let most = Stats::get(&proxy.stats.max_in_flight);
+        assert!(
+            most >= 32,
+            "at most {most} requests in flight during the flush"
+        );
+        assert_eq!(ok(&["reduce", &url, "sum"]).trim(), "98304.0");
+    }
+
+    /// Scans keep at least 32 chunk reads in flight: `reduce` and
+    /// `convert` (to a local file) of an array of 64 compressed chunks,
+    /// through the proxy that holds each request until 32 are in flight.
+    #[test]
+    fn a_scan_keeps_32_requests_in_flight() {
+        use crate::flaky_proxy::{Faults, FlakyProxy, Stats};
+        let url = fresh("scan.zarr");
+        ok(&[
+            "create", &url, "--shape", "64,1024", "--dtype", "f32", "--chunks", "1,1024",
+            "--codec", "zstd:1",
+        ]);
+        ok(&["put", &url, "...", "--value", "0.5"]);
+        let dir = tempfile::tempdir().unwrap();
+        let local = dir.path().join("copy.npy");
+        let local = local.to_str().unwrap();
+        for (args, out) in [
+            (&["reduce", url.as_str(), "sum"][..], Some("32768.0")),
+            (&["convert", url.as_str(), local][..], None),
+        ] {
+            let proxy = FlakyProxy::start(
+                &super::endpoint(),
+                11,
+                Faults {
+                    hold_until_in_flight: Some(32),
+                    ..Faults::default()
+                },
+            );
+            let got = ok_via(&proxy.url(), args);
+            if let Some(want) = out {
+                assert_eq!(got.trim(), want);
+            }
+            let most = Stats::get(&proxy.stats.max_in_flight);
+            assert!(most >= 32, "{args:?}: at most {most} requests in flight");
+        }
+        assert_eq!(ok(&["reduce", local, "sum"]).trim(), "32768.0");
+    }
+
     /// Runs the CLI with changed environment; must fail with one line.
     fn fails_with(env: &[(&str, Option<&str>)], args: &[&str]) -> String {
         let _children = crate::common::child_guard();
@@ -412,7 +780,7 @@ mod interop {
     /// reads the same AWS_* variables. The script ends with `os._exit`:
     /// obstore's runtime sometimes aborts the interpreter's shutdown
     /// (SIGABRT after the script's last line ran).
-    fn zpython(url: &str, code: &str) -> String {
+    pub(super) fn zpython(url: &str, code: &str) -> String {
         let (bucket, prefix) = url.strip_prefix("s3://").unwrap().split_once('/').unwrap();
         let script = format!(
             "import warnings; warnings.filterwarnings('ignore')\n\

@@ -42,7 +42,9 @@ pub(crate) fn run(
         }
         (None, None) => return Err(Error::invalid("put needs --from FILE.npy or --value V")),
     }
-    a.flush()
+    // `close`, not `flush`: a failed flush is reported once, by the
+    // error, not again by the drop's flush.
+    a.close()
 }
 
 /// `put PATH --append --from FILE`: grows the first axis by FILE's rows
@@ -90,12 +92,12 @@ pub(crate) fn append(path: &Path, from: &Path, cache: ChunkCache) -> Result<()> 
         let _ = a.resize(start);
         return Err(e);
     }
-    a.flush()?;
+    let shape = tuple(&a.shape());
+    a.close()?;
     println!(
-        "{}: appended {rows} row{} at {start}, shape {}",
+        "{}: appended {rows} row{} at {start}, shape {shape}",
         path.display(),
         if rows == 1 { "" } else { "s" },
-        tuple(&a.shape())
     );
     Ok(())
 }

@@ -269,6 +269,7 @@ impl ChunkStore for Hdf5Inner {
             decodes: self.raw.is_none(),
             reads_into: self.raw.is_some() || direct,
             write_buffer_bytes: self.write_buffer_bytes(),
+            concurrent_requests: 0,
         }
     }
 

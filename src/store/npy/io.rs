@@ -371,6 +371,7 @@ impl ChunkStore for NpyFile {
             decodes: false,
             reads_into: true,
             write_buffer_bytes: self.write_buffer_bytes(),
+            concurrent_requests: 0,
         }
     }
 

@@ -36,6 +36,7 @@ impl ChunkStore for ZarrInner {
             decodes: !self.raw,
             reads_into: self.raw || self.lz4,
             write_buffer_bytes: self.write_buffer_bytes(),
+            concurrent_requests: self.concurrent_requests(),
         }
     }
 
@@ -163,12 +164,10 @@ impl ChunkStore for ZarrInner {
         self.check_writable()?;
         self.check_chunk(chunk)?;
         let _lock = self.lock_chunk(chunk)?;
-        let erased = self.array.erase_chunk(chunk).map_err(|e| {
-            store_error(format!(
-                "{}: chunk {chunk:?}: {e}",
-                self.chunk_path(chunk).display()
-            ))
-        });
+        let erased = self
+            .array
+            .erase_chunk(chunk)
+            .map_err(|e| self.write_error(chunk, e.into()));
         self.files.forget(chunk);
         #[cfg(feature = "s3")]
         self.versions.forget(chunk);
@@ -192,6 +191,23 @@ impl ChunkStore for ZarrInner {
 }
 
 impl ZarrInner {
+    /// A failed chunk write or erase as one line that names the chunk
+    /// once: object storage's messages already name the object's URL.
+    fn write_error(&self, chunk: &[u64], e: zarrs::array::ArrayError) -> Error {
+        match e {
+            #[cfg(feature = "s3")]
+            zarrs::array::ArrayError::StorageError(zarrs::storage::StorageError::Other(m))
+                if self.storage.s3().is_some() =>
+            {
+                store_error(m)
+            }
+            e => store_error(format!(
+                "{}: chunk {chunk:?}: {e}",
+                self.chunk_path(chunk).display()
+            )),
+        }
+    }
+
     /// Writes a whole chunk; the caller holds its lock (`lock_chunk`).
     fn write_chunk_locked(&self, chunk: &[u64], data: &[u8]) -> Result<()> {
         let stored = self
@@ -201,12 +217,7 @@ impl ZarrInner {
                 ArrayBytes::new_flen(Cow::Borrowed(data)),
                 &Self::codec_options(),
             )
-            .map_err(|e| {
-                store_error(format!(
-                    "{}: chunk {chunk:?}: {e}",
-                    self.chunk_path(chunk).display()
-                ))
-            });
+            .map_err(|e| self.write_error(chunk, e));
         // The chunk's file was replaced (or removed, for a chunk of fill
         // values): an open one holds the old contents. Dropped after a
         // failed write too, which may have renamed.
@@ -281,6 +292,16 @@ impl ZarrInner {
             normalize_bools(&mut buf);
         }
         Ok(buf)
+    }
+
+    /// Requests a flush keeps in flight on object storage (the issue's
+    /// "at least 32"); local directories use rayon's threads.
+    fn concurrent_requests(&self) -> usize {
+        #[cfg(feature = "s3")]
+        if self.storage.s3().is_some() {
+            return super::s3::CONCURRENT_REQUESTS;
+        }
+        0
     }
 
     pub(super) fn write_buffer_bytes(&self) -> usize {

@@ -433,6 +433,10 @@ impl ZarrInner {
             fill,
         };
         let chunk_strides = c_strides(grid.chunk_shape());
+        #[cfg(feature = "s3")]
+        if let Some(s3) = storage.s3() {
+            s3.limit_to_chunks_of(meta.chunk_bytes());
+        }
         Ok(ZarrInner {
             path: path.to_path_buf(),
             storage,

@@ -24,12 +24,12 @@
 //! The standard AWS variables, read by `AmazonS3Builder::from_env`:
 //! `AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
 //! `AWS_SESSION_TOKEN`, `AWS_REGION` (default `us-east-1`),
-//! `AWS_ALLOW_HTTP`. Requests are retried (3 times, backoff from 100 ms,
-//! 30 s in all) so that an unreachable endpoint fails within a second or
-//! two rather than object_store's default three minutes.
+//! `AWS_ALLOW_HTTP`. Requests are retried ([`retry_config`]: 6 times,
+//! backoff from 50 ms, 30 s in all).
 
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -47,6 +47,32 @@ use zarrs::storage::{
 };
 
 use crate::error::{Error, Result};
+
+/// How object_store retries a request that failed with a 5xx, 429 or 408
+/// answer or a connection error (a lost connection too, even for a
+/// conditional PUT: its retry that finds its own earlier attempt landed
+/// gets 412, and the merging write path then re-reads and re-applies,
+/// which changes nothing). Six retries with jittered backoff from 50 ms,
+/// at most 1 s apart, 30 s in all: a request survives a server that
+/// drops or refuses one request in four with probability 1 - 0.25^7
+/// (about 0.99994), and an unreachable endpoint fails within about three
+/// seconds rather than object_store's default three minutes. Timeouts
+/// are object_store's: 5 s to connect, 30 s per request.
+fn retry_config() -> RetryConfig {
+    RetryConfig {
+        backoff: BackoffConfig {
+            init_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_secs(1),
+            base: 2.0,
+        },
+        max_retries: 6,
+        retry_timeout: Duration::from_secs(30),
+    }
+}
+
+/// Chunk writes a flush keeps in flight at once (each blocks a thread of
+/// the flush on a request the shared runtime drives).
+pub(crate) const CONCURRENT_REQUESTS: usize = 32;
 
 /// The scheme chunkyard accepts for object storage.
 pub(crate) const SCHEME: &str = "s3://";
@@ -116,6 +142,55 @@ impl S3Url {
     }
 }
 
+/// The largest object a whole GET reads before the array's chunk size is
+/// known (metadata: `zarr.json`, `.zarray`, `.zattrs`).
+pub(crate) const METADATA_LIMIT: u64 = 64 << 20;
+
+/// The largest object that can hold a chunk of `n` decoded bytes: more
+/// than any codec chunkyard reads makes of it (zstd, gzip and LZ4 add a
+/// few bytes per 128, Blosc a 16-byte header). A larger object is corrupt
+/// and is refused from its `Content-Length`, before its body is read, so
+/// an object that claims gigabytes costs nothing.
+pub(crate) fn chunk_object_limit(n: usize) -> u64 {
+    n as u64 + n as u64 / 8 + (64 << 10)
+}
+
+/// An object larger than the reader will hold in memory (see
+/// [`chunk_object_limit`]).
+#[derive(Debug)]
+pub(crate) struct TooLarge {
+    pub(crate) size: u64,
+    pub(crate) limit: u64,
+}
+
+impl std::fmt::Display for TooLarge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the object holds {} bytes, more than a chunk of this array can be ({} at most): \
+             corrupt or not this array's; not read",
+            self.size, self.limit
+        )
+    }
+}
+
+impl std::error::Error for TooLarge {}
+
+fn too_large(size: u64, limit: u64) -> object_store::Error {
+    object_store::Error::Generic {
+        store: "S3",
+        source: Box::new(TooLarge { size, limit }),
+    }
+}
+
+/// The [`TooLarge`] an error carries, if it is one.
+pub(crate) fn as_too_large(e: &object_store::Error) -> Option<&TooLarge> {
+    match e {
+        object_store::Error::Generic { source, .. } => source.downcast_ref::<TooLarge>(),
+        _ => None,
+    }
+}
+
 /// The version of an object a conditional write expects.
 pub(crate) type Version = UpdateVersion;
 
@@ -130,6 +205,10 @@ pub(crate) struct S3Storage {
     /// The endpoint requests go to (for error messages).
     endpoint: String,
     writable: bool,
+    /// The largest object a whole (or open-ended ranged) GET through
+    /// zarrs' storage traits reads: [`METADATA_LIMIT`] until the array is
+    /// open, then also the largest chunk object ([`Self::limit_to_chunks_of`]).
+    whole_limit: AtomicU64,
 }
 
 /// Environment variables that configure the client, read here only to
@@ -161,15 +240,7 @@ impl S3Storage {
         }
         let mut builder = AmazonS3Builder::from_env()
             .with_bucket_name(&parsed.bucket)
-            .with_retry(RetryConfig {
-                backoff: BackoffConfig {
-                    init_backoff: Duration::from_millis(100),
-                    max_backoff: Duration::from_secs(5),
-                    base: 2.0,
-                },
-                max_retries: 3,
-                retry_timeout: Duration::from_secs(30),
-            });
+            .with_retry(retry_config());
         if env("AWS_REGION").is_none() && env("AWS_DEFAULT_REGION").is_none() {
             builder = builder.with_config(AmazonS3ConfigKey::Region, "us-east-1");
         }
@@ -190,7 +261,17 @@ impl S3Storage {
             prefix: parsed.prefix,
             endpoint: endpoint.unwrap_or_else(|| "AWS S3".into()),
             writable,
+            whole_limit: AtomicU64::new(METADATA_LIMIT),
         })
+    }
+
+    /// From now on whole GETs may read chunk objects of chunks of
+    /// `chunk_bytes` decoded bytes, and no larger objects.
+    pub(crate) fn limit_to_chunks_of(&self, chunk_bytes: usize) {
+        self.whole_limit.store(
+            METADATA_LIMIT.max(chunk_object_limit(chunk_bytes)),
+            Ordering::Relaxed,
+        );
     }
 
     /// `s3://bucket/prefix`.
@@ -211,6 +292,9 @@ impl S3Storage {
     /// One line that says what went wrong with a request for `what` (a
     /// URL) and how to fix it.
     pub(crate) fn describe(&self, what: &str, e: &object_store::Error) -> String {
+        if let Some(t) = as_too_large(e) {
+            return format!("{what}: {t}");
+        }
         let text = error_chain(e);
         let lower = text.to_ascii_lowercase();
         let has = |s: &str| lower.contains(&s.to_ascii_lowercase());
@@ -281,13 +365,17 @@ impl S3Storage {
     }
 
     /// The object at `key` with its version, or `None` if there is none.
+    /// An object over `limit` bytes is an error ([`TooLarge`]) and its
+    /// body is not read.
     pub(crate) fn get_versioned(
         &self,
         key: &str,
+        limit: u64,
     ) -> object_store::Result<Option<(Bytes, Version)>> {
         let (store, path) = (self.store.clone(), self.object(key));
         run(async move {
             match store.get_opts(&path, GetOptions::default()).await {
+                Ok(r) if r.meta.size > limit => Err(too_large(r.meta.size, limit)),
                 Ok(r) => {
                     let version = Version {
                         e_tag: r.meta.e_tag.clone(),
@@ -437,6 +525,7 @@ impl ReadableStorageTraits for S3Storage {
         let ranges: Vec<ByteRange> = byte_ranges.collect();
         let (store, path) = (self.store.clone(), self.object(key.as_str()));
         let whole = matches!(ranges.as_slice(), [ByteRange::FromStart(0, None)]);
+        let limit = self.whole_limit.load(Ordering::Relaxed);
         // One GET per range (a whole object is one plain GET); a missing
         // object is `None`, a range past its end an error.
         let got = run(async move {
@@ -450,6 +539,11 @@ impl ReadableStorageTraits for S3Storage {
                     Ok(g) => {
                         let size = g.meta.size;
                         let want = r.length(size);
+                        // Checked from the headers: the body of an
+                        // oversized object is never read.
+                        if want > limit {
+                            return Err(too_large(size, limit));
+                        }
                         let bytes = g.bytes().await?;
                         if bytes.len() as u64 != want {
                             return Err(object_store::Error::Generic {

@@ -27,7 +27,7 @@ use parking_lot::Mutex;
 use zarrs::array::{ArrayBytes, ArrayToBytesCodecTraits};
 
 use super::ZarrInner;
-use super::s3::{S3Storage, Version};
+use super::s3::{S3Storage, Version, as_too_large, chunk_object_limit};
 use crate::buffer::ChunkBuf;
 use crate::error::{Error, Result};
 use crate::store::Written;
@@ -87,12 +87,26 @@ fn backoff(attempt: u32) {
 }
 
 impl ZarrInner {
+    /// The chunk's object and its version (one GET). An object larger than
+    /// any encoding of the chunk is corrupt, refused before its body is
+    /// read.
+    fn s3_get_chunk(
+        &self,
+        s3: &S3Storage,
+        chunk: &[u64],
+        key: &str,
+    ) -> Result<Option<(zarrs::storage::Bytes, Version)>> {
+        s3.get_versioned(key, chunk_object_limit(self.meta.chunk_bytes()))
+            .map_err(|e| match as_too_large(&e) {
+                Some(t) => self.corrupt(chunk, t),
+                None => s3.error(&self.chunk_path(chunk).display().to_string(), &e),
+            })
+    }
+
     /// Reads a whole chunk with one GET and remembers its version.
     pub(super) fn s3_read_chunk(&self, s3: &S3Storage, chunk: &[u64]) -> Result<Option<ChunkBuf>> {
         let key = self.array.chunk_key(chunk);
-        let got = s3
-            .get_versioned(key.as_str())
-            .map_err(|e| s3.error(&self.chunk_path(chunk).display().to_string(), &e))?;
+        let got = self.s3_get_chunk(s3, chunk, key.as_str())?;
         match got {
             None => {
                 if self.writable {
@@ -157,7 +171,7 @@ impl ZarrInner {
                 Some(Seen::Absent) => (Cow::Borrowed(data), PutMode::Create, true),
                 Some(Seen::At(v)) => (Cow::Borrowed(data), PutMode::Update(v), true),
                 None => {
-                    let current = s3.get_versioned(key).map_err(|e| s3.error(&url(), &e))?;
+                    let current = self.s3_get_chunk(s3, chunk, key)?;
                     let (mut base, mode) = match current {
                         None => (
                             ChunkBuf::filled(self.meta.chunk_bytes(), &self.meta.fill),

@@ -12,7 +12,7 @@ use zarrs::array::{Array as ZArray, ArrayBuilder, ArrayCreateError, ArrayMetadat
 use zarrs::storage::StorageError;
 
 use super::metadata::create_error;
-use super::s3::S3Storage;
+use super::s3::{METADATA_LIMIT, S3Storage};
 use super::{Storage, ZarrInner};
 use crate::chunk_grid::ChunkGrid;
 use crate::error::{Error, Result};
@@ -131,7 +131,7 @@ pub(super) fn resize(s3: &S3Storage, shape: &[u64], growing: bool) -> Result<()>
     let url = format!("{}/{META}", s3.url());
     for attempt in 0..RESIZE_ATTEMPTS {
         let (bytes, version) = s3
-            .get_versioned(META)
+            .get_versioned(META, METADATA_LIMIT)
             .map_err(|e| s3.error(&url, &e))?
             .ok_or_else(|| Error::format(&url, "the metadata was removed by another writer"))?;
         let mut json: serde_json::Value =
