@@ -134,7 +134,8 @@ def test_format_errors(tmp_path):
     (tmp_path / "z.zarr" / "c" / "2" / "0").write_bytes(b"garbage")
     b = chunkyard.open(tmp_path / "z.zarr")
     assert b[1, 0] == 1.0
-    with pytest.raises(chunkyard.FormatError, match="lz4"):
+    # codec="lz4" writes Zarr's blosc codec with lz4 inside.
+    with pytest.raises(chunkyard.FormatError, match="blosc|lz4"):
         b[2]
     with pytest.raises(ValueError):  # FormatError is a ValueError
         b.sum()

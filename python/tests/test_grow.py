@@ -154,7 +154,9 @@ def test_memory_report(tmp_path, fmt):
     assert r["cache_budget_bytes"] == 4 << 20
     a[0, :10] = 1.0  # part of a chunk: cached and dirty
     r = a.memory_report()
-    assert r["resident_bytes"] == 64 * 64 * 8
+    # The chunk, plus for Zarr the record of the elements written (its
+    # write-back merges them onto the chunk as stored: docs/zarr.md).
+    assert 64 * 64 * 8 <= r["resident_bytes"] <= 64 * 64 * 8 + 1024
     assert r["dirty_bytes"] == 64 * 64 * 8
     assert r["overhead_bytes"] > 0
     assert r["cache_resident_bytes"] >= r["resident_bytes"]
