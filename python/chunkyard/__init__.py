@@ -97,8 +97,8 @@ def _as_shape(shape: Any, what: str) -> tuple[int, ...]:
 
 
 def global_cache() -> Cache:
-    """The process-wide cache (256 MiB) of every array opened or created
-    without ``cache=``."""
+    """The process-wide cache (256 MiB, 2 write-behind writers) of every
+    array opened or created without ``cache=``."""
     return _global_cache
 
 

@@ -339,8 +339,21 @@ struct PyCache {
     cache: ChunkCache,
 }
 
+/// Write-behind writers of a Python cache unless told otherwise (the
+/// process-wide one included). On by default in Python, where Rust keeps
+/// it off: the package's users write the article's loop, `a[i] = plane`
+/// with numpy computing the next plane, and write-behind overlaps the two.
+/// The threads start at the first whole-chunk write (none at import, none
+/// for readers) and again in a forked child; pickled arrays flush every
+/// write (`sync_writes`), so a dask task's writes stay durable when it
+/// ends. Two writers keep up with one stream of planes
+/// (`docs/benchmarks.md`, write-behind).
+const DEFAULT_WRITE_BEHIND: usize = 2;
+
 /// The Python object of the process-wide cache, made once, so that every
-/// array opened without `cache=` gives the same object back.
+/// array opened without `cache=` gives the same object back. It is the
+/// package's own (256 MiB, `DEFAULT_WRITE_BEHIND` writers), not the
+/// library's `ChunkCache::global()`, which has no write-behind.
 static GLOBAL_CACHE: PyOnceLock<Py<PyCache>> = PyOnceLock::new();
 
 fn global_cache(py: Python<'_>) -> PyResult<Py<PyCache>> {
@@ -349,7 +362,10 @@ fn global_cache(py: Python<'_>) -> PyResult<Py<PyCache>> {
             Py::new(
                 py,
                 PyCache {
-                    cache: ChunkCache::global(),
+                    cache: ChunkCache::with_write_behind(
+                        chunkyard::DEFAULT_CACHE_BYTES,
+                        DEFAULT_WRITE_BEHIND,
+                    ),
                 },
             )
         })
@@ -359,9 +375,31 @@ fn global_cache(py: Python<'_>) -> PyResult<Py<PyCache>> {
 #[pymethods]
 impl PyCache {
     /// `Cache("256MiB")`, `Cache("1GiB")`, `Cache("500MB")` or
-    /// `Cache(268435456)` (bytes).
+    /// `Cache(268435456)` (bytes); `write_behind` writer threads (0: off,
+    /// every whole-chunk write goes to its store before it returns).
     #[new]
-    fn new(budget: &Bound<'_, PyAny>) -> PyResult<Self> {
+    #[pyo3(signature = (budget, write_behind=None))]
+    fn new(budget: &Bound<'_, PyAny>, write_behind: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+        let writers = match write_behind {
+            None => DEFAULT_WRITE_BEHIND,
+            Some(w) if w.is_instance_of::<PyBool>() || w.extract::<i128>().is_err() => {
+                return Err(PyTypeError::new_err(format!(
+                    "write_behind is a number of writer threads (0: off), not {}",
+                    w.get_type().name()?
+                )));
+            }
+            Some(w) => {
+                let n = w.extract::<i128>()?;
+                match usize::try_from(n) {
+                    Ok(n) if n <= 64 => n,
+                    _ => {
+                        return Err(PyValueError::new_err(format!(
+                            "write_behind must be between 0 (off) and 64 writer threads, got {n}"
+                        )));
+                    }
+                }
+            }
+        };
         let bytes = if budget.is_instance_of::<PyBool>() {
             return Err(PyTypeError::new_err(
                 "the cache budget is a size such as \"256MiB\" or a number of bytes, not a bool",
@@ -383,7 +421,11 @@ impl PyCache {
         let bytes = usize::try_from(bytes)
             .map_err(|_| PyValueError::new_err("the cache budget is too large for this machine"))?;
         Ok(PyCache {
-            cache: ChunkCache::new(bytes),
+            cache: if writers == 0 {
+                ChunkCache::new(bytes)
+            } else {
+                ChunkCache::with_write_behind(bytes, writers)
+            },
         })
     }
 
@@ -393,8 +435,14 @@ impl PyCache {
         self.cache.budget()
     }
 
+    /// Write-behind writer threads, 0 if off.
+    #[getter]
+    fn write_behind(&self) -> usize {
+        self.cache.write_behind()
+    }
+
     /// Counters and gauges, a dict: hits, misses, evictions, writebacks,
-    /// write_throughs, resident_bytes, dirty_bytes, in_flight_bytes,
+    /// write_throughs, background_writes, queued_writes, resident_bytes, dirty_bytes, in_flight_bytes,
     /// budget_bytes, entries.
     #[getter]
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
@@ -405,6 +453,8 @@ impl PyCache {
         d.set_item("evictions", s.evictions)?;
         d.set_item("writebacks", s.writebacks)?;
         d.set_item("write_throughs", s.write_throughs)?;
+        d.set_item("background_writes", s.background_writes)?;
+        d.set_item("queued_writes", s.queued_writes)?;
         d.set_item("resident_bytes", s.resident_bytes)?;
         d.set_item("dirty_bytes", s.dirty_bytes)?;
         d.set_item("in_flight_bytes", s.in_flight_bytes)?;
@@ -416,9 +466,10 @@ impl PyCache {
     fn __repr__(&self) -> String {
         let s = self.cache.stats();
         format!(
-            "<chunkyard.Cache budget={} resident={}>",
+            "<chunkyard.Cache budget={} resident={} write_behind={}>",
             chunkyard::format_bytes(s.budget_bytes as u64),
-            chunkyard::format_bytes(s.resident_bytes as u64)
+            chunkyard::format_bytes(s.resident_bytes as u64),
+            self.cache.write_behind()
         )
     }
 }
