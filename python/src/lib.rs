@@ -1161,6 +1161,33 @@ impl PyArrayObj {
             .get_item(0)
     }
 
+    /// The array's attributes, a read-only mapping (`chunkyard.Attributes`)
+    /// of JSON values: Zarr's (v3 `zarr.json`, v2 `.zattrs`, as read at
+    /// open), an HDF5 dataset's numbers, booleans and strings; empty for
+    /// `.npy`. Set at `create(..., attrs=)`; the library has no call that
+    /// changes them afterwards.
+    #[getter]
+    fn attrs<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let h = self.handle()?;
+        let text = py
+            .detach(|| guarded(|| Ok(h.store().labels().map(|l| l.attributes))))?
+            .unwrap_or_else(|| "{}".into());
+        let dict = py.import("json")?.call_method1("loads", (text,))?;
+        py.import("chunkyard")?
+            .getattr("Attributes")?
+            .call1((dict,))
+    }
+
+    /// One name (or `None`) per axis, as a tuple, or `None` when the array
+    /// names none (always for `.npy` and HDF5): Zarr v3's
+    /// `dimension_names`.
+    #[getter]
+    fn dimension_names<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyTuple>>> {
+        let h = self.handle()?;
+        let names = py.detach(|| guarded(|| Ok(h.dimension_names())))?;
+        names.map(|n| PyTuple::new(py, n)).transpose()
+    }
+
     /// The path the array was opened or created at.
     #[getter]
     fn path(&self) -> &str {
@@ -1736,7 +1763,7 @@ impl PyArrayObj {
 /// `create` of `chunkyard/__init__.py`, after it normalised the arguments:
 /// `dtype` is a numpy type name (`float32`), `fill` native-order bytes.
 #[pyfunction]
-#[pyo3(signature = (path, shape, dtype, chunks, fill, codec, overwrite, cache))]
+#[pyo3(signature = (path, shape, dtype, chunks, fill, codec, overwrite, cache, attrs=None, dimension_names=None, shards=None))]
 #[allow(clippy::too_many_arguments)] // create()'s keywords, one each
 fn _create(
     py: Python<'_>,
@@ -1748,6 +1775,9 @@ fn _create(
     codec: Option<&str>,
     overwrite: bool,
     cache: Option<Py<PyCache>>,
+    attrs: Option<String>,
+    dimension_names: Option<Vec<Option<String>>>,
+    shards: Option<Vec<u64>>,
 ) -> PyResult<PyArrayObj> {
     let dt = dtype_named(dtype)?;
     let cache = cache_arg(py, cache)?;
@@ -1764,6 +1794,32 @@ fn _create(
     }
     if let Some(f) = fill {
         opts = opts.fill_bytes(dt, f);
+    }
+    if let Some(s) = shards {
+        opts = opts.shards(s);
+    }
+    if attrs.is_some() || dimension_names.is_some() {
+        // `attrs` is a JSON object's text (chunkyard/__init__.py made it
+        // with json.dumps of a dict).
+        let labels = chunkyard::store::Labels {
+            dimension_names,
+            attributes: attrs.unwrap_or_else(|| "{}".into()),
+            dropped: Vec::new(),
+        };
+        // A format that cannot hold them (`.npy`, HDF5 for nested values)
+        // is an error here, not a silent loss; an unknown extension is
+        // left to `create`'s own error.
+        if let Ok(format) = Format::from_path(&path) {
+            let dropped = chunkyard::dropped_by(format, &labels);
+            if !dropped.is_empty() {
+                return Err(PyValueError::new_err(format!(
+                    "{}: cannot store {}",
+                    path.display(),
+                    dropped.join("; ")
+                )));
+            }
+        }
+        opts = opts.labels(labels);
     }
     let shown = path.display().to_string();
     let h = py.detach(|| guarded(|| ArrayHandle::create(&path, dt, &opts)))?;
