@@ -35,6 +35,7 @@ from ._chunkyard import (
     _create,
     _global_cache,
     _has_hdf5,
+    _has_s3,
     _open,
 )
 from ._attrs import Attributes, _attrs_json, _names
@@ -54,12 +55,17 @@ __all__ = [
     "create",
     "global_cache",
     "has_hdf5",
+    "has_s3",
     "open",
 ]
 
 #: Whether this build reads and writes HDF5 datasets (``file.h5:/dataset``):
 #: built with ``--features hdf5`` (docs/python.md, "HDF5").
 has_hdf5: bool = _has_hdf5
+
+#: Whether this build opens Zarr arrays on S3 (``s3://bucket/prefix``):
+#: built with the ``s3`` feature (docs/python.md, "S3").
+has_s3: bool = _has_s3
 
 # The element types the engine stores (chunkyard::DType), by numpy name.
 _DTYPES = frozenset(

@@ -20,10 +20,12 @@ __all__ = [
     "create",
     "global_cache",
     "has_hdf5",
+    "has_s3",
     "open",
 ]
 
 has_hdf5: bool
+has_s3: bool
 
 _Index = int | slice | EllipsisType | tuple[int | slice | EllipsisType, ...]
 

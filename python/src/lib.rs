@@ -1000,6 +1000,9 @@ impl PyArrayObj {
     /// pickle carries to a process that may have another working
     /// directory.
     fn absolute_path(&self) -> PyResult<String> {
+        if is_url(Path::new(&self.path)) {
+            return Ok(self.path.clone());
+        }
         std::path::absolute(&self.path)
             .map(|p| p.display().to_string())
             .map_err(|e| PyOSError::new_err(format!("{}: {e}", self.path)))
@@ -1779,6 +1782,7 @@ fn _create(
     dimension_names: Option<Vec<Option<String>>>,
     shards: Option<Vec<u64>>,
 ) -> PyResult<PyArrayObj> {
+    check_url(&path)?;
     let dt = dtype_named(dtype)?;
     let cache = cache_arg(py, cache)?;
     let codec = match codec {
@@ -1846,7 +1850,8 @@ fn _open(
     chunks: Option<Vec<u64>>,
 ) -> PyResult<PyArrayObj> {
     let shown = path.display().to_string();
-    if !on_disk(&path).exists() {
+    check_url(&path)?;
+    if !is_url(&path) && !on_disk(&path).exists() {
         // Format::from_path looks at a directory's metadata before the
         // backend opens anything: say "not found" for a missing path, not
         // "cannot tell the format".
@@ -1871,6 +1876,27 @@ fn _open(
     let mut a = PyArrayObj::new(py, h, read_only, cache, shown)?;
     a.sync_writes = sync_writes && !read_only;
     Ok(a)
+}
+
+/// Whether `path` is an object storage URL (`s3://bucket/prefix`), which
+/// has no local file to look at (or make absolute): the library opens it,
+/// or says to rebuild with the `s3` feature.
+fn is_url(path: &Path) -> bool {
+    path.to_str().is_some_and(|s| s.starts_with("s3://"))
+}
+
+/// Refuses a URL in a build without the `s3` feature, saying how to get
+/// one from pip (the library's message names cargo's flag).
+fn check_url(path: &Path) -> PyResult<()> {
+    if is_url(path) && !cfg!(feature = "s3") {
+        return Err(PyValueError::new_err(format!(
+            "{}: this chunkyard was built without S3 support; install it with \
+             pip install ./python --config-settings=build-args=\"--features s3\" \
+             (docs/python.md, \"S3\")",
+            path.display()
+        )));
+    }
+    Ok(())
 }
 
 /// The file or directory an array path names: the file of an HDF5
@@ -1939,6 +1965,8 @@ fn _chunkyard(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("_global_cache", global_cache(m.py())?)?;
     // Whether this build reads and writes HDF5 (the `hdf5` feature).
     m.add("_has_hdf5", cfg!(feature = "hdf5"))?;
+    // Whether this build opens `s3://` URLs (the `s3` feature).
+    m.add("_has_s3", cfg!(feature = "s3"))?;
     m.add_function(wrap_pyfunction!(_create, m)?)?;
     m.add_function(wrap_pyfunction!(_open, m)?)?;
     m.add_function(wrap_pyfunction!(_panic_for_tests, m)?)?;
