@@ -442,8 +442,8 @@ impl PyCache {
     }
 
     /// Counters and gauges, a dict: hits, misses, evictions, writebacks,
-    /// write_throughs, background_writes, queued_writes, resident_bytes, dirty_bytes, in_flight_bytes,
-    /// budget_bytes, entries.
+    /// write_throughs, background_writes, queued_writes, resident_bytes,
+    /// dirty_bytes, in_flight_bytes, budget_bytes, entries.
     #[getter]
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let s = py.detach(|| self.cache.stats());
