@@ -35,13 +35,16 @@ from ._chunkyard import (
     _create,
     _global_cache,
     _has_hdf5,
+    _has_s3,
     _open,
 )
+from ._attrs import Attributes, _attrs_json, _names
 from ._errors import ChunkyardError, FormatError, PoisonedError, StoreError
 
 __all__ = [
     "Array",
     "AsType",
+    "Attributes",
     "BlockIterator",
     "Cache",
     "ChunkyardError",
@@ -52,12 +55,17 @@ __all__ = [
     "create",
     "global_cache",
     "has_hdf5",
+    "has_s3",
     "open",
 ]
 
 #: Whether this build reads and writes HDF5 datasets (``file.h5:/dataset``):
 #: built with ``--features hdf5`` (docs/python.md, "HDF5").
 has_hdf5: bool = _has_hdf5
+
+#: Whether this build opens Zarr arrays on S3 (``s3://bucket/prefix``):
+#: built with the ``s3`` feature (docs/python.md, "S3").
+has_s3: bool = _has_s3
 
 # The element types the engine stores (chunkyard::DType), by numpy name.
 _DTYPES = frozenset(
@@ -97,8 +105,8 @@ def _as_shape(shape: Any, what: str) -> tuple[int, ...]:
 
 
 def global_cache() -> Cache:
-    """The process-wide cache (256 MiB) of every array opened or created
-    without ``cache=``."""
+    """The process-wide cache (256 MiB, 2 write-behind writers) of every
+    array opened or created without ``cache=``."""
     return _global_cache
 
 
@@ -130,6 +138,9 @@ def create(
     codec: str | None = None,
     overwrite: bool = False,
     cache: Cache | None = None,
+    attrs: Any = None,
+    dimension_names: Any = None,
+    shards: int | tuple[int, ...] | None = None,
 ) -> Array:
     """Creates an array at ``path``; the format comes from the extension
     (``.npy`` or ``.zarr``). ``chunks`` defaults to chunks of about 16 MiB.
@@ -140,7 +151,15 @@ def create(
     or ``None``/``"none"``; a ``.npy`` file cannot be compressed. The file
     must not exist unless ``overwrite``. ``cache`` is the
     :class:`Cache` holding the array's chunks (default: the process-wide
-    one). Returns the array open for reading and writing."""
+    one). ``attrs`` (a mapping of str to JSON values; numpy scalars and
+    arrays become numbers and lists) and ``dimension_names`` (one str or
+    ``None`` per axis) are stored with the array: Zarr keeps both, HDF5
+    attributes of numbers, booleans and strings; a format that cannot hold
+    what is given (``.npy``) is a ``ValueError``, not a silent loss. They
+    are read back as ``a.attrs`` and ``a.dimension_names`` and cannot be
+    changed afterwards. ``shards`` (Zarr only) is the shape of Zarr v3
+    shards, each a file holding inner chunks of shape ``chunks``, which
+    must divide it. Returns the array open for reading and writing."""
     dims = _as_shape(shape, "shape")
     dt = _as_dtype(dtype)
     chunk_dims = None if chunks is None else _as_shape(chunks, "chunks")
@@ -156,6 +175,9 @@ def create(
         _as_codec(codec),
         bool(overwrite),
         _as_cache(cache),
+        _attrs_json(attrs),
+        _names(dimension_names),
+        None if shards is None else _as_shape(shards, "shards"),
     )
 
 

@@ -1,5 +1,5 @@
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from types import EllipsisType, TracebackType
 from typing import Any, Literal, final, overload
 
@@ -9,6 +9,7 @@ import numpy.typing as npt
 __all__ = [
     "Array",
     "AsType",
+    "Attributes",
     "BlockIterator",
     "Cache",
     "ChunkyardError",
@@ -19,10 +20,12 @@ __all__ = [
     "create",
     "global_cache",
     "has_hdf5",
+    "has_s3",
     "open",
 ]
 
 has_hdf5: bool
+has_s3: bool
 
 _Index = int | slice | EllipsisType | tuple[int | slice | EllipsisType, ...]
 
@@ -38,13 +41,25 @@ class StoreError(ChunkyardError, OSError):
 class PoisonedError(StoreError):
     """The array refuses writes after an earlier write-back failed."""
 
+class Attributes(Mapping[str, Any]):
+    """An array's attributes: a read-only mapping of JSON values."""
+
+    def __init__(self, d: Mapping[str, Any]) -> None: ...
+    def __getitem__(self, key: str) -> Any: ...
+    def __iter__(self) -> Iterator[str]: ...
+    def __len__(self) -> int: ...
+    def __setitem__(self, key: str, value: Any) -> None: ...
+    def __delitem__(self, key: str) -> None: ...
+
 @final
 class Cache:
     """A byte budget of decoded chunks, shared by the arrays given it."""
 
-    def __new__(cls, budget: str | int) -> Cache: ...
+    def __new__(cls, budget: str | int, write_behind: int | None = None) -> Cache: ...
     @property
     def budget(self) -> int: ...
+    @property
+    def write_behind(self) -> int: ...
     @property
     def stats(self) -> dict[str, int]: ...
 
@@ -104,6 +119,10 @@ class Array:
     def nbytes(self) -> int: ...
     @property
     def fill_value(self) -> np.generic: ...
+    @property
+    def attrs(self) -> Attributes: ...
+    @property
+    def dimension_names(self) -> tuple[str | None, ...] | None: ...
     @property
     def path(self) -> str: ...
     @property
@@ -167,6 +186,9 @@ def create(
     codec: str | None = None,
     overwrite: bool = False,
     cache: Cache | None = None,
+    attrs: Mapping[str, Any] | None = None,
+    dimension_names: Sequence[str | None] | None = None,
+    shards: int | tuple[int, ...] | None = None,
 ) -> Array: ...
 def open(
     path: str | os.PathLike[str],

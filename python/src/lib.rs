@@ -339,8 +339,21 @@ struct PyCache {
     cache: ChunkCache,
 }
 
+/// Write-behind writers of a Python cache unless told otherwise (the
+/// process-wide one included). On by default in Python, where Rust keeps
+/// it off: the package's users write the article's loop, `a[i] = plane`
+/// with numpy computing the next plane, and write-behind overlaps the two.
+/// The threads start at the first whole-chunk write (none at import, none
+/// for readers) and again in a forked child; pickled arrays flush every
+/// write (`sync_writes`), so a dask task's writes stay durable when it
+/// ends. Two writers keep up with one stream of planes
+/// (`docs/benchmarks.md`, write-behind).
+const DEFAULT_WRITE_BEHIND: usize = 2;
+
 /// The Python object of the process-wide cache, made once, so that every
-/// array opened without `cache=` gives the same object back.
+/// array opened without `cache=` gives the same object back. It is the
+/// package's own (256 MiB, `DEFAULT_WRITE_BEHIND` writers), not the
+/// library's `ChunkCache::global()`, which has no write-behind.
 static GLOBAL_CACHE: PyOnceLock<Py<PyCache>> = PyOnceLock::new();
 
 fn global_cache(py: Python<'_>) -> PyResult<Py<PyCache>> {
@@ -349,7 +362,10 @@ fn global_cache(py: Python<'_>) -> PyResult<Py<PyCache>> {
             Py::new(
                 py,
                 PyCache {
-                    cache: ChunkCache::global(),
+                    cache: ChunkCache::with_write_behind(
+                        chunkyard::DEFAULT_CACHE_BYTES,
+                        DEFAULT_WRITE_BEHIND,
+                    ),
                 },
             )
         })
@@ -359,9 +375,31 @@ fn global_cache(py: Python<'_>) -> PyResult<Py<PyCache>> {
 #[pymethods]
 impl PyCache {
     /// `Cache("256MiB")`, `Cache("1GiB")`, `Cache("500MB")` or
-    /// `Cache(268435456)` (bytes).
+    /// `Cache(268435456)` (bytes); `write_behind` writer threads (0: off,
+    /// every whole-chunk write goes to its store before it returns).
     #[new]
-    fn new(budget: &Bound<'_, PyAny>) -> PyResult<Self> {
+    #[pyo3(signature = (budget, write_behind=None))]
+    fn new(budget: &Bound<'_, PyAny>, write_behind: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+        let writers = match write_behind {
+            None => DEFAULT_WRITE_BEHIND,
+            Some(w) if w.is_instance_of::<PyBool>() || w.extract::<i128>().is_err() => {
+                return Err(PyTypeError::new_err(format!(
+                    "write_behind is a number of writer threads (0: off), not {}",
+                    w.get_type().name()?
+                )));
+            }
+            Some(w) => {
+                let n = w.extract::<i128>()?;
+                match usize::try_from(n) {
+                    Ok(n) if n <= 64 => n,
+                    _ => {
+                        return Err(PyValueError::new_err(format!(
+                            "write_behind must be between 0 (off) and 64 writer threads, got {n}"
+                        )));
+                    }
+                }
+            }
+        };
         let bytes = if budget.is_instance_of::<PyBool>() {
             return Err(PyTypeError::new_err(
                 "the cache budget is a size such as \"256MiB\" or a number of bytes, not a bool",
@@ -383,7 +421,11 @@ impl PyCache {
         let bytes = usize::try_from(bytes)
             .map_err(|_| PyValueError::new_err("the cache budget is too large for this machine"))?;
         Ok(PyCache {
-            cache: ChunkCache::new(bytes),
+            cache: if writers == 0 {
+                ChunkCache::new(bytes)
+            } else {
+                ChunkCache::with_write_behind(bytes, writers)
+            },
         })
     }
 
@@ -393,9 +435,15 @@ impl PyCache {
         self.cache.budget()
     }
 
+    /// Write-behind writer threads, 0 if off.
+    #[getter]
+    fn write_behind(&self) -> usize {
+        self.cache.write_behind()
+    }
+
     /// Counters and gauges, a dict: hits, misses, evictions, writebacks,
-    /// write_throughs, resident_bytes, dirty_bytes, in_flight_bytes,
-    /// budget_bytes, entries.
+    /// write_throughs, background_writes, queued_writes, resident_bytes,
+    /// dirty_bytes, in_flight_bytes, budget_bytes, entries.
     #[getter]
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let s = py.detach(|| self.cache.stats());
@@ -405,6 +453,8 @@ impl PyCache {
         d.set_item("evictions", s.evictions)?;
         d.set_item("writebacks", s.writebacks)?;
         d.set_item("write_throughs", s.write_throughs)?;
+        d.set_item("background_writes", s.background_writes)?;
+        d.set_item("queued_writes", s.queued_writes)?;
         d.set_item("resident_bytes", s.resident_bytes)?;
         d.set_item("dirty_bytes", s.dirty_bytes)?;
         d.set_item("in_flight_bytes", s.in_flight_bytes)?;
@@ -416,9 +466,10 @@ impl PyCache {
     fn __repr__(&self) -> String {
         let s = self.cache.stats();
         format!(
-            "<chunkyard.Cache budget={} resident={}>",
+            "<chunkyard.Cache budget={} resident={} write_behind={}>",
             chunkyard::format_bytes(s.budget_bytes as u64),
-            chunkyard::format_bytes(s.resident_bytes as u64)
+            chunkyard::format_bytes(s.resident_bytes as u64),
+            self.cache.write_behind()
         )
     }
 }
@@ -949,6 +1000,9 @@ impl PyArrayObj {
     /// pickle carries to a process that may have another working
     /// directory.
     fn absolute_path(&self) -> PyResult<String> {
+        if is_url(Path::new(&self.path)) {
+            return Ok(self.path.clone());
+        }
         std::path::absolute(&self.path)
             .map(|p| p.display().to_string())
             .map_err(|e| PyOSError::new_err(format!("{}: {e}", self.path)))
@@ -1108,6 +1162,33 @@ impl PyArrayObj {
         py.import("numpy")?
             .call_method1("frombuffer", (bytes, self.dtype.clone_ref(py)))?
             .get_item(0)
+    }
+
+    /// The array's attributes, a read-only mapping (`chunkyard.Attributes`)
+    /// of JSON values: Zarr's (v3 `zarr.json`, v2 `.zattrs`, as read at
+    /// open), an HDF5 dataset's numbers, booleans and strings; empty for
+    /// `.npy`. Set at `create(..., attrs=)`; the library has no call that
+    /// changes them afterwards.
+    #[getter]
+    fn attrs<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let h = self.handle()?;
+        let text = py
+            .detach(|| guarded(|| Ok(h.store().labels().map(|l| l.attributes))))?
+            .unwrap_or_else(|| "{}".into());
+        let dict = py.import("json")?.call_method1("loads", (text,))?;
+        py.import("chunkyard")?
+            .getattr("Attributes")?
+            .call1((dict,))
+    }
+
+    /// One name (or `None`) per axis, as a tuple, or `None` when the array
+    /// names none (always for `.npy` and HDF5): Zarr v3's
+    /// `dimension_names`.
+    #[getter]
+    fn dimension_names<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyTuple>>> {
+        let h = self.handle()?;
+        let names = py.detach(|| guarded(|| Ok(h.dimension_names())))?;
+        names.map(|n| PyTuple::new(py, n)).transpose()
     }
 
     /// The path the array was opened or created at.
@@ -1685,7 +1766,7 @@ impl PyArrayObj {
 /// `create` of `chunkyard/__init__.py`, after it normalised the arguments:
 /// `dtype` is a numpy type name (`float32`), `fill` native-order bytes.
 #[pyfunction]
-#[pyo3(signature = (path, shape, dtype, chunks, fill, codec, overwrite, cache))]
+#[pyo3(signature = (path, shape, dtype, chunks, fill, codec, overwrite, cache, attrs=None, dimension_names=None, shards=None))]
 #[allow(clippy::too_many_arguments)] // create()'s keywords, one each
 fn _create(
     py: Python<'_>,
@@ -1697,7 +1778,11 @@ fn _create(
     codec: Option<&str>,
     overwrite: bool,
     cache: Option<Py<PyCache>>,
+    attrs: Option<String>,
+    dimension_names: Option<Vec<Option<String>>>,
+    shards: Option<Vec<u64>>,
 ) -> PyResult<PyArrayObj> {
+    check_url(&path)?;
     let dt = dtype_named(dtype)?;
     let cache = cache_arg(py, cache)?;
     let codec = match codec {
@@ -1713,6 +1798,32 @@ fn _create(
     }
     if let Some(f) = fill {
         opts = opts.fill_bytes(dt, f);
+    }
+    if let Some(s) = shards {
+        opts = opts.shards(s);
+    }
+    if attrs.is_some() || dimension_names.is_some() {
+        // `attrs` is a JSON object's text (chunkyard/__init__.py made it
+        // with json.dumps of a dict).
+        let labels = chunkyard::store::Labels {
+            dimension_names,
+            attributes: attrs.unwrap_or_else(|| "{}".into()),
+            dropped: Vec::new(),
+        };
+        // A format that cannot hold them (`.npy`, HDF5 for nested values)
+        // is an error here, not a silent loss; an unknown extension is
+        // left to `create`'s own error.
+        if let Ok(format) = Format::from_path(&path) {
+            let dropped = chunkyard::dropped_by(format, &labels);
+            if !dropped.is_empty() {
+                return Err(PyValueError::new_err(format!(
+                    "{}: cannot store {}",
+                    path.display(),
+                    dropped.join("; ")
+                )));
+            }
+        }
+        opts = opts.labels(labels);
     }
     let shown = path.display().to_string();
     let h = py.detach(|| guarded(|| ArrayHandle::create(&path, dt, &opts)))?;
@@ -1739,7 +1850,8 @@ fn _open(
     chunks: Option<Vec<u64>>,
 ) -> PyResult<PyArrayObj> {
     let shown = path.display().to_string();
-    if !on_disk(&path).exists() {
+    check_url(&path)?;
+    if !is_url(&path) && !on_disk(&path).exists() {
         // Format::from_path looks at a directory's metadata before the
         // backend opens anything: say "not found" for a missing path, not
         // "cannot tell the format".
@@ -1764,6 +1876,27 @@ fn _open(
     let mut a = PyArrayObj::new(py, h, read_only, cache, shown)?;
     a.sync_writes = sync_writes && !read_only;
     Ok(a)
+}
+
+/// Whether `path` is an object storage URL (`s3://bucket/prefix`), which
+/// has no local file to look at (or make absolute): the library opens it,
+/// or says to rebuild with the `s3` feature.
+fn is_url(path: &Path) -> bool {
+    path.to_str().is_some_and(|s| s.starts_with("s3://"))
+}
+
+/// Refuses a URL in a build without the `s3` feature, saying how to get
+/// one from pip (the library's message names cargo's flag).
+fn check_url(path: &Path) -> PyResult<()> {
+    if is_url(path) && !cfg!(feature = "s3") {
+        return Err(PyValueError::new_err(format!(
+            "{}: this chunkyard was built without S3 support; install it with \
+             pip install ./python --config-settings=build-args=\"--features s3\" \
+             (docs/python.md, \"S3\")",
+            path.display()
+        )));
+    }
+    Ok(())
 }
 
 /// The file or directory an array path names: the file of an HDF5
@@ -1832,6 +1965,8 @@ fn _chunkyard(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("_global_cache", global_cache(m.py())?)?;
     // Whether this build reads and writes HDF5 (the `hdf5` feature).
     m.add("_has_hdf5", cfg!(feature = "hdf5"))?;
+    // Whether this build opens `s3://` URLs (the `s3` feature).
+    m.add("_has_s3", cfg!(feature = "s3"))?;
     m.add_function(wrap_pyfunction!(_create, m)?)?;
     m.add_function(wrap_pyfunction!(_open, m)?)?;
     m.add_function(wrap_pyfunction!(_panic_for_tests, m)?)?;

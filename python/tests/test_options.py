@@ -111,8 +111,9 @@ def test_shared_cache_holds_chunks_of_both_arrays(tmp_path):
     b.flush()
     s = c.stats
     assert set(s) == {
-        "hits", "misses", "evictions", "writebacks", "write_throughs", "resident_bytes",
-        "dirty_bytes", "in_flight_bytes", "budget_bytes", "entries",
+        "hits", "misses", "evictions", "writebacks", "write_throughs", "background_writes",
+        "queued_writes", "resident_bytes", "dirty_bytes", "in_flight_bytes", "budget_bytes",
+        "entries",
     }
     assert s["budget_bytes"] == 8 << 20 and s["dirty_bytes"] == 0
     before = c.stats

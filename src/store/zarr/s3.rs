@@ -29,8 +29,8 @@
 
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -77,19 +77,32 @@ pub(crate) const CONCURRENT_REQUESTS: usize = 32;
 /// The scheme chunkyard accepts for object storage.
 pub(crate) const SCHEME: &str = "s3://";
 
-/// The process-wide runtime, or why it could not be built.
+/// The process-wide runtime, built on first use in each process. A child
+/// made by `fork` has a copy of the parent's runtime but none of its
+/// threads (a fork copies only the calling thread), so a request spawned
+/// onto it would wait forever: the child builds a runtime of its own.
+/// Runtimes are leaked, never dropped: dropping the child's copy of the
+/// parent's would wait for worker threads that do not exist there, and a
+/// runtime lives as long as the process anyway.
 fn runtime() -> std::result::Result<&'static tokio::runtime::Runtime, String> {
-    static RT: OnceLock<std::result::Result<tokio::runtime::Runtime, String>> = OnceLock::new();
-    RT.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("chunkyard-s3")
-            .enable_all()
-            .build()
-            .map_err(|e| format!("cannot start the S3 client's runtime: {e}"))
-    })
-    .as_ref()
-    .map_err(Clone::clone)
+    static RT: parking_lot::Mutex<Option<(u32, &'static tokio::runtime::Runtime)>> =
+        parking_lot::Mutex::new(None);
+    let pid = std::process::id();
+    let mut slot = RT.lock();
+    if let Some((owner, rt)) = *slot
+        && owner == pid
+    {
+        return Ok(rt);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("chunkyard-s3")
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the S3 client's runtime: {e}"))?;
+    let rt: &'static tokio::runtime::Runtime = Box::leak(Box::new(rt));
+    *slot = Some((pid, rt));
+    Ok(rt)
 }
 
 /// Runs one request on the shared runtime and waits for it on this
