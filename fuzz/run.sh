@@ -36,8 +36,10 @@ limits=(-malloc_limit_mb=512 -rss_limit_mb=2048 -timeout=20)
 
 # RUNS: stop fuzzing after this many new inputs (a deep run:
 # `RUNS=1000000 fuzz/run.sh --all 3600`), or at SECONDS, whichever first.
+# Not part of `limits`: the replay below must stay `-runs=0`.
+runs=()
 if [ -n "${RUNS:-}" ]; then
-  limits+=(-runs="$RUNS")
+  runs=(-runs="$RUNS")
 fi
 
 # store_ops's input is an operation list decoded by `arbitrary`, with no
@@ -82,6 +84,7 @@ if [ -d "seeds/$target" ]; then
 fi
 run "corpus/$target" -- \
   -max_total_time="$secs" \
+  "${runs[@]}" \
   "${limits[@]}" \
   -artifact_prefix="artifacts/$target/" \
   -print_final_stats=1
