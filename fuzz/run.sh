@@ -34,10 +34,28 @@ target=${1:?$usage}
 secs=${2:-30}
 limits=(-malloc_limit_mb=512 -rss_limit_mb=2048 -timeout=20)
 
+# RUNS: stop fuzzing after this many new inputs (a deep run:
+# `RUNS=1000000 fuzz/run.sh --all 3600`), or at SECONDS, whichever first.
+# Not part of `limits`: the replay below must stay `-runs=0`.
+runs=()
+if [ -n "${RUNS:-}" ]; then
+  runs=(-runs="$RUNS")
+fi
+
+# store_ops's input is an operation list decoded by `arbitrary`, with no
+# magic value for comparison tracing to solve, and tracing each comparison
+# of its dense-model oracle took more than half its time
+# (docs/reliability.md, "Fuzzing and bad input"). The parsers keep it: it finds their
+# magic strings and JSON keys.
+build_flags=()
+if [ "$target" = store_ops ]; then
+  build_flags+=(--no-trace-compares)
+fi
+
 # FUZZ_FLAGS: extra `cargo fuzz run` options (CI passes --dev).
 run() {
   # shellcheck disable=SC2086
-  cargo +nightly fuzz run ${FUZZ_FLAGS:-} "$target" "$@"
+  cargo +nightly fuzz run ${FUZZ_FLAGS:-} "${build_flags[@]}" "$target" "$@"
 }
 
 mkdir -p "corpus/$target" "artifacts/$target"
@@ -66,6 +84,7 @@ if [ -d "seeds/$target" ]; then
 fi
 run "corpus/$target" -- \
   -max_total_time="$secs" \
+  "${runs[@]}" \
   "${limits[@]}" \
   -artifact_prefix="artifacts/$target/" \
   -print_final_stats=1

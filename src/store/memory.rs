@@ -104,12 +104,16 @@ impl MemoryStore {
     }
 
     fn check(&self, chunk: &[u64]) -> Result<()> {
-        let shape = self.shape();
-        let in_grid = chunk.len() == shape.len()
+        // Every store call runs this, so it builds no shape vector (an
+        // allocation per call showed in fuzz target store_ops's profile).
+        let len = self.state.lock().len;
+        let in_grid = chunk.len() == self.meta.shape.len()
             && chunk
                 .iter()
-                .zip(shape.iter().zip(&self.meta.chunks))
-                .all(|(&k, (&n, &c))| k < n.div_ceil(c));
+                .zip(&self.meta.shape)
+                .zip(&self.meta.chunks)
+                .enumerate()
+                .all(|(d, ((&k, &n), &c))| k < if d == 0 { len } else { n }.div_ceil(c));
         if in_grid {
             Ok(())
         } else {
