@@ -4,6 +4,7 @@ selection_parse: selection texts. npy_header: small valid .npy files of
 several dtypes, orders and versions, plus the bad-input corpus.
 zarr_metadata: one flag byte (1 = .zarray), the metadata, and optionally
 b"\\n--chunk--\\n" and chunk 0's bytes, made with zarr-python.
+blosc_frame: its parameters, then Blosc frames numcodecs made.
 chunk_index, store_ops: structured input decoded with `arbitrary`, so any
 bytes are valid; a few deterministic random ones seed them."""
 import glob
@@ -61,7 +62,7 @@ for f in sorted(glob.glob(os.path.join(here, "..", "..", "tests", "bad_input", "
 
 d = fresh("zarr_metadata")
 import zarr
-from zarr.codecs import BytesCodec, GzipCodec, ZstdCodec, ShardingCodec
+from zarr.codecs import BloscCodec, BytesCodec, GzipCodec, ZstdCodec, ShardingCodec
 
 
 def zarr_seed(name, v2=False, chunk=True, **kw):
@@ -86,6 +87,9 @@ zarr_seed("v3_nochunk", chunk=False, compressors=None, dtype="u2")
 zarr_seed("v2_plain", v2=True, compressors=None)
 zarr_seed("v2_zlib", v2=True, dtype="<i4")
 zarr_seed("v3_shard", compressors=None, shards=(4, 4), dtype="u1")
+zarr_seed("v3_blosc_lz4", compressors=[BloscCodec(cname="lz4")], dtype="f4")
+zarr_seed("v3_shard_blosc", compressors=[BloscCodec(cname="zstd", shuffle="bitshuffle")],
+          shards=(4, 4), dtype="i2")
 gz_bomb = gzip.compress(b"\0" * (1 << 20))
 meta3 = json.load(open(os.path.join(here, "..", "..", "tests", "bad_input", "zarr",
                                     "chunk_corrupt_gzip.zarr", "zarr.json")))
@@ -101,3 +105,18 @@ for name, sizes in (("chunk_index", [8, 24, 48, 96, 160]), ("store_ops", [16, 64
     d = fresh(name)
     for i, n in enumerate(sizes):
         put(d, f"r{i:02}", bytes(rng.getrandbits(8) for _ in range(n)))
+
+d = fresh("blosc_frame")
+# blosc_frame: `arbitrary` input: expect (u16), typesize, shuffle, cname,
+# clevel (u8 each), blocksize (u16), then the rest as the bytes, which the
+# target decodes as a frame and encodes as data. Seeds: frames numcodecs
+# (c-blosc) made, so the decoder starts from real ones.
+from numcodecs import Blosc
+rng = np.random.default_rng(7)
+for cname in ["lz4", "lz4hc", "zstd", "zlib"]:
+    for shuffle, sname in [(Blosc.NOSHUFFLE, "no"), (Blosc.SHUFFLE, "byte"), (Blosc.BITSHUFFLE, "bit")]:
+        for dtype, n in [("<f4", 300), ("<i2", 2000), ("u1", 64)]:
+            data = np.cumsum(rng.integers(-3, 4, n)).astype(dtype).tobytes()
+            frame = Blosc(cname=cname, clevel=5, shuffle=shuffle).encode(data)
+            head = struct.pack("<HBBBBH", len(data), np.dtype(dtype).itemsize, 0, 0, 5, 0)
+            put(d, f"{cname}_{sname}_{dtype.strip('<')}", head + bytes(frame))
