@@ -24,7 +24,6 @@ use std::sync::{Arc, Weak};
 use parking_lot::{Condvar, Mutex};
 
 use super::entry::Entry;
-use super::evict::Gauge;
 use super::{CacheInner, ChunkCache};
 
 /// The writer threads of one cache and their queue.
@@ -214,33 +213,17 @@ impl ChunkCache {
     fn write_behind_one(&self, e: &Arc<Entry>) {
         let mut slot = e.slot.lock();
         // A stranded chunk's owner is poisoned already; flush retries it.
-        let Some((data, false)) = slot.unwritten() else {
+        if !matches!(slot.unwritten(), Some((_, false))) {
             return;
+        }
+        let poison = |err: &crate::error::Error| {
+            e.owner.poison(format!(
+                "background write-back of chunk {:?} failed: {err}",
+                e.coord
+            ));
         };
-        let len = data.len();
-        // As in `retire`: the record's lock is released before
-        // `forget_written` takes it again.
-        let result = {
-            let written = e.written.lock();
-            self.write_back(&e.owner, &e.coord, data, Some(&written))
-        };
-        match result {
-            Ok(()) => {
-                self.forget_written(e);
-                e.owner.unsynced.store(true, Relaxed);
-                slot.mark_clean();
-                self.written(&e.owner, len, false);
-                self.inner.background_writes.fetch_add(1, Relaxed);
-            }
-            Err(err) => {
-                e.owner.poison(format!(
-                    "background write-back of chunk {:?} failed: {err}",
-                    e.coord
-                ));
-                if let Some(len) = slot.mark_stranded() {
-                    self.grow(&e.owner, Gauge::Stranded, len);
-                }
-            }
+        if let Some(Ok(())) = self.write_back_held(e, &mut slot, poison) {
+            self.inner.background_writes.fetch_add(1, Relaxed);
         }
     }
 }

@@ -8,7 +8,7 @@ use super::ChunkCache;
 use super::entry::{Entry, Slot, shard_of};
 use super::owner::Owner;
 use crate::buffer::ChunkBuf;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::store::Written;
 
 /// What [`ChunkCache::retire`] did with its entry.
@@ -127,31 +127,16 @@ impl ChunkCache {
     /// findable, in `evicting`, stranded, and its owner is poisoned).
     pub(super) fn retire(&self, e: &Arc<Entry>, want: usize) -> Retired {
         let mut slot = e.slot.lock();
-        if let Some((data, stranded)) = slot.unwritten() {
-            let len = data.len();
-            // The record's lock is released before `forget_written` takes
-            // it again.
-            let result = {
-                let written = e.written.lock();
-                self.write_back(&e.owner, &e.coord, data, Some(&written))
-            };
-            match result {
-                Ok(()) => {
-                    self.forget_written(e);
-                    e.owner.unsynced.store(true, Relaxed);
-                    slot.mark_clean();
-                    self.written(&e.owner, len, stranded);
-                    self.inner.writebacks.fetch_add(1, Relaxed);
-                }
-                Err(err) => {
-                    e.owner
-                        .poison(format!("write-back of chunk {:?} failed: {err}", e.coord));
-                    if let Some(len) = slot.mark_stranded() {
-                        self.grow(&e.owner, Gauge::Stranded, len);
-                    }
-                    return Retired::Failed;
-                }
+        let poison = |err: &Error| {
+            e.owner
+                .poison(format!("write-back of chunk {:?} failed: {err}", e.coord));
+        };
+        match self.write_back_held(e, &mut slot, poison) {
+            Some(Ok(())) => {
+                self.inner.writebacks.fetch_add(1, Relaxed);
             }
+            Some(Err(_)) => return Retired::Failed,
+            None => {}
         }
         let mut g = self.inner.shards[shard_of(&e.key)].lock();
         let still_evicting = g.evicting.get(&e.key).is_some_and(|x| Arc::ptr_eq(x, e));
@@ -163,6 +148,43 @@ impl ChunkCache {
             return Retired::Done(data.filter(|d| d.len() == want));
         }
         Retired::Done(None)
+    }
+
+    /// Writes back the chunk of `e` that `slot` (its chunk lock, held by
+    /// the caller) holds, if it is dirty or stranded, with the record of
+    /// the elements this process wrote, and marks it clean; if the write
+    /// fails, calls `failed` (to poison the owner, or not) and strands it.
+    /// `None`: nothing to write. The one write-back sequence of eviction,
+    /// flush and the write-behind writers.
+    pub(super) fn write_back_held(
+        &self,
+        e: &Entry,
+        slot: &mut Slot,
+        failed: impl FnOnce(&Error),
+    ) -> Option<Result<()>> {
+        let (data, stranded) = slot.unwritten()?;
+        let len = data.len();
+        // The record's lock is released before `forget_written` takes it
+        // again.
+        let result = {
+            let written = e.written.lock();
+            self.write_back(&e.owner, &e.coord, data, Some(&written))
+        };
+        match &result {
+            Ok(()) => {
+                self.forget_written(e);
+                e.owner.unsynced.store(true, Relaxed);
+                slot.mark_clean();
+                self.written(&e.owner, len, stranded);
+            }
+            Err(err) => {
+                failed(err);
+                if let Some(len) = slot.mark_stranded() {
+                    self.grow(&e.owner, Gauge::Stranded, len);
+                }
+            }
+        }
+        Some(result)
     }
 
     /// Writes one chunk to its store, with the store's write buffer

@@ -8,7 +8,6 @@ use rayon::prelude::*;
 
 use super::ChunkCache;
 use super::entry::{Entry, Key};
-use super::evict::Gauge;
 use super::owner::Owner;
 use crate::error::Result;
 
@@ -69,27 +68,10 @@ impl ChunkCache {
     /// the store allows), then makes the store durable.
     pub(crate) fn flush_owner(&self, owner: &Arc<Owner>) -> Result<()> {
         let entries = self.entries_of(owner);
+        // (The caller poisons the owner if the flush fails.)
         let write = |e: &Arc<Entry>| -> Result<()> {
             let mut slot = e.slot.lock();
-            let Some((data, stranded)) = slot.unwritten() else {
-                return Ok(());
-            };
-            let len = data.len();
-            let result = {
-                let written = e.written.lock();
-                self.write_back(owner, &e.coord, data, Some(&written))
-            };
-            if let Err(err) = result {
-                if let Some(len) = slot.mark_stranded() {
-                    self.grow(owner, Gauge::Stranded, len);
-                }
-                return Err(err);
-            }
-            self.forget_written(e);
-            owner.unsynced.store(true, Relaxed);
-            slot.mark_clean();
-            self.written(owner, len, stranded);
-            Ok(())
+            self.write_back_held(e, &mut slot, |_| {}).unwrap_or(Ok(()))
         };
         let caps = owner.store.capabilities();
         // (A read-only array has nothing to write: no threads for it.)
