@@ -350,42 +350,7 @@ mod cli {
     /// them would be lost (the last writer's copy wins).
     #[test]
     fn four_processes_writing_parts_of_one_chunk_lose_nothing() {
-        const ROWS: u64 = 6;
-        let url = fresh("lost.zarr");
-        ok(&[
-            "create",
-            &url,
-            "--shape",
-            &format!("{ROWS},16"),
-            "--dtype",
-            "i32",
-            "--chunks",
-            &format!("{ROWS},16"),
-            "--codec",
-            "zstd:1",
-        ]);
-        let writers: Vec<_> = (0..4u64)
-            .map(|k| {
-                let url = url.clone();
-                std::thread::spawn(move || {
-                    for r in 0..ROWS {
-                        let value = (k * 100 + r + 1).to_string();
-                        ok(&["put", &url, &format!("{r}, {k}::4"), "--value", &value]);
-                    }
-                })
-            })
-            .collect();
-        for w in writers {
-            w.join().unwrap();
-        }
-        let got = ok(&["get", &url, "...", "--json"]);
-        let got: Vec<Vec<i64>> = serde_json::from_str(got.trim()).unwrap();
-        for r in 0..ROWS as usize {
-            for j in 0..16usize {
-                let want = (j % 4) as i64 * 100 + r as i64 + 1;
-                assert_eq!(got[r][j], want, "element [{r}, {j}] lost: {got:?}");
-            }
-        }
+        crate::zarr_cli::four_puts_into_one_chunk_lose_nothing(&fresh("lost.zarr"));
     }
 
     /// Four processes at once, each writing its own chunks (two `put`s

@@ -382,10 +382,15 @@ fn a_killed_writer_leaves_every_chunk_whole() {
 /// S3 in `s3.rs`.
 #[test]
 fn four_processes_writing_parts_of_one_chunk_lose_nothing() {
-    const ROWS: u64 = 6;
     let dir = tempfile::tempdir().unwrap();
     let a = dir.path().join("lost.zarr");
-    let a = p(&a).to_string();
+    four_puts_into_one_chunk_lose_nothing(p(&a));
+}
+
+/// The body of that test for an array at `a` (a path or an `s3://` URL).
+pub(crate) fn four_puts_into_one_chunk_lose_nothing(a: &str) {
+    const ROWS: u64 = 6;
+    let a = a.to_string();
     ok(&[
         "create",
         &a,
