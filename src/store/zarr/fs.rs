@@ -255,18 +255,21 @@ impl ReadableStorageTraits for DirStorage {
         let size = file.metadata().map_err(|e| io_err(&path, e))?.len();
         let out: Vec<Result<Bytes, StorageError>> = byte_ranges
             .map(|r| {
-                let (start, len) = (r.start(size), r.length(size));
+                // Checked before `start`/`length`, which subtract a
+                // suffix from the size and overflow when a corrupt shard is
+                // shorter than its own index.
                 let in_file = match r {
                     ByteRange::FromStart(o, Some(n)) => o.checked_add(n).is_some_and(|e| e <= size),
                     ByteRange::FromStart(o, None) => o <= size,
                     ByteRange::Suffix(n) => n <= size,
                 };
                 if !in_file {
+                    // The store names the chunk's file around this.
                     return Err(StorageError::Other(format!(
-                        "{}: truncated: bytes {r} asked for, the file holds {size}",
-                        path.display()
+                        "truncated: bytes {r} asked for, the file holds {size}"
                     )));
                 }
+                let (start, len) = (r.start(size), r.length(size));
                 let mut buf = vec![0u8; len as usize];
                 file.read_exact_at(&mut buf, start)
                     .map_err(|e| io_err(&path, e))?;

@@ -523,7 +523,7 @@ fn first_line(s: &str) -> String {
 
 fn get_range(r: ByteRange) -> GetRange {
     match r {
-        ByteRange::FromStart(o, Some(n)) => GetRange::Bounded(o..o + n),
+        ByteRange::FromStart(o, Some(n)) => GetRange::Bounded(o..o.saturating_add(n)),
         ByteRange::FromStart(o, None) => GetRange::Offset(o),
         ByteRange::Suffix(n) => GetRange::Suffix(n),
     }
@@ -551,7 +551,12 @@ impl ReadableStorageTraits for S3Storage {
                 match store.get_opts(&path, opts).await {
                     Ok(g) => {
                         let size = g.meta.size;
-                        let want = r.length(size);
+                        // Not `r.length(size)`: it subtracts, and overflows
+                        // for an offset past the end of a corrupt shard.
+                        let want = match r {
+                            ByteRange::FromStart(o, None) => size.saturating_sub(o),
+                            ByteRange::FromStart(_, Some(n)) | ByteRange::Suffix(n) => n,
+                        };
                         // Checked from the headers: the body of an
                         // oversized object is never read.
                         if want > limit {

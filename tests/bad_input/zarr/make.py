@@ -90,6 +90,31 @@ array("chunk_lz4_huge_length.zarr", v3(codecs=lz4), {"c/0/0": struct.pack("<I", 
 array("chunk_lz4_truncated.zarr", v3(codecs=lz4), {"c/0/0": b"\x40\x00"})
 array("chunk_v2_truncated.zarr", v2(), {"0.0": b"\x00" * 7}, meta_file=".zarray")
 
+# Sharded: a shard file shorter than its own index (found by fuzzing: the
+# index is read as the file's last bytes, and the size arithmetic
+# overflowed), and an index whose entries point past the end of the file.
+shard = [{"name": "sharding_indexed", "configuration": {
+    "chunk_shape": [2, 2],
+    "codecs": [{"name": "bytes", "configuration": {"endian": "little"}}],
+    "index_codecs": [{"name": "bytes", "configuration": {"endian": "little"}}, {"name": "crc32c"}],
+    "index_location": "end"}}]
+array("chunk_shard_shorter_than_index.zarr", v3(codecs=shard), {"c/0/0": b"\x00" * 10})
+
+
+def crc32c(data):
+    """CRC-32C (Castagnoli), bit by bit: the index checksum sharding uses."""
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+
+assert crc32c(b"123456789") == 0xE3069283
+idx = struct.pack("<8Q", *[1 << 60, 16] * 4)
+array("chunk_shard_index_past_end.zarr", v3(codecs=shard), {"c/0/0": idx + struct.pack("<I", crc32c(idx))})
+
 # Decompression bombs: small chunk files that inflate far past the 64-byte
 # chunk the metadata declares (gzip: 64 MiB from 64 KiB; zstd: 1 GiB from
 # 32 KiB, its frame header declaring the 1 GiB). Decoding stops at the
