@@ -434,7 +434,8 @@ print(" ".join(cases))
 fn chunkyard_reads_arrays_tensorstore_writes() {
     // TensorStore writes each codec of the specification chunkyard
     // reads, every dtype, sharded (crc32c index at the end, as
-    // zarr-python's default) and not; rows 0..8 of 9 written.
+    // zarr-python's default) and not, and Zarr v2 arrays with its v2
+    // compressors; rows 0..8 of 9 written.
     let dir = tempfile::tempdir().unwrap();
     let listing = strict_python(&format!(
         r#"
@@ -477,12 +478,35 @@ for inner in [[BYTES], [BYTES, B("lz4", "shuffle")]]:
     case("ts-sharded-" + str(len(inner)), "float32", 0.25,
          [{{"name": "sharding_indexed", "configuration": {{"chunk_shape": [2, 3, 5],
            "codecs": inner, "index_codecs": [BYTES, {{"name": "crc32c"}}]}}}}], grid=(4, 6, 5))
+
+# Zarr v2 through TensorStore's "zarr" driver: its compressors and "/".
+def case_v2(name, dtype, fill, compressor, sep="."):
+    path = os.path.join(d, name + ".zarr")
+    shape = (9, 10, 7)
+    t = ts.open({{"driver": "zarr", "kvstore": {{"driver": "file", "path": path}},
+                 "metadata": {{"shape": shape, "chunks": [4, 3, 5], "dtype": np.dtype(dtype).str,
+                              "fill_value": fill, "compressor": compressor, "order": "C",
+                              "filters": None, "dimension_separator": sep}}}}, create=True).result()
+    n = 8 * 10 * 7
+    v = ((np.arange(n) * 7 + 3) % 120).astype(dtype)
+    t[0:8] = v.reshape(8, 10, 7)
+    want = np.full(shape, fill, dtype=dtype)
+    want[0:8] = v.reshape(8, 10, 7)
+    np.save(path[:-5] + ".npy", want)
+    cases.append(name)
+
+for dt in ["int8", "uint16", "int32", "int64", "float32", "float64"]:
+    case_v2("ts-v2-none-" + dt, dt, 1, None)
+case_v2("ts-v2-blosc", "float32", 0.5, {{"id": "blosc", "cname": "lz4", "clevel": 5, "shuffle": 1, "blocksize": 0}})
+case_v2("ts-v2-zlib", "int16", 3, {{"id": "zlib", "level": 5}})
+case_v2("ts-v2-zstd", "uint32", 3, {{"id": "zstd", "level": 3}})
+case_v2("ts-v2-slash", "float64", 0.25, None, sep="/")
 print(" ".join(cases))
 "#,
         d = p(dir.path())
     ));
     let cases: Vec<&str> = listing.split_whitespace().collect();
-    assert!(cases.len() >= 29, "{cases:?}");
+    assert!(cases.len() >= 39, "{cases:?}");
     for c in cases {
         assert_same(
             &dir.path().join(format!("{c}.zarr")),

@@ -1,4 +1,5 @@
-//! `gzip` and `zstd` with decoding capped at the chunk's decoded size.
+//! `gzip`, `zlib` and `zstd` with decoding capped at the chunk's decoded
+//! size.
 //!
 //! zarrs' own decoders inflate a chunk to whatever it holds (gzip:
 //! `read_to_end`) or to what the frame header claims (zstd: a buffer of the
@@ -19,7 +20,7 @@ use zarrs::array::codec::api::{
     CodecRuntimePluginV2, CodecRuntimePluginV3, CodecTraitsV2, CodecTraitsV3,
     PartialDecoderCapability, PartialEncoderCapability, register_codec_v2, register_codec_v3,
 };
-use zarrs::array::codec::{GzipCodec, ZstdCodec};
+use zarrs::array::codec::{GzipCodec, ZlibCodec, ZstdCodec};
 use zarrs::array::{
     ArrayBytesRaw, BytesRepresentation, BytesToBytesCodecTraits, Codec, CodecError,
     CodecMetadataOptions, CodecOptions, CodecTraits, RecommendedConcurrency,
@@ -36,6 +37,9 @@ use crate::chunk_grid::MAX_CHUNK_BYTES;
 pub(crate) enum Kind {
     /// gzip (one member, as zarrs and numcodecs write it).
     Gzip,
+    /// zlib (Zarr v2's `zlib` compressor, v3's `numcodecs.zlib`; read
+    /// only: chunkyard writes gzip).
+    Zlib,
     /// zstd (one or more frames).
     Zstd,
 }
@@ -44,6 +48,7 @@ impl Kind {
     fn name(self) -> &'static str {
         match self {
             Kind::Gzip => "gzip",
+            Kind::Zlib => "zlib",
             Kind::Zstd => "zstd",
         }
     }
@@ -87,8 +92,8 @@ impl CappedCodec {
     }
 }
 
-/// Makes every array opened afterwards decode `gzip` and `zstd` through
-/// [`CappedCodec`]. Idempotent.
+/// Makes every array opened afterwards decode `gzip`, `zlib` and `zstd`
+/// through [`CappedCodec`]. Idempotent.
 pub(crate) fn register() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
@@ -99,6 +104,14 @@ pub(crate) fn register() {
         register_codec_v2(CodecRuntimePluginV2::new(
             <GzipCodec as ExtensionAliases<ZarrVersion2>>::matches_name,
             |m| CappedCodec::wrap(<GzipCodec as CodecTraitsV2>::create(m)?, Kind::Gzip),
+        ));
+        register_codec_v3(CodecRuntimePluginV3::new(
+            <ZlibCodec as ExtensionAliases<ZarrVersion3>>::matches_name,
+            |m| CappedCodec::wrap(<ZlibCodec as CodecTraitsV3>::create(m)?, Kind::Zlib),
+        ));
+        register_codec_v2(CodecRuntimePluginV2::new(
+            <ZlibCodec as ExtensionAliases<ZarrVersion2>>::matches_name,
+            |m| CappedCodec::wrap(<ZlibCodec as CodecTraitsV2>::create(m)?, Kind::Zlib),
         ));
         register_codec_v3(CodecRuntimePluginV3::new(
             <ZstdCodec as ExtensionAliases<ZarrVersion3>>::matches_name,
@@ -118,6 +131,7 @@ pub(crate) fn decode(kind: Kind, encoded: &[u8], expected: Option<u64>) -> Resul
     let limit = expected.unwrap_or(MAX_CHUNK_BYTES).min(MAX_CHUNK_BYTES);
     let reader: Box<dyn Read + '_> = match kind {
         Kind::Gzip => Box::new(flate2::bufread::GzDecoder::new(encoded)),
+        Kind::Zlib => Box::new(flate2::bufread::ZlibDecoder::new(encoded)),
         Kind::Zstd => Box::new(
             zstd::stream::read::Decoder::with_buffer(encoded).map_err(|e| format!("zstd: {e}"))?,
         ),
@@ -237,6 +251,13 @@ mod tests {
         let z = zstd::bulk::compress(&data, 3).unwrap();
         assert_eq!(decode(Kind::Zstd, &z, Some(5000)).unwrap(), data);
         assert_eq!(decode(Kind::Zstd, &z, None).unwrap(), data);
+        assert_eq!(decode(Kind::Zlib, &zl(&data), Some(5000)).unwrap(), data);
+    }
+
+    fn zl(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
     }
 
     #[test]
@@ -244,6 +265,8 @@ mod tests {
         // 64 MiB of zeros packs into ~64 KiB of gzip and ~2 KiB of zstd.
         let zeros = vec![0u8; 64 << 20];
         let e = decode(Kind::Gzip, &gz(&zeros), Some(4096)).unwrap_err();
+        assert!(e.contains("more than 4096 bytes"), "{e}");
+        let e = decode(Kind::Zlib, &zl(&zeros), Some(4096)).unwrap_err();
         assert!(e.contains("more than 4096 bytes"), "{e}");
         let z = zstd::bulk::compress(&zeros, 3).unwrap();
         let e = decode(Kind::Zstd, &z, Some(4096)).unwrap_err();
