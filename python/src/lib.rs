@@ -19,7 +19,7 @@ use chunkyard::{
     ArrayHandle, ArrayOptions, AxisSel, ChunkCache, ChunkGrid, Codec, DType, Error, Format,
     OpenOptions, Reduction, ResolvedSelection, Scalar, SelItem, Selection, SelectionError,
 };
-use numpy::{PyArray1, PyArrayDescr, PyArrayDyn, PyArrayMethods};
+use numpy::{PyArray1, PyArrayDescr, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods};
 use parking_lot::Mutex;
 use pyo3::exceptions::{
     PyFileExistsError, PyFileNotFoundError, PyIndexError, PyOSError, PyPermissionError,
@@ -217,6 +217,87 @@ fn is_scalar_index(key: &Bound<'_, PyAny>, sel: &ResolvedSelection) -> bool {
     sel.is_point() && !has_ellipsis
 }
 
+/// The element `key` names when it is an exact Python `int` for every
+/// axis (a tuple of them, or one for a 1-d array), each within the shape
+/// (negatives from the end, as numpy): the common `a[i, j, k]` in a loop,
+/// which takes the short way of [`read_element`]. Anything else, out of
+/// bounds included, is `None` and takes the general path, which parses it
+/// in full and raises the right error. `bool` is an `int` subclass but an
+/// index of another kind in numpy: not taken.
+fn point_in_bounds(key: &Bound<'_, PyAny>, shape: &[u64]) -> Option<Vec<u64>> {
+    let one = |item: &Bound<'_, PyAny>, n: u64| -> Option<u64> {
+        if !item.is_exact_instance_of::<pyo3::types::PyInt>() {
+            return None;
+        }
+        let i: i64 = item.extract().ok()?;
+        let n = i64::try_from(n).ok()?;
+        let i = if i < 0 { i.checked_add(n)? } else { i };
+        (0..n).contains(&i).then_some(i as u64)
+    };
+    match key.cast::<PyTuple>() {
+        Ok(t) if t.len() == shape.len() => t
+            .iter()
+            .zip(shape)
+            .map(|(item, &n)| one(&item, n))
+            .collect(),
+        Ok(_) => None,
+        Err(_) if shape.len() == 1 => Some(vec![one(key, shape[0])?]),
+        Err(_) => None,
+    }
+}
+
+/// One element as the numpy scalar numpy and h5py return (`np.float32`
+/// and so on), without the array the general path builds and indexes:
+/// about half the cost of `a[i, j, k]` from Python. The GIL is released
+/// for the read (it may go to the disk). The value travels as a Python
+/// `int`, `float` or `bool`, which holds each dtype's values exactly.
+fn read_element<'py>(
+    py: Python<'py>,
+    h: &ArrayHandle,
+    index: &[u64],
+    dtype: &Bound<'py, PyArrayDescr>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let mut buf = [0u8; 8];
+    let n = h.dtype().size();
+    let bytes = buf.get_mut(..n).ok_or_else(|| {
+        PyValueError::new_err(format!(
+            "dtype {} is not supported by the Python package yet",
+            h.dtype()
+        ))
+    })?;
+    py.detach(|| guarded(|| h.get_bytes(index, bytes)))?;
+    let b = &buf;
+    let value: Bound<'py, PyAny> = match h.dtype() {
+        DType::I8 => (b[0] as i8).into_pyobject(py)?.into_any(),
+        DType::I16 => i16::from_ne_bytes([b[0], b[1]])
+            .into_pyobject(py)?
+            .into_any(),
+        DType::I32 => i32::from_ne_bytes([b[0], b[1], b[2], b[3]])
+            .into_pyobject(py)?
+            .into_any(),
+        DType::I64 => i64::from_ne_bytes(*b).into_pyobject(py)?.into_any(),
+        DType::U8 => b[0].into_pyobject(py)?.into_any(),
+        DType::U16 => u16::from_ne_bytes([b[0], b[1]])
+            .into_pyobject(py)?
+            .into_any(),
+        DType::U32 => u32::from_ne_bytes([b[0], b[1], b[2], b[3]])
+            .into_pyobject(py)?
+            .into_any(),
+        DType::U64 => u64::from_ne_bytes(*b).into_pyobject(py)?.into_any(),
+        DType::F32 => f64::from(f32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+            .into_pyobject(py)?
+            .into_any(),
+        DType::F64 => f64::from_ne_bytes(*b).into_pyobject(py)?.into_any(),
+        DType::Bool => PyBool::new(py, b[0] != 0).to_owned().into_any(),
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "dtype {other} is not supported by the Python package yet"
+            )));
+        }
+    };
+    dtype.typeobj().call1((value,))
+}
+
 fn usize_shape(shape: &[u64]) -> PyResult<Vec<usize>> {
     shape
         .iter()
@@ -240,11 +321,14 @@ fn read_numpy<'py>(
     let dims = PyTuple::new(py, shape)?;
     macro_rules! read_as {
         ($t:ty) => {{
-            // numpy.zeros, not rust-numpy's, whose failed allocation is a
-            // panic: numpy raises MemoryError. Its calloc'd pages cost
-            // nothing before the read fills them.
+            // numpy.empty, not rust-numpy's, whose failed allocation is a
+            // panic: numpy raises MemoryError. Not numpy.zeros: the read
+            // writes every byte (`read_bytes` fills what no chunk holds
+            // with the fill value), and calloc clears memory glibc reuses
+            // from its heap, a second pass over a plane (a third of a
+            // warm plane read's time: docs/benchmarks.md).
             let arr = np
-                .call_method1("zeros", (&dims, numpy::dtype::<$t>(py)))?
+                .call_method1("empty", (&dims, numpy::dtype::<$t>(py)))?
                 .cast_into::<PyArrayDyn<$t>>()?;
             {
                 let mut rw = arr.try_readwrite().map_err(borrow_error)?;
@@ -1270,6 +1354,9 @@ impl PyArrayObj {
         key: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let h = self.handle()?;
+        if let Some(index) = point_in_bounds(key, &h.shape()) {
+            return read_element(py, &h, &index, self.dtype.bind(py));
+        }
         let sel = self.resolve(&h, key)?;
         let shape = usize_shape(&sel.out_shape())?;
         let arr = read_numpy(py, &h, &sel, &shape)?;

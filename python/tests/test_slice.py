@@ -265,3 +265,35 @@ def test_a_read_too_large_for_memory_is_memory_error(tmp_path):
     with pytest.raises(MemoryError):
         a[...]
     assert a[10**8 - 1, :3].tolist() == [0.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int8", "int16", "int32", "int64",
+                                   "uint8", "uint16", "uint32", "uint64", "bool"])
+def test_an_element_is_the_scalar_numpy_gives(tmp_path, fmt, dtype):
+    # `a[i, j, k]` of Python ints takes a short path (no array built):
+    # the same value and scalar type as numpy's, the extremes of each
+    # dtype and float32's rounding included, cached chunk or not.
+    want = random_array((3, 4, 5), dtype, seed=3)
+    dt = np.dtype(dtype)
+    if dt.kind in "iu":
+        info = np.iinfo(dt)
+        want[0, 0, 0], want[2, 3, 4] = info.min, info.max
+    elif dt.kind == "f":
+        want[0, 0, 0], want[2, 3, 4] = np.finfo(dt).tiny, np.finfo(dt).max
+        want[1, 1, 1] = dt.type(1.1)
+    a = chunkyard.create(tmp_path / f"a.{fmt}", want.shape, dtype, chunks=(1, 2, 5))
+    a[...] = want
+    a.flush()
+    for b in (a, chunkyard.open(tmp_path / f"a.{fmt}")):
+        for idx in [(0, 0, 0), (2, 3, 4), (1, 1, 1), (-1, -1, -1), (-3, 2, -5),
+                    (np.int64(1), 2, 3), (1, np.uint8(2), 3)]:
+            got = b[idx]
+            assert type(got) is type(want[idx]), (idx, type(got))
+            assert got == want[idx], (idx, got, want[idx])
+        with pytest.raises(IndexError):
+            b[3, 0, 0]
+        with pytest.raises(IndexError):
+            b[0, -5, 0]
+        with pytest.raises(TypeError):
+            b[0, True, 0]
