@@ -42,6 +42,7 @@ from xarray.core import indexing
 
 from . import Array, Cache
 from . import open as _open_array
+from ._reopen import _Reopen
 
 __all__ = ["ChunkyardBackendArray", "ChunkyardBackendEntrypoint"]
 
@@ -55,13 +56,15 @@ class ChunkyardBackendArray(BackendArray):
     array: xarray's indexers are cut down to integers and slices (basic
     indexing, which chunkyard reads directly); xarray applies the rest
     (arrays of indices, negative steps) to what that read returns. It
-    pickles as the array does (reopened by path), so dask's worker
-    processes read the file themselves."""
+    pickles as the path, mode and chunks of the array, reopened at the
+    first read in the process that unpickled it (``_Reopen``), so dask's
+    worker processes read the file themselves and its scheduler opens
+    nothing."""
 
-    __slots__ = ("array", "dtype", "shape")
+    __slots__ = ("_ref", "dtype", "shape")
 
     def __init__(self, array: Array) -> None:
-        self.array = array
+        self._ref = _Reopen.of(array)
         self.shape = tuple(array.shape)
         self.dtype = array.dtype
 
@@ -73,7 +76,7 @@ class ChunkyardBackendArray(BackendArray):
     def _getitem(self, key: tuple[Any, ...]) -> np.ndarray[Any, Any]:
         # chunkyard returns a numpy array for slices and a numpy scalar
         # when every index is an integer; xarray wants an array.
-        return np.asarray(self.array[key])
+        return np.asarray(self._ref.array[key])
 
 
 def _default_name(path: str) -> str:

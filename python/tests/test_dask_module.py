@@ -137,3 +137,34 @@ def test_bad_arguments(tmp_path):
         cdask.store(x[:2], a)
     with pytest.raises(TypeError, match="lock"):
         cdask.store(x, a, lock=True)
+
+
+def test_an_array_the_workers_cannot_open_fails_the_computation(dask_client, tmp_path):
+    """The scheduler unpickles the graph without opening the arrays in it
+    (chunkyard.dask._Reopen); a worker that cannot open one fails its
+    task with the open's own error, which compute() raises. (Opened while
+    unpickling, the array failed the submission as distributed's
+    "Error during deserialization of the task graph", or, on a worker,
+    left the computation hanging.) The timeout only guards against such
+    a hang."""
+    a = chunkyard.create(tmp_path / "v.zarr", (DEPTH, ROWS, COLS), "float32", chunks=(1, ROWS, COLS))
+    x = cdask.to_dask(a)
+    d = cdask.store(volume(), a, compute=False)
+    os.rename(tmp_path / "v.zarr", tmp_path / "moved.zarr")  # gone for the workers
+    with pytest.raises(FileNotFoundError, match="v.zarr"):
+        dask_client.compute(x.sum()).result(timeout=120)
+    with pytest.raises(FileNotFoundError, match="v.zarr"):
+        dask_client.compute(d).result(timeout=120)
+
+
+@pytest.mark.skipif(not chunkyard.has_hdf5, reason="built without the HDF5 option")
+def test_an_hdf5_target_on_worker_processes_is_a_clear_error(dask_client, tmp_path):
+    """HDF5 takes one writer process per file: the caller holds the file
+    it created, so the workers' opens fail (docs/scale-out.md). That is
+    the open's StoreError from compute(), not a hang; the threaded
+    scheduler writes it."""
+    d = cdask.store(volume(), f"{tmp_path}/v.h5:/data", compute=False)
+    with pytest.raises(chunkyard.StoreError, match="unable to lock file"):
+        dask_client.compute(d).result(timeout=120)
+    cdask.store(volume(), f"{tmp_path}/w.h5:/data", scheduler="threads")
+    np.testing.assert_array_equal(fresh(f"{tmp_path}/w.h5:/data"), expected())

@@ -159,6 +159,15 @@ def test_reduced_on_the_cluster_of_processes(dask_client, tmp_path):
         )
     np.testing.assert_allclose(float(s), data().sum(dtype="float64"), rtol=1e-5)
     np.testing.assert_allclose(m.values, data().mean(axis=0, dtype="float64"), rtol=1e-9)
+    # Pickled, the variable holds only what reopens the array (the
+    # scheduler opens nothing): an array the workers cannot find fails
+    # their tasks with the open's error. (The timeout only guards
+    # against a hang.)
+    with xr.open_dataset(p, engine="chunkyard", chunks={}) as ds:
+        total = ds["vol"].sum()
+        (tmp_path / "vol.zarr").rename(tmp_path / "moved.zarr")
+        with pytest.raises(FileNotFoundError, match="vol.zarr"):
+            dask_client.compute(total).result(timeout=120)
 
 
 def test_a_zarr_array_on_s3(dask_client):
