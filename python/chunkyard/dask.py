@@ -26,6 +26,7 @@ import numpy as np
 
 from . import Array, Cache, _as_dtype, _as_shape, create
 from . import open as _open_array
+from ._reopen import _Reopen
 
 __all__ = ["store", "to_dask"]
 
@@ -39,11 +40,13 @@ def to_dask(
     chunks, one block per chunk; any dask ``chunks`` are accepted (blocks
     that cut chunks read those chunks more than once). The array travels
     to worker processes pickled: reopened by path there (flushed first if
-    writable), in each worker's global cache."""
+    writable), in each worker's global cache, at the first read of a task
+    (``_Reopen``: the scheduler, which unpickles the graph, opens
+    nothing)."""
     if not isinstance(a, Array):
         a = _open_array(a, "r")
     return da.from_array(
-        a,
+        cast(Any, _Reopen.of(a)),
         chunks=a.chunks if chunks is None else chunks,
         lock=False,
         asarray=False,
@@ -55,20 +58,22 @@ class _Target:
     """What ``dask.array.store`` writes into: each block is written and
     then flushed, so a task's writes are durable when it ends (in a worker
     process the unpickled array already syncs each write; the flush then
-    finds nothing to do)."""
+    finds nothing to do). Pickled, it opens the array at the first write
+    (:class:`_Reopen`)."""
 
     def __init__(self, array: Array) -> None:
-        self.array = array
-        self.shape = array.shape
-        self.dtype = array.dtype
-        self.ndim = array.ndim
+        self.ref = _Reopen.of(array)
+        self.shape = self.ref.shape
+        self.dtype = self.ref.dtype
+        self.ndim = self.ref.ndim
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        self.array[key] = value
-        self.array.flush()
+        a = self.ref.array
+        a[key] = value
+        a.flush()
 
     def __dask_tokenize__(self) -> tuple[Any, ...]:
-        return ("chunkyard.dask._Target", self.array.__dask_tokenize__())
+        return ("chunkyard.dask._Target", self.ref.__dask_tokenize__())
 
 
 def _regular_chunks(x: da.Array) -> tuple[int, ...] | None:

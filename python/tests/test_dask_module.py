@@ -1,11 +1,15 @@
 """chunkyard.dask: to_dask and store, on the threaded scheduler and on the
 session's cluster of worker processes (`dask_client`, conftest.py): the
 article's volume (small) generated block by block on the workers, stored
-into Zarr and .npy, read back and reduced there; a worker killed in the
-middle of the build."""
+into Zarr and .npy on local disk and into Zarr on S3, read back and
+reduced there; a worker killed in the middle of the build. The S3 cases
+need the server `.ci/with-s3` starts (its AWS_* variables reach the
+worker processes, which inherit the environment) and skip without it:
+.ci/with-s3 python -m pytest -q python/tests/test_dask_module.py -k s3"""
 
 import os
 import signal
+import uuid
 
 import numpy as np
 import pytest
@@ -16,6 +20,20 @@ da = pytest.importorskip("dask.array")
 cdask = pytest.importorskip("chunkyard.dask")
 
 DEPTH, ROWS, COLS = 6, 96, 80  # the article's (500, 2000, 2000), small
+
+BUCKET = os.environ.get("CHUNKYARD_S3_BUCKET")
+
+
+def where(tmp_path, name):
+    """Where the test's array goes: ``tmp_path / name``, or for "s3" a
+    Zarr array under a fresh prefix of the test bucket (skipped without
+    the s3 build feature or a server)."""
+    if name != "s3":
+        return tmp_path / name
+    if not (chunkyard.has_s3 and BUCKET):
+        pytest.skip("needs the s3 build feature and a server: "
+                    ".ci/with-s3 python -m pytest -q python/tests/test_dask_module.py -k s3")
+    return f"s3://{BUCKET}/py-dask-{uuid.uuid4().hex}/vol.zarr"
 
 
 def plane(block_id=None, kill_marker=None):
@@ -49,10 +67,10 @@ def fresh(path):
     return chunkyard.open(path, cache=chunkyard.Cache("8MiB"))[...]
 
 
-@pytest.mark.parametrize("name", ["vol.zarr", "vol.npy"])
+@pytest.mark.parametrize("name", ["vol.zarr", "vol.npy", "s3"])
 def test_the_article_volume_on_worker_processes(dask_client, tmp_path, name):
     want = expected()
-    path = tmp_path / name
+    path = where(tmp_path, name)
     a = cdask.store(volume(), path)  # created with x's block shape as chunks
     assert a.chunks == (1, ROWS, COLS) and a.shape == (DEPTH, ROWS, COLS)
     np.testing.assert_array_equal(fresh(path), want)
@@ -66,9 +84,10 @@ def test_the_article_volume_on_worker_processes(dask_client, tmp_path, name):
     np.testing.assert_allclose(chunkyard.open(path).mean(axis=0), want.mean(axis=0, dtype="float64"), rtol=1e-6)
 
 
-def test_a_worker_killed_mid_build_loses_nothing(dask_client, tmp_path):
+@pytest.mark.parametrize("name", ["vol.zarr", "s3"])
+def test_a_worker_killed_mid_build_loses_nothing(dask_client, tmp_path, name):
     marker = str(tmp_path / "killed")
-    path = tmp_path / "vol.zarr"
+    path = where(tmp_path, name)
     pids = set(dask_client.run(os.getpid).values())
     cdask.store(volume(kill_marker=marker), path)
     assert os.path.exists(marker)  # a worker did die
@@ -118,3 +137,34 @@ def test_bad_arguments(tmp_path):
         cdask.store(x[:2], a)
     with pytest.raises(TypeError, match="lock"):
         cdask.store(x, a, lock=True)
+
+
+def test_an_array_the_workers_cannot_open_fails_the_computation(dask_client, tmp_path):
+    """The scheduler unpickles the graph without opening the arrays in it
+    (chunkyard.dask._Reopen); a worker that cannot open one fails its
+    task with the open's own error, which compute() raises. (Opened while
+    unpickling, the array failed the submission as distributed's
+    "Error during deserialization of the task graph", or, on a worker,
+    left the computation hanging.) The timeout only guards against such
+    a hang."""
+    a = chunkyard.create(tmp_path / "v.zarr", (DEPTH, ROWS, COLS), "float32", chunks=(1, ROWS, COLS))
+    x = cdask.to_dask(a)
+    d = cdask.store(volume(), a, compute=False)
+    os.rename(tmp_path / "v.zarr", tmp_path / "moved.zarr")  # gone for the workers
+    with pytest.raises(FileNotFoundError, match="v.zarr"):
+        dask_client.compute(x.sum()).result(timeout=120)
+    with pytest.raises(FileNotFoundError, match="v.zarr"):
+        dask_client.compute(d).result(timeout=120)
+
+
+@pytest.mark.skipif(not chunkyard.has_hdf5, reason="built without the HDF5 option")
+def test_an_hdf5_target_on_worker_processes_is_a_clear_error(dask_client, tmp_path):
+    """HDF5 takes one writer process per file: the caller holds the file
+    it created, so the workers' opens fail (docs/scale-out.md). That is
+    the open's StoreError from compute(), not a hang; the threaded
+    scheduler writes it."""
+    d = cdask.store(volume(), f"{tmp_path}/v.h5:/data", compute=False)
+    with pytest.raises(chunkyard.StoreError, match="unable to lock file"):
+        dask_client.compute(d).result(timeout=120)
+    cdask.store(volume(), f"{tmp_path}/w.h5:/data", scheduler="threads")
+    np.testing.assert_array_equal(fresh(f"{tmp_path}/w.h5:/data"), expected())
