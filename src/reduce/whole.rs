@@ -159,9 +159,16 @@ const SCAN_BLOCK_BYTES: usize = 1 << 20;
 /// in the CPU's cache: a block as large as a whole 16 MB plane goes
 /// through memory twice, once read and once summed; see
 /// `docs/benchmarks.md#sum-in-1-mib-blocks`.
+///
+/// Not on object storage (a store whose requests wait on the network,
+/// `concurrent_requests` above rayon's width): there each block is a GET,
+/// and a 16 MB plane read as sixteen 1 MiB ranged GETs took 4-5x the time
+/// of whole-chunk GETs against the same server
+/// (`docs/benchmarks.md#the-article-on-s3-issue-19-item-4`).
 fn whole_plan(a: &ArrayHandle, sel: &ResolvedSelection) -> BlockPlan {
     let plan = BlockPlan::new(sel, a.chunks());
-    if a.store().capabilities().partial_reads {
+    let caps = a.store().capabilities();
+    if caps.partial_reads && caps.concurrent_requests <= rayon::current_num_threads() {
         plan.split_outer_to((SCAN_BLOCK_BYTES / a.dtype().size()) as u64)
     } else {
         plan
