@@ -64,6 +64,27 @@ use crate::layout::c_strides;
 pub use region::{check_region_fits, check_strided_fits, extract_region, region_fits};
 pub(crate) use region::{copy_region_of_chunk, place_region};
 
+/// Whether every element of `data` has the bytes of `fill` (a chunk that
+/// stores nothing: formats that track missing chunks drop it). Compared in
+/// 4 KiB pieces against the fill repeated, by `memcmp`, which stops at the
+/// first difference: a chunk of data costs a few bytes' comparison, a
+/// chunk of fill one pass at memory speed.
+pub(crate) fn is_fill(data: &[u8], fill: &[u8]) -> bool {
+    const PIECE: usize = 4096;
+    let k = fill.len();
+    if k == 0 || !data.len().is_multiple_of(k) {
+        return false;
+    }
+    if !PIECE.is_multiple_of(k) {
+        return data.chunks_exact(k).all(|e| e == fill);
+    }
+    let mut pattern = [0u8; PIECE];
+    for e in pattern.chunks_exact_mut(k) {
+        e.copy_from_slice(fill);
+    }
+    data.chunks(PIECE).all(|c| c == &pattern[..c.len()])
+}
+
 /// What a store holds: element type, shape, chunk shape and fill value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreMeta {
@@ -504,6 +525,30 @@ pub(crate) use locked_store;
 mod tests {
     use super::*;
     use parking_lot::Mutex;
+
+    #[test]
+    fn is_fill_compares_every_element_bytewise() {
+        for k in [1usize, 2, 4, 8] {
+            let fill: Vec<u8> = (1..=k as u8).collect();
+            // Past one 4 KiB piece, and a length that ends mid-piece.
+            let n = 3 * 4096 / k + 5;
+            let mut data: Vec<u8> = fill.iter().copied().cycle().take(n * k).collect();
+            assert!(is_fill(&data, &fill), "k={k}");
+            for at in [0, n * k / 2, n * k - 1] {
+                data[at] ^= 0x80;
+                assert!(!is_fill(&data, &fill), "k={k}, byte {at} differs");
+                data[at] ^= 0x80;
+            }
+            if k > 1 {
+                assert!(!is_fill(&data[..n * k - 1], &fill), "a partial element");
+            }
+        }
+        // -0.0 is not a fill of 0.0, as zarrs compares.
+        let zero = 0f32.to_ne_bytes();
+        assert!(!is_fill(&(-0f32).to_ne_bytes(), &zero));
+        assert!(is_fill(&[], &zero));
+        assert!(!is_fill(&[1], &[]));
+    }
 
     /// A store that answers every method itself (none from the trait's
     /// defaults) and records which were called.

@@ -213,8 +213,7 @@ impl Hdf5Inner {
     }
 
     pub(super) fn is_fill(&self, data: &[u8]) -> bool {
-        let f = &self.meta.fill;
-        data.chunks_exact(f.len()).all(|e| e == f.as_slice())
+        crate::store::is_fill(data, &self.meta.fill)
     }
 
     pub(super) fn check_region(&self, chunk: &[u64], region: ChunkRegion<'_>) -> Result<()> {

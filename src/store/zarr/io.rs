@@ -210,14 +210,30 @@ impl ZarrInner {
 
     /// Writes a whole chunk; the caller holds its lock (`lock_chunk`).
     fn write_chunk_locked(&self, chunk: &[u64], data: &[u8]) -> Result<()> {
-        let stored = self
-            .array
-            .store_chunk_opt(
-                chunk,
-                ArrayBytes::new_flen(Cow::Borrowed(data)),
-                &Self::codec_options(),
-            )
-            .map_err(|e| self.write_error(chunk, e));
+        let stored = match self.storage.dir() {
+            // A raw chunk's file is the chunk's bytes: written straight
+            // from the caller's buffer, as zarrs would (a chunk of fill
+            // erased, else a new file renamed over the old), without its
+            // owned copy of the chunk to encode from
+            // (docs/benchmarks.md#zarr-chunks-written-raw).
+            Some(dir) if self.raw => {
+                let key = self.array.chunk_key(chunk);
+                if crate::store::is_fill(data, &self.meta.fill) {
+                    zarrs::storage::WritableStorageTraits::erase(dir, &key)
+                } else {
+                    dir.write_atomic(&dir.key_path(&key), data)
+                }
+                .map_err(|e| self.write_error(chunk, e.into()))
+            }
+            _ => self
+                .array
+                .store_chunk_opt(
+                    chunk,
+                    ArrayBytes::new_flen(Cow::Borrowed(data)),
+                    &Self::codec_options(),
+                )
+                .map_err(|e| self.write_error(chunk, e)),
+        };
         // The chunk's file was replaced (or removed, for a chunk of fill
         // values): an open one holds the old contents. Dropped after a
         // failed write too, which may have renamed.

@@ -517,7 +517,8 @@ fn open_files_never_serve_replaced_or_erased_chunks() {
             .unwrap()
             .is_none()
     );
-    // Written as all fill value: zarrs removes the file.
+    // Written as all fill value: the store removes the file (the raw
+    // path's own check, as zarrs does on the others).
     s.write_chunk(&[1, 0], &chunk_of(7, 32)).unwrap();
     assert_eq!(element(&s, &[1, 0], &[0, 0]).unwrap(), Some(7));
     s.write_chunk(&[1, 0], &[0u8; 128]).unwrap();
