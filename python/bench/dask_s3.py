@@ -1,0 +1,112 @@
+"""The article's volume built and summed by a dask.distributed cluster of
+worker processes on S3: chunkyard against zarr-python (issue 22, item 4).
+
+A (depth, 2000, 2000) float32 volume of standard normal values, chunks
+(1, 2000, 2000), generated block by block on the workers
+(`dask.array.random.default_rng(7).standard_normal`), then:
+
+- chunkyard: `chunkyard.dask.store(x, "s3://...")`, then
+  `chunkyard.dask.to_dask(url).sum()`;
+- zarr-python: `x.to_zarr(store)` over zarr's `ObjectStore` of an obstore
+  `S3Store`, then `dask.array.from_zarr(store).sum()`.
+
+Each phase runs on a fresh `LocalCluster(n_workers=2, processes=True,
+threads_per_worker=1)`, and reports its time and each worker's peak
+resident memory (`ru_maxrss`, asked of the workers after the phase).
+The server and credentials come from the environment, as `.ci/with-s3`
+sets them:
+
+    .ci/with-s3 python python/bench/dask_s3.py --depth 100 --rounds 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import time
+import uuid
+
+ROWS, COLS = 2000, 2000
+
+
+def peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def zarr_store(url: str):
+    from obstore.store import S3Store
+    from zarr.storage import ObjectStore
+
+    bucket, _, prefix = url[len("s3://"):].partition("/")
+    s3 = S3Store(bucket, prefix=prefix, endpoint=os.environ["AWS_ENDPOINT_URL"],
+                 region=os.environ.get("AWS_REGION", "us-east-1"),
+                 access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
+                 secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"],
+                 client_options={"allow_http": True})
+    return ObjectStore(s3)
+
+
+def phase(tool: str, what: str, depth: int, url: str) -> tuple[float, list[float], float | None]:
+    import dask.array as da
+    from dask.distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        t = time.perf_counter()
+        value = None
+        if what == "build":
+            x = da.random.default_rng(7).standard_normal(
+                (depth, ROWS, COLS), chunks=(1, ROWS, COLS), dtype="float32")
+            if tool == "chunkyard":
+                import chunkyard.dask
+
+                chunkyard.dask.store(x, url)
+            else:
+                x.to_zarr(zarr_store(url), compute=True)
+        else:
+            if tool == "chunkyard":
+                import chunkyard.dask
+
+                value = float(chunkyard.dask.to_dask(url).sum(dtype="float64").compute())
+            else:
+                value = float(da.from_zarr(zarr_store(url)).sum(dtype="float64").compute())
+        seconds = time.perf_counter() - t
+        peaks = sorted(client.run(peak_mib).values())
+    return seconds, peaks, value
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--depth", type=int, default=100)
+    p.add_argument("--rounds", type=int, default=1)
+    args = p.parse_args()
+    bucket = os.environ.get("CHUNKYARD_S3_BUCKET")
+    if not bucket:
+        raise SystemExit("no CHUNKYARD_S3_BUCKET: run under .ci/with-s3")
+    tools = ["chunkyard", "zarr-python"]
+    rows = []
+    for rnd in range(args.rounds):
+        for tool in (tools if rnd % 2 == 0 else tools[::-1]):
+            url = f"s3://{bucket}/dask-{uuid.uuid4().hex}/{tool}.zarr"
+            b = phase(tool, "build", args.depth, url)
+            s = phase(tool, "sum", args.depth, url)
+            rows.append((rnd, tool, b, s))
+            print(f"round {rnd} {tool}: build {b[0]:.2f} s, workers' peaks {b[1]} MiB; "
+                  f"sum {s[0]:.2f} s = {s[2]:.6g}, peaks {s[1]} MiB", file=sys.stderr)
+    print(f"volume ({args.depth}, {ROWS}, {COLS}) float32, chunks (1, {ROWS}, {COLS}), "
+          "LocalCluster(2 worker processes, 1 thread each)")
+    print("| round | tool | build s | build peak MiB (max worker) | sum s | sum peak MiB |")
+    print("|---|---|---|---|---|---|")
+    for rnd, tool, b, s in rows:
+        print(f"| {rnd} | {tool} | {b[0]:.2f} | {max(b[1]):.0f} | {s[0]:.2f} | {max(s[1]):.0f} |")
+    for rnd in range(args.rounds):
+        by = {t: (b, s) for r, t, b, s in rows if r == rnd}
+        c, z = by["chunkyard"], by["zarr-python"]
+        print(f"round {rnd}: zarr-python / chunkyard time: build {z[0][0] / c[0][0]:.2f}x, "
+              f"sum {z[1][0] / c[1][0]:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
