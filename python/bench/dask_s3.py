@@ -28,24 +28,13 @@ import sys
 import time
 import uuid
 
-ROWS, COLS = 2000, 2000
+# The zarr-python store over obstore, as python/bench/s3.py builds it.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from s3 import ROWS, COLS, zarr_store  # noqa: E402
 
 
 def peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def zarr_store(url: str):
-    from obstore.store import S3Store
-    from zarr.storage import ObjectStore
-
-    bucket, _, prefix = url[len("s3://"):].partition("/")
-    s3 = S3Store(bucket, prefix=prefix, endpoint=os.environ["AWS_ENDPOINT_URL"],
-                 region=os.environ.get("AWS_REGION", "us-east-1"),
-                 access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
-                 secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"],
-                 client_options={"allow_http": True})
-    return ObjectStore(s3)
 
 
 def phase(tool: str, what: str, depth: int, url: str) -> tuple[float, list[float], float | None]:
