@@ -5,8 +5,11 @@
 //! Zarr (v2 `.zattrs`, v3 `zarr.json`) holds any JSON object and v3 also
 //! dimension names. HDF5 holds a dataset attribute of numbers, booleans or
 //! strings, as a scalar or a 1-D array of one kind ([`hdf5_unsupported`]
-//! says why anything else is not written); chunkyard writes no HDF5
-//! dimension scales. `.npy` holds neither.
+//! says why anything else is not written), and dimension names as the
+//! Dimension Scales convention's `DIMENSION_LABELS` (what h5py's
+//! `dset.dims[i].label` reads; chunkyard makes no scale datasets, so
+//! readers that name axes from scales only, such as netCDF, h5netcdf and
+//! xarray, do not see them). `.npy` holds neither.
 
 use crate::open::Format;
 use crate::store::Labels;
@@ -53,8 +56,25 @@ pub(crate) fn hdf5_unsupported(v: &AttrValue) -> Option<&'static str> {
     }
 }
 
+/// Attribute names the HDF5 Dimension Scales convention owns: chunkyard
+/// writes `DIMENSION_LABELS` itself from the dimension names, and never a
+/// user attribute of these names (a reader would take it for the
+/// convention's).
+#[cfg(any(feature = "hdf5", test))]
+pub(crate) fn hdf5_reserved(key: &str) -> bool {
+    matches!(
+        key,
+        "DIMENSION_LABELS" | "DIMENSION_LIST" | "REFERENCE_LIST"
+    )
+}
+
 /// What a new array of `format` would drop of `labels`, one line each
 /// (empty: it keeps them all).
+///
+/// HDF5 keeps dimension names as `DIMENSION_LABELS` only (no dimension
+/// scale datasets): h5py (`dset.dims[i].label`), the `H5DS` API and
+/// chunkyard read them; netCDF, h5netcdf and xarray, which name axes from
+/// attached scales, do not. This is not reported as a drop.
 pub fn dropped_by(format: Format, labels: &Labels) -> Vec<String> {
     let attrs = parse(labels);
     let named = labels
@@ -78,14 +98,30 @@ pub fn dropped_by(format: Format, labels: &Labels) -> Vec<String> {
             for (k, v) in &attrs {
                 if let Some(why) = hdf5_unsupported(v) {
                     out.push(format!("attribute {k}: {why}"));
+                } else if hdf5_reserved(k) {
+                    out.push(format!(
+                        "attribute {k}: the name is HDF5's dimension scale convention's"
+                    ));
                 }
             }
-            if named {
-                out.push("dimension names (chunkyard writes no HDF5 dimension scales)".into());
+            if named && hdf5_bad_names(labels) {
+                out.push("dimension names (a name with a NUL byte)".into());
             }
         }
     }
     out
+}
+
+/// Whether a dimension name cannot be an HDF5 string (it holds a NUL):
+/// then no names are written.
+#[cfg(any(feature = "hdf5", test))]
+pub(crate) fn hdf5_bad_names(labels: &Labels) -> bool {
+    labels
+        .dimension_names
+        .iter()
+        .flatten()
+        .flatten()
+        .any(|n| n.contains('\0'))
 }
 
 #[cfg(test)]
@@ -176,10 +212,18 @@ mod tests {
         assert!(dropped_by(Format::Npy, &labels(json!({}), Some(vec![None, None]))).is_empty());
         #[cfg(feature = "hdf5")]
         {
+            // Names are kept (as DIMENSION_LABELS); the nested value is not.
             let h5 = dropped_by(Format::Hdf5, &l);
-            assert_eq!(h5.len(), 2, "{h5:?}");
+            assert_eq!(h5.len(), 1, "{h5:?}");
             assert!(h5[0].starts_with("attribute meta"), "{h5:?}");
-            assert!(h5[1].contains("dimension names"), "{h5:?}");
+            let bad = labels(
+                json!({"DIMENSION_LIST": "x", "units": "mV"}),
+                Some(vec![Some("a\u{0}b"), None]),
+            );
+            let h5 = dropped_by(Format::Hdf5, &bad);
+            assert_eq!(h5.len(), 2, "{h5:?}");
+            assert!(h5[0].starts_with("attribute DIMENSION_LIST"), "{h5:?}");
+            assert!(h5[1].contains("NUL"), "{h5:?}");
         }
     }
 }

@@ -8,7 +8,7 @@ use hdf5_metno::types::{FixedAscii, FixedUnicode, TypeDescriptor, VarLenAscii, V
 use hdf5_metno::{Attribute, Dataset, H5Type};
 use serde_json::Value;
 
-use crate::attrs::{Attrs, hdf5_unsupported};
+use crate::attrs::{Attrs, hdf5_reserved, hdf5_unsupported};
 
 /// Fixed-length strings longer than this are dropped (their reading
 /// buffer is sized by it).
@@ -24,10 +24,14 @@ pub(super) fn read_attrs(ds: &Dataset) -> (Attrs, Vec<String>) {
         Err(e) => return (attrs, vec![format!("attributes: {e}")]),
     };
     for name in names {
+        // Dimension names, read by `dims::read_names`.
+        if name == super::dims::LABELS || name == super::dims::LIST {
+            continue;
+        }
         match ds
             .attr(&name)
             .map_err(|e| e.to_string())
-            .and_then(|a| read_one(&a))
+            .and_then(|a| read_value(&a))
         {
             Ok(v) => {
                 attrs.insert(name, v);
@@ -38,7 +42,8 @@ pub(super) fn read_attrs(ds: &Dataset) -> (Attrs, Vec<String>) {
     (attrs, dropped)
 }
 
-fn read_one(a: &Attribute) -> Result<Value, String> {
+/// One attribute as JSON, or why it cannot be.
+pub(super) fn read_value(a: &Attribute) -> Result<Value, String> {
     let shape = a.shape();
     if shape.len() > 1 {
         return Err(format!(
@@ -80,12 +85,14 @@ fn read_one(a: &Attribute) -> Result<Value, String> {
         TypeDescriptor::VarLenUnicode => strings(a.read_raw::<VarLenUnicode>().map_err(e)?, |s| {
             s.as_str().to_owned()
         }),
+        // ASCII strings hold whatever bytes their writer put there (h5py
+        // puts UTF-8): decoded, not taken as `str` unchecked.
         TypeDescriptor::VarLenAscii => strings(a.read_raw::<VarLenAscii>().map_err(e)?, |s| {
-            s.as_str().to_owned()
+            String::from_utf8_lossy(s.as_bytes()).into_owned()
         }),
         TypeDescriptor::FixedAscii(n) if *n <= MAX_FIXED => {
             strings(a.read_raw::<FixedAscii<MAX_FIXED>>().map_err(e)?, |s| {
-                s.as_str().to_owned()
+                String::from_utf8_lossy(s.as_bytes()).into_owned()
             })
         }
         TypeDescriptor::FixedUnicode(n) if *n <= MAX_FIXED => {
@@ -117,7 +124,7 @@ fn strings<T>(v: Vec<T>, f: impl Fn(&T) -> String) -> Vec<Value> {
 /// the caller reported the others as dropped) to the dataset.
 pub(super) fn write_attrs(ds: &Dataset, attrs: &Attrs) -> hdf5_metno::Result<()> {
     for (name, v) in attrs {
-        if hdf5_unsupported(v).is_some() {
+        if hdf5_unsupported(v).is_some() || hdf5_reserved(name) {
             continue;
         }
         let (items, scalar) = match v {

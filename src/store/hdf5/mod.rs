@@ -34,6 +34,7 @@
 //! # Files
 //!
 //! `file` opens files and lists datasets, `attrs` moves attributes,
+//! `dims` dimension names (`DIMENSION_LABELS`, dimension scales),
 //! `types` maps element types and
 //! filters to HDF5's, `open` creates and opens datasets, `store` holds the
 //! open dataset and its `ChunkStore` impl, `chunk_io` does direct and
@@ -43,6 +44,7 @@
 
 mod attrs;
 mod chunk_io;
+mod dims;
 mod ffi;
 mod file;
 pub(crate) mod filters;
@@ -72,8 +74,8 @@ pub struct Hdf5Options {
     /// that is not HDF5.
     pub overwrite: bool,
     /// Attributes to write on the dataset: those HDF5 can hold
-    /// ([`crate::dropped_by`] lists the others). Dimension names are not
-    /// written (no dimension scales).
+    /// ([`crate::dropped_by`] lists the others), and dimension names as
+    /// `DIMENSION_LABELS` (no dimension scale datasets).
     pub labels: Option<crate::store::Labels>,
 }
 

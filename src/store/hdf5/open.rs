@@ -69,6 +69,19 @@ impl Hdf5Inner {
                 )));
             }
         };
+        if let Some(names) = opts
+            .labels
+            .as_ref()
+            .and_then(|l| l.dimension_names.as_ref())
+            && names.len() != shape.len()
+        {
+            return Err(Error::invalid(format!(
+                "{}:{name}: {} dimension names for {} axes",
+                path.display(),
+                names.len(),
+                shape.len()
+            )));
+        }
         let exists = path.exists();
         let file = if exists && has_signature(path)? {
             open_file(path, true)?
@@ -143,6 +156,12 @@ impl Hdf5Inner {
             .map_err(fail)?;
         if let Some(labels) = &opts.labels {
             super::attrs::write_attrs(&ds, &crate::attrs::parse(labels)).map_err(fail)?;
+            // `dropped_by` reported names HDF5 cannot hold.
+            if let Some(names) = &labels.dimension_names
+                && !crate::attrs::hdf5_bad_names(labels)
+            {
+                super::dims::write_labels(&ds, names).map_err(fail)?;
+            }
         }
         Self::from_dataset(path, name, file, ds, true, None)
     }

@@ -243,12 +243,14 @@ impl ChunkStore for Hdf5Inner {
         self.layout.clone()
     }
 
-    /// The dataset's attributes; dimension scales are not read (their
-    /// attributes are references, reported as dropped).
+    /// The dataset's attributes, and its dimension names from
+    /// `DIMENSION_LABELS` or attached dimension scales (`dims.rs`).
     fn labels(&self) -> Option<Labels> {
-        let (attrs, dropped) = super::attrs::read_attrs(&self.ds);
+        let (attrs, mut dropped) = super::attrs::read_attrs(&self.ds);
+        let (dimension_names, unread) = super::dims::read_names(&self.ds);
+        dropped.extend(unread);
         Some(Labels {
-            dimension_names: None,
+            dimension_names,
             attributes: serde_json::Value::Object(attrs).to_string(),
             dropped,
         })

@@ -318,7 +318,7 @@ fn attributes_round_trip_and_unwritable_ones_are_left_out() {
         dropped: Vec::new(),
     };
     let dropped = crate::attrs::dropped_by(crate::Format::Hdf5, &labels);
-    assert_eq!(dropped.len(), 5, "{dropped:?}");
+    assert_eq!(dropped.len(), 4, "{dropped:?}");
     let opts = Hdf5Options {
         labels: Some(labels),
         ..Hdf5Options::default()
@@ -327,7 +327,7 @@ fn attributes_round_trip_and_unwritable_ones_are_left_out() {
     drop(s);
     let s = Hdf5Store::open(&path, "x", None, false).unwrap();
     let got = s.labels().unwrap();
-    assert_eq!(got.dimension_names, None);
+    assert_eq!(got.dimension_names, Some(vec![Some("t".into()), None]));
     assert!(got.dropped.is_empty(), "{:?}", got.dropped);
     let got: serde_json::Value = serde_json::from_str(&got.attributes).unwrap();
     let mut want = attrs.as_object().unwrap().clone();
@@ -373,4 +373,130 @@ fn cold_dense_regions_agree_with_hdf5() {
         );
         assert!(out == want, "{pass}");
     }
+}
+
+#[test]
+fn dimension_names_are_labels_and_scales_are_read() {
+    use hdf5_metno::types::VarLenArray;
+    use hdf5_metno::{ObjectReference1, types::VarLenAscii};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dims.h5");
+    let labels = |names: Vec<Option<&str>>| crate::store::Labels {
+        dimension_names: Some(names.into_iter().map(|n| n.map(String::from)).collect()),
+        attributes: "{}".into(),
+        dropped: Vec::new(),
+    };
+    let create = |name: &str, l: crate::store::Labels| {
+        let opts = Hdf5Options {
+            labels: Some(l),
+            ..Hdf5Options::default()
+        };
+        Hdf5Store::create(&path, name, DType::U8, &[2, 3, 4], &[2, 3, 4], &[0], &opts)
+    };
+    drop(create("ascii", labels(vec![Some("t"), None, Some("x")])).unwrap());
+    drop(create("utf8", labels(vec![Some("zeit_ä"), Some("y"), None])).unwrap());
+    drop(create("none", labels(vec![None, None, None])).unwrap());
+    let e = create("short", labels(vec![Some("t")])).unwrap_err();
+    assert!(
+        e.to_string().contains("1 dimension names for 3 axes"),
+        "{e}"
+    );
+    {
+        // As H5DSset_label writes them: ASCII variable-length strings.
+        let f = hdf5_metno::File::open(&path).unwrap();
+        let a = f
+            .dataset("ascii")
+            .unwrap()
+            .attr("DIMENSION_LABELS")
+            .unwrap();
+        let v: Vec<VarLenAscii> = a.read_raw().unwrap();
+        let v: Vec<&str> = v.iter().map(|s| s.as_str()).collect();
+        assert_eq!(v, ["t", "", "x"]);
+        assert!(f.dataset("none").unwrap().attr("DIMENSION_LABELS").is_err());
+        assert!(f.dataset("short").is_err());
+    }
+    for (ds, want) in [
+        ("ascii", Some(vec![Some("t"), None, Some("x")])),
+        ("utf8", Some(vec![Some("zeit_ä"), Some("y"), None])),
+        ("none", None),
+    ] {
+        let got = Hdf5Store::open(&path, ds, None, false)
+            .unwrap()
+            .labels()
+            .unwrap();
+        let want = want.map(|v| v.into_iter().map(|n| n.map(String::from)).collect());
+        assert_eq!(got.dimension_names, want, "{ds}");
+        assert_eq!(got.attributes, "{}", "{ds}");
+        assert!(got.dropped.is_empty(), "{ds}: {:?}", got.dropped);
+    }
+    // Dimension scales, made as H5DSattach_scale does (minus the
+    // REFERENCE_LIST back-pointers, which reading does not need): a NAME
+    // wins; an empty one, or netCDF's placeholder, leaves the scale's own
+    // dataset name. A label wins over a scale.
+    {
+        let f = hdf5_metno::File::append(&path).unwrap();
+        let scale = |n: &str, name: &str| {
+            let s = f.new_dataset::<u8>().shape(1).create(n).unwrap();
+            let v: VarLenAscii = VarLenAscii::from_ascii(name).unwrap();
+            s.new_attr::<VarLenAscii>()
+                .create("NAME")
+                .unwrap()
+                .write_scalar(&v)
+                .unwrap();
+        };
+        scale("time_scale", "time");
+        scale("y", "");
+        scale(
+            "x",
+            "This is a netCDF dimension but not a netCDF variable.         4",
+        );
+        let r = |n: &str| f.reference::<ObjectReference1>(n).unwrap();
+        let list = vec![
+            VarLenArray::from_slice(&[r("time_scale")]),
+            VarLenArray::from_slice(&[r("y")]),
+            VarLenArray::from_slice(&[r("x")]),
+        ];
+        for ds in ["ascii", "none"] {
+            f.dataset(ds)
+                .unwrap()
+                .new_attr::<VarLenArray<ObjectReference1>>()
+                .shape(3)
+                .create("DIMENSION_LIST")
+                .unwrap()
+                .write_raw(&list)
+                .unwrap();
+        }
+        let bad = f.new_dataset::<u8>().shape((2, 3)).create("bad").unwrap();
+        bad.new_attr::<VarLenArray<ObjectReference1>>()
+            .shape(1)
+            .create("DIMENSION_LIST")
+            .unwrap()
+            .write_raw(&list[..1])
+            .unwrap();
+    }
+    for (ds, want) in [
+        ("ascii", vec![Some("t"), Some("y"), Some("x")]),
+        ("none", vec![Some("time"), Some("y"), Some("x")]),
+    ] {
+        let got = Hdf5Store::open(&path, ds, None, false)
+            .unwrap()
+            .labels()
+            .unwrap();
+        let want: Vec<Option<String>> = want.into_iter().map(|n| n.map(String::from)).collect();
+        assert_eq!(got.dimension_names, Some(want), "{ds}");
+        assert_eq!(got.attributes, "{}", "{ds}");
+        assert!(got.dropped.is_empty(), "{ds}: {:?}", got.dropped);
+    }
+    // One entry for two axes: said, not guessed.
+    let got = Hdf5Store::open(&path, "bad", None, false)
+        .unwrap()
+        .labels()
+        .unwrap();
+    assert_eq!(got.dimension_names, None);
+    assert_eq!(got.dropped.len(), 1, "{:?}", got.dropped);
+    assert!(
+        got.dropped[0].contains("DIMENSION_LIST: 1 entries for 2 axes"),
+        "{:?}",
+        got.dropped
+    );
 }
