@@ -11,7 +11,8 @@ through chunkyard's cache, from dask's tasks with ``chunks=``.
   the HDF5 dataset (``temp`` for ``f.h5:/grp/temp``; ``data`` for a plain
   ``f.h5``, whose dataset chunkyard takes to be ``data``).
 - Its dimensions are the array's ``dimension_names`` (Zarr v3 keeps
-  them); axes without one are ``dim_0``, ``dim_1``, ... as in xarray.
+  them; HDF5 as h5py's ``dims[i].label`` or attached dimension scales'
+  names); axes without one are ``dim_0``, ``dim_1``, ... as in xarray.
 - Its attributes are the array's (``a.attrs``), as stored: no CF
   decoding (``_FillValue``, ``scale_factor``, time units are not applied).
 - ``encoding["preferred_chunks"]`` is the array's chunk shape, so

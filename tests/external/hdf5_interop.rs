@@ -350,6 +350,85 @@ assert np.array_equal(a, want), a
     ]);
 }
 
+/// Dimension names both ways: chunkyard's are h5py's `dims[i].label`;
+/// h5py's labels, and the scales h5py (`make_scale`/`attach_scale`) and
+/// netCDF-4 (a placeholder `NAME`: the scale dataset's name) attach, are
+/// chunkyard's names, on `info`, in the library and through `convert`.
+#[cfg(feature = "cli")]
+#[test]
+fn dimension_names_are_labels_and_scales() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let d = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    let py = |script: &str| {
+        crate::common::python_with(
+            &["numpy", "h5py", "zarr"],
+            script,
+            &[dir.path().to_str().unwrap()],
+        )
+    };
+    // chunkyard -> h5py, names with a gap and a non-ASCII one.
+    let opts = ArrayOptions::new([2, 3, 4])
+        .dimension_names([Some("zeit_ä"), None, Some("x")])
+        .attr("units", "mV");
+    ArrayHandle::create(format!("{}:/v", d("cy.h5")), DType::F32, &opts)
+        .unwrap()
+        .close()
+        .unwrap();
+    py(r#"
+import sys, h5py
+with h5py.File(sys.argv[1] + "/cy.h5", "r") as f:
+    ds = f["v"]
+    assert [d.label for d in ds.dims] == ["zeit_ä", "", "x"], [d.label for d in ds.dims]
+    assert set(ds.attrs) == {"units", "DIMENSION_LABELS"}, set(ds.attrs)
+"#);
+    // h5py -> chunkyard: labels, scales, a label over a scale, netCDF-4's
+    // placeholder, an axis with neither, and a dataset naming none.
+    py(r#"
+import sys, numpy as np, h5py
+with h5py.File(sys.argv[1] + "/py.h5", "w") as f:
+    lab = f.create_dataset("lab", data=np.zeros((2, 3), "i2"))
+    lab.dims[0].label = "t"
+    lab.dims[1].label = "x"
+    f["time_axis"] = np.arange(2.0)
+    f["time_axis"].make_scale("time")
+    f["y"] = np.arange(3.0)
+    f["y"].make_scale()
+    f["x"] = np.arange(4.0)
+    f["x"].make_scale("This is a netCDF dimension but not a netCDF variable.         4")
+    sc = f.create_dataset("sc", data=np.zeros((2, 3, 4, 5), "f4"))
+    sc.attrs["units"] = "K"
+    sc.dims[0].attach_scale(f["time_axis"])
+    sc.dims[1].attach_scale(f["y"])
+    sc.dims[2].attach_scale(f["x"])
+    sc.dims[1].label = "row"
+    f.create_dataset("plain", data=np.zeros(3, "u1"))
+"#);
+    let names = |ds: &str| read_all(&format!("{}:{ds}", d("py.h5"))).dimension_names();
+    let s = |v: &[Option<&str>]| Some(v.iter().map(|n| n.map(String::from)).collect::<Vec<_>>());
+    assert_eq!(names("/lab"), s(&[Some("t"), Some("x")]));
+    assert_eq!(
+        names("/sc"),
+        s(&[Some("time"), Some("row"), Some("x"), None])
+    );
+    assert_eq!(names("/plain"), None);
+    let info = ok(&["info", &format!("{}:/sc", d("py.h5"))]);
+    assert!(info.contains("dimensions:  (time, row, x, -)"), "{info}");
+    assert!(
+        !info.contains("unread") && !info.contains("DIMENSION"),
+        "{info}"
+    );
+    // ... and on to Zarr v3.
+    let out = ok(&["convert", &format!("{}:/sc", d("py.h5")), &d("sc.zarr")]);
+    assert!(!out.contains("dropped"), "{out}");
+    py(r#"
+import sys, zarr
+a = zarr.open_array(sys.argv[1] + "/sc.zarr", mode="r")
+assert a.metadata.dimension_names == ("time", "row", "x", None), a.metadata.dimension_names
+assert dict(a.attrs) == {"units": "K"}, dict(a.attrs)
+"#);
+}
+
 /// h5py's attributes reach zarr-python through `convert` (numbers,
 /// booleans, strings, scalars and lists), and zarr-python's reach h5py;
 /// what the other side cannot hold is named on `convert`'s output.
@@ -402,10 +481,10 @@ b = zarr.create_array(sys.argv[1] + "/b.zarr", shape=(2, 3), chunks=(2, 3), dtyp
                       attributes={"units": "mV", "scale": [0.5, 1], "meta": {"a": 1}})
 b[...] = 4
 "#);
+    // The names are kept (as DIMENSION_LABELS): only `meta` is dropped.
     let out = ok(&["convert", &d("b.zarr"), &format!("{}:/data", d("back.h5"))]);
-    for gone in ["dropped attribute meta", "dropped dimension names"] {
-        assert!(out.contains(gone), "{out}");
-    }
+    assert!(out.contains("dropped attribute meta"), "{out}");
+    assert_eq!(out.matches("dropped").count(), 1, "{out}");
     py(r#"
 import sys, h5py
 with h5py.File(sys.argv[1] + "/back.h5", "r") as f:
@@ -413,7 +492,24 @@ with h5py.File(sys.argv[1] + "/back.h5", "r") as f:
     assert ds.attrs["units"] == "mV", dict(ds.attrs)
     assert list(ds.attrs["scale"]) == [0.5, 1.0], dict(ds.attrs)
     assert "meta" not in ds.attrs
+    assert [d.label for d in ds.dims] == ["t", "x"], [d.label for d in ds.dims]
     assert (ds[...] == 4).all()
+"#);
+    // Zarr v3 -> HDF5 -> Zarr v3: names and attributes come back, and the
+    // convention's attribute is not among the user attributes.
+    let out = ok(&[
+        "convert",
+        &format!("{}:/data", d("back.h5")),
+        &d("again.zarr"),
+    ]);
+    assert!(!out.contains("dropped"), "{out}");
+    py(r#"
+import sys, warnings, zarr
+warnings.simplefilter("error")
+a = zarr.open_array(sys.argv[1] + "/again.zarr", mode="r")
+assert a.metadata.dimension_names == ("t", "x"), a.metadata.dimension_names
+assert dict(a.attrs) == {"units": "mV", "scale": [0.5, 1.0]}, dict(a.attrs)
+assert (a[...] == 4).all()
 "#);
     // .npy holds none: said, not silent.
     let out = ok(&["convert", &d("b.zarr"), &d("b.npy")]);
