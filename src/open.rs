@@ -246,7 +246,8 @@ impl ArrayOptions {
         self.attrs(attrs)
     }
 
-    /// One optional name per axis (Zarr v3 `dimension_names`).
+    /// One optional name per axis (Zarr v3 `dimension_names`; HDF5
+    /// `DIMENSION_LABELS`, h5py's `dims[i].label`).
     pub fn dimension_names<S: Into<String>>(
         mut self,
         names: impl IntoIterator<Item = Option<S>>,

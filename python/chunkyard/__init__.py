@@ -154,7 +154,8 @@ def create(
     one). ``attrs`` (a mapping of str to JSON values; numpy scalars and
     arrays become numbers and lists) and ``dimension_names`` (one str or
     ``None`` per axis) are stored with the array: Zarr keeps both, HDF5
-    attributes of numbers, booleans and strings; a format that cannot hold
+    attributes of numbers, booleans and strings, and the names as h5py's
+    ``dims[i].label`` (no dimension scales); a format that cannot hold
     what is given (``.npy``) is a ``ValueError``, not a silent loss. They
     are read back as ``a.attrs`` and ``a.dimension_names`` and cannot be
     changed afterwards. ``shards`` (Zarr only) is the shape of Zarr v3

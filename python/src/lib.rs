@@ -1266,8 +1266,8 @@ impl PyArrayObj {
     }
 
     /// One name (or `None`) per axis, as a tuple, or `None` when the array
-    /// names none (always for `.npy` and HDF5): Zarr v3's
-    /// `dimension_names`.
+    /// names none (always for `.npy`): Zarr v3's `dimension_names`, HDF5's
+    /// `DIMENSION_LABELS` or attached dimension scales' names.
     #[getter]
     fn dimension_names<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyTuple>>> {
         let h = self.handle()?;

@@ -162,3 +162,25 @@ def test_hdf5_attributes_are_read_by_h5py(tmp_path):
     assert dict(chunkyard.open(f"{tmp_path}/a.h5:/d").attrs) == attrs
     with pytest.raises(ValueError, match="attribute nested"):
         chunkyard.create(f"{tmp_path}/b.h5:/d", (4,), "float32", attrs={"nested": {"a": 1}})
+
+
+@needs_hdf5
+def test_hdf5_dimension_names_are_h5py_labels_and_scales(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    a = chunkyard.create(f"{tmp_path}/a.h5:/d", (2, 3, 4), "float32",
+                         dimension_names=("t", None, "x"))
+    assert a.dimension_names == ("t", None, "x")
+    a.close()
+    # The convention's attribute is not a user attribute.
+    assert dict(chunkyard.open(f"{tmp_path}/a.h5:/d").attrs) == {}
+    with h5py.File(tmp_path / "a.h5", "r+") as f:
+        ds = f["d"]
+        assert [d.label for d in ds.dims] == ["t", "", "x"]
+        # A scale attached by h5py names the unlabelled axis.
+        f["rows"] = np.arange(3.0)
+        f["rows"].make_scale("y")
+        ds.dims[1].attach_scale(f["rows"])
+    b = chunkyard.open(f"{tmp_path}/a.h5:/d")
+    assert b.dimension_names == ("t", "y", "x")
+    assert dict(b.attrs) == {}
+    b.close()

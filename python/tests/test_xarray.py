@@ -111,6 +111,19 @@ def test_chunks_give_dask_arrays_aligned_to_the_file(path):
         np.testing.assert_array_equal(ds["vol"].values, data())
 
 
+def test_names_and_attributes_from_hdf5(tmp_path):
+    # HDF5 keeps the names as h5py's dims[i].label (DIMENSION_LABELS),
+    # which is not among the variable's attributes.
+    if not chunkyard.has_hdf5:
+        pytest.skip("built without the HDF5 option")
+    p = make(f"{tmp_path}/f.h5:/temp", attrs={"units": "K"}, dimension_names=["t", None, "x"])
+    with xr.open_dataset(p, engine="chunkyard") as ds:
+        v = ds["temp"]
+        assert v.dims == ("t", "dim_1", "x")
+        assert v.attrs == {"units": "K"}
+        np.testing.assert_array_equal(v[:, 3].values, data()[:, 3])
+
+
 def test_names_and_attributes_from_zarr(tmp_path):
     p = make(tmp_path / "temp.zarr", attrs={"units": "K", "scale": [1, 2]},
              dimension_names=["t", None, "x"])

@@ -268,8 +268,9 @@ impl ArrayHandle {
             .unwrap_or_default()
     }
 
-    /// One optional name per axis (Zarr v3 `dimension_names`), or `None`
-    /// when the array names none (always for HDF5 and `.npy`).
+    /// One optional name per axis (Zarr v3 `dimension_names`; HDF5
+    /// `DIMENSION_LABELS` or attached dimension scales' names), or `None`
+    /// when the array names none (always for `.npy`).
     pub fn dimension_names(&self) -> Option<Vec<Option<String>>> {
         self.store().labels().and_then(|l| l.dimension_names)
     }
