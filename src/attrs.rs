@@ -60,7 +60,7 @@ pub(crate) fn hdf5_unsupported(v: &AttrValue) -> Option<&'static str> {
 /// writes `DIMENSION_LABELS` itself from the dimension names, and never a
 /// user attribute of these names (a reader would take it for the
 /// convention's).
-#[cfg(any(feature = "hdf5", test))]
+#[cfg(feature = "hdf5")]
 pub(crate) fn hdf5_reserved(key: &str) -> bool {
     matches!(
         key,
@@ -114,7 +114,7 @@ pub fn dropped_by(format: Format, labels: &Labels) -> Vec<String> {
 
 /// Whether a dimension name cannot be an HDF5 string (it holds a NUL):
 /// then no names are written.
-#[cfg(any(feature = "hdf5", test))]
+#[cfg(feature = "hdf5")]
 pub(crate) fn hdf5_bad_names(labels: &Labels) -> bool {
     labels
         .dimension_names
