@@ -305,6 +305,59 @@ fn missing_arrays_and_bad_urls_are_typed_errors() {
     }
 }
 
+/// Explicit options win over the variables: an endpoint where nothing
+/// listens fails to reach it though `AWS_ENDPOINT_URL` names a live
+/// server, and the message names the option, not the variable; an
+/// explicit `allow_http(false)` refuses the http endpoint the environment
+/// allows; explicit options naming the live server work.
+#[test]
+fn explicit_options_override_the_variables() {
+    use chunkyard::S3Options;
+    let url = fresh("opts.zarr");
+    let dead = S3Options::new()
+        .endpoint("http://127.0.0.1:9")
+        .allow_http(true)
+        .retries(0);
+    let e = chunkyard::create::<u8>(&url, ArrayOptions::new([4]).s3(dead.clone())).unwrap_err();
+    let e = e.to_string();
+    assert!(
+        e.contains("cannot reach the endpoint http://127.0.0.1:9")
+            && e.contains("the endpoint_url option"),
+        "{e}"
+    );
+    let e = chunkyard::open_with::<u8>(&url, OpenOptions::new().s3(dead)).unwrap_err();
+    assert!(e.to_string().contains("http://127.0.0.1:9"), "{e}");
+    let e = chunkyard::create::<u8>(
+        &url,
+        ArrayOptions::new([4]).s3(S3Options::new().allow_http(false)),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("plain http"), "{e}");
+    let live = S3Options::new()
+        .endpoint(endpoint())
+        .allow_http(true)
+        .region("us-east-1")
+        .credentials("testing", "testing")
+        .timeout(std::time::Duration::from_secs(20))
+        .retries(2);
+    let a =
+        chunkyard::create::<u8>(&url, ArrayOptions::new([4]).chunks([2]).s3(live.clone())).unwrap();
+    a.write(ndarray::s![1..3], ndarray::arr1(&[7u8, 8]).view())
+        .unwrap();
+    a.close().unwrap();
+    let b = chunkyard::open_with::<u8>(&url, OpenOptions::new().read_only(true).s3(live)).unwrap();
+    assert_eq!(
+        b.read(ndarray::s![..]).unwrap().as_slice().unwrap(),
+        &[0, 7, 8, 0]
+    );
+    // One of the key and the secret alone is a mistake, not half a
+    // credential mixed with the environment's.
+    let mut half = S3Options::new();
+    half.set("key", "testing").unwrap();
+    let e = chunkyard::open_with::<u8>(&url, OpenOptions::new().s3(half)).unwrap_err();
+    assert!(e.to_string().contains("go together"), "{e}");
+}
+
 /// The CLI on S3 URLs, and each configuration mistake as one line that
 /// names the URL and the fix.
 #[cfg(feature = "cli")]
@@ -704,6 +757,96 @@ mod cli {
                 "{e}"
             );
         }
+    }
+
+    /// The variables `.ci/with-s3` exports, all unset in a child.
+    const AWS_VARS: [&str; 5] = [
+        "AWS_ENDPOINT_URL",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_REGION",
+        "AWS_ALLOW_HTTP",
+    ];
+
+    /// `--s3-option` pairs alone configure the client: every command of a
+    /// create, put, get, reduce and convert round trip works with the
+    /// variables unset; without the options the same command fails.
+    #[test]
+    fn s3_options_on_the_command_line_work_without_the_variables() {
+        let url = fresh("flags.zarr");
+        let endpoint = super::endpoint();
+        let flags = [
+            format!("--s3-option=endpoint_url={endpoint}"),
+            "--s3-option=allow_http=true".into(),
+            "--s3-option=key=testing".into(),
+            "--s3-option=secret=testing".into(),
+            "--s3-option=region=us-east-1".into(),
+            "--s3-option=retries=2".into(),
+            "--s3-option=timeout=20".into(),
+        ];
+        let run = |args: &[&str]| {
+            let _children = crate::common::child_guard();
+            let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_chunkyard"));
+            for k in AWS_VARS {
+                cmd.env_remove(k);
+            }
+            let out = cmd.args(args).args(&flags).output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "{args:?}: {stderr}");
+            String::from_utf8(out.stdout).unwrap()
+        };
+        run(&[
+            "create", &url, "--shape", "4,3", "--dtype", "i32", "--chunks", "2,3",
+        ]);
+        run(&["put", &url, "1:3, 1", "--value", "9"]);
+        assert_eq!(run(&["get", &url, "..., 1"]).trim(), "[0, 9, 9, 0]");
+        assert_eq!(run(&["reduce", &url, "sum"]).trim(), "18");
+        let copy = fresh("flags-copy.zarr");
+        run(&["convert", &url, &copy, "--codec", "lz4"]);
+        assert_eq!(run(&["reduce", &copy, "sum"]).trim(), "18");
+        // The same endpoint without allow_http: refused before any request.
+        let unset: Vec<_> = AWS_VARS.iter().map(|&k| (k, None)).collect();
+        let e = fails_with(&unset, &["info", &url, &flags[0]]);
+        assert!(
+            e.contains(&url) && e.contains("plain http") && e.contains("allow_http"),
+            "{e}"
+        );
+        // A mistyped key names the valid ones.
+        let e = fails_with(&[], &["info", &url, "--s3-option", "endpoint=http://x"]);
+        assert!(
+            e.contains("unknown S3 option") && e.contains("endpoint_url"),
+            "{e}"
+        );
+    }
+
+    /// A wrong key given as an option is the credentials error, naming the
+    /// options (not the variables) as the thing to check.
+    #[test]
+    fn a_wrong_explicit_key_is_the_credentials_error() {
+        let server = auth_server();
+        let url = fresh("cred-opt.zarr");
+        let unset: Vec<_> = AWS_VARS.iter().map(|&k| (k, None)).collect();
+        let endpoint = format!("endpoint_url={}", server.1);
+        let args = [
+            "info",
+            url.as_str(),
+            "--s3-option",
+            &endpoint,
+            "--s3-option",
+            "allow_http=true",
+            "--s3-option",
+            "key=AKIANOTAKEY",
+            "--s3-option",
+            "secret=nope",
+        ];
+        let e = fails_with(&unset, &args);
+        assert!(
+            e.contains(&url)
+                && e.contains("access denied")
+                && e.contains("the key, secret and token options")
+                && e.contains("InvalidAccessKeyId"),
+            "{e}"
+        );
     }
 
     #[test]

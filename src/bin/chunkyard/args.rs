@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use chunkyard::{ArrayHandle, ChunkCache, Error, OpenOptions, Result};
+use chunkyard::{ArrayHandle, ArrayOptions, ChunkCache, Error, OpenOptions, Result};
 
 /// `500,2000,2000` (or `(500, 2000, 2000)`) as a shape; `what` names the
 /// option in the error.
@@ -24,7 +24,47 @@ pub(crate) fn parse_shape(text: &str, what: &str) -> Result<Vec<u64>> {
         .collect()
 }
 
+/// The S3 client's options of this run (`--s3-option`), set once by
+/// `main` before any command runs: a process-wide setting of the command
+/// line, as `AWS_*` variables are of its environment.
+#[cfg(feature = "s3")]
+static S3: std::sync::OnceLock<chunkyard::S3Options> = std::sync::OnceLock::new();
+
+/// Takes the `--s3-option KEY=VALUE` pairs; without the `s3` feature any
+/// pair is an error saying how to get it.
+pub(crate) fn set_s3_options(pairs: &[String]) -> Result<()> {
+    #[cfg(feature = "s3")]
+    {
+        let _ = S3.set(chunkyard::S3Options::from_pairs(pairs)?);
+        Ok(())
+    }
+    #[cfg(not(feature = "s3"))]
+    match pairs.first() {
+        None => Ok(()),
+        Some(p) => Err(Error::Unsupported(format!(
+            "--s3-option {p}: object storage needs chunkyard built with the `s3` feature \
+             (cargo build --features s3)"
+        ))),
+    }
+}
+
+/// Open options carrying the run's S3 options.
+pub(crate) fn open_options() -> OpenOptions {
+    let opts = OpenOptions::new();
+    #[cfg(feature = "s3")]
+    let opts = opts.s3(S3.get().cloned().unwrap_or_default());
+    opts
+}
+
+/// Creation options for `shape` carrying the run's S3 options.
+pub(crate) fn array_options(shape: impl chunkyard::Dims) -> ArrayOptions {
+    let opts = ArrayOptions::new(shape);
+    #[cfg(feature = "s3")]
+    let opts = opts.s3(S3.get().cloned().unwrap_or_default());
+    opts
+}
+
 /// `path` opened read-only with `cache`.
 pub(crate) fn open_read(path: &Path, cache: ChunkCache) -> Result<ArrayHandle> {
-    ArrayHandle::open(path, OpenOptions::new().read_only(true).cache(cache))
+    ArrayHandle::open(path, open_options().read_only(true).cache(cache))
 }

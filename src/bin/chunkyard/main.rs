@@ -57,6 +57,13 @@ struct Cli {
     /// the command goes on (0: off; see ChunkCache::with_write_behind).
     #[arg(long, global = true, default_value_t = 0, value_name = "N")]
     write_behind: usize,
+    /// An option of the S3 client for s3:// paths, over the AWS_*
+    /// variables; repeat it for several: endpoint_url, region, key,
+    /// secret, token, allow_http, timeout (seconds), retries. Secrets on
+    /// a command line are visible to other users (ps): prefer the
+    /// variables for them.
+    #[arg(long, global = true, value_name = "KEY=VALUE")]
+    s3_option: Vec<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -262,6 +269,7 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    args::set_s3_options(&cli.s3_option)?;
     let budget = parse_size(&cli.cache)?;
     let budget = usize::try_from(budget).unwrap_or(usize::MAX);
     if cli.write_behind > 64 {

@@ -72,6 +72,8 @@ pub(crate) mod s3;
 mod s3chunks;
 #[cfg(feature = "s3")]
 mod s3meta;
+#[cfg(feature = "s3")]
+mod s3options;
 mod storage;
 
 use parking_lot::RwLock;
@@ -88,6 +90,14 @@ use crate::dtype::{DType, Endian};
 use crate::error::{Error, Result};
 
 pub(crate) use storage::Storage;
+
+#[cfg(feature = "s3")]
+pub use s3options::S3Options;
+/// Without the `s3` feature there is no client to configure; this stands
+/// in for the options in the signatures that pass them along.
+#[cfg(not(feature = "s3"))]
+#[derive(Debug, Clone, Default)]
+pub(crate) struct S3Options;
 
 /// True if `path` is an object storage URL (`s3://bucket/prefix`); with
 /// the `s3` feature off such a path is refused with a message that says
@@ -128,6 +138,10 @@ pub struct ZarrOptions {
     /// index (little-endian, crc32c) sits at the shard's end, as
     /// zarr-python writes it.
     pub inner_chunks: Option<Vec<u64>>,
+    /// The S3 client's options for an `s3://` path (feature `s3`;
+    /// ignored for a directory).
+    #[cfg(feature = "s3")]
+    pub s3: S3Options,
 }
 
 impl Default for ZarrOptions {
@@ -138,6 +152,8 @@ impl Default for ZarrOptions {
             overwrite: false,
             labels: None,
             inner_chunks: None,
+            #[cfg(feature = "s3")]
+            s3: S3Options::default(),
         }
     }
 }
@@ -233,7 +249,14 @@ impl ZarrStore {
     /// Opens the Zarr array (v3 `zarr.json` or v2 `.zarray`) in the
     /// directory `path`.
     pub fn open(path: &Path, writable: bool) -> Result<ZarrStore> {
-        ZarrInner::open(path, writable).map(Self::wrap)
+        ZarrInner::open(path, writable, &S3Options::default()).map(Self::wrap)
+    }
+
+    /// Opens the array at an `s3://` URL with the S3 client's options
+    /// (a directory ignores them): [`open`](Self::open) otherwise.
+    #[cfg(feature = "s3")]
+    pub fn open_with(path: &Path, writable: bool, s3: &S3Options) -> Result<ZarrStore> {
+        ZarrInner::open(path, writable, s3).map(Self::wrap)
     }
 
     /// The array's directory.

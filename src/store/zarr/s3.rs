@@ -24,7 +24,8 @@
 //! The standard AWS variables, read by `AmazonS3Builder::from_env`:
 //! `AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
 //! `AWS_SESSION_TOKEN`, `AWS_REGION` (default `us-east-1`),
-//! `AWS_ALLOW_HTTP`. Requests are retried ([`retry_config`]: 6 times,
+//! `AWS_ALLOW_HTTP`, each overridden by [`S3Options`] when set there.
+//! Requests are retried ([`retry_config`]: 6 times,
 //! backoff from 50 ms, 30 s in all).
 
 use std::future::Future;
@@ -34,11 +35,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
-use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey, AwsCredential};
 use object_store::path::Path as ObjPath;
 use object_store::{
-    BackoffConfig, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutMode, PutOptions,
-    PutPayload, RetryConfig, UpdateVersion,
+    BackoffConfig, ClientConfigKey, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutMode,
+    PutOptions, PutPayload, RetryConfig, StaticCredentialProvider, UpdateVersion,
 };
 use zarrs::storage::byte_range::{ByteRange, ByteRangeIterator};
 use zarrs::storage::{
@@ -46,6 +47,7 @@ use zarrs::storage::{
     StorePrefix, WritableStorageTraits,
 };
 
+use super::s3options::S3Options;
 use crate::error::{Error, Result};
 
 /// How object_store retries a request that failed with a 5xx, 429 or 408
@@ -217,6 +219,10 @@ pub(crate) struct S3Storage {
     prefix: String,
     /// The endpoint requests go to (for error messages).
     endpoint: String,
+    /// Where the credentials came from, for "check ..." in errors.
+    credentials_hint: &'static str,
+    /// Where the endpoint came from, for "check ..." in errors.
+    endpoint_hint: &'static str,
     writable: bool,
     /// The largest object a whole (or open-ended ranged) GET through
     /// zarrs' storage traits reads: [`METADATA_LIMIT`] until the array is
@@ -235,36 +241,88 @@ fn truthy(v: &str) -> bool {
 }
 
 impl S3Storage {
-    /// A client for the array at `url`, configured from the environment.
-    /// Sends no request.
-    pub(crate) fn new(url: &str, writable: bool) -> Result<S3Storage> {
+    /// A client for the array at `url`, configured by `opts` over the
+    /// environment (an option set there wins over its variable). Sends no
+    /// request.
+    pub(crate) fn new(url: &str, writable: bool, opts: &S3Options) -> Result<S3Storage> {
         let parsed = S3Url::parse(url)?;
         let url = format!("{SCHEME}{}/{}", parsed.bucket, parsed.prefix);
-        let endpoint = env("AWS_ENDPOINT_URL").or_else(|| env("AWS_ENDPOINT"));
-        let allow_http = env("AWS_ALLOW_HTTP").is_some_and(|v| truthy(&v));
+        let endpoint = opts
+            .endpoint
+            .clone()
+            .or_else(|| env("AWS_ENDPOINT_URL"))
+            .or_else(|| env("AWS_ENDPOINT"));
+        let allow_http = opts
+            .allow_http
+            .unwrap_or_else(|| env("AWS_ALLOW_HTTP").is_some_and(|v| truthy(&v)));
         if let Some(ep) = &endpoint
             && ep.starts_with("http://")
             && !allow_http
         {
             return Err(Error::invalid(format!(
-                "{url}: the endpoint {ep} is plain http; set AWS_ALLOW_HTTP=true to allow it \
-                 (or use https)"
+                "{url}: the endpoint {ep} is plain http; set AWS_ALLOW_HTTP=true (or the \
+                 option allow_http) to allow it, or use https"
             )));
+        }
+        let mut retry = retry_config();
+        if let Some(n) = opts.retries {
+            retry.max_retries = n;
         }
         let mut builder = AmazonS3Builder::from_env()
             .with_bucket_name(&parsed.bucket)
-            .with_retry(retry_config());
-        if env("AWS_REGION").is_none() && env("AWS_DEFAULT_REGION").is_none() {
-            builder = builder.with_config(AmazonS3ConfigKey::Region, "us-east-1");
-        }
-        if endpoint.is_some() {
+            .with_retry(retry)
+            .with_allow_http(allow_http);
+        if let Some(ep) = &endpoint {
             // S3-compatible servers (moto, MinIO, Ceph) want path-style
             // requests; virtual-hosted style needs DNS for the bucket.
-            builder = builder.with_virtual_hosted_style_request(false);
+            builder = builder
+                .with_endpoint(ep)
+                .with_virtual_hosted_style_request(false);
         }
+        match &opts.region {
+            Some(r) => builder = builder.with_region(r),
+            None if env("AWS_REGION").is_none() && env("AWS_DEFAULT_REGION").is_none() => {
+                builder = builder.with_region("us-east-1");
+            }
+            None => {}
+        }
+        if let Some(t) = opts.timeout {
+            // Through the config key, not `with_client_options`, which
+            // would drop the client options read from the environment.
+            builder = builder.with_config(
+                AmazonS3ConfigKey::Client(ClientConfigKey::Timeout),
+                format!("{}ms", t.as_millis().max(1)),
+            );
+        }
+        match (&opts.access_key_id, &opts.secret_access_key) {
+            (Some(id), Some(secret)) => {
+                // Explicit credentials replace the environment's as a
+                // set: a token from the environment belongs to its key.
+                let credential = AwsCredential {
+                    key_id: id.clone(),
+                    secret_key: secret.clone(),
+                    token: opts.session_token.clone(),
+                };
+                builder =
+                    builder.with_credentials(Arc::new(StaticCredentialProvider::new(credential)));
+            }
+            (None, None) => {
+                if let Some(token) = &opts.session_token {
+                    builder = builder.with_token(token);
+                }
+            }
+            _ => {
+                return Err(Error::invalid(format!(
+                    "{url}: the options give an access key id or a secret access key without \
+                     the other (key and secret go together)"
+                )));
+            }
+        }
+        let explicit = opts.access_key_id.is_some() || opts.session_token.is_some();
         let store = builder.build().map_err(|e| {
             Error::invalid(format!(
-                "{url}: cannot configure the S3 client: {e} (check the AWS_* variables)"
+                "{url}: cannot configure the S3 client: {e} (check the AWS_* variables and \
+                 the S3 options)"
             ))
         })?;
         Ok(S3Storage {
@@ -272,7 +330,17 @@ impl S3Storage {
             url,
             bucket: parsed.bucket,
             prefix: parsed.prefix,
-            endpoint: endpoint.unwrap_or_else(|| "AWS S3".into()),
+            endpoint: endpoint.clone().unwrap_or_else(|| "AWS S3".into()),
+            credentials_hint: if explicit {
+                "the key, secret and token options"
+            } else {
+                "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN"
+            },
+            endpoint_hint: if opts.endpoint.is_some() {
+                "the endpoint_url option"
+            } else {
+                "AWS_ENDPOINT_URL"
+            },
             writable,
             whole_limit: AtomicU64::new(METADATA_LIMIT),
         })
@@ -327,9 +395,9 @@ impl S3Storage {
             )
         {
             format!(
-                "{what}: access denied by {} (bad or missing credentials: check \
-                 AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN): {}",
+                "{what}: access denied by {} (bad or missing credentials: check {}): {}",
                 self.endpoint,
+                self.credentials_hint,
                 s3_error_code(&text).unwrap_or_else(|| first_line(&text))
             )
         } else if has("error sending request")
@@ -339,14 +407,16 @@ impl S3Storage {
             || has("connect error")
         {
             format!(
-                "{what}: cannot reach the endpoint {} ({}); check AWS_ENDPOINT_URL and that the \
-                 server is running",
+                "{what}: cannot reach the endpoint {} ({}); check {} and that the server is \
+                 running",
                 self.endpoint,
-                first_line(&root_cause(e))
+                first_line(&root_cause(e)),
+                self.endpoint_hint
             )
         } else if has("URL scheme is not allowed") || has("builder error") {
             format!(
-                "{what}: the endpoint {} is plain http; set AWS_ALLOW_HTTP=true to allow it",
+                "{what}: the endpoint {} is plain http; set AWS_ALLOW_HTTP=true (or the option \
+                 allow_http) to allow it",
                 self.endpoint
             )
         } else {
