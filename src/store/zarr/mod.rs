@@ -97,7 +97,9 @@ pub use s3options::S3Options;
 /// in for the options in the signatures that pass them along.
 #[cfg(not(feature = "s3"))]
 #[derive(Debug, Clone, Default)]
-pub(crate) struct S3Options;
+pub(crate) struct S3Options {
+    _none: (),
+}
 
 /// True if `path` is an object storage URL (`s3://bucket/prefix`); with
 /// the `s3` feature off such a path is refused with a message that says
