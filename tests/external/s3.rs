@@ -759,6 +759,76 @@ mod cli {
         }
     }
 
+    /// The keys under `prefix` (`bucket/...`, no scheme), by a raw LIST.
+    fn keys_under(prefix: &str) -> Vec<String> {
+        let (bucket, prefix) = prefix.split_once('/').unwrap();
+        let (status, body) = crate::flaky_proxy::raw_request(
+            &super::endpoint(),
+            "GET",
+            &format!("/{bucket}?list-type=2&prefix={prefix}/"),
+            &[],
+        );
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        let body = String::from_utf8(body).unwrap();
+        body.split("<Key>")
+            .skip(1)
+            .map(|k| k.split("</Key>").next().unwrap().to_string())
+            .collect()
+    }
+
+    /// `bench --dir s3://...` builds the volume into the bucket, sums it
+    /// (the same sum as a local Zarr build of the same seed), reads the
+    /// strided selections, reports no cold passes, and removes its objects
+    /// (kept with --keep); npy in object storage is a clear error.
+    #[test]
+    fn bench_builds_and_scans_in_object_storage_and_cleans_up() {
+        let dir = fresh("bench");
+        let small = ["--depth", "2", "--rows", "64", "--cols", "64", "--json"];
+        let run = |dir: &str, extra: &[&str]| -> serde_json::Value {
+            let mut args = vec!["bench", "--dir", dir, "--workload", "scan,strided"];
+            args.extend(small);
+            args.extend(extra);
+            serde_json::from_str(ok(&args).trim()).unwrap()
+        };
+        let remote = run(&dir, &[]);
+        assert_eq!(remote["format"], "zarr");
+        let reads = &remote["reads"];
+        assert!(
+            reads["sum_gb_per_s"]["warm"].as_f64().unwrap() > 0.0,
+            "{remote}"
+        );
+        assert!(reads["sum_gb_per_s"]["cold"].is_null(), "{remote}");
+        assert!(
+            reads["strided_k_2_2_ms"]["warm"].as_f64().is_some(),
+            "{remote}"
+        );
+        assert!(
+            remote["file_bytes"].as_u64().unwrap() >= 2 * 64 * 64 * 4,
+            "{remote}"
+        );
+        let prefix = dir.strip_prefix("s3://").unwrap();
+        assert_eq!(keys_under(prefix), Vec::<String>::new());
+        let local = tempfile::tempdir().unwrap();
+        let here = run(local.path().to_str().unwrap(), &["--formats", "zarr"]);
+        assert_eq!(reads["sum"], here["reads"]["sum"], "{remote} {here}");
+        run(&dir, &["--keep"]);
+        let kept = keys_under(prefix);
+        assert!(
+            kept.iter().any(|k| k.ends_with(".zarr/zarr.json")) && kept.len() == 3,
+            "{kept:?}"
+        );
+        let e = fails(&[
+            "bench",
+            "--dir",
+            &dir,
+            "--formats",
+            "npy,zarr",
+            "--depth",
+            "2",
+        ]);
+        assert!(e.contains("Zarr arrays only"), "{e}");
+    }
+
     /// The variables `.ci/with-s3` exports, all unset in a child.
     const AWS_VARS: [&str; 5] = [
         "AWS_ENDPOINT_URL",

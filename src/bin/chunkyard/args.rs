@@ -48,11 +48,22 @@ pub(crate) fn set_s3_options(pairs: &[String]) -> Result<()> {
     }
 }
 
+/// Whether `path` is an object storage URL (`s3://...`).
+pub(crate) fn is_object_url(path: &Path) -> bool {
+    path.to_str().is_some_and(|s| s.starts_with("s3://"))
+}
+
+/// The run's S3 options.
+#[cfg(feature = "s3")]
+pub(crate) fn s3_options() -> chunkyard::S3Options {
+    S3.get().cloned().unwrap_or_default()
+}
+
 /// Open options carrying the run's S3 options.
 pub(crate) fn open_options() -> OpenOptions {
     let opts = OpenOptions::new();
     #[cfg(feature = "s3")]
-    let opts = opts.s3(S3.get().cloned().unwrap_or_default());
+    let opts = opts.s3(s3_options());
     opts
 }
 
@@ -60,7 +71,7 @@ pub(crate) fn open_options() -> OpenOptions {
 pub(crate) fn array_options(shape: impl chunkyard::Dims) -> ArrayOptions {
     let opts = ArrayOptions::new(shape);
     #[cfg(feature = "s3")]
-    let opts = opts.s3(S3.get().cloned().unwrap_or_default());
+    let opts = opts.s3(s3_options());
     opts
 }
 

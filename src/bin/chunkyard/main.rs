@@ -189,7 +189,8 @@ enum Command {
         /// and HDF5; .npy files cannot be compressed).
         #[arg(long, default_value = "none")]
         codec: String,
-        /// Folder for the files.
+        /// Folder for the files, or an object storage prefix
+        /// (s3://bucket/prefix: Zarr only, removed after unless --keep).
         #[arg(long, default_value = ".")]
         dir: PathBuf,
         /// Keep the files.
@@ -361,6 +362,7 @@ fn run(cli: Cli) -> Result<()> {
             plot,
         } => {
             let codec: Codec = codec.parse()?;
+            let formats = bench_formats(formats.as_deref(), codec, args::is_object_url(&dir))?;
             bench::run(
                 BuildOptions {
                     depth,
@@ -372,7 +374,7 @@ fn run(cli: Cli) -> Result<()> {
                     codec,
                 },
                 &BenchArgs {
-                    formats: bench_formats(formats.as_deref(), codec)?,
+                    formats,
                     workloads: workload.parse()?,
                     keep,
                     json,

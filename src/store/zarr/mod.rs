@@ -261,6 +261,21 @@ impl ZarrStore {
         ZarrInner::open(path, writable, s3).map(Self::wrap)
     }
 
+    /// Deletes the array, opened for writing: its directory, or every
+    /// object under its prefix on object storage (a LIST and a DELETE per
+    /// object; an object another writer adds meanwhile may stay).
+    pub fn remove(self) -> Result<()> {
+        let inner = self.inner.into_inner();
+        inner.check_writable()?;
+        #[cfg(feature = "s3")]
+        if let Some(s3) = inner.storage.s3() {
+            return s3
+                .erase_all()
+                .map_err(|e| s3.error(&inner.path.display().to_string(), &e));
+        }
+        std::fs::remove_dir_all(&inner.path).map_err(|e| Error::io(&inner.path, e))
+    }
+
     /// The array's directory.
     pub fn path(&self) -> &Path {
         &self.path
