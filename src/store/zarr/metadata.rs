@@ -420,10 +420,10 @@ impl ZarrInner {
         // The raw and LZ4 shortcuts read chunk files; objects go through
         // zarrs (ranged GETs for partial reads).
         let local = storage.dir().is_some();
-        let raw = local
-            && fixed_encoded == Some((grid.chunk_elements() * dtype.size()) as u64)
+        let raw_codecs = fixed_encoded == Some((grid.chunk_elements() * dtype.size()) as u64)
             && array.storage_transformers().create_metadatas().is_empty()
             && raw::is_raw(&array.codecs(), dtype);
+        let raw = local && raw_codecs;
         let lz4 = local
             && array.storage_transformers().create_metadatas().is_empty()
             && raw::is_lz4(&array.codecs(), dtype);
@@ -451,6 +451,7 @@ impl ZarrInner {
             fixed_encoded,
             summary,
             raw,
+            object_raw: !local && raw_codecs,
             files: raw::OpenFiles::new(),
             lz4,
             blosc,

@@ -196,6 +196,11 @@ struct ZarrInner {
     /// transpose, native byte order, not sharded): reads go straight to
     /// the files ([`raw`]).
     raw: bool,
+    /// Chunk objects hold the decoded chunk as it is (the conditions of
+    /// [`raw`](Self::raw), on object storage): a whole-chunk read streams
+    /// the GET's body straight into the caller's buffer, with no body
+    /// buffer and no decode copy.
+    object_raw: bool,
     /// Chunk files kept open for raw reads.
     files: raw::OpenFiles,
     /// Chunk files are one LZ4 block or one Blosc frame of the decoded

@@ -206,6 +206,42 @@ pub(crate) fn as_too_large(e: &object_store::Error) -> Option<&TooLarge> {
     }
 }
 
+/// An object whose size is not the one its reader needs exactly (a raw
+/// chunk: its decoded size), from its `Content-Length` or its body.
+#[derive(Debug)]
+pub(crate) struct WrongSize {
+    pub(crate) size: u64,
+    pub(crate) want: u64,
+}
+
+impl std::fmt::Display for WrongSize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the object holds {} bytes, an uncompressed chunk of this array {}: truncated, \
+             corrupt or not this array's",
+            self.size, self.want
+        )
+    }
+}
+
+impl std::error::Error for WrongSize {}
+
+fn wrong_size(size: u64, want: u64) -> object_store::Error {
+    object_store::Error::Generic {
+        store: "S3",
+        source: Box::new(WrongSize { size, want }),
+    }
+}
+
+/// The [`WrongSize`] an error carries, if it is one.
+pub(crate) fn as_wrong_size(e: &object_store::Error) -> Option<&WrongSize> {
+    match e {
+        object_store::Error::Generic { source, .. } => source.downcast_ref::<WrongSize>(),
+        _ => None,
+    }
+}
+
 /// The version of an object a conditional write expects.
 pub(crate) type Version = UpdateVersion;
 
@@ -470,6 +506,100 @@ impl S3Storage {
                 Err(e) => Err(e),
             }
         })
+    }
+
+    /// Reads the object at `key`, which must hold exactly `out.len()`
+    /// bytes, straight into `out`: the body streams from the connection
+    /// into the caller's buffer a network read at a time (a few in flight
+    /// through a bounded channel), never collected into a buffer of its
+    /// own. Returns its version, or `None` if there is no object. A size
+    /// other than `out.len()` is [`WrongSize`] (from `Content-Length`,
+    /// before the body is read; or a body that ends early or runs over).
+    pub(crate) fn get_into(
+        &self,
+        key: &str,
+        out: &mut [u8],
+    ) -> object_store::Result<Option<Version>> {
+        use futures::SinkExt;
+        enum Part {
+            Head(Option<Version>),
+            Body(Bytes),
+        }
+        let rt = runtime().map_err(|e| object_store::Error::Generic {
+            store: "S3",
+            source: e.into(),
+        })?;
+        let (store, path) = (self.store.clone(), self.object(key));
+        let want = out.len() as u64;
+        // Four parts in flight: hyper's reads are a few KiB to 64 KiB, so
+        // the channel holds at most a few hundred KiB beside `out`.
+        let (mut tx, mut rx) = futures::channel::mpsc::channel::<object_store::Result<Part>>(4);
+        let task = rt.spawn(async move {
+            let got = match store.get_opts(&path, GetOptions::default()).await {
+                Ok(r) if r.meta.size != want => Err(wrong_size(r.meta.size, want)),
+                Ok(r) => Ok(Some(r)),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(e),
+            };
+            let r = match got {
+                Ok(Some(r)) => r,
+                Ok(None) => return drop(tx.send(Ok(Part::Head(None))).await),
+                Err(e) => return drop(tx.send(Err(e)).await),
+            };
+            let version = Version {
+                e_tag: r.meta.e_tag.clone(),
+                version: r.meta.version.clone(),
+            };
+            if tx.send(Ok(Part::Head(Some(version)))).await.is_err() {
+                return;
+            }
+            let mut body = r.into_stream();
+            while let Some(part) = body.next().await {
+                let failed = part.is_err();
+                // The reader hung up (it found a fault): stop reading.
+                if tx.send(part.map(Part::Body)).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        let next =
+            |rx: &mut futures::channel::mpsc::Receiver<_>| futures::executor::block_on(rx.next());
+        let version = match next(&mut rx) {
+            Some(Ok(Part::Head(v))) => v,
+            Some(Err(e)) => return Err(e),
+            Some(Ok(Part::Body(_))) | None => {
+                // The task ended without a word: it panicked.
+                return Err(match futures::executor::block_on(task) {
+                    Err(source) => object_store::Error::JoinError { source },
+                    Ok(()) => object_store::Error::Generic {
+                        store: "S3",
+                        source: "the request ended without an answer".into(),
+                    },
+                });
+            }
+        };
+        let Some(version) = version else {
+            return Ok(None);
+        };
+        let mut at = 0usize;
+        while let Some(part) = next(&mut rx) {
+            let Part::Body(bytes) = part? else {
+                return Err(object_store::Error::Generic {
+                    store: "S3",
+                    source: "a second answer to one request".into(),
+                });
+            };
+            let end = at + bytes.len();
+            if end > out.len() {
+                return Err(wrong_size(end as u64, want));
+            }
+            out[at..end].copy_from_slice(&bytes);
+            at = end;
+        }
+        if at != out.len() {
+            return Err(wrong_size(at as u64, want));
+        }
+        Ok(Some(version))
     }
 
     /// Writes `key` with a mode: `Create` fails with `AlreadyExists` if
