@@ -201,3 +201,20 @@ def test_storage_options_override_the_variables_and_bad_ones_are_value_errors(ur
 def test_without_the_feature_storage_options_say_how_to_build(tmp_path):
     with pytest.raises(ValueError, match="without S3 support"):
         chunkyard.create(tmp_path / "a.npy", (3,), "int8", storage_options={"region": "x"})
+
+
+@needs_server
+def test_a_pickle_reopens_with_its_storage_options_in_a_process_without_the_variables(url, tmp_path):
+    """What a dask worker does with the array: unpickle it in another
+    process, here one whose environment has no AWS_* variable at all."""
+    a = chunkyard.create(url, (3, 4), "float64", chunks=(1, 4), storage_options=_explicit())
+    a[1] = 2.5
+    (tmp_path / "a.pickle").write_bytes(pickle.dumps(a))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    code = ("import pickle, sys; a = pickle.loads(open(sys.argv[1], 'rb').read()); "
+            "a[2] = 1.0; print(float(a.sum()))")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "a.pickle")], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "14.0"
+    np.testing.assert_array_equal(chunkyard.open(url, storage_options=_explicit())[2], 1.0)
