@@ -218,8 +218,8 @@ impl std::fmt::Display for WrongSize {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "the object holds {} bytes, an uncompressed chunk of this array {}: truncated, \
-             corrupt or not this array's",
+            "the object holds {} bytes where an uncompressed chunk of this array holds {}: \
+             truncated, corrupt or not this array's",
             self.size, self.want
         )
     }
