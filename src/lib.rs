@@ -123,6 +123,9 @@
 //!   library (>= 1.10.5; `apt-get install libhdf5-dev`).
 //! - `hdf5-static`: the same, with HDF5 built from source and linked
 //!   statically (needs cmake and a C compiler).
+//! - `s3`: Zarr arrays at `s3://bucket/prefix` URLs on S3-compatible
+//!   object storage, configured by the `AWS_*` variables or `S3Options`
+//!   (`docs/s3.md`).
 //! - `interop`: tests that check files against numpy, zarr-python and h5py
 //!   (`pip install -r requirements-dev.txt`); no effect on the library.
 //!
@@ -178,6 +181,8 @@ pub use reduce::{
     reduce_interruptible, reduce_steps,
 };
 pub use selection::{AxisSel, IntoSelection, ResolvedSelection, SelItem, Selection};
+#[cfg(feature = "s3")]
+pub use store::zarr::S3Options;
 pub use units::{format_bytes, parse_size};
 pub use view::View;
 

@@ -12,6 +12,8 @@ use crate::codec::Codec;
 use crate::dims::Dims;
 use crate::dtype::{DType, Element, Endian};
 use crate::error::{Error, Result};
+#[cfg(feature = "s3")]
+use crate::store::zarr::S3Options;
 use crate::store::zarr::{is_object_url, is_zarr_dir, object_url};
 use crate::store::{
     ChunkStore, Labels, NpyOptions, NpyStore, Order, RawLayout, ZarrOptions, ZarrStore,
@@ -114,6 +116,9 @@ pub struct ArrayOptions {
     /// Zarr shards: the store's (and the cache's) chunk is a shard of
     /// this shape, made of inner chunks of `chunks`' shape.
     shards: Option<Vec<u64>>,
+    /// The S3 client's options, for an `s3://` path.
+    #[cfg(feature = "s3")]
+    s3: S3Options,
     /// A shape or chunk shape that could not be taken (a negative
     /// length), reported by `create`: builders do not fail.
     invalid: Option<Error>,
@@ -148,6 +153,8 @@ impl ArrayOptions {
             codec: Codec::None,
             labels: None,
             shards: None,
+            #[cfg(feature = "s3")]
+            s3: S3Options::default(),
         }
     }
 
@@ -263,6 +270,15 @@ impl ArrayOptions {
         self
     }
 
+    /// The S3 client's endpoint, credentials, region and retries for an
+    /// array at an `s3://` URL, over the `AWS_*` variables (feature `s3`;
+    /// a local path ignores them).
+    #[cfg(feature = "s3")]
+    pub fn s3(mut self, options: S3Options) -> Self {
+        self.s3 = options;
+        self
+    }
+
     /// The shape.
     pub fn shape(&self) -> &[u64] {
         &self.shape
@@ -317,6 +333,9 @@ pub struct OpenOptions {
     chunks: Option<Vec<u64>>,
     cache: Option<ChunkCache>,
     raw: Option<RawLayout>,
+    /// The S3 client's options, for an `s3://` path.
+    #[cfg(feature = "s3")]
+    s3: S3Options,
     /// A chunk shape that could not be taken, reported by `open`.
     invalid: Option<Error>,
 }
@@ -355,6 +374,15 @@ impl OpenOptions {
     /// `numpy.memmap` opens), whatever its extension.
     pub fn raw(mut self, layout: RawLayout) -> Self {
         self.raw = Some(layout);
+        self
+    }
+
+    /// The S3 client's endpoint, credentials, region and retries for an
+    /// array at an `s3://` URL, over the `AWS_*` variables (feature `s3`;
+    /// a local path ignores them).
+    #[cfg(feature = "s3")]
+    pub fn s3(mut self, options: S3Options) -> Self {
+        self.s3 = options;
         self
     }
 }
@@ -444,6 +472,8 @@ impl ArrayHandle {
                     overwrite: opts.overwrite,
                     labels: opts.labels.clone(),
                     inner_chunks,
+                    #[cfg(feature = "s3")]
+                    s3: opts.s3.clone(),
                 };
                 Arc::new(ZarrStore::create(
                     path,
@@ -498,6 +528,9 @@ impl ArrayHandle {
             Some(layout) => Arc::new(NpyStore::open_raw(path, layout, chunks, writable)?),
             None => match Format::from_path(path)? {
                 Format::Npy => Arc::new(NpyStore::open(path, chunks, writable)?),
+                #[cfg(feature = "s3")]
+                Format::Zarr => Arc::new(ZarrStore::open_with(path, writable, &opts.s3)?),
+                #[cfg(not(feature = "s3"))]
                 Format::Zarr => Arc::new(ZarrStore::open(path, writable)?),
                 #[cfg(feature = "hdf5")]
                 Format::Hdf5 => {

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import operator
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -141,6 +142,7 @@ def create(
     attrs: Any = None,
     dimension_names: Any = None,
     shards: int | tuple[int, ...] | None = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> Array:
     """Creates an array at ``path``; the format comes from the extension
     (``.npy`` or ``.zarr``). ``chunks`` defaults to chunks of about 16 MiB.
@@ -160,7 +162,9 @@ def create(
     are read back as ``a.attrs`` and ``a.dimension_names`` and cannot be
     changed afterwards. ``shards`` (Zarr only) is the shape of Zarr v3
     shards, each a file holding inner chunks of shape ``chunks``, which
-    must divide it. Returns the array open for reading and writing."""
+    must divide it. ``storage_options`` configures the S3 client for an
+    ``s3://`` URL (see :func:`open`). Returns the array open for reading
+    and writing."""
     dims = _as_shape(shape, "shape")
     dt = _as_dtype(dtype)
     chunk_dims = None if chunks is None else _as_shape(chunks, "chunks")
@@ -179,6 +183,7 @@ def create(
         _attrs_json(attrs),
         _names(dimension_names),
         None if shards is None else _as_shape(shards, "shards"),
+        storage_options,
     )
 
 
@@ -187,26 +192,47 @@ def open(  # noqa: A001
     mode: str = "r",
     cache: Cache | None = None,
     chunks: int | tuple[int, ...] | None = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> Array:
     """Opens the array at ``path`` (``.npy`` or a Zarr directory):
     ``mode="r"`` read-only, ``mode="r+"`` read and write. ``cache`` is the
     :class:`Cache` holding its chunks (default: the process-wide one; a
     cache is not stored with the file, so pass it again on every open).
     ``chunks`` is the chunk shape of a ``.npy`` file, which stores none
-    (default: chunks of about 16 MiB); other formats keep theirs."""
+    (default: chunks of about 16 MiB); other formats keep theirs.
+    ``storage_options`` configures the S3 client for an ``s3://`` URL,
+    over the ``AWS_*`` variables, with fsspec's (s3fs's) names:
+    ``endpoint_url``, ``region``, ``key``, ``secret``, ``token``,
+    ``allow_http`` (bool), ``timeout`` (seconds per request), ``retries``;
+    another name is a ``ValueError`` listing these; a local path ignores
+    them. A pickle of the array carries them, secrets included
+    (docs/s3.md)."""
     if mode not in ("r", "r+"):
         raise ValueError(f"mode must be 'r' or 'r+', got {mode!r}")
     chunk_dims = None if chunks is None else _as_shape(chunks, "chunks")
-    return _open(os.fspath(path), mode == "r", _as_cache(cache), False, chunk_dims)
+    return _open(
+        os.fspath(path),
+        mode == "r",
+        _as_cache(cache),
+        False,
+        chunk_dims,
+        storage_options,
+    )
 
 
-def _unpickle(path: str, mode: str, chunks: tuple[int, ...]) -> Array:
+def _unpickle(
+    path: str,
+    mode: str,
+    chunks: tuple[int, ...],
+    storage_options: Mapping[str, Any] | None = None,
+) -> Array:
     """What a pickled :class:`Array` becomes: the array at ``path`` opened
-    again with ``mode`` and ``chunks`` (a ``.npy`` file stores none), in
+    again with ``mode``, ``chunks`` (a ``.npy`` file stores none) and
+    ``storage_options``, in
     this process's global cache, every write made durable before it
     returns (``sync_writes``) so that a task's writes survive the task in
     dask's worker processes."""
-    return _open(path, mode == "r", None, True, chunks)
+    return _open(path, mode == "r", None, True, chunks, storage_options)
 
 
 def convert(
@@ -218,6 +244,7 @@ def convert(
     fill_value: Any = None,
     overwrite: bool = False,
     cache: Cache | None = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> Array:
     """Copies ``src`` (an array, or the path of one, opened read-only) to a
     new array at ``dst``, cast to ``dtype`` (default: the source's), with
@@ -226,13 +253,17 @@ def convert(
     one; the cache defaults to the source's). Streams chunk by chunk in
     parallel in the Rust engine, the GIL released: the library's
     ``View::save_as``, ``chunkyard convert`` on the command line. Returns
-    the new array open for reading and writing."""
+    the new array open for reading and writing. ``storage_options`` (see
+    :func:`open`) apply to both ``src`` (a path) and ``dst``."""
     cache = _as_cache(cache)
     codec = _as_codec(codec)
     if isinstance(src, Array):
         source, opened = src, False
     else:
-        source, opened = open(src, "r", cache=cache), True
+        source, opened = (
+            open(src, "r", cache=cache, storage_options=storage_options),
+            True,
+        )
     try:
         view = source.astype(source.dtype if dtype is None else _as_dtype(dtype))
         return view.save_as(
@@ -242,6 +273,7 @@ def convert(
             fill_value=fill_value,
             overwrite=overwrite,
             cache=cache,
+            storage_options=storage_options,
         )
     finally:
         if opened:

@@ -92,6 +92,7 @@ class AsType:
         fill_value: Any = None,
         overwrite: bool = False,
         cache: Cache | None = None,
+        storage_options: Mapping[str, str | bool | int | float] | None = None,
     ) -> Array: ...
 
 @final
@@ -154,6 +155,7 @@ class Array:
         fill_value: Any = None,
         overwrite: bool = False,
         cache: Cache | None = None,
+        storage_options: Mapping[str, str | bool | int | float] | None = None,
     ) -> Array: ...
     def iter_blocks(self) -> BlockIterator: ...
     # Reductions: a numpy scalar for axis=None (without keepdims), else a
@@ -189,12 +191,14 @@ def create(
     attrs: Mapping[str, Any] | None = None,
     dimension_names: Sequence[str | None] | None = None,
     shards: int | tuple[int, ...] | None = None,
+    storage_options: Mapping[str, str | bool | int | float] | None = None,
 ) -> Array: ...
 def open(
     path: str | os.PathLike[str],
     mode: Literal["r", "r+"] = "r",
     cache: Cache | None = None,
     chunks: int | tuple[int, ...] | None = None,
+    storage_options: Mapping[str, str | bool | int | float] | None = None,
 ) -> Array: ...
 def convert(
     src: Array | str | os.PathLike[str],
@@ -205,4 +209,5 @@ def convert(
     fill_value: Any = None,
     overwrite: bool = False,
     cache: Cache | None = None,
+    storage_options: Mapping[str, str | bool | int | float] | None = None,
 ) -> Array: ...

@@ -707,6 +707,91 @@ fn dims_arg(v: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<u64>> {
         .collect()
 }
 
+/// `storage_options={...}`: the S3 client's options by fsspec's names
+/// (`chunkyard::S3Options::KEYS`), parsed once, and the dict itself (a
+/// copy) for the pickles of the arrays opened with it.
+#[derive(Default)]
+struct StorageOptions {
+    dict: Option<Py<PyDict>>,
+    #[cfg(feature = "s3")]
+    s3: chunkyard::S3Options,
+}
+
+impl StorageOptions {
+    /// Checks and takes a mapping of option names to str, bool or number
+    /// values; `None` (or an empty mapping) is no option. An unknown name
+    /// is a `ValueError` listing the valid ones; in a build without S3
+    /// any option is a `ValueError` saying how to get S3.
+    fn parse(arg: Option<&Bound<'_, PyAny>>) -> PyResult<StorageOptions> {
+        let Some(arg) = arg.filter(|a| !a.is_none()) else {
+            return Ok(StorageOptions::default());
+        };
+        let py = arg.py();
+        let dict = PyDict::new(py);
+        dict.call_method1("update", (arg,)).map_err(|_| {
+            PyTypeError::new_err(format!(
+                "storage_options must be a dict of option names to values, got {}",
+                arg.get_type()
+                    .name()
+                    .map_or_else(|_| "?".into(), |n| n.to_string())
+            ))
+        })?;
+        if dict.is_empty() {
+            return Ok(StorageOptions::default());
+        }
+        #[cfg(not(feature = "s3"))]
+        return Err(PyValueError::new_err(
+            "storage_options: this chunkyard was built without S3 support; install it with \
+             pip install ./python --config-settings=build-args=\"--features s3\" \
+             (docs/python.md, \"S3\")",
+        ));
+        #[cfg(feature = "s3")]
+        {
+            let mut s3 = chunkyard::S3Options::new();
+            for (k, v) in dict.iter() {
+                let key: String = k.extract().map_err(|_| {
+                    PyTypeError::new_err(format!("storage_options keys must be str, got {k}"))
+                })?;
+                if !chunkyard::S3Options::KEYS.contains(&key.as_str()) {
+                    // The library's error names the valid keys.
+                    s3.set(&key, "").map_err(to_py)?;
+                }
+                let text = if v.is_instance_of::<PyBool>() {
+                    v.extract::<bool>()?.to_string()
+                } else if let Ok(t) = v.extract::<String>() {
+                    t
+                } else if v.is_instance_of::<pyo3::types::PyInt>()
+                    || v.is_instance_of::<pyo3::types::PyFloat>()
+                {
+                    v.str()?.to_string()
+                } else {
+                    return Err(PyTypeError::new_err(format!(
+                        "storage_options[{key:?}] must be a str, bool or number, got {}",
+                        v.get_type().name()?
+                    )));
+                };
+                s3.set(&key, &text).map_err(to_py)?;
+            }
+            Ok(StorageOptions {
+                dict: Some(dict.unbind()),
+                s3,
+            })
+        }
+    }
+
+    fn open(&self, opts: OpenOptions) -> OpenOptions {
+        #[cfg(feature = "s3")]
+        let opts = opts.s3(self.s3.clone());
+        opts
+    }
+
+    fn create(&self, opts: ArrayOptions) -> ArrayOptions {
+        #[cfg(feature = "s3")]
+        let opts = opts.s3(self.s3.clone());
+        opts
+    }
+}
+
 /// `save_as` of an array or of a cast view: a new array at `path` of
 /// `dt`, the source's shape, written chunk by chunk in parallel by the
 /// library's `copy_selection` (casting as `View::save_as` does) with the
@@ -724,14 +809,17 @@ fn save_copy(
     fill_value: Option<&Bound<'_, PyAny>>,
     overwrite: bool,
     cache: Option<Py<PyCache>>,
+    storage_options: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<PyArrayObj> {
+    let storage = StorageOptions::parse(storage_options)?;
     let h = src.handle()?;
     let cache = cache.unwrap_or_else(|| src.cache.clone_ref(py));
     let codec = match codec {
         None => Codec::None,
         Some(text) => text.parse::<Codec>().map_err(to_py)?,
     };
-    let mut opts = ArrayOptions::new(h.shape())
+    let mut opts = storage
+        .create(ArrayOptions::new(h.shape()))
         .overwrite(overwrite)
         .codec(codec)
         .cache(cache.get().cache.clone());
@@ -777,7 +865,9 @@ fn save_copy(
         dst.flush()?;
         Ok(dst)
     })?;
-    PyArrayObj::new(py, dst, false, cache, shown)
+    let mut a = PyArrayObj::new(py, dst, false, cache, shown)?;
+    a.storage_options = storage.dict;
+    Ok(a)
 }
 
 fn same_file(src: Option<&Path>, dst: &Path) -> bool {
@@ -880,7 +970,7 @@ impl PyCastView {
     /// (Zarr), `fill_value` (default: the source's, cast, for Zarr),
     /// `overwrite`, `cache` (default: the source's) as in `create`.
     /// Streams chunk by chunk in parallel within the cache budget.
-    #[pyo3(signature = (path, chunks=None, codec=None, fill_value=None, overwrite=false, cache=None))]
+    #[pyo3(signature = (path, chunks=None, codec=None, fill_value=None, overwrite=false, cache=None, storage_options=None))]
     #[allow(clippy::too_many_arguments)] // save_as()'s keywords, one each
     fn save_as(
         &self,
@@ -891,6 +981,7 @@ impl PyCastView {
         fill_value: Option<&Bound<'_, PyAny>>,
         overwrite: bool,
         cache: Option<Py<PyCache>>,
+        storage_options: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyArrayObj> {
         save_copy(
             py,
@@ -902,6 +993,7 @@ impl PyCastView {
             fill_value,
             overwrite,
             cache,
+            storage_options,
         )
     }
 
@@ -1021,6 +1113,9 @@ struct PyArrayObj {
     /// Writes, appends and resizes through this object: part of
     /// `__dask_tokenize__`, so a token changes when the data may have.
     writes: AtomicU64,
+    /// The `storage_options` it was opened with (a copy), carried by its
+    /// pickles so that a worker reopens it the same way.
+    storage_options: Option<Py<PyDict>>,
 }
 
 impl Drop for PyArrayObj {
@@ -1067,6 +1162,7 @@ impl PyArrayObj {
             path_repr,
             sync_writes: false,
             writes: AtomicU64::new(0),
+            storage_options: None,
         })
     }
 
@@ -1702,7 +1798,7 @@ impl PyArrayObj {
 
     /// Writes a copy of the array to `path` (format from the extension)
     /// and returns it open for reading and writing (see `AsType.save_as`).
-    #[pyo3(signature = (path, chunks=None, codec=None, fill_value=None, overwrite=false, cache=None))]
+    #[pyo3(signature = (path, chunks=None, codec=None, fill_value=None, overwrite=false, cache=None, storage_options=None))]
     #[allow(clippy::too_many_arguments)] // save_as()'s keywords, one each
     fn save_as(
         &self,
@@ -1713,10 +1809,20 @@ impl PyArrayObj {
         fill_value: Option<&Bound<'_, PyAny>>,
         overwrite: bool,
         cache: Option<Py<PyCache>>,
+        storage_options: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyArrayObj> {
         let dt = self.handle()?.dtype();
         save_copy(
-            py, self, dt, path, chunks, codec, fill_value, overwrite, cache,
+            py,
+            self,
+            dt,
+            path,
+            chunks,
+            codec,
+            fill_value,
+            overwrite,
+            cache,
+            storage_options,
         )
     }
 
@@ -1752,7 +1858,7 @@ impl PyArrayObj {
     }
 
     /// Pickling reopens: the array is flushed (if writable) and pickled as
-    /// its absolute path, mode and chunk shape; unpickling opens it again in the
+    /// its absolute path, mode, chunk shape and storage options; unpickling opens it again in the
     /// process's global cache (a `Cache` is not carried), with every write
     /// there durable on return (`sync_writes`), so that a dask task's
     /// writes survive the task.
@@ -1766,7 +1872,19 @@ impl PyArrayObj {
         // The chunk shape travels too: a `.npy` file stores none, and
         // processes that disagree on it would each rewrite whole chunks of
         // their own over the others' blocks.
-        let args = (self.absolute_path()?, mode, PyTuple::new(py, h.chunks())?);
+        // The storage options travel too, secrets included (docs/s3.md):
+        // a worker must reach the same server the same way.
+        let options = self
+            .storage_options
+            .as_ref()
+            .map(|d| d.bind(py).copy())
+            .transpose()?;
+        let args = (
+            self.absolute_path()?,
+            mode,
+            PyTuple::new(py, h.chunks())?,
+            options,
+        );
         PyTuple::new(py, [reopen, args.into_pyobject(py)?.into_any()])
     }
 
@@ -1853,7 +1971,7 @@ impl PyArrayObj {
 /// `create` of `chunkyard/__init__.py`, after it normalised the arguments:
 /// `dtype` is a numpy type name (`float32`), `fill` native-order bytes.
 #[pyfunction]
-#[pyo3(signature = (path, shape, dtype, chunks, fill, codec, overwrite, cache, attrs=None, dimension_names=None, shards=None))]
+#[pyo3(signature = (path, shape, dtype, chunks, fill, codec, overwrite, cache, attrs=None, dimension_names=None, shards=None, storage_options=None))]
 #[allow(clippy::too_many_arguments)] // create()'s keywords, one each
 fn _create(
     py: Python<'_>,
@@ -1868,15 +1986,18 @@ fn _create(
     attrs: Option<String>,
     dimension_names: Option<Vec<Option<String>>>,
     shards: Option<Vec<u64>>,
+    storage_options: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<PyArrayObj> {
     check_url(&path)?;
+    let storage = StorageOptions::parse(storage_options)?;
     let dt = dtype_named(dtype)?;
     let cache = cache_arg(py, cache)?;
     let codec = match codec {
         None => Codec::None,
         Some(text) => text.parse::<Codec>().map_err(to_py)?,
     };
-    let mut opts = ArrayOptions::new(&shape)
+    let mut opts = storage
+        .create(ArrayOptions::new(&shape))
         .overwrite(overwrite)
         .codec(codec)
         .cache(cache.get().cache.clone());
@@ -1914,7 +2035,9 @@ fn _create(
     }
     let shown = path.display().to_string();
     let h = py.detach(|| guarded(|| ArrayHandle::create(&path, dt, &opts)))?;
-    PyArrayObj::new(py, h, false, cache, shown)
+    let mut a = PyArrayObj::new(py, h, false, cache, shown)?;
+    a.storage_options = storage.dict;
+    Ok(a)
 }
 
 /// The library's dtype of a numpy type name (`float32`).
@@ -1927,7 +2050,7 @@ fn dtype_named(name: &str) -> PyResult<DType> {
 
 /// `open` of `chunkyard/__init__.py`.
 #[pyfunction]
-#[pyo3(signature = (path, read_only, cache, sync_writes=false, chunks=None))]
+#[pyo3(signature = (path, read_only, cache, sync_writes=false, chunks=None, storage_options=None))]
 fn _open(
     py: Python<'_>,
     path: PathBuf,
@@ -1935,9 +2058,11 @@ fn _open(
     cache: Option<Py<PyCache>>,
     sync_writes: bool,
     chunks: Option<Vec<u64>>,
+    storage_options: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<PyArrayObj> {
     let shown = path.display().to_string();
     check_url(&path)?;
+    let storage = StorageOptions::parse(storage_options)?;
     if !is_url(&path) && !on_disk(&path).exists() {
         // Format::from_path looks at a directory's metadata before the
         // backend opens anything: say "not found" for a missing path, not
@@ -1949,7 +2074,8 @@ fn _open(
         )));
     }
     let cache = cache_arg(py, cache)?;
-    let mut opts = OpenOptions::new()
+    let mut opts = storage
+        .open(OpenOptions::new())
         .read_only(read_only)
         .cache(cache.get().cache.clone());
     // Only a `.npy` file takes a chunk shape (it stores none); the others
@@ -1962,6 +2088,7 @@ fn _open(
     let h = py.detach(|| guarded(|| ArrayHandle::open(&path, &opts)))?;
     let mut a = PyArrayObj::new(py, h, read_only, cache, shown)?;
     a.sync_writes = sync_writes && !read_only;
+    a.storage_options = storage.dict;
     Ok(a)
 }
 

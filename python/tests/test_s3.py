@@ -148,3 +148,73 @@ def test_a_forked_child_uses_s3_after_the_parent_did():
         pytest.fail("the forked child hung")
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+AWS_VARS = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+            "AWS_REGION", "AWS_ALLOW_HTTP")
+
+
+def _explicit():
+    """The server's settings as storage_options (read before the test
+    unsets the variables)."""
+    return {"endpoint_url": os.environ["AWS_ENDPOINT_URL"], "allow_http": True,
+            "key": "testing", "secret": "testing", "region": "us-east-1",
+            "timeout": 20, "retries": 2}
+
+
+@needs_server
+def test_storage_options_work_without_the_variables_and_pickle(url, monkeypatch):
+    opts = _explicit()
+    for k in AWS_VARS:
+        monkeypatch.delenv(k, raising=False)
+    a = chunkyard.create(url, (4, 8), "int32", chunks=(1, 8), storage_options=opts)
+    a[2] = np.arange(8, dtype="int32")
+    a.close()
+    b = chunkyard.open(url, storage_options=opts)
+    np.testing.assert_array_equal(b[2], np.arange(8))
+    # A pickle carries them: a dask worker reopens with the same options.
+    c = pickle.loads(pickle.dumps(chunkyard.open(url, "r+", storage_options=opts)))
+    assert c.path == url
+    c[3] = 5
+    np.testing.assert_array_equal(b[3], 5 * np.ones(8))
+    d = chunkyard.convert(url, url.replace("a.zarr", "copy.zarr"), codec="zstd",
+                          storage_options=opts)
+    assert d.sum() == np.arange(8).sum() + 40
+
+
+@needs_server
+def test_storage_options_override_the_variables_and_bad_ones_are_value_errors(url):
+    dead = {"endpoint_url": "http://127.0.0.1:9", "allow_http": True, "retries": 0}
+    with pytest.raises(chunkyard.ChunkyardError, match="cannot reach.*endpoint_url option"):
+        chunkyard.create(url, (3,), "int8", storage_options=dead)
+    with pytest.raises(ValueError, match="unknown S3 option .client_kwargs.*endpoint_url"):
+        chunkyard.open(url, storage_options={"client_kwargs": {}})
+    with pytest.raises(TypeError, match="str, bool or number"):
+        chunkyard.open(url, storage_options={"region": ["x"]})
+    with pytest.raises(ValueError, match="allow_http"):
+        chunkyard.open(url, storage_options={"allow_http": "perhaps"})
+    with pytest.raises(ValueError, match="go together"):
+        chunkyard.open(url, storage_options={"key": "testing"})
+
+
+@pytest.mark.skipif(chunkyard.has_s3, reason="built with the s3 feature")
+def test_without_the_feature_storage_options_say_how_to_build(tmp_path):
+    with pytest.raises(ValueError, match="without S3 support"):
+        chunkyard.create(tmp_path / "a.npy", (3,), "int8", storage_options={"region": "x"})
+
+
+@needs_server
+def test_a_pickle_reopens_with_its_storage_options_in_a_process_without_the_variables(url, tmp_path):
+    """What a dask worker does with the array: unpickle it in another
+    process, here one whose environment has no AWS_* variable at all."""
+    a = chunkyard.create(url, (3, 4), "float64", chunks=(1, 4), storage_options=_explicit())
+    a[1] = 2.5
+    (tmp_path / "a.pickle").write_bytes(pickle.dumps(a))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    code = ("import pickle, sys; a = pickle.loads(open(sys.argv[1], 'rb').read()); "
+            "a[2] = 1.0; print(float(a.sum()))")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "a.pickle")], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "14.0"
+    np.testing.assert_array_equal(chunkyard.open(url, storage_options=_explicit())[2], 1.0)

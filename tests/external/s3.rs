@@ -305,6 +305,59 @@ fn missing_arrays_and_bad_urls_are_typed_errors() {
     }
 }
 
+/// Explicit options win over the variables: an endpoint where nothing
+/// listens fails to reach it though `AWS_ENDPOINT_URL` names a live
+/// server, and the message names the option, not the variable; an
+/// explicit `allow_http(false)` refuses the http endpoint the environment
+/// allows; explicit options naming the live server work.
+#[test]
+fn explicit_options_override_the_variables() {
+    use chunkyard::S3Options;
+    let url = fresh("opts.zarr");
+    let dead = S3Options::new()
+        .endpoint("http://127.0.0.1:9")
+        .allow_http(true)
+        .retries(0);
+    let e = chunkyard::create::<u8>(&url, ArrayOptions::new([4]).s3(dead.clone())).unwrap_err();
+    let e = e.to_string();
+    assert!(
+        e.contains("cannot reach the endpoint http://127.0.0.1:9")
+            && e.contains("the endpoint_url option"),
+        "{e}"
+    );
+    let e = chunkyard::open_with::<u8>(&url, OpenOptions::new().s3(dead)).unwrap_err();
+    assert!(e.to_string().contains("http://127.0.0.1:9"), "{e}");
+    let e = chunkyard::create::<u8>(
+        &url,
+        ArrayOptions::new([4]).s3(S3Options::new().allow_http(false)),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("plain http"), "{e}");
+    let live = S3Options::new()
+        .endpoint(endpoint())
+        .allow_http(true)
+        .region("us-east-1")
+        .credentials("testing", "testing")
+        .timeout(std::time::Duration::from_secs(20))
+        .retries(2);
+    let a =
+        chunkyard::create::<u8>(&url, ArrayOptions::new([4]).chunks([2]).s3(live.clone())).unwrap();
+    a.write(ndarray::s![1..3], ndarray::arr1(&[7u8, 8]).view())
+        .unwrap();
+    a.close().unwrap();
+    let b = chunkyard::open_with::<u8>(&url, OpenOptions::new().read_only(true).s3(live)).unwrap();
+    assert_eq!(
+        b.read(ndarray::s![..]).unwrap().as_slice().unwrap(),
+        &[0, 7, 8, 0]
+    );
+    // One of the key and the secret alone is a mistake, not half a
+    // credential mixed with the environment's.
+    let mut half = S3Options::new();
+    half.set("key", "testing").unwrap();
+    let e = chunkyard::open_with::<u8>(&url, OpenOptions::new().s3(half)).unwrap_err();
+    assert!(e.to_string().contains("go together"), "{e}");
+}
+
 /// The CLI on S3 URLs, and each configuration mistake as one line that
 /// names the URL and the fix.
 #[cfg(feature = "cli")]
@@ -704,6 +757,166 @@ mod cli {
                 "{e}"
             );
         }
+    }
+
+    /// The keys under `prefix` (`bucket/...`, no scheme), by a raw LIST.
+    fn keys_under(prefix: &str) -> Vec<String> {
+        let (bucket, prefix) = prefix.split_once('/').unwrap();
+        let (status, body) = crate::flaky_proxy::raw_request(
+            &super::endpoint(),
+            "GET",
+            &format!("/{bucket}?list-type=2&prefix={prefix}/"),
+            &[],
+        );
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        let body = String::from_utf8(body).unwrap();
+        body.split("<Key>")
+            .skip(1)
+            .map(|k| k.split("</Key>").next().unwrap().to_string())
+            .collect()
+    }
+
+    /// `bench --dir s3://...` builds the volume into the bucket, sums it
+    /// (the same sum as a local Zarr build of the same seed), reads the
+    /// strided selections, reports no cold passes, and removes its objects
+    /// (kept with --keep); npy in object storage is a clear error.
+    #[test]
+    fn bench_builds_and_scans_in_object_storage_and_cleans_up() {
+        let dir = fresh("bench");
+        let small = ["--depth", "2", "--rows", "64", "--cols", "64", "--json"];
+        let run = |dir: &str, extra: &[&str]| -> serde_json::Value {
+            let mut args = vec!["bench", "--dir", dir, "--workload", "scan,strided"];
+            args.extend(small);
+            args.extend(extra);
+            serde_json::from_str(ok(&args).trim()).unwrap()
+        };
+        let remote = run(&dir, &[]);
+        assert_eq!(remote["format"], "zarr");
+        let reads = &remote["reads"];
+        assert!(
+            reads["sum_gb_per_s"]["warm"].as_f64().unwrap() > 0.0,
+            "{remote}"
+        );
+        assert!(reads["sum_gb_per_s"]["cold"].is_null(), "{remote}");
+        assert!(
+            reads["strided_k_2_2_ms"]["warm"].as_f64().is_some(),
+            "{remote}"
+        );
+        assert!(
+            remote["file_bytes"].as_u64().unwrap() >= 2 * 64 * 64 * 4,
+            "{remote}"
+        );
+        let prefix = dir.strip_prefix("s3://").unwrap();
+        assert_eq!(keys_under(prefix), Vec::<String>::new());
+        let local = tempfile::tempdir().unwrap();
+        let here = run(local.path().to_str().unwrap(), &["--formats", "zarr"]);
+        assert_eq!(reads["sum"], here["reads"]["sum"], "{remote} {here}");
+        run(&dir, &["--keep"]);
+        let kept = keys_under(prefix);
+        assert!(
+            kept.iter().any(|k| k.ends_with(".zarr/zarr.json")) && kept.len() == 3,
+            "{kept:?}"
+        );
+        let e = fails(&[
+            "bench",
+            "--dir",
+            &dir,
+            "--formats",
+            "npy,zarr",
+            "--depth",
+            "2",
+        ]);
+        assert!(e.contains("Zarr arrays only"), "{e}");
+    }
+
+    /// The variables `.ci/with-s3` exports, all unset in a child.
+    const AWS_VARS: [&str; 5] = [
+        "AWS_ENDPOINT_URL",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_REGION",
+        "AWS_ALLOW_HTTP",
+    ];
+
+    /// `--s3-option` pairs alone configure the client: every command of a
+    /// create, put, get, reduce and convert round trip works with the
+    /// variables unset; without the options the same command fails.
+    #[test]
+    fn s3_options_on_the_command_line_work_without_the_variables() {
+        let url = fresh("flags.zarr");
+        let endpoint = super::endpoint();
+        let flags = [
+            format!("--s3-option=endpoint_url={endpoint}"),
+            "--s3-option=allow_http=true".into(),
+            "--s3-option=key=testing".into(),
+            "--s3-option=secret=testing".into(),
+            "--s3-option=region=us-east-1".into(),
+            "--s3-option=retries=2".into(),
+            "--s3-option=timeout=20".into(),
+        ];
+        let run = |args: &[&str]| {
+            let _children = crate::common::child_guard();
+            let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_chunkyard"));
+            for k in AWS_VARS {
+                cmd.env_remove(k);
+            }
+            let out = cmd.args(args).args(&flags).output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "{args:?}: {stderr}");
+            String::from_utf8(out.stdout).unwrap()
+        };
+        run(&[
+            "create", &url, "--shape", "4,3", "--dtype", "i32", "--chunks", "2,3",
+        ]);
+        run(&["put", &url, "1:3, 1", "--value", "9"]);
+        assert_eq!(run(&["get", &url, "..., 1"]).trim(), "[0, 9, 9, 0]");
+        assert_eq!(run(&["reduce", &url, "sum"]).trim(), "18");
+        let copy = fresh("flags-copy.zarr");
+        run(&["convert", &url, &copy, "--codec", "lz4"]);
+        assert_eq!(run(&["reduce", &copy, "sum"]).trim(), "18");
+        // The same endpoint without allow_http: refused before any request.
+        let unset: Vec<_> = AWS_VARS.iter().map(|&k| (k, None)).collect();
+        let e = fails_with(&unset, &["info", &url, &flags[0]]);
+        assert!(
+            e.contains(&url) && e.contains("plain http") && e.contains("allow_http"),
+            "{e}"
+        );
+        // A mistyped key names the valid ones.
+        let e = fails_with(&[], &["info", &url, "--s3-option", "endpoint=http://x"]);
+        assert!(
+            e.contains("unknown S3 option") && e.contains("endpoint_url"),
+            "{e}"
+        );
+    }
+
+    /// A wrong key given as an option is the credentials error, naming the
+    /// options (not the variables) as the thing to check.
+    #[test]
+    fn a_wrong_explicit_key_is_the_credentials_error() {
+        let server = auth_server();
+        let url = fresh("cred-opt.zarr");
+        let unset: Vec<_> = AWS_VARS.iter().map(|&k| (k, None)).collect();
+        let endpoint = format!("endpoint_url={}", server.1);
+        let args = [
+            "info",
+            url.as_str(),
+            "--s3-option",
+            &endpoint,
+            "--s3-option",
+            "allow_http=true",
+            "--s3-option",
+            "key=AKIANOTAKEY",
+            "--s3-option",
+            "secret=nope",
+        ];
+        let e = fails_with(&unset, &args);
+        assert!(
+            e.contains(&url)
+                && e.contains("access denied")
+                && e.contains("the key, secret and token options")
+                && e.contains("InvalidAccessKeyId"),
+            "{e}"
+        );
     }
 
     #[test]

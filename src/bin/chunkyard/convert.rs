@@ -4,9 +4,9 @@
 use std::path::Path;
 
 use chunkyard::format_bytes;
-use chunkyard::{ArrayHandle, ArrayOptions, ChunkCache, Codec, Error, Format, Result, dropped_by};
+use chunkyard::{ArrayHandle, ChunkCache, Codec, Error, Format, Result, dropped_by};
 
-use crate::args::{open_read, parse_shape};
+use crate::args::{array_options, open_read, parse_shape};
 use crate::print::tuple;
 use crate::progress::copy_blocks;
 
@@ -36,7 +36,7 @@ pub(crate) fn run(
             dst.display()
         )));
     }
-    let mut opts = ArrayOptions::new(a.shape())
+    let mut opts = array_options(a.shape())
         .cache(cache)
         .codec(codec)
         .overwrite(overwrite);

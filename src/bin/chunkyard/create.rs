@@ -2,9 +2,9 @@
 //! fill value and layout; no data is written.
 
 use chunkyard::store::Order;
-use chunkyard::{ArrayHandle, ArrayOptions, ChunkCache, DType, Endian, Result};
+use chunkyard::{ArrayHandle, ChunkCache, DType, Endian, Result};
 
-use crate::args::parse_shape;
+use crate::args::{array_options, parse_shape};
 use crate::print::tuple;
 use crate::{CreateArgs, EndianArg, OrderArg};
 
@@ -23,7 +23,7 @@ pub(crate) fn run(args: CreateArgs, cache: ChunkCache) -> Result<()> {
         overwrite,
     } = args;
     let dtype: DType = dtype.parse()?;
-    let mut opts = ArrayOptions::new(parse_shape(&shape, "--shape")?)
+    let mut opts = array_options(parse_shape(&shape, "--shape")?)
         .codec(codec.parse()?)
         .cache(cache)
         .overwrite(overwrite)

@@ -4,9 +4,9 @@
 use std::io::Write;
 use std::path::Path;
 
-use chunkyard::{ArrayHandle, ArrayOptions, ChunkCache, Error, Result, dispatch};
+use chunkyard::{ArrayHandle, ChunkCache, Error, Result, dispatch};
 
-use crate::args::open_read;
+use crate::args::{array_options, open_read};
 use crate::print::{PRINT_LIMIT, render};
 use crate::progress::copy_blocks;
 
@@ -25,7 +25,7 @@ pub(crate) fn run(
         let dst = ArrayHandle::create(
             out,
             a.dtype(),
-            ArrayOptions::new(&shape).cache(cache).overwrite(true),
+            array_options(&shape).cache(cache).overwrite(true),
         )?;
         let full = dst.resolve("...")?;
         copy_blocks(&a, &sel, &dst, &full, "get")?;

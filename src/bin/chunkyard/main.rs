@@ -57,6 +57,13 @@ struct Cli {
     /// the command goes on (0: off; see ChunkCache::with_write_behind).
     #[arg(long, global = true, default_value_t = 0, value_name = "N")]
     write_behind: usize,
+    /// An option of the S3 client for s3:// paths, over the AWS_*
+    /// variables; repeat it for several: endpoint_url, region, key,
+    /// secret, token, allow_http, timeout (seconds), retries. Secrets on
+    /// a command line are visible to other users (ps): prefer the
+    /// variables for them.
+    #[arg(long, global = true, value_name = "KEY=VALUE")]
+    s3_option: Vec<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -182,7 +189,8 @@ enum Command {
         /// and HDF5; .npy files cannot be compressed).
         #[arg(long, default_value = "none")]
         codec: String,
-        /// Folder for the files.
+        /// Folder for the files, or an object storage prefix
+        /// (s3://bucket/prefix: Zarr only, removed after unless --keep).
         #[arg(long, default_value = ".")]
         dir: PathBuf,
         /// Keep the files.
@@ -262,6 +270,7 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    args::set_s3_options(&cli.s3_option)?;
     let budget = parse_size(&cli.cache)?;
     let budget = usize::try_from(budget).unwrap_or(usize::MAX);
     if cli.write_behind > 64 {
@@ -353,6 +362,7 @@ fn run(cli: Cli) -> Result<()> {
             plot,
         } => {
             let codec: Codec = codec.parse()?;
+            let formats = bench_formats(formats.as_deref(), codec, args::is_object_url(&dir))?;
             bench::run(
                 BuildOptions {
                     depth,
@@ -364,7 +374,7 @@ fn run(cli: Cli) -> Result<()> {
                     codec,
                 },
                 &BenchArgs {
-                    formats: bench_formats(formats.as_deref(), codec)?,
+                    formats,
                     workloads: workload.parse()?,
                     keep,
                     json,

@@ -3,10 +3,10 @@
 
 use std::path::Path;
 
-use chunkyard::{ArrayHandle, ChunkCache, Error, OpenOptions, Result};
+use chunkyard::{ArrayHandle, ChunkCache, Error, Result};
 use chunkyard::{AxisSel, ResolvedSelection};
 
-use crate::args::open_read;
+use crate::args::{open_options, open_read};
 use crate::print::tuple;
 use crate::progress::copy_blocks;
 
@@ -18,7 +18,7 @@ pub(crate) fn run(
     value: Option<&str>,
     cache: ChunkCache,
 ) -> Result<()> {
-    let a = ArrayHandle::open(path, OpenOptions::new().cache(cache.clone()))?;
+    let a = ArrayHandle::open(path, open_options().cache(cache.clone()))?;
     let sel = a.resolve(selection)?;
     match (from, value) {
         (Some(from), _) => {
@@ -51,7 +51,7 @@ pub(crate) fn run(
 /// and copies them in. If the copy fails, the array is cut back to its old
 /// length, so a failed append leaves no rows of fill values behind.
 pub(crate) fn append(path: &Path, from: &Path, cache: ChunkCache) -> Result<()> {
-    let a = ArrayHandle::open(path, OpenOptions::new().cache(cache.clone()))?;
+    let a = ArrayHandle::open(path, open_options().cache(cache.clone()))?;
     let src = open_read(from, cache)?;
     let (shape, rows_shape) = (a.shape(), src.shape());
     // A source of one axis less is a single row.

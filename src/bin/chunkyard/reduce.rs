@@ -4,10 +4,10 @@
 use std::path::Path;
 
 use chunkyard::ResolvedSelection;
-use chunkyard::{ArrayHandle, ArrayOptions, ChunkCache, Error, Result, dispatch};
+use chunkyard::{ArrayHandle, ChunkCache, Error, Result, dispatch};
 use chunkyard::{Reduction, reduce, reduce_axis, reduce_axis_steps};
 
-use crate::args::open_read;
+use crate::args::{array_options, open_read};
 use crate::print::{PRINT_LIMIT, render};
 use crate::progress::progress_bar;
 
@@ -52,7 +52,7 @@ fn reduce_along(
             let dst = ArrayHandle::create(
                 out,
                 r.dtype,
-                ArrayOptions::new(&r.shape).cache(cache).overwrite(true),
+                array_options(&r.shape).cache(cache).overwrite(true),
             )?;
             let all = dst.resolve("...")?;
             dst.write_bytes(&all, &r.data)?;

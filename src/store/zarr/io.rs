@@ -33,8 +33,8 @@ impl ChunkStore for ZarrInner {
             partial_reads: self.partial,
             tracks_missing: true,
             read_only: !self.writable,
-            decodes: !self.raw,
-            reads_into: self.raw || self.lz4,
+            decodes: !(self.raw || self.object_raw),
+            reads_into: self.raw || self.lz4 || self.object_raw,
             write_buffer_bytes: self.write_buffer_bytes(),
             concurrent_requests: self.concurrent_requests(),
         }
@@ -60,6 +60,10 @@ impl ChunkStore for ZarrInner {
         }
         #[cfg(feature = "s3")]
         if let Some(s3) = self.storage.s3() {
+            if self.object_raw {
+                let mut buf = ChunkBuf::zeroed(self.meta.chunk_bytes());
+                return Ok(self.s3_read_raw_into(s3, chunk, &mut buf)?.then_some(buf));
+            }
             return self.s3_read_chunk(s3, chunk);
         }
         let key = self.array.chunk_key(chunk);
@@ -122,6 +126,12 @@ impl ChunkStore for ZarrInner {
         }
         if self.lz4 {
             return self.lz4_read_chunk_into(chunk, out);
+        }
+        #[cfg(feature = "s3")]
+        if self.object_raw
+            && let Some(s3) = self.storage.s3()
+        {
+            return self.s3_read_raw_into(s3, chunk, out);
         }
         let Some(data) = self.read_chunk(chunk)? else {
             return Ok(false);

@@ -272,7 +272,7 @@ impl ZarrInner {
         }
         #[cfg(feature = "s3")]
         if super::is_object_url(path) {
-            return super::s3meta::create(path, &builder, grid, opts.overwrite);
+            return super::s3meta::create(path, &builder, grid, opts.overwrite, &opts.s3);
         }
         make_dir(path, opts.overwrite)?;
         let made = (|| {
@@ -303,18 +303,21 @@ impl ZarrInner {
 
     /// Opens the Zarr array (v3 `zarr.json` or v2 `.zarray`) in the
     /// directory `path`.
-    pub(super) fn open(path: &Path, writable: bool) -> Result<ZarrInner> {
+    pub(super) fn open(path: &Path, writable: bool, s3: &super::S3Options) -> Result<ZarrInner> {
         lz4::register();
         blosc::register();
         capped::register();
         #[cfg(feature = "s3")]
         let (storage, array) = if super::is_object_url(path) {
-            super::s3meta::open(path, writable)?
+            super::s3meta::open(path, writable, s3)?
         } else {
             Self::open_dir(path, writable)?
         };
         #[cfg(not(feature = "s3"))]
-        let (storage, array) = Self::open_dir(path, writable)?;
+        let (storage, array) = {
+            let _ = s3;
+            Self::open_dir(path, writable)?
+        };
         let unsupported =
             |what: String| Error::Unsupported(format!("{}: {what}", metadata_file(path).display()));
         let chunks: Vec<u64> = match array.metadata() {
@@ -417,10 +420,10 @@ impl ZarrInner {
         // The raw and LZ4 shortcuts read chunk files; objects go through
         // zarrs (ranged GETs for partial reads).
         let local = storage.dir().is_some();
-        let raw = local
-            && fixed_encoded == Some((grid.chunk_elements() * dtype.size()) as u64)
+        let raw_codecs = fixed_encoded == Some((grid.chunk_elements() * dtype.size()) as u64)
             && array.storage_transformers().create_metadatas().is_empty()
             && raw::is_raw(&array.codecs(), dtype);
+        let raw = local && raw_codecs;
         let lz4 = local
             && array.storage_transformers().create_metadatas().is_empty()
             && raw::is_lz4(&array.codecs(), dtype);
@@ -448,6 +451,7 @@ impl ZarrInner {
             fixed_encoded,
             summary,
             raw,
+            object_raw: !local && raw_codecs,
             files: raw::OpenFiles::new(),
             lz4,
             blosc,

@@ -72,6 +72,8 @@ pub(crate) mod s3;
 mod s3chunks;
 #[cfg(feature = "s3")]
 mod s3meta;
+#[cfg(feature = "s3")]
+mod s3options;
 mod storage;
 
 use parking_lot::RwLock;
@@ -88,6 +90,16 @@ use crate::dtype::{DType, Endian};
 use crate::error::{Error, Result};
 
 pub(crate) use storage::Storage;
+
+#[cfg(feature = "s3")]
+pub use s3options::S3Options;
+/// Without the `s3` feature there is no client to configure; this stands
+/// in for the options in the signatures that pass them along.
+#[cfg(not(feature = "s3"))]
+#[derive(Debug, Clone, Default)]
+pub(crate) struct S3Options {
+    _none: (),
+}
 
 /// True if `path` is an object storage URL (`s3://bucket/prefix`); with
 /// the `s3` feature off such a path is refused with a message that says
@@ -128,6 +140,10 @@ pub struct ZarrOptions {
     /// index (little-endian, crc32c) sits at the shard's end, as
     /// zarr-python writes it.
     pub inner_chunks: Option<Vec<u64>>,
+    /// The S3 client's options for an `s3://` path (feature `s3`;
+    /// ignored for a directory).
+    #[cfg(feature = "s3")]
+    pub s3: S3Options,
 }
 
 impl Default for ZarrOptions {
@@ -138,6 +154,8 @@ impl Default for ZarrOptions {
             overwrite: false,
             labels: None,
             inner_chunks: None,
+            #[cfg(feature = "s3")]
+            s3: S3Options::default(),
         }
     }
 }
@@ -178,6 +196,11 @@ struct ZarrInner {
     /// transpose, native byte order, not sharded): reads go straight to
     /// the files ([`raw`]).
     raw: bool,
+    /// Chunk objects hold the decoded chunk as it is (the conditions of
+    /// [`raw`](Self::raw), on object storage): a whole-chunk read streams
+    /// the GET's body straight into the caller's buffer, with no body
+    /// buffer and no decode copy.
+    object_raw: bool,
     /// Chunk files kept open for raw reads.
     files: raw::OpenFiles,
     /// Chunk files are one LZ4 block or one Blosc frame of the decoded
@@ -233,7 +256,29 @@ impl ZarrStore {
     /// Opens the Zarr array (v3 `zarr.json` or v2 `.zarray`) in the
     /// directory `path`.
     pub fn open(path: &Path, writable: bool) -> Result<ZarrStore> {
-        ZarrInner::open(path, writable).map(Self::wrap)
+        ZarrInner::open(path, writable, &S3Options::default()).map(Self::wrap)
+    }
+
+    /// Opens the array at an `s3://` URL with the S3 client's options
+    /// (a directory ignores them): [`open`](Self::open) otherwise.
+    #[cfg(feature = "s3")]
+    pub fn open_with(path: &Path, writable: bool, s3: &S3Options) -> Result<ZarrStore> {
+        ZarrInner::open(path, writable, s3).map(Self::wrap)
+    }
+
+    /// Deletes the array, opened for writing: its directory, or every
+    /// object under its prefix on object storage (a LIST and a DELETE per
+    /// object; an object another writer adds meanwhile may stay).
+    pub fn remove(self) -> Result<()> {
+        let inner = self.inner.into_inner();
+        inner.check_writable()?;
+        #[cfg(feature = "s3")]
+        if let Some(s3) = inner.storage.s3() {
+            return s3
+                .erase_all()
+                .map_err(|e| s3.error(&inner.path.display().to_string(), &e));
+        }
+        std::fs::remove_dir_all(&inner.path).map_err(|e| Error::io(&inner.path, e))
     }
 
     /// The array's directory.

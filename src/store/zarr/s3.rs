@@ -24,7 +24,8 @@
 //! The standard AWS variables, read by `AmazonS3Builder::from_env`:
 //! `AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
 //! `AWS_SESSION_TOKEN`, `AWS_REGION` (default `us-east-1`),
-//! `AWS_ALLOW_HTTP`. Requests are retried ([`retry_config`]: 6 times,
+//! `AWS_ALLOW_HTTP`, each overridden by [`S3Options`] when set there.
+//! Requests are retried ([`retry_config`]: 6 times,
 //! backoff from 50 ms, 30 s in all).
 
 use std::future::Future;
@@ -34,11 +35,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
-use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey, AwsCredential};
 use object_store::path::Path as ObjPath;
 use object_store::{
-    BackoffConfig, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutMode, PutOptions,
-    PutPayload, RetryConfig, UpdateVersion,
+    BackoffConfig, ClientConfigKey, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutMode,
+    PutOptions, PutPayload, RetryConfig, StaticCredentialProvider, UpdateVersion,
 };
 use zarrs::storage::byte_range::{ByteRange, ByteRangeIterator};
 use zarrs::storage::{
@@ -46,6 +47,7 @@ use zarrs::storage::{
     StorePrefix, WritableStorageTraits,
 };
 
+use super::s3options::S3Options;
 use crate::error::{Error, Result};
 
 /// How object_store retries a request that failed with a 5xx, 429 or 408
@@ -204,6 +206,42 @@ pub(crate) fn as_too_large(e: &object_store::Error) -> Option<&TooLarge> {
     }
 }
 
+/// An object whose size is not the one its reader needs exactly (a raw
+/// chunk: its decoded size), from its `Content-Length` or its body.
+#[derive(Debug)]
+pub(crate) struct WrongSize {
+    pub(crate) size: u64,
+    pub(crate) want: u64,
+}
+
+impl std::fmt::Display for WrongSize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the object holds {} bytes where an uncompressed chunk of this array holds {}: \
+             truncated, corrupt or not this array's",
+            self.size, self.want
+        )
+    }
+}
+
+impl std::error::Error for WrongSize {}
+
+fn wrong_size(size: u64, want: u64) -> object_store::Error {
+    object_store::Error::Generic {
+        store: "S3",
+        source: Box::new(WrongSize { size, want }),
+    }
+}
+
+/// The [`WrongSize`] an error carries, if it is one.
+pub(crate) fn as_wrong_size(e: &object_store::Error) -> Option<&WrongSize> {
+    match e {
+        object_store::Error::Generic { source, .. } => source.downcast_ref::<WrongSize>(),
+        _ => None,
+    }
+}
+
 /// The version of an object a conditional write expects.
 pub(crate) type Version = UpdateVersion;
 
@@ -217,6 +255,10 @@ pub(crate) struct S3Storage {
     prefix: String,
     /// The endpoint requests go to (for error messages).
     endpoint: String,
+    /// Where the credentials came from, for "check ..." in errors.
+    credentials_hint: &'static str,
+    /// Where the endpoint came from, for "check ..." in errors.
+    endpoint_hint: &'static str,
     writable: bool,
     /// The largest object a whole (or open-ended ranged) GET through
     /// zarrs' storage traits reads: [`METADATA_LIMIT`] until the array is
@@ -235,36 +277,88 @@ fn truthy(v: &str) -> bool {
 }
 
 impl S3Storage {
-    /// A client for the array at `url`, configured from the environment.
-    /// Sends no request.
-    pub(crate) fn new(url: &str, writable: bool) -> Result<S3Storage> {
+    /// A client for the array at `url`, configured by `opts` over the
+    /// environment (an option set there wins over its variable). Sends no
+    /// request.
+    pub(crate) fn new(url: &str, writable: bool, opts: &S3Options) -> Result<S3Storage> {
         let parsed = S3Url::parse(url)?;
         let url = format!("{SCHEME}{}/{}", parsed.bucket, parsed.prefix);
-        let endpoint = env("AWS_ENDPOINT_URL").or_else(|| env("AWS_ENDPOINT"));
-        let allow_http = env("AWS_ALLOW_HTTP").is_some_and(|v| truthy(&v));
+        let endpoint = opts
+            .endpoint
+            .clone()
+            .or_else(|| env("AWS_ENDPOINT_URL"))
+            .or_else(|| env("AWS_ENDPOINT"));
+        let allow_http = opts
+            .allow_http
+            .unwrap_or_else(|| env("AWS_ALLOW_HTTP").is_some_and(|v| truthy(&v)));
         if let Some(ep) = &endpoint
             && ep.starts_with("http://")
             && !allow_http
         {
             return Err(Error::invalid(format!(
-                "{url}: the endpoint {ep} is plain http; set AWS_ALLOW_HTTP=true to allow it \
-                 (or use https)"
+                "{url}: the endpoint {ep} is plain http; set AWS_ALLOW_HTTP=true (or the \
+                 option allow_http) to allow it, or use https"
             )));
+        }
+        let mut retry = retry_config();
+        if let Some(n) = opts.retries {
+            retry.max_retries = n;
         }
         let mut builder = AmazonS3Builder::from_env()
             .with_bucket_name(&parsed.bucket)
-            .with_retry(retry_config());
-        if env("AWS_REGION").is_none() && env("AWS_DEFAULT_REGION").is_none() {
-            builder = builder.with_config(AmazonS3ConfigKey::Region, "us-east-1");
-        }
-        if endpoint.is_some() {
+            .with_retry(retry)
+            .with_allow_http(allow_http);
+        if let Some(ep) = &endpoint {
             // S3-compatible servers (moto, MinIO, Ceph) want path-style
             // requests; virtual-hosted style needs DNS for the bucket.
-            builder = builder.with_virtual_hosted_style_request(false);
+            builder = builder
+                .with_endpoint(ep)
+                .with_virtual_hosted_style_request(false);
         }
+        match &opts.region {
+            Some(r) => builder = builder.with_region(r),
+            None if env("AWS_REGION").is_none() && env("AWS_DEFAULT_REGION").is_none() => {
+                builder = builder.with_region("us-east-1");
+            }
+            None => {}
+        }
+        if let Some(t) = opts.timeout {
+            // Through the config key, not `with_client_options`, which
+            // would drop the client options read from the environment.
+            builder = builder.with_config(
+                AmazonS3ConfigKey::Client(ClientConfigKey::Timeout),
+                format!("{}ms", t.as_millis().max(1)),
+            );
+        }
+        match (&opts.access_key_id, &opts.secret_access_key) {
+            (Some(id), Some(secret)) => {
+                // Explicit credentials replace the environment's as a
+                // set: a token from the environment belongs to its key.
+                let credential = AwsCredential {
+                    key_id: id.clone(),
+                    secret_key: secret.clone(),
+                    token: opts.session_token.clone(),
+                };
+                builder =
+                    builder.with_credentials(Arc::new(StaticCredentialProvider::new(credential)));
+            }
+            (None, None) => {
+                if let Some(token) = &opts.session_token {
+                    builder = builder.with_token(token);
+                }
+            }
+            _ => {
+                return Err(Error::invalid(format!(
+                    "{url}: the options give an access key id or a secret access key without \
+                     the other (key and secret go together)"
+                )));
+            }
+        }
+        let explicit = opts.access_key_id.is_some() || opts.session_token.is_some();
         let store = builder.build().map_err(|e| {
             Error::invalid(format!(
-                "{url}: cannot configure the S3 client: {e} (check the AWS_* variables)"
+                "{url}: cannot configure the S3 client: {e} (check the AWS_* variables and \
+                 the S3 options)"
             ))
         })?;
         Ok(S3Storage {
@@ -272,7 +366,17 @@ impl S3Storage {
             url,
             bucket: parsed.bucket,
             prefix: parsed.prefix,
-            endpoint: endpoint.unwrap_or_else(|| "AWS S3".into()),
+            endpoint: endpoint.clone().unwrap_or_else(|| "AWS S3".into()),
+            credentials_hint: if explicit {
+                "the key, secret and token options"
+            } else {
+                "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN"
+            },
+            endpoint_hint: if opts.endpoint.is_some() {
+                "the endpoint_url option"
+            } else {
+                "AWS_ENDPOINT_URL"
+            },
             writable,
             whole_limit: AtomicU64::new(METADATA_LIMIT),
         })
@@ -327,9 +431,9 @@ impl S3Storage {
             )
         {
             format!(
-                "{what}: access denied by {} (bad or missing credentials: check \
-                 AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN): {}",
+                "{what}: access denied by {} (bad or missing credentials: check {}): {}",
                 self.endpoint,
+                self.credentials_hint,
                 s3_error_code(&text).unwrap_or_else(|| first_line(&text))
             )
         } else if has("error sending request")
@@ -339,14 +443,16 @@ impl S3Storage {
             || has("connect error")
         {
             format!(
-                "{what}: cannot reach the endpoint {} ({}); check AWS_ENDPOINT_URL and that the \
-                 server is running",
+                "{what}: cannot reach the endpoint {} ({}); check {} and that the server is \
+                 running",
                 self.endpoint,
-                first_line(&root_cause(e))
+                first_line(&root_cause(e)),
+                self.endpoint_hint
             )
         } else if has("URL scheme is not allowed") || has("builder error") {
             format!(
-                "{what}: the endpoint {} is plain http; set AWS_ALLOW_HTTP=true to allow it",
+                "{what}: the endpoint {} is plain http; set AWS_ALLOW_HTTP=true (or the option \
+                 allow_http) to allow it",
                 self.endpoint
             )
         } else {
@@ -400,6 +506,100 @@ impl S3Storage {
                 Err(e) => Err(e),
             }
         })
+    }
+
+    /// Reads the object at `key`, which must hold exactly `out.len()`
+    /// bytes, straight into `out`: the body streams from the connection
+    /// into the caller's buffer a network read at a time (a few in flight
+    /// through a bounded channel), never collected into a buffer of its
+    /// own. Returns its version, or `None` if there is no object. A size
+    /// other than `out.len()` is [`WrongSize`] (from `Content-Length`,
+    /// before the body is read; or a body that ends early or runs over).
+    pub(crate) fn get_into(
+        &self,
+        key: &str,
+        out: &mut [u8],
+    ) -> object_store::Result<Option<Version>> {
+        use futures::SinkExt;
+        enum Part {
+            Head(Option<Version>),
+            Body(Bytes),
+        }
+        let rt = runtime().map_err(|e| object_store::Error::Generic {
+            store: "S3",
+            source: e.into(),
+        })?;
+        let (store, path) = (self.store.clone(), self.object(key));
+        let want = out.len() as u64;
+        // Four parts in flight: hyper's reads are a few KiB to 64 KiB, so
+        // the channel holds at most a few hundred KiB beside `out`.
+        let (mut tx, mut rx) = futures::channel::mpsc::channel::<object_store::Result<Part>>(4);
+        let task = rt.spawn(async move {
+            let got = match store.get_opts(&path, GetOptions::default()).await {
+                Ok(r) if r.meta.size != want => Err(wrong_size(r.meta.size, want)),
+                Ok(r) => Ok(Some(r)),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(e),
+            };
+            let r = match got {
+                Ok(Some(r)) => r,
+                Ok(None) => return drop(tx.send(Ok(Part::Head(None))).await),
+                Err(e) => return drop(tx.send(Err(e)).await),
+            };
+            let version = Version {
+                e_tag: r.meta.e_tag.clone(),
+                version: r.meta.version.clone(),
+            };
+            if tx.send(Ok(Part::Head(Some(version)))).await.is_err() {
+                return;
+            }
+            let mut body = r.into_stream();
+            while let Some(part) = body.next().await {
+                let failed = part.is_err();
+                // The reader hung up (it found a fault): stop reading.
+                if tx.send(part.map(Part::Body)).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        let next =
+            |rx: &mut futures::channel::mpsc::Receiver<_>| futures::executor::block_on(rx.next());
+        let version = match next(&mut rx) {
+            Some(Ok(Part::Head(v))) => v,
+            Some(Err(e)) => return Err(e),
+            Some(Ok(Part::Body(_))) | None => {
+                // The task ended without a word: it panicked.
+                return Err(match futures::executor::block_on(task) {
+                    Err(source) => object_store::Error::JoinError { source },
+                    Ok(()) => object_store::Error::Generic {
+                        store: "S3",
+                        source: "the request ended without an answer".into(),
+                    },
+                });
+            }
+        };
+        let Some(version) = version else {
+            return Ok(None);
+        };
+        let mut at = 0usize;
+        while let Some(part) = next(&mut rx) {
+            let Part::Body(bytes) = part? else {
+                return Err(object_store::Error::Generic {
+                    store: "S3",
+                    source: "a second answer to one request".into(),
+                });
+            };
+            let end = at + bytes.len();
+            if end > out.len() {
+                return Err(wrong_size(end as u64, want));
+            }
+            out[at..end].copy_from_slice(&bytes);
+            at = end;
+        }
+        if at != out.len() {
+            return Err(wrong_size(at as u64, want));
+        }
+        Ok(Some(version))
     }
 
     /// Writes `key` with a mode: `Create` fails with `AlreadyExists` if

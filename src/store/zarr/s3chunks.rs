@@ -27,7 +27,7 @@ use parking_lot::Mutex;
 use zarrs::array::{ArrayBytes, ArrayToBytesCodecTraits};
 
 use super::ZarrInner;
-use super::s3::{S3Storage, Version, as_too_large, chunk_object_limit};
+use super::s3::{S3Storage, Version, as_too_large, as_wrong_size, chunk_object_limit};
 use crate::buffer::ChunkBuf;
 use crate::error::{Error, Result};
 use crate::store::Written;
@@ -122,6 +122,34 @@ impl ZarrInner {
                 Ok(Some(buf))
             }
         }
+    }
+
+    /// Reads a whole uncompressed chunk (`object_raw`) with one GET
+    /// whose body streams straight into `out` (exactly the chunk's size),
+    /// and remembers its version. False if there is no object (`out` is
+    /// then untouched). An object of any other size is corrupt.
+    pub(super) fn s3_read_raw_into(
+        &self,
+        s3: &S3Storage,
+        chunk: &[u64],
+        out: &mut [u8],
+    ) -> Result<bool> {
+        debug_assert!(self.object_raw && out.len() == self.meta.chunk_bytes());
+        let key = self.array.chunk_key(chunk);
+        let got = s3
+            .get_into(key.as_str(), out)
+            .map_err(|e| match as_wrong_size(&e) {
+                Some(w) => self.corrupt(chunk, w),
+                None => s3.error(&self.chunk_path(chunk).display().to_string(), &e),
+            })?;
+        let found = got.is_some();
+        if self.writable {
+            self.versions.set(chunk, got.map_or(Seen::Absent, Seen::At));
+        }
+        if found && self.meta.dtype == crate::dtype::DType::Bool {
+            crate::dtype::normalize_bools(out);
+        }
+        Ok(found)
     }
 
     /// The chunk's stored bytes, or `None` if it is all fill value (not

@@ -13,6 +13,7 @@ use zarrs::storage::StorageError;
 
 use super::metadata::create_error;
 use super::s3::{METADATA_LIMIT, S3Storage};
+use super::s3options::S3Options;
 use super::{Storage, ZarrInner};
 use crate::chunk_grid::ChunkGrid;
 use crate::error::{Error, Result};
@@ -57,8 +58,9 @@ pub(super) fn create(
     builder: &ArrayBuilder,
     grid: ChunkGrid,
     overwrite: bool,
+    opts: &S3Options,
 ) -> Result<ZarrInner> {
-    let s3 = S3Storage::new(url_of(path), true)?;
+    let s3 = S3Storage::new(url_of(path), true, opts)?;
     let url = s3.url().to_string();
     if overwrite {
         s3.erase_all().map_err(|e| s3.error(&url, &e))?;
@@ -99,8 +101,12 @@ pub(super) fn create(
 
 /// Opens the array: one GET of its metadata (v3, else v2), no write even
 /// when `writable`.
-pub(super) fn open(path: &Path, writable: bool) -> Result<(Arc<Storage>, ZArray<Storage>)> {
-    let storage = Arc::new(Storage::S3(S3Storage::new(url_of(path), writable)?));
+pub(super) fn open(
+    path: &Path,
+    writable: bool,
+    opts: &S3Options,
+) -> Result<(Arc<Storage>, ZArray<Storage>)> {
+    let storage = Arc::new(Storage::S3(S3Storage::new(url_of(path), writable, opts)?));
     let s3 = storage.s3().expect("just made");
     match ZArray::open(storage.clone(), "/") {
         Ok(array) => Ok((storage, array)),

@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use chunkyard::Scratch;
-use chunkyard::{ArrayOptions, CacheStats, ChunkCache, Codec, Error, Format, Result, create};
+use chunkyard::{CacheStats, ChunkCache, Codec, Error, Format, Result, create};
 use ndarray::ArrayView2;
 
 use super::plane::fill_plane;
@@ -99,7 +99,7 @@ pub fn build(format: Format, opts: &BuildOptions, progress: &dyn Fn(u64)) -> Res
     let (mut storing, mut waiting) = (Duration::ZERO, Duration::ZERO);
     let a = create::<f32>(
         &path,
-        ArrayOptions::new([opts.depth, opts.rows, opts.cols])
+        crate::args::array_options([opts.depth, opts.rows, opts.cols])
             .chunks([1, opts.rows, opts.cols])
             .codec(opts.codec)
             .cache(opts.cache.clone())
@@ -203,8 +203,14 @@ pub fn generate_only(opts: &BuildOptions, progress: &dyn Fn(u64)) -> Result<Gene
     })
 }
 
-/// Deletes a file or directory [`build`] wrote.
+/// Deletes a file or directory [`build`] wrote (or, in object storage,
+/// every object of the array).
 pub fn remove_built(path: &Path) -> Result<()> {
+    #[cfg(feature = "s3")]
+    if crate::args::is_object_url(path) {
+        let store = chunkyard::store::ZarrStore::open_with(path, true, &crate::args::s3_options())?;
+        return store.remove();
+    }
     let removed = if path.is_dir() {
         std::fs::remove_dir_all(path)
     } else {

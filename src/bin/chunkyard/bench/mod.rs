@@ -55,17 +55,29 @@ fn parse_formats(formats: &str) -> Result<Vec<Format>> {
 }
 
 /// The formats `bench` builds: those named, or every format built in
-/// (without npy when compressing, since .npy files cannot be). A named
-/// npy with a codec is an error, not a silent skip.
-pub(crate) fn bench_formats(named: Option<&str>, codec: Codec) -> Result<Vec<Format>> {
+/// (without npy when compressing, since .npy files cannot be; Zarr alone
+/// in object storage, `object`). A named npy with a codec, or a named
+/// format other than Zarr in object storage, is an error, not a silent
+/// skip.
+pub(crate) fn bench_formats(
+    named: Option<&str>,
+    codec: Codec,
+    object: bool,
+) -> Result<Vec<Format>> {
     let compressing = codec != Codec::None;
     let formats = match named {
         Some(f) => parse_formats(f)?,
+        None if object => vec![Format::Zarr],
         None => parse_formats(DEFAULT_FORMATS)?
             .into_iter()
             .filter(|&f| !(compressing && f == Format::Npy))
             .collect(),
     };
+    if object && formats.iter().any(|&f| f != Format::Zarr) {
+        return Err(Error::Unsupported(
+            "--dir s3://...: object storage holds Zarr arrays only; use --formats zarr".into(),
+        ));
+    }
     if compressing && formats.contains(&Format::Npy) {
         return Err(Error::invalid(format!(
             ".npy files cannot be compressed (codec {codec}): leave npy out of --formats"
@@ -102,6 +114,13 @@ pub(crate) fn run(opts: BuildOptions, args: &BenchArgs) -> Result<()> {
             format_bytes(opts.cache.budget() as u64),
             rayon::current_num_threads(),
         );
+        if crate::args::is_object_url(&opts.dir) {
+            println!(
+                "object storage at {}: no page cache to drop, so no cold passes (every pass \
+                 reads from the server) and no tile floor",
+                opts.dir.display()
+            );
+        }
     }
     let bar = progress_bar(opts.depth, "generator alone");
     let generator = generate_only(&opts, &|n| bar.inc(n));

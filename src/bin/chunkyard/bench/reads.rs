@@ -123,11 +123,14 @@ pub fn run_workloads(
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<ReadReport> {
     let path = report.path.clone();
+    // Object storage has no page cache to drop or fill, and no file to map
+    // for the tile floor.
+    let object = crate::args::is_object_url(&path);
     let budget = opts.cache.budget();
     let open = || -> Result<chunkyard::Array<f32>> {
         chunkyard::open_with::<f32>(
             &path,
-            &chunkyard::OpenOptions::new()
+            &crate::args::open_options()
                 .read_only(true)
                 .cache(ChunkCache::new(budget)),
         )
@@ -140,7 +143,7 @@ pub fn run_workloads(
     // opened array; returns the seconds each took.
     let twice =
         |pass: &dyn Fn(&chunkyard::Array<f32>) -> Result<()>| -> Result<(f64, Option<f64>)> {
-            let cold = if drop_page_cache(&path)? {
+            let cold = if !object && drop_page_cache(&path)? {
                 let a = open()?;
                 let t = Instant::now();
                 pass(&a)?;
@@ -151,8 +154,10 @@ pub fn run_workloads(
             // Dropped first, so that the pages the cold pass faulted in one by
             // one do not stay behind as small folios: the page cache holds the
             // file as a sequential read leaves it, whatever ran before.
-            drop_page_cache(&path)?;
-            warm_page_cache(&path)?;
+            if !object {
+                drop_page_cache(&path)?;
+                warm_page_cache(&path)?;
+            }
             let a = open()?;
             let t = Instant::now();
             pass(&a)?;
@@ -236,11 +241,15 @@ pub fn run_workloads(
         })?;
         out.tile_us = Some(scaled(t, 1e6 / RANDOM_TILES as f64));
         // Straight after chunkyard's warm pass, in the same state.
-        out.tile_floor = tile_floor_bounded(&path, [depth, rows, cols], [tr, tc], &floor_tiles)?
-            .map(|bounded_us| TileFloor {
-                bounded_us,
-                ..TileFloor::default()
-            });
+        if !object {
+            out.tile_floor =
+                tile_floor_bounded(&path, [depth, rows, cols], [tr, tc], &floor_tiles)?.map(
+                    |bounded_us| TileFloor {
+                        bounded_us,
+                        ..TileFloor::default()
+                    },
+                );
+        }
         progress(1);
     }
     if w.scan {
