@@ -1924,6 +1924,16 @@ impl PyArrayObj {
             PyTuple::new(py, h.chunks())?.into_any(),
             stamps.into_pyobject(py)?.into_any(),
             self.writes.load(Relaxed).into_pyobject(py)?.into_any(),
+            // One URL on two servers is two arrays. Only the options that
+            // say where the data is, not the credentials.
+            match &self.storage_options {
+                Some(d) => {
+                    let d = d.bind(py);
+                    PyTuple::new(py, [d.get_item("endpoint_url")?, d.get_item("region")?])?
+                        .into_any()
+                }
+                None => py.None().into_bound(py),
+            },
         ];
         PyTuple::new(py, items)
     }
