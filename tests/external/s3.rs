@@ -258,11 +258,17 @@ fn resize_is_a_conditional_update_that_keeps_the_longest_growth() {
     a.resize(3).unwrap();
     assert_eq!(chunkyard::open::<i16>(&url).unwrap().shape(), &[3, 3]);
     // Many growers at once: every update lands on the latest version.
+    // Each opens before any resizes (the barrier): a handle opened after
+    // another's growth to 23 would see 23, and its resize to 20 would be
+    // the shrink it asked for (a race of the test, seen in CI).
+    let opened = std::sync::Arc::new(std::sync::Barrier::new(4));
     let threads: Vec<_> = (0..4u64)
         .map(|k| {
-            let url = url.clone();
+            let (url, opened) = (url.clone(), opened.clone());
             std::thread::spawn(move || {
                 let h = chunkyard::open::<i16>(&url).unwrap();
+                assert_eq!(h.shape(), &[3, 3]);
+                opened.wait();
                 h.resize(20 + k).unwrap();
             })
         })
