@@ -46,6 +46,7 @@ mod chunk_io;
 mod ffi;
 mod file;
 pub(crate) mod filters;
+pub(crate) mod index;
 mod open;
 mod raw;
 mod store;
