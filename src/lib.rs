@@ -197,6 +197,21 @@ pub struct OperationsDoc;
 pub mod internals {
     pub use crate::layout::{c_strides, copy_region};
     pub use crate::store::extract_region;
+    /// The `hdf5_chunks` fuzz target's entry points: chunk index entries
+    /// checked against the file and the stored bytes decoded.
+    #[cfg(feature = "hdf5")]
+    pub use crate::store::hdf5::filters::Step as Hdf5Step;
+    #[cfg(feature = "hdf5")]
+    pub use crate::store::hdf5::index::{
+        lz4_filter_decode as hdf5_lz4_filter_decode, stored_chunk as hdf5_stored_chunk,
+    };
     pub use crate::store::zarr::blosc;
     pub use crate::store::zarr::lz4;
+    /// The `s3_responses` fuzz target's seam: an `object_store` of its own
+    /// in place of the S3 client (and the crate, so that it implements
+    /// the same version's trait).
+    #[cfg(feature = "s3")]
+    pub use crate::store::zarr::s3::with_object_store;
+    #[cfg(feature = "s3")]
+    pub use object_store;
 }

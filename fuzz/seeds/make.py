@@ -5,8 +5,9 @@ several dtypes, orders and versions, plus the bad-input corpus.
 zarr_metadata: one flag byte (1 = .zarray), the metadata, and optionally
 b"\\n--chunk--\\n" and chunk 0's bytes, made with zarr-python.
 blosc_frame: its parameters, then Blosc frames numcodecs made.
-chunk_index, store_ops: structured input decoded with `arbitrary`, so any
-bytes are valid; a few deterministic random ones seed them."""
+chunk_index, store_ops, s3_responses: structured input decoded with
+`arbitrary`, so any bytes are valid; a few deterministic random ones seed
+them. hdf5_chunks: see its section below."""
 import glob
 import gzip
 import io
@@ -101,7 +102,8 @@ for f in sorted(glob.glob(os.path.join(here, "..", "..", "tests", "bad_input", "
             put(d, "bad_" + os.path.basename(f), bytes([flag]) + open(m, "rb").read())
 
 rng = random.Random(6)
-for name, sizes in (("chunk_index", [8, 24, 48, 96, 160]), ("store_ops", [16, 64, 128, 256, 512, 1024])):
+for name, sizes in (("chunk_index", [8, 24, 48, 96, 160]), ("store_ops", [16, 64, 128, 256, 512, 1024]),
+                    ("s3_responses", [16, 64, 128, 256, 512, 1024])):
     d = fresh(name)
     for i, n in enumerate(sizes):
         put(d, f"r{i:02}", bytes(rng.getrandbits(8) for _ in range(n)))
@@ -120,3 +122,54 @@ for cname in ["lz4", "lz4hc", "zstd", "zlib"]:
             frame = Blosc(cname=cname, clevel=5, shuffle=shuffle).encode(data)
             head = struct.pack("<HBBBBH", len(data), np.dtype(dtype).itemsize, 0, 0, 5, 0)
             put(d, f"{cname}_{sname}_{dtype.strip('<')}", head + bytes(frame))
+
+# hdf5_chunks: a 32-byte header (filter steps, mask, chunk size, raw
+# flag, the index entry's address and size; see the target), then a whole
+# HDF5 file h5py made, the entry being the file's own for its first chunk
+# (h5py's get_chunk_info), or for the whole contiguous dataset: real
+# stored chunks, raw, shuffled, deflated and LZ4 (hdf5plugin).
+import h5py
+import hdf5plugin
+d = fresh("hdf5_chunks")
+STEP = {"shuffle": 0, "gzip": 1, "lz4": 2}
+
+
+def h5_seed(name, data, lz4=False, **kw):
+    with tempfile.TemporaryDirectory() as t:
+        p = os.path.join(t, "f.h5")
+        with h5py.File(p, "w", libver="earliest") as f:
+            f.create_dataset("data", data=data, track_times=False, **kw)
+        with h5py.File(p, "r") as f:
+            ds = f["data"]
+            steps = []
+            if ds.shuffle:
+                steps.append((STEP["shuffle"], ds.dtype.itemsize))
+            if ds.compression == "gzip":
+                steps.append((STEP["gzip"], 0))
+            if lz4:
+                steps.append((STEP["lz4"], 0))
+            if ds.chunks is None:
+                addr, size, mask = ds.id.get_offset(), ds.id.get_storage_size(), 0
+                chunk = ds.nbytes
+            else:
+                info = ds.id.get_chunk_info(0)
+                addr, size, mask = info.byte_offset, info.size, info.filter_mask
+                chunk = int(np.prod(ds.chunks)) * ds.dtype.itemsize
+        raw = not steps
+        kinds = [k for k, _ in steps] + [0] * (3 - len(steps))
+        params = [(p_ - 1) % 16 if k == 0 else 0 for k, p_ in steps] + [0] * (3 - len(steps))
+        head = bytes([len(steps)] + kinds + params) + struct.pack(
+            "<IIBQQ", mask, chunk, 1 if raw else 0, addr, size)
+        assert len(head) == 32, len(head)
+        put(d, name, head + open(p, "rb").read())
+
+
+grid = np.arange(30).reshape(6, 5)
+h5_seed("raw_i4", grid.astype("<i4"), chunks=(4, 4))
+h5_seed("gzip_f4", grid.astype("<f4"), chunks=(4, 4), compression="gzip")
+h5_seed("shuffle_gzip_i2", grid.astype("<i2"), chunks=(3, 5), shuffle=True,
+        compression="gzip")
+h5_seed("lz4_i8", grid.astype("<i8"), chunks=(6, 5), lz4=True, **hdf5plugin.LZ4())
+h5_seed("shuffle_lz4_u2", grid.astype("<u2"), chunks=(2, 5), shuffle=True, lz4=True,
+        **hdf5plugin.LZ4())
+h5_seed("contiguous_f8", grid.astype("<f8"))

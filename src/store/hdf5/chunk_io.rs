@@ -5,6 +5,7 @@ use hdf5_metno::{Hyperslab, Selection, SliceOrIndex};
 use ndarray::{ArrayD, IxDyn};
 
 use super::filters::{self, Step};
+use super::index;
 use super::store::Hdf5Inner;
 use super::{Access, ffi, store_err};
 use crate::buffer::{ChunkBuf, MAP_THRESHOLD};
@@ -64,23 +65,16 @@ impl Hdf5Inner {
         // Filters add at most a few bytes per block; a chunk index that
         // claims far more is corrupt, and is not allocated.
         let expected = self.meta.chunk_bytes() as u64;
-        if size > expected.saturating_mul(2).saturating_add(1 << 16) {
-            return Err(Error::format(
-                &self.path,
-                format!(
-                    "{}, chunk {chunk:?}: the chunk index claims {size} stored bytes \
-                     for a chunk of {expected}",
-                    self.name
-                ),
-            ));
-        }
+        index::check_stored_size(size, expected).map_err(|m| {
+            Error::format(&self.path, format!("{}, chunk {chunk:?}: {m}", self.name))
+        })?;
         let decoded = match &self.stored {
             // Large chunks are decoded from a map of the file: no buffer
             // for the stored bytes, and no copy into one; see
             // docs/benchmarks.md#hdf5-stored-bytes-from-a-map.
             Some(file) if size >= MAP_THRESHOLD as u64 => {
                 let have = file.metadata().map_err(|e| Error::io(&self.path, e))?.len();
-                if addr.checked_add(size).is_none_or(|end| end > have) {
+                if !index::within_file(addr, size, have) {
                     return Err(Error::format(
                         &self.path,
                         format!(

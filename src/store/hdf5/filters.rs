@@ -29,9 +29,11 @@ pub(crate) const FILTER_LZ4: i32 = 32004;
 /// The LZ4 filter's default block size (`H5Zlz4.c`: 1 GiB).
 const LZ4_DEFAULT_BLOCK: usize = 1 << 30;
 
-/// One step of a filter pipeline chunkyard can run itself.
+/// One step of a filter pipeline chunkyard can run itself. (`pub` for
+/// the fuzz target, through `internals`; not part of the API.)
+#[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Step {
+pub enum Step {
     /// Byte shuffle with this element size.
     Shuffle(usize),
     /// zlib stream at this level.

@@ -48,6 +48,7 @@ mod dims;
 mod ffi;
 mod file;
 pub(crate) mod filters;
+pub(crate) mod index;
 mod open;
 mod raw;
 mod store;

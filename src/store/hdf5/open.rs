@@ -292,7 +292,7 @@ impl Hdf5Inner {
                 if let RawLayout::Contiguous { addr, .. } = &layout {
                     let len = ds.storage_size();
                     let have = f.metadata().map_err(|e| Error::io(path, e))?.len();
-                    if addr.checked_add(len).is_none_or(|end| end > have) {
+                    if !super::index::within_file(*addr, len, have) {
                         return Err(Error::format(
                             path,
                             format!(

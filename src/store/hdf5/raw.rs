@@ -127,16 +127,9 @@ impl Hdf5Inner {
                     .metadata()
                     .map_err(|e| Error::io(&self.path, e))?
                     .len();
-                if st.size != want || st.addr.checked_add(st.size).is_none_or(|end| end > len) {
-                    return Err(Error::format(
-                        &self.path,
-                        format!(
-                            "{}, chunk {chunk:?}: the chunk index places {} bytes at {} \
-                             (an unfiltered chunk holds {want}; the file holds {len})",
-                            self.name, st.size, st.addr
-                        ),
-                    ));
-                }
+                super::index::check_raw(st.addr, st.size, want, len).map_err(|m| {
+                    Error::format(&self.path, format!("{}, chunk {chunk:?}: {m}", self.name))
+                })?;
                 Some(st.addr)
             }
         };

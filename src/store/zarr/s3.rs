@@ -28,6 +28,7 @@
 //! Requests are retried ([`retry_config`]: 6 times,
 //! backoff from 50 ms, 30 s in all).
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -35,7 +36,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
-use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey, AwsCredential};
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey, AwsCredential};
 use object_store::path::Path as ObjPath;
 use object_store::{
     BackoffConfig, ClientConfigKey, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutMode,
@@ -245,10 +246,72 @@ pub(crate) fn as_wrong_size(e: &object_store::Error) -> Option<&WrongSize> {
 /// The version of an object a conditional write expects.
 pub(crate) type Version = UpdateVersion;
 
+thread_local! {
+    /// The store [`with_object_store`] put in place of the S3 client.
+    static INJECTED: RefCell<Option<Arc<dyn ObjectStore>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with `store` in place of the S3 client: every array opened
+/// or created at an `s3://` URL on this thread during `f` sends its
+/// requests to `store` (the AWS_* variables are not read). The seam of
+/// the `s3_responses` fuzz target, which answers requests with object
+/// sizes, ranges, bodies and ETags no well-behaved server sends; nothing
+/// else in chunkyard uses it. Not part of the API.
+#[doc(hidden)]
+pub fn with_object_store<R>(store: Arc<dyn ObjectStore>, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<Arc<dyn ObjectStore>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            INJECTED.with(|i| *i.borrow_mut() = self.0.take());
+        }
+    }
+    let _restore = Restore(INJECTED.with(|i| i.borrow_mut().replace(store)));
+    f()
+}
+
+/// Collects a GET's body, refusing one that is not exactly `want` bytes
+/// long. Not `GetResult::bytes`: that reserves the length the response's
+/// range claims (and subtracts its ends unchecked), so a lying response
+/// could make it allocate what it claims. Here at most `want` bytes (the
+/// caller checked it against its limit) are held, whatever the body.
+async fn body_of(
+    g: object_store::GetResult,
+    want: u64,
+    what: impl FnOnce(u64) -> String,
+) -> object_store::Result<Bytes> {
+    let mut stream = g.into_stream();
+    let mut parts: Vec<Bytes> = Vec::new();
+    let mut got = 0u64;
+    while let Some(part) = stream.next().await {
+        let part = part?;
+        got = got.saturating_add(part.len() as u64);
+        if got > want {
+            return Err(length_mismatch(what(got)));
+        }
+        parts.push(part);
+    }
+    if got != want {
+        return Err(length_mismatch(what(got)));
+    }
+    Ok(match parts.len() {
+        0 => Bytes::new(),
+        1 => parts.pop().expect("one part"),
+        _ => parts.concat().into(),
+    })
+}
+
+fn length_mismatch(message: String) -> object_store::Error {
+    object_store::Error::Generic {
+        store: "S3",
+        source: message.into(),
+    }
+}
+
 /// zarrs storage over one array's prefix in an S3 bucket.
 #[derive(Debug)]
 pub(crate) struct S3Storage {
-    store: Arc<AmazonS3>,
+    /// The S3 client (or, in the fuzz target, [`with_object_store`]'s).
+    store: Arc<dyn ObjectStore>,
     /// `s3://bucket/prefix`, as the user wrote it (minus a trailing `/`).
     url: String,
     bucket: String,
@@ -283,6 +346,19 @@ impl S3Storage {
     pub(crate) fn new(url: &str, writable: bool, opts: &S3Options) -> Result<S3Storage> {
         let parsed = S3Url::parse(url)?;
         let url = format!("{SCHEME}{}/{}", parsed.bucket, parsed.prefix);
+        if let Some(store) = INJECTED.with(|i| i.borrow().clone()) {
+            return Ok(S3Storage {
+                store,
+                url,
+                bucket: parsed.bucket,
+                prefix: parsed.prefix,
+                endpoint: "the injected object store".into(),
+                credentials_hint: "the injected object store",
+                endpoint_hint: "the injected object store",
+                writable,
+                whole_limit: AtomicU64::new(METADATA_LIMIT),
+            });
+        }
         let endpoint = opts
             .endpoint
             .clone()
@@ -500,7 +576,12 @@ impl S3Storage {
                         e_tag: r.meta.e_tag.clone(),
                         version: r.meta.version.clone(),
                     };
-                    Ok(Some((r.bytes().await?, version)))
+                    let size = r.meta.size;
+                    let body = body_of(r, size, |got| {
+                        format!("the object holds {size} bytes, its body had {got}")
+                    })
+                    .await?;
+                    Ok(Some((body, version)))
                 }
                 Err(object_store::Error::NotFound { .. }) => Ok(None),
                 Err(e) => Err(e),
@@ -762,16 +843,13 @@ impl ReadableStorageTraits for S3Storage {
                         if want > limit {
                             return Err(too_large(size, limit));
                         }
-                        let bytes = g.bytes().await?;
-                        if bytes.len() as u64 != want {
-                            return Err(object_store::Error::Generic {
-                                store: "S3",
-                                source: format!(
-                                    "truncated: bytes {r} asked for, the object holds {size}"
-                                )
-                                .into(),
-                            });
-                        }
+                        let bytes = body_of(g, want, |got| {
+                            format!(
+                                "bytes {r} asked for, the object holds {size}: \
+                                 the answer had {got}"
+                            )
+                        })
+                        .await?;
                         out.push(bytes);
                     }
                     Err(object_store::Error::NotFound { .. }) => return Ok(None),
@@ -877,6 +955,53 @@ mod tests {
             Some("InvalidAccessKeyId: No such key.")
         );
         assert_eq!(s3_error_code("connection refused"), None);
+    }
+
+    /// A GET whose body is `parts`, and whose response claims the byte
+    /// range `range` (object_store's in-memory store answers, then the
+    /// answer is made to lie).
+    fn lying_get(
+        parts: Vec<&'static [u8]>,
+        range: std::ops::Range<u64>,
+    ) -> object_store::GetResult {
+        let store = object_store::memory::InMemory::new();
+        let path = ObjPath::from("k");
+        run(async move {
+            store.put(&path, PutPayload::from_static(b"abcd")).await?;
+            let mut g = store.get_opts(&path, GetOptions::default()).await?;
+            g.range = range;
+            g.payload = object_store::GetResultPayload::Stream(
+                futures::stream::iter(parts.into_iter().map(|p| Ok(Bytes::from_static(p)))).boxed(),
+            );
+            Ok(g)
+        })
+        .unwrap()
+    }
+
+    /// A response's claimed range is never trusted (`GetResult::bytes`
+    /// reserves its length, and subtracts its ends unchecked: a reversed
+    /// one panics): the body is taken as it comes, and must be exactly
+    /// the length asked.
+    #[test]
+    fn s3_bodies_are_read_by_their_length_not_by_the_claimed_range() {
+        let body = |parts, range, want| {
+            let g = lying_get(parts, range);
+            run(async move { body_of(g, want, |got| format!("had {got}")).await })
+        };
+        #[allow(clippy::reversed_empty_ranges)]
+        let ok = body(vec![b"ab", b"cd"], 9..0, 4).unwrap();
+        assert_eq!(&ok[..], b"abcd");
+        let ok = body(vec![b"ab", b"cd"], 0..u64::MAX, 4).unwrap();
+        assert_eq!(&ok[..], b"abcd");
+        for (parts, want) in [
+            (vec![&b"ab"[..], b"cd", b"e"], 4),
+            (vec![b"ab"], 4),
+            (vec![], 1),
+        ] {
+            let e = body(parts, 0..4, want).unwrap_err().to_string();
+            assert!(e.contains("had"), "{e}");
+        }
+        assert!(body(vec![], 0..0, 0).unwrap().is_empty());
     }
 
     #[test]
