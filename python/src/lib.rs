@@ -266,29 +266,34 @@ fn read_element<'py>(
         ))
     })?;
     py.detach(|| guarded(|| h.get_bytes(index, bytes)))?;
-    let b = &buf;
+    // The element's bytes as a `$t`, then a Python object (`f32` through
+    // `f64`, exact: Python has one float type).
+    macro_rules! num {
+        ($t:ty) => {{
+            const N: usize = std::mem::size_of::<$t>();
+            let mut a = [0u8; N];
+            a.copy_from_slice(&buf[..N]);
+            <$t>::from_ne_bytes(a).into_pyobject(py)?.into_any()
+        }};
+    }
     let value: Bound<'py, PyAny> = match h.dtype() {
-        DType::I8 => (b[0] as i8).into_pyobject(py)?.into_any(),
-        DType::I16 => i16::from_ne_bytes([b[0], b[1]])
-            .into_pyobject(py)?
-            .into_any(),
-        DType::I32 => i32::from_ne_bytes([b[0], b[1], b[2], b[3]])
-            .into_pyobject(py)?
-            .into_any(),
-        DType::I64 => i64::from_ne_bytes(*b).into_pyobject(py)?.into_any(),
-        DType::U8 => b[0].into_pyobject(py)?.into_any(),
-        DType::U16 => u16::from_ne_bytes([b[0], b[1]])
-            .into_pyobject(py)?
-            .into_any(),
-        DType::U32 => u32::from_ne_bytes([b[0], b[1], b[2], b[3]])
-            .into_pyobject(py)?
-            .into_any(),
-        DType::U64 => u64::from_ne_bytes(*b).into_pyobject(py)?.into_any(),
-        DType::F32 => f64::from(f32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
-            .into_pyobject(py)?
-            .into_any(),
-        DType::F64 => f64::from_ne_bytes(*b).into_pyobject(py)?.into_any(),
-        DType::Bool => PyBool::new(py, b[0] != 0).to_owned().into_any(),
+        DType::I8 => num!(i8),
+        DType::I16 => num!(i16),
+        DType::I32 => num!(i32),
+        DType::I64 => num!(i64),
+        DType::U8 => num!(u8),
+        DType::U16 => num!(u16),
+        DType::U32 => num!(u32),
+        DType::U64 => num!(u64),
+        DType::F32 => {
+            let mut a = [0u8; 4];
+            a.copy_from_slice(&buf[..4]);
+            f64::from(f32::from_ne_bytes(a))
+                .into_pyobject(py)?
+                .into_any()
+        }
+        DType::F64 => num!(f64),
+        DType::Bool => PyBool::new(py, buf[0] != 0).to_owned().into_any(),
         other => {
             return Err(PyValueError::new_err(format!(
                 "dtype {other} is not supported by the Python package yet"
