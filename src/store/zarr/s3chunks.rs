@@ -155,26 +155,10 @@ impl ZarrInner {
     /// The chunk's stored bytes, or `None` if it is all fill value (not
     /// stored).
     fn encode_chunk(&self, chunk: &[u64], data: &[u8]) -> Result<Option<Vec<u8>>> {
-        let bytes = ArrayBytes::new_flen(Cow::Borrowed(data));
-        if bytes.is_fill_value(self.array.fill_value()) {
+        if ArrayBytes::new_flen(Cow::Borrowed(data)).is_fill_value(self.array.fill_value()) {
             return Ok(None);
         }
-        let shape = self
-            .array
-            .chunk_shape(chunk)
-            .map_err(|e| self.corrupt(chunk, e))?;
-        let encoded = self
-            .array
-            .codecs()
-            .encode(
-                bytes,
-                &shape,
-                self.array.data_type(),
-                self.array.fill_value(),
-                &Self::codec_options(),
-            )
-            .map_err(|e| self.corrupt(chunk, e))?;
-        Ok(Some(encoded.into_owned()))
+        self.encode(chunk, data).map(Some)
     }
 
     /// Writes `data`, of which this process changed the elements in
@@ -227,7 +211,7 @@ impl ZarrInner {
                 // All fill over an existing object: object stores have no
                 // conditional delete, so the fill chunk is stored, under
                 // the same condition as any other write.
-                let encoded = self.encode_fill(chunk, &payload)?;
+                let encoded = self.encode(chunk, &payload)?;
                 match self.put_conditional(s3, chunk, key, encoded, mode, is_data)? {
                     true => return Ok(()),
                     false => {
@@ -251,9 +235,10 @@ impl ZarrInner {
         })
     }
 
-    /// Encodes a chunk that is all fill value (which `encode_chunk` does
-    /// not store).
-    fn encode_fill(&self, chunk: &[u64], data: &[u8]) -> Result<Vec<u8>> {
+    /// The chunk's encoded bytes, whatever they hold (`encode_chunk`
+    /// drops a chunk of fill value; a merge that must replace a version
+    /// with fill encodes it here).
+    fn encode(&self, chunk: &[u64], data: &[u8]) -> Result<Vec<u8>> {
         let shape = self
             .array
             .chunk_shape(chunk)
