@@ -7,7 +7,8 @@
 //! map of the file kept with it ([`FileMap`]; the maps of a store share
 //! one resident bound), and zarrs (its `get` into a `Vec`, the decode
 //! copy, the partial decoder's allocations and `stat`) is bypassed. Writes
-//! still go through zarrs.
+//! of raw chunks to a directory bypass zarrs too (`write_chunk_locked` in
+//! `io.rs`); on object storage they still go through its codecs.
 //!
 //! Files stay open in a small per-store LRU ([`OpenFiles`]), so that a
 //! random element does not pay `open` and `close`, which cost more than
