@@ -22,6 +22,7 @@ sets them:
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import resource
 import sys
@@ -92,6 +93,10 @@ def main() -> None:
         print(f"| {rnd} | {tool} | {b[0]:.2f} | {max(b[1]):.0f} | {s[0]:.2f} | {max(s[1]):.0f} |")
     for rnd in range(args.rounds):
         by = {t: (b, s) for r, t, b, s in rows if r == rnd}
+        # Both tools summed the same generated volume: the same value.
+        sums = [by[t][1][2] for t in tools]
+        if not math.isclose(sums[0], sums[1], rel_tol=1e-6, abs_tol=1e-3):
+            raise SystemExit(f"round {rnd}: the sums differ: {dict(zip(tools, sums))}")
         c, z = by["chunkyard"], by["zarr-python"]
         print(f"round {rnd}: zarr-python / chunkyard time: build {z[0][0] / c[0][0]:.2f}x, "
               f"sum {z[1][0] / c[1][0]:.2f}x")

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -132,6 +133,10 @@ def main() -> None:
               f"| {s['peak_mib']:.0f} |")
     for rnd in range(args.rounds):
         by = {t: (b, s) for r, t, b, s in rows if r == rnd}
+        # Both tools summed the same generated volume: the same value.
+        sums = [by[t][1]['value'] for t in tools]
+        if not math.isclose(sums[0], sums[1], rel_tol=1e-6, abs_tol=1e-3):
+            raise SystemExit(f"round {rnd}: the sums differ: {dict(zip(tools, sums))}")
         c, z = by["chunkyard"], by["zarr-python"]
         print(f"round {rnd}: zarr-python / chunkyard time: build "
               f"{z[0]['seconds'] / c[0]['seconds']:.2f}x, sum {z[1]['seconds'] / c[1]['seconds']:.2f}x")
