@@ -20,7 +20,8 @@
 # allocate what it claims.
 set -euo pipefail
 cd "$(dirname "$0")"
-TARGETS="chunk_index selection_parse npy_header zarr_metadata blosc_frame store_ops s3_responses hdf5_chunks"
+# store_ops last: built without comparison tracing, it rebuilds every crate.
+TARGETS="chunk_index selection_parse npy_header zarr_metadata blosc_frame s3_responses hdf5_chunks store_ops"
 usage="usage: fuzz/run.sh TARGET SECONDS | fuzz/run.sh --all SECONDS"
 if [ "${1:-}" = "--all" ]; then
   secs=${2:?$usage}
