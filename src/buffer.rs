@@ -89,6 +89,14 @@ impl From<Vec<u8>> for ChunkBuf {
     }
 }
 
+/// For handing a buffer to code that owns bytes by `AsRef` (an object
+/// store's request body: `Bytes::from_owner`).
+impl AsRef<[u8]> for ChunkBuf {
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
+}
+
 impl Deref for ChunkBuf {
     type Target = [u8];
     fn deref(&self) -> &[u8] {

@@ -35,17 +35,22 @@ import uuid
 ROWS, COLS = 2000, 2000
 
 
-def zarr_store(url: str):
+def s3_store(url: str):
+    """An obstore `S3Store` of the prefix `url` names."""
     from obstore.store import S3Store
-    from zarr.storage import ObjectStore
 
     bucket, _, prefix = url[len("s3://"):].partition("/")
-    s3 = S3Store(bucket, prefix=prefix, endpoint=os.environ["AWS_ENDPOINT_URL"],
-                 region=os.environ.get("AWS_REGION", "us-east-1"),
-                 access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
-                 secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"],
-                 client_options={"allow_http": True})
-    return ObjectStore(s3)
+    return S3Store(bucket, prefix=prefix, endpoint=os.environ["AWS_ENDPOINT_URL"],
+                   region=os.environ.get("AWS_REGION", "us-east-1"),
+                   access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
+                   secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"],
+                   client_options={"allow_http": True})
+
+
+def zarr_store(url: str):
+    from zarr.storage import ObjectStore
+
+    return ObjectStore(s3_store(url))
 
 
 def worker(tool: str, phase: str, depth: int, url: str) -> dict:

@@ -203,7 +203,7 @@ impl ChunkStore for ZarrInner {
 impl ZarrInner {
     /// A failed chunk write or erase as one line that names the chunk
     /// once: object storage's messages already name the object's URL.
-    fn write_error(&self, chunk: &[u64], e: zarrs::array::ArrayError) -> Error {
+    pub(super) fn write_error(&self, chunk: &[u64], e: zarrs::array::ArrayError) -> Error {
         match e {
             #[cfg(feature = "s3")]
             zarrs::array::ArrayError::StorageError(zarrs::storage::StorageError::Other(m))
@@ -234,6 +234,12 @@ impl ZarrInner {
                     dir.write_atomic(&dir.key_path(&key), data)
                 }
                 .map_err(|e| self.write_error(chunk, e.into()))
+            }
+            // An uncompressed object: one PUT of the chunk's bytes, as
+            // zarrs would, without its `Vec` copy (`s3_write_raw`).
+            #[cfg(feature = "s3")]
+            None if self.object_raw && self.storage.s3().is_some() => {
+                self.s3_write_raw(self.storage.s3().expect("checked above"), chunk, data)
             }
             _ => self
                 .array

@@ -25,6 +25,7 @@ use std::time::Duration;
 use object_store::PutMode;
 use parking_lot::Mutex;
 use zarrs::array::{ArrayBytes, ArrayToBytesCodecTraits};
+use zarrs::storage::Bytes;
 
 use super::ZarrInner;
 use super::s3::{S3Storage, Version, as_too_large, as_wrong_size, chunk_object_limit};
@@ -152,9 +153,26 @@ impl ZarrInner {
         Ok(found)
     }
 
+    /// Writes a whole uncompressed chunk (`object_raw`) with one
+    /// unconditional PUT, or deletes its object if it is all fill value:
+    /// what zarrs' `store_chunk` does, with the body in a [`ChunkBuf`]
+    /// rather than the `Vec` zarrs copies the chunk into (`encode` says
+    /// why).
+    pub(super) fn s3_write_raw(&self, s3: &S3Storage, chunk: &[u64], data: &[u8]) -> Result<()> {
+        let key = self.array.chunk_key(chunk);
+        if crate::store::is_fill(data, &self.meta.fill) {
+            return zarrs::storage::WritableStorageTraits::erase(s3, &key)
+                .map_err(|e| self.write_error(chunk, e.into()));
+        }
+        let body = self.encode(chunk, data)?;
+        s3.put(key.as_str(), body, PutMode::Overwrite)
+            .map(|_| ())
+            .map_err(|e| s3.error(&self.chunk_path(chunk).display().to_string(), &e))
+    }
+
     /// The chunk's stored bytes, or `None` if it is all fill value (not
     /// stored).
-    fn encode_chunk(&self, chunk: &[u64], data: &[u8]) -> Result<Option<Vec<u8>>> {
+    fn encode_chunk(&self, chunk: &[u64], data: &[u8]) -> Result<Option<Bytes>> {
         if ArrayBytes::new_flen(Cow::Borrowed(data)).is_fill_value(self.array.fill_value()) {
             return Ok(None);
         }
@@ -179,9 +197,10 @@ impl ZarrInner {
         for attempt in 0..ATTEMPTS {
             // What to put, on which condition, and whether it is `data`
             // itself (then the cache's copy is what the store holds).
-            let (payload, mode, is_data): (Cow<'_, [u8]>, PutMode, bool) = match seen.take() {
-                Some(Seen::Absent) => (Cow::Borrowed(data), PutMode::Create, true),
-                Some(Seen::At(v)) => (Cow::Borrowed(data), PutMode::Update(v), true),
+            let merged: ChunkBuf;
+            let (payload, mode, is_data): (&[u8], PutMode, bool) = match seen.take() {
+                Some(Seen::Absent) => (data, PutMode::Create, true),
+                Some(Seen::At(v)) => (data, PutMode::Update(v), true),
                 None => {
                     let current = self.s3_get_chunk(s3, chunk, key)?;
                     let (mut base, mode) = match current {
@@ -193,10 +212,11 @@ impl ZarrInner {
                     };
                     written.apply(data, &mut base, elem);
                     let same = base[..] == data[..];
-                    (Cow::Owned(base.to_vec()), mode, same)
+                    merged = base;
+                    (&merged[..], mode, same)
                 }
             };
-            let Some(encoded) = self.encode_chunk(chunk, &payload)? else {
+            let Some(encoded) = self.encode_chunk(chunk, payload)? else {
                 if matches!(mode, PutMode::Create) {
                     // All fill and still absent when last looked: nothing
                     // to store. (A writer that creates it meanwhile wrote
@@ -211,7 +231,7 @@ impl ZarrInner {
                 // All fill over an existing object: object stores have no
                 // conditional delete, so the fill chunk is stored, under
                 // the same condition as any other write.
-                let encoded = self.encode(chunk, &payload)?;
+                let encoded = self.encode(chunk, payload)?;
                 match self.put_conditional(s3, chunk, key, encoded, mode, is_data)? {
                     true => return Ok(()),
                     false => {
@@ -238,7 +258,17 @@ impl ZarrInner {
     /// The chunk's encoded bytes, whatever they hold (`encode_chunk`
     /// drops a chunk of fill value; a merge that must replace a version
     /// with fill encodes it here).
-    fn encode(&self, chunk: &[u64], data: &[u8]) -> Result<Vec<u8>> {
+    ///
+    /// An uncompressed chunk's body is a copy of `data` in a [`ChunkBuf`]
+    /// (for a 16 MB chunk an anonymous map, unmapped when the request
+    /// drops it), not a `Vec`: glibc serves large `Vec`s from per-thread
+    /// heaps it does not shrink, and the write-behind writers' bodies
+    /// stayed resident beside the cache's budget (docs/benchmarks.md,
+    /// "The article on S3").
+    fn encode(&self, chunk: &[u64], data: &[u8]) -> Result<Bytes> {
+        if self.object_raw {
+            return Ok(Bytes::from_owner(ChunkBuf::copy_of(data)));
+        }
         let shape = self
             .array
             .chunk_shape(chunk)
@@ -254,7 +284,7 @@ impl ZarrInner {
                 &Self::codec_options(),
             )
             .map_err(|e| self.corrupt(chunk, e))?;
-        Ok(encoded.into_owned())
+        Ok(Bytes::from(encoded.into_owned()))
     }
 
     /// One conditional PUT: `Ok(true)` if it landed, `Ok(false)` if the
@@ -264,11 +294,11 @@ impl ZarrInner {
         s3: &S3Storage,
         chunk: &[u64],
         key: &str,
-        encoded: Vec<u8>,
+        encoded: Bytes,
         mode: PutMode,
         is_data: bool,
     ) -> Result<bool> {
-        match s3.put(key, encoded.into(), mode) {
+        match s3.put(key, encoded, mode) {
             Ok(v) => {
                 if is_data {
                     self.versions.set(chunk, Seen::At(v));
