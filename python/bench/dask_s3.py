@@ -58,12 +58,31 @@ def peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def cpu_seconds() -> float:
+    """This process's CPU time (user + system)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def server_cpu_seconds() -> float:
+    """The S3 server's CPU time, when `.ci/with-s3` said its pid (else 0):
+    it runs on the same cores as the cluster."""
+    pid = os.environ.get("CHUNKYARD_S3_SERVER_PID")
+    if not pid:
+        return 0.0
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def phase(tool: str, what: str, depth: int, url: str) -> tuple[float, list[float], float | None]:
     import dask.array as da
     from dask.distributed import Client, LocalCluster
 
     with LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
                       dashboard_address=None) as cluster, Client(cluster) as client:
+        workers0 = sum(client.run(cpu_seconds).values())
+        server0 = server_cpu_seconds()
         t = time.perf_counter()
         value = None
         if what == "build":
@@ -102,7 +121,11 @@ def phase(tool: str, what: str, depth: int, url: str) -> tuple[float, list[float
             else:
                 value = float(da.from_zarr(zarr_store(url)).sum(dtype="float64").compute())
         seconds = time.perf_counter() - t
+        cpu = (sum(client.run(cpu_seconds).values()) - workers0,
+               server_cpu_seconds() - server0)
         peaks = sorted(client.run(peak_mib).values())
+    print(f"{tool} {what}: {seconds:.2f} s; CPU seconds: workers {cpu[0]:.2f}, S3 server "
+          f"{cpu[1]:.2f} (of {2 * seconds:.2f} on 2 cores)", file=sys.stderr)
     return seconds, peaks, value
 
 

@@ -69,7 +69,9 @@ class _Reopen:
         return (_Reopen, (None, reopen, self.shape, self.dtype, self._token))
 
     def __getitem__(self, key: Any) -> Any:
-        return self.array[key]
+        # dask's tasks and xarray's lazy indexing each read a block once:
+        # past the cache, straight into the result (Array._read_once).
+        return self.array._read_once(key)
 
     def __dask_tokenize__(self) -> tuple[Any, ...]:
         return ("chunkyard.dask._Reopen", self._token)

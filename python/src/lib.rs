@@ -315,12 +315,14 @@ fn usize_shape(shape: &[u64]) -> PyResult<Vec<usize>> {
 
 /// Reads `sel` into a new numpy array of `shape` that numpy allocated and
 /// owns (bool: a `bool` view of a numpy-owned `uint8` array), with the GIL
-/// released during the read.
+/// released during the read. `once`: a read that will not come back
+/// (`Array._read_once`), with chunks not in the cache read past it.
 fn read_numpy<'py>(
     py: Python<'py>,
     h: &ArrayHandle,
     sel: &ResolvedSelection,
     shape: &[usize],
+    once: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
     let np = py.import("numpy")?;
     let dims = PyTuple::new(py, shape)?;
@@ -341,7 +343,7 @@ fn read_numpy<'py>(
                     .as_slice_mut()
                     .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
                 let bytes: &mut [u8] = bytemuck::cast_slice_mut(slice);
-                read_pieces(py, h, sel, bytes)?;
+                read_pieces(py, h, sel, bytes, once)?;
             }
             arr.into_any()
         }};
@@ -369,18 +371,27 @@ fn read_numpy<'py>(
 }
 
 /// Reads `sel` into `out` with the GIL released, in pieces with a check
-/// for Ctrl-C between them (`work::pieces`).
+/// for Ctrl-C between them (`work::pieces`); `once` as for `read_numpy`.
 fn read_pieces(
     py: Python<'_>,
     h: &ArrayHandle,
     sel: &ResolvedSelection,
     out: &mut [u8],
+    once: bool,
 ) -> PyResult<()> {
     let parts = work::pieces(sel, h.chunks(), h.dtype().size());
     let many = parts.len() > 1;
     for (sub, range) in parts {
         let part = &mut out[range];
-        py.detach(|| guarded(|| h.read_bytes(&sub, part)))?;
+        py.detach(|| {
+            guarded(|| {
+                if once {
+                    h.read_bytes_streaming(&sub, part)
+                } else {
+                    h.read_bytes(&sub, part)
+                }
+            })
+        })?;
         if many {
             py.check_signals()?;
         }
@@ -925,7 +936,7 @@ impl PyCastView {
         let h = base.handle()?;
         let sel = base.resolve(&h, key)?;
         let shape = usize_shape(&sel.out_shape())?;
-        let raw = read_numpy(py, &h, &sel, &shape)?;
+        let raw = read_numpy(py, &h, &sel, &shape, false)?;
         let out = py
             .import("numpy")?
             .call_method1("empty", (PyTuple::new(py, &shape)?, self.dtype.bind(py)))?;
@@ -1460,9 +1471,33 @@ impl PyArrayObj {
         }
         let sel = self.resolve(&h, key)?;
         let shape = usize_shape(&sel.out_shape())?;
-        let arr = read_numpy(py, &h, &sel, &shape)?;
+        let arr = read_numpy(py, &h, &sel, &shape, false)?;
         if is_scalar_index(key, &sel) {
             // An element is a numpy scalar, as numpy and h5py return it.
+            return arr.get_item(PyTuple::empty(py));
+        }
+        Ok(arr)
+    }
+
+    /// `a[key]` for a read that will not come back (a dask task's block):
+    /// chunks in the cache are copied from it, the others are read past
+    /// it, a whole chunk straight into the result, as reductions read
+    /// (`ArrayHandle::read_bytes_streaming`). The same values as
+    /// `a[key]`; the cache is left as it was. Used by `chunkyard.dask`
+    /// and the xarray backend (`_Reopen`).
+    fn _read_once<'py>(
+        &self,
+        py: Python<'py>,
+        key: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let h = self.handle()?;
+        if let Some(index) = point_in_bounds(key, &h.shape()) {
+            return read_element(py, &h, &index, self.dtype.bind(py));
+        }
+        let sel = self.resolve(&h, key)?;
+        let shape = usize_shape(&sel.out_shape())?;
+        let arr = read_numpy(py, &h, &sel, &shape, true)?;
+        if is_scalar_index(key, &sel) {
             return arr.get_item(PyTuple::empty(py));
         }
         Ok(arr)

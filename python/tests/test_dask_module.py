@@ -108,6 +108,31 @@ def test_store_into_an_existing_array_and_on_threads(tmp_path):
     )
 
 
+@pytest.mark.parametrize("name", ["v.npy", "v.zarr"])
+def test_blocks_are_read_past_the_cache(tmp_path, name):
+    """to_dask's tasks read each block once: straight into the result,
+    not through the cache (Array._read_once), with the values a[key]
+    gives, chunks already in the cache (and unwritten ones) included."""
+    want = expected()
+    cache = chunkyard.Cache("64MiB")
+    a = chunkyard.create(tmp_path / name, want.shape, "float32", chunks=(1, 48, 40), cache=cache)
+    a[...] = want
+    a.close()
+    a = chunkyard.open(tmp_path / name, "r+", cache=cache)
+    assert a.memory_report()["resident_bytes"] == 0
+    got = cdask.to_dask(a, chunks=(2, ROWS, COLS)).compute(scheduler="threads")
+    np.testing.assert_array_equal(got, want)
+    assert a.memory_report()["resident_bytes"] == 0, "the blocks went through the cache"
+    # A chunk in the cache, changed and not yet written, is what is read.
+    a[1, :48, :40] = 7.0
+    resident = a.memory_report()["resident_bytes"]
+    assert resident > 0
+    want[1, :48, :40] = 7.0
+    for key in [np.s_[0:2], np.s_[1, 3:60, 5:70], np.s_[...], (1, 2, 3)]:
+        np.testing.assert_array_equal(a._read_once(key), want[key])
+    assert a.memory_report()["resident_bytes"] == resident
+
+
 def test_unaligned_blocks_are_refused_or_rechunked(tmp_path):
     a = chunkyard.create(tmp_path / "v.zarr", (DEPTH, ROWS, COLS), "float32", chunks=(2, ROWS, COLS))
     x = volume()  # blocks of one plane: they cut chunks of two
