@@ -22,7 +22,10 @@ mod bench_cli;
 #[cfg(feature = "cli")]
 mod cli;
 mod crash;
+// Its proxy serves the CLI's S3 tests; without `cli` only `raw_request`
+// is used.
 #[cfg(feature = "s3")]
+#[cfg_attr(not(feature = "cli"), allow(dead_code))]
 mod flaky_proxy;
 #[cfg(all(feature = "cli", feature = "hdf5"))]
 mod hdf5_bad_input;
