@@ -1204,6 +1204,27 @@ impl PyArrayObj {
             .map_err(|e| PyOSError::new_err(format!("{}: {e}", self.path)))
     }
 
+    /// `a[key]` (`once`: `_read_once`'s read past the cache).
+    fn get<'py>(
+        &self,
+        py: Python<'py>,
+        key: &Bound<'py, PyAny>,
+        once: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let h = self.handle()?;
+        if let Some(index) = point_in_bounds(key, &h.shape()) {
+            return read_element(py, &h, &index, self.dtype.bind(py));
+        }
+        let sel = self.resolve(&h, key)?;
+        let shape = usize_shape(&sel.out_shape())?;
+        let arr = read_numpy(py, &h, &sel, &shape, once)?;
+        if is_scalar_index(key, &sel) {
+            // An element is a numpy scalar, as numpy and h5py return it.
+            return arr.get_item(PyTuple::empty(py));
+        }
+        Ok(arr)
+    }
+
     fn handle(&self) -> PyResult<ArrayHandle> {
         self.handle
             .lock()
@@ -1465,18 +1486,7 @@ impl PyArrayObj {
         py: Python<'py>,
         key: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let h = self.handle()?;
-        if let Some(index) = point_in_bounds(key, &h.shape()) {
-            return read_element(py, &h, &index, self.dtype.bind(py));
-        }
-        let sel = self.resolve(&h, key)?;
-        let shape = usize_shape(&sel.out_shape())?;
-        let arr = read_numpy(py, &h, &sel, &shape, false)?;
-        if is_scalar_index(key, &sel) {
-            // An element is a numpy scalar, as numpy and h5py return it.
-            return arr.get_item(PyTuple::empty(py));
-        }
-        Ok(arr)
+        self.get(py, key, false)
     }
 
     /// `a[key]` for a read that will not come back (a dask task's block):
@@ -1490,17 +1500,7 @@ impl PyArrayObj {
         py: Python<'py>,
         key: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let h = self.handle()?;
-        if let Some(index) = point_in_bounds(key, &h.shape()) {
-            return read_element(py, &h, &index, self.dtype.bind(py));
-        }
-        let sel = self.resolve(&h, key)?;
-        let shape = usize_shape(&sel.out_shape())?;
-        let arr = read_numpy(py, &h, &sel, &shape, true)?;
-        if is_scalar_index(key, &sel) {
-            return arr.get_item(PyTuple::empty(py));
-        }
-        Ok(arr)
+        self.get(py, key, true)
     }
 
     fn __setitem__(
