@@ -109,7 +109,9 @@ impl ChunkStore for ZarrInner {
             None => ChunkBuf::filled(self.meta.chunk_bytes(), &self.meta.fill),
         };
         written.apply(data, &mut merged, self.meta.dtype.size());
-        self.write_chunk_locked(chunk, &merged)
+        // Renamed before the lock is released: the next writer's merge
+        // must read this one.
+        self.write_chunk_locked(chunk, &merged, false)
     }
     fn read_chunk_into(&self, chunk: &[u64], out: &mut [u8]) -> Result<bool> {
         self.check_chunk(chunk)?;
@@ -167,7 +169,10 @@ impl ChunkStore for ZarrInner {
         self.check_chunk(chunk)?;
         self.check_data_len(chunk, data)?;
         let _lock = self.lock_chunk(chunk)?;
-        self.write_chunk_locked(chunk, data)
+        // A whole chunk replaces the file, whatever it held: its sync and
+        // rename may follow (`DirStorage::write_deferred`), as a whole
+        // chunk in the cache is written back later.
+        self.write_chunk_locked(chunk, data, true)
     }
 
     fn erase_chunk(&self, chunk: &[u64]) -> Result<()> {
@@ -219,7 +224,9 @@ impl ZarrInner {
     }
 
     /// Writes a whole chunk; the caller holds its lock (`lock_chunk`).
-    fn write_chunk_locked(&self, chunk: &[u64], data: &[u8]) -> Result<()> {
+    /// Writes a whole chunk; `deferred`: a raw chunk file's sync and
+    /// rename may be left to the storage's background thread.
+    fn write_chunk_locked(&self, chunk: &[u64], data: &[u8], deferred: bool) -> Result<()> {
         let stored = match self.storage.dir() {
             // A raw chunk's file is the chunk's bytes: written straight
             // from the caller's buffer, as zarrs would (a chunk of fill
@@ -230,6 +237,8 @@ impl ZarrInner {
                 let key = self.array.chunk_key(chunk);
                 if crate::store::is_fill(data, &self.meta.fill) {
                     zarrs::storage::WritableStorageTraits::erase(dir, &key)
+                } else if deferred {
+                    dir.write_deferred(&dir.key_path(&key), data)
                 } else {
                     dir.write_atomic(&dir.key_path(&key), data)
                 }

@@ -287,6 +287,10 @@ impl ZarrInner {
             return Ok(Some(f));
         }
         let path = self.chunk_path(chunk);
+        if let Some(dir) = self.storage.dir() {
+            // This process's write of the chunk may not be renamed yet.
+            dir.wait_written(&path);
+        }
         let Some(file) = open(&path, &self.files).map_err(|e| Error::io(&path, e))? else {
             return Ok(None);
         };
