@@ -87,7 +87,9 @@ struct DeferredState {
     /// Whether a thread works on the queue (it ends when the queue is
     /// empty, and the next write starts another).
     running: bool,
-    /// The first failure no call has reported yet.
+    /// The first failure of a deferred write: its chunk's data is lost,
+    /// so every later write and sync reports it (the store fails closed;
+    /// reopening the array starts afresh).
     failed: Option<String>,
 }
 
@@ -195,23 +197,24 @@ impl DirStorage {
     }
 
     /// Waits until every deferred write is renamed (or failed), and
-    /// reports the first failure not reported yet.
+    /// reports the first failure, if one did.
     fn wait_all(&self) -> Result<(), StorageError> {
         let mut s = self.deferred.lock();
         while s.bytes > 0 || !s.queue.is_empty() || s.running {
             self.deferred.changed.wait(&mut s);
         }
-        match s.failed.take() {
-            Some(m) => Err(StorageError::IOError(Arc::new(io::Error::other(m)))),
-            None => Ok(()),
-        }
+        Self::failure(&s)
     }
 
-    /// The first failure of a deferred write not reported yet (a write
-    /// after it fails, so that the array stops taking data).
+    /// The failure of a deferred write, if one failed: every write after
+    /// it fails too.
     fn deferred_failure(&self) -> Result<(), StorageError> {
-        match self.deferred.lock().failed.take() {
-            Some(m) => Err(StorageError::IOError(Arc::new(io::Error::other(m)))),
+        Self::failure(&self.deferred.lock())
+    }
+
+    fn failure(s: &DeferredState) -> Result<(), StorageError> {
+        match &s.failed {
+            Some(m) => Err(StorageError::IOError(Arc::new(io::Error::other(m.clone())))),
             None => Ok(()),
         }
     }
@@ -248,8 +251,8 @@ impl DirStorage {
     /// Writes `value` to `path` as [`write_atomic`](Self::write_atomic)
     /// does, with the `fdatasync` and the rename left to a background
     /// thread (module docs): returns once the temporary file is written.
-    /// A failure of the background part is reported by the next write or
-    /// [`sync`](Self::sync).
+    /// A failure of the background part is reported by every later write
+    /// and [`sync`](Self::sync).
     pub(crate) fn write_deferred(&self, path: &Path, value: &[u8]) -> Result<(), StorageError> {
         self.check_writable()?;
         self.deferred_failure()?;
@@ -676,7 +679,7 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_deferred_write_is_reported_by_the_next_write_or_sync() {
+    fn a_failed_deferred_write_closes_the_store_for_writing() {
         let dir = tempfile::tempdir().unwrap();
         let s = DirStorage::new(dir.path(), true);
         // A non-empty directory where the chunk file goes: the rename fails.
@@ -688,20 +691,23 @@ mod tests {
             err.contains("c/0/0") && err.contains("in the background"),
             "{err}"
         );
-        // Reported once; the temporary file is gone.
-        s.sync().unwrap();
+        // The temporary file is gone, and the chunk's data with it: every
+        // later sync and write fails (closed), and writes write nothing.
         let left: Vec<_> = fs::read_dir(dir.path().join("c/0"))
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(left, ["0"]);
-        // Or by the next write, which then writes nothing.
-        s.write_deferred(&path, b"data").unwrap();
-        s.wait_written(&path);
+        assert_eq!(s.sync().unwrap_err().to_string(), err);
         let other = dir.path().join("c/0/1");
         assert!(s.write_deferred(&other, b"more").is_err());
+        assert!(s.write_atomic(&other, b"more").is_err());
         assert!(!other.exists());
-        s.sync().unwrap();
+        // A new store (the array reopened) starts afresh.
+        let again = DirStorage::new(dir.path(), true);
+        again.write_deferred(&other, b"more").unwrap();
+        again.sync().unwrap();
+        assert_eq!(fs::read(&other).unwrap(), b"more");
     }
 
     #[test]

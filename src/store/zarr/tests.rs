@@ -161,6 +161,53 @@ fn opening_read_write_removes_temporaries_of_dead_writers() {
     assert_eq!(s.read_chunk(&[1, 0]).unwrap().unwrap().as_ref(), &[7u8; 64]);
 }
 
+/// A whole raw chunk's rename is left to the storage's thread: the store
+/// reads it back at once, `flush` makes it durable, and a failed one
+/// closes the store for writing, named in every error after it.
+#[test]
+fn whole_raw_chunks_are_renamed_in_the_background_and_failures_close_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.zarr");
+    let s = create(&path, DType::U32, &[8, 8], &[4, 4], &ZarrOptions::default());
+    assert!(is_raw(&s));
+    for v in 1..=5u8 {
+        s.write_chunk(&[0, 1], &[v; 64]).unwrap();
+        assert_eq!(s.read_chunk(&[0, 1]).unwrap().unwrap().as_ref(), &[v; 64]);
+        let mut one = [0u8; 4];
+        let at = Strided {
+            offset: 0,
+            strides: &[0, 0],
+        };
+        assert!(
+            s.read_region_into(&[0, 1], &[(1, 1, 1), (2, 1, 1)], &mut one, at)
+                .unwrap()
+        );
+        assert_eq!(one, [v; 4]);
+    }
+    s.flush().unwrap();
+    assert_eq!(std::fs::read(path.join("c/0/1")).unwrap(), [5u8; 64]);
+    // A non-empty directory where chunk (1, 1)'s file goes: its rename
+    // fails in the background.
+    std::fs::create_dir_all(path.join("c/1/1/x")).unwrap();
+    s.write_chunk(&[1, 1], &[9u8; 64]).unwrap();
+    let err = s.flush().unwrap_err().to_string();
+    assert!(err.contains("c/1/1") && err.contains("background"), "{err}");
+    let again = s.write_chunk(&[1, 0], &[3u8; 64]).unwrap_err().to_string();
+    assert!(again.contains("c/1/1"), "{again}");
+    assert!(
+        !path.join("c/1/0").exists(),
+        "nothing written after the failure"
+    );
+    assert!(s.flush().is_err(), "still failed");
+    drop(s);
+    std::fs::remove_dir_all(path.join("c/1/1")).unwrap();
+    let s = ZarrStore::open(&path, true).unwrap();
+    s.write_chunk(&[1, 0], &[3u8; 64]).unwrap();
+    s.flush().unwrap();
+    assert_eq!(s.read_chunk(&[0, 1]).unwrap().unwrap().as_ref(), &[5u8; 64]);
+    assert_eq!(s.read_chunk(&[1, 0]).unwrap().unwrap().as_ref(), &[3u8; 64]);
+}
+
 #[test]
 fn the_locked_wrapper_reports_the_write_buffer() {
     // `locked_store!` must delegate every method, defaulted ones too: the
