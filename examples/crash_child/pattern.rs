@@ -26,7 +26,11 @@ pub fn value(generation: u64, index: u64) -> u64 {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Npy,
+    /// Zarr with lz4 (chunks written through zarrs).
     Zarr,
+    /// Uncompressed Zarr: whole chunks renamed by the store's background
+    /// thread (`DirStorage::write_deferred`).
+    ZarrRaw,
     #[cfg(feature = "hdf5")]
     Hdf5,
     /// Zarr on S3 (`.ci/with-s3`'s server and bucket).
@@ -39,6 +43,7 @@ impl Kind {
         match self {
             Kind::Npy => "npy",
             Kind::Zarr => "zarr",
+            Kind::ZarrRaw => "zarr-raw",
             #[cfg(feature = "hdf5")]
             Kind::Hdf5 => "hdf5",
             #[cfg(feature = "s3")]
@@ -50,6 +55,7 @@ impl Kind {
         match s {
             "npy" => Kind::Npy,
             "zarr" => Kind::Zarr,
+            "zarr-raw" => Kind::ZarrRaw,
             #[cfg(feature = "hdf5")]
             "hdf5" => Kind::Hdf5,
             #[cfg(feature = "s3")]
@@ -61,7 +67,7 @@ impl Kind {
     pub fn path(self, dir: &Path) -> PathBuf {
         match self {
             Kind::Npy => dir.join("a.npy"),
-            Kind::Zarr => dir.join("a.zarr"),
+            Kind::Zarr | Kind::ZarrRaw => dir.join("a.zarr"),
             #[cfg(feature = "hdf5")]
             Kind::Hdf5 => dir.join("a.h5:/crash/d"),
             // A prefix named after the (unique) temporary directory.
