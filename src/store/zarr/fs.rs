@@ -259,6 +259,7 @@ impl DirStorage {
         // One write of a key at a time, in the order they were made.
         self.wait_written(path);
         let (file, tmp) = self.write_temporary(path, value)?;
+        start_writeback(&file);
         let mut s = self.deferred.lock();
         while s.bytes > 0 && s.bytes + value.len() > MAX_DEFERRED_BYTES {
             self.deferred.changed.wait(&mut s);
@@ -557,6 +558,27 @@ impl WritableStorageTraits for DirStorage {
         false
     }
 }
+
+/// Starts writing `file`'s dirty pages to disk without waiting for them
+/// (`sync_file_range(SYNC_FILE_RANGE_WRITE)`): when the background
+/// thread's `fdatasync` comes, the file is on its way, and the disk has
+/// several files' writes in flight (5-7% off the 8 GB Zarr build,
+/// docs/benchmarks.md, "Zarr's storing rate"). Its failure loses only
+/// that head start: the `fdatasync` still decides.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn start_writeback(file: &File) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: sync_file_range takes a descriptor (borrowed from `file`,
+    // open for the whole call) and integers; it touches no memory of
+    // this process.
+    unsafe {
+        libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn start_writeback(_: &File) {}
 
 impl Drop for DirStorage {
     /// Lets the deferred writes finish: a dropped store's chunks are
