@@ -76,8 +76,9 @@ struct Deferred {
 
 #[derive(Debug, Default)]
 struct DeferredState {
-    /// The process the state belongs to: a forked child starts afresh (the
-    /// parent's thread, which renames the parent's files, is not in it).
+    /// The process that queued the writes: in a forked child the state
+    /// starts afresh (the parent's thread, which renames the parent's
+    /// files, is not in it).
     pid: u32,
     queue: VecDeque<DeferredWrite>,
     /// Final paths with a write queued or under way, and how many.
@@ -105,14 +106,13 @@ struct DeferredWrite {
 impl Deferred {
     /// The state, reset if this is a forked child of the process that
     /// queued its writes.
+    /// An idle state is everyone's: only a busy one is checked (one
+    /// `getpid` call), so reads, which take this lock, pay nothing for it.
     fn lock(&self) -> MutexGuard<'_, DeferredState> {
         let mut s = self.state.lock();
-        let me = std::process::id();
-        if s.pid != me {
-            *s = DeferredState {
-                pid: me,
-                ..DeferredState::default()
-            };
+        let idle = !s.running && s.bytes == 0 && s.pending.is_empty() && s.failed.is_none();
+        if !idle && s.pid != std::process::id() {
+            *s = DeferredState::default();
         }
         s
     }
@@ -200,7 +200,8 @@ impl DirStorage {
     /// reports the first failure, if one did.
     fn wait_all(&self) -> Result<(), StorageError> {
         let mut s = self.deferred.lock();
-        while s.bytes > 0 || !s.queue.is_empty() || s.running {
+        // `bytes` counts every queued write: a thread runs while it is not 0.
+        while s.bytes > 0 || s.running {
             self.deferred.changed.wait(&mut s);
         }
         Self::failure(&s)
@@ -264,6 +265,7 @@ impl DirStorage {
         while s.bytes > 0 && s.bytes + value.len() > MAX_DEFERRED_BYTES {
             self.deferred.changed.wait(&mut s);
         }
+        s.pid = std::process::id();
         s.queue.push_back(DeferredWrite {
             file,
             tmp,
@@ -562,7 +564,7 @@ impl WritableStorageTraits for DirStorage {
 /// Starts writing `file`'s dirty pages to disk without waiting for them
 /// (`sync_file_range(SYNC_FILE_RANGE_WRITE)`): when the background
 /// thread's `fdatasync` comes, the file is on its way, and the disk has
-/// several files' writes in flight (5-7% off the 8 GB Zarr build,
+/// several files' writes in flight (about 5% off the 8 GB Zarr build,
 /// docs/benchmarks.md, "Zarr's storing rate"). Its failure loses only
 /// that head start: the `fdatasync` still decides.
 #[cfg(target_os = "linux")]
