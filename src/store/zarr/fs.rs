@@ -14,7 +14,9 @@
 //! set of directories to sync, locked for an insert.
 //!
 //! Whole raw chunks ([`DirStorage::write_deferred`]) leave the
-//! `fdatasync` and the rename to a background thread: each `fdatasync`
+//! `fdatasync` and the rename to background threads (up to four, whose
+//! concurrent syncs the journal commits together), with at most 1 GiB
+//! and 64 files under way: each `fdatasync`
 //! of a new file commits the file system's journal, and doing it for
 //! every 16 MB chunk before going on made the 8 GB build store at 1.15
 //! GB/s against 1.55 for the same files synced together (docs/benchmarks.md,
@@ -50,8 +52,23 @@ pub(crate) const LOCK_DIR: &str = ".chunkyard-locks";
 
 /// Bytes of deferred writes not yet renamed beyond which
 /// [`DirStorage::write_deferred`] waits: how far the background syncs may
-/// fall behind (page cache, not this process's memory).
-const MAX_DEFERRED_BYTES: usize = 256 << 20;
+/// fall behind (dirty page cache, not this process's memory, as an `.npy`
+/// file's written pages are). 1 GiB raised the 8 GB build's storing rate
+/// 13% over 256 MiB (docs/benchmarks.md, "Zarr's storing rate").
+const MAX_DEFERRED_BYTES: usize = 1 << 30;
+
+/// Deferred writes not yet renamed beyond which `write_deferred` waits,
+/// whatever their size: each holds its temporary file open until synced,
+/// and small chunks under the byte bound alone ran a process with the
+/// common limit of 1,024 descriptors out of them ("Too many open files").
+const MAX_DEFERRED_FILES: usize = 64;
+
+/// Threads that sync and rename deferred writes at most. Several, because
+/// a file system commits concurrent `fdatasync`s of new files together
+/// (ext4's journal: one commit for every sync that arrives while the
+/// last commits), where one thread pays a commit per chunk file
+/// (docs/benchmarks.md, "Zarr's storing rate").
+const SYNC_WORKERS: usize = 4;
 
 /// A directory of keys (`zarr.json`, `c/0/1`, ...) with atomic writes.
 #[derive(Debug)]
@@ -62,7 +79,7 @@ pub(crate) struct DirStorage {
     dirty_dirs: Arc<Mutex<HashSet<PathBuf>>>,
     /// Makes temporary names unique within the process.
     seq: AtomicU64,
-    /// Writes whose `fdatasync` and rename a background thread does.
+    /// Writes whose `fdatasync` and rename background threads do.
     deferred: Arc<Deferred>,
 }
 
@@ -85,9 +102,12 @@ struct DeferredState {
     pending: HashMap<PathBuf, usize>,
     /// Bytes queued or under way.
     bytes: usize,
-    /// Whether a thread works on the queue (it ends when the queue is
-    /// empty, and the next write starts another).
-    running: bool,
+    /// Writes queued or under way: their files are open.
+    files: usize,
+    /// How many threads work on the queue (at most [`SYNC_WORKERS`];
+    /// each ends when it finds the queue empty, and later writes start
+    /// others).
+    running: usize,
     /// The first failure of a deferred write: its chunk's data is lost,
     /// so every later write and sync reports it (the store fails closed;
     /// reopening the array starts afresh).
@@ -110,15 +130,18 @@ impl Deferred {
     /// `getpid` call), so reads, which take this lock, pay nothing for it.
     fn lock(&self) -> MutexGuard<'_, DeferredState> {
         let mut s = self.state.lock();
-        let idle = !s.running && s.bytes == 0 && s.pending.is_empty() && s.failed.is_none();
+        // `files` counts every entry of `pending`.
+        let idle = s.running == 0 && s.files == 0 && s.failed.is_none();
         if !idle && s.pid != std::process::id() {
             *s = DeferredState::default();
         }
         s
     }
 
-    /// The background thread: syncs and renames queued writes in order
-    /// until the queue is empty.
+    /// A background thread: syncs and renames queued writes, oldest first,
+    /// until the queue is empty. Several run at once; no two writes of one
+    /// path are ever queued together (`write_deferred` waits), so their
+    /// renames need no order among them.
     fn run(self: Arc<Self>, dirty_dirs: Arc<Mutex<HashSet<PathBuf>>>) {
         loop {
             let job = {
@@ -126,7 +149,7 @@ impl Deferred {
                 match s.queue.pop_front() {
                     Some(j) => j,
                     None => {
-                        s.running = false;
+                        s.running -= 1;
                         self.changed.notify_all();
                         return;
                     }
@@ -163,6 +186,7 @@ impl Deferred {
                 }
             }
             s.bytes -= job.len;
+            s.files -= 1;
             self.changed.notify_all();
         }
     }
@@ -200,8 +224,8 @@ impl DirStorage {
     /// reports the first failure, if one did.
     fn wait_all(&self) -> Result<(), StorageError> {
         let mut s = self.deferred.lock();
-        // `bytes` counts every queued write: a thread runs while it is not 0.
-        while s.bytes > 0 || s.running {
+        // `files` counts every queued write: a thread runs while it is not 0.
+        while s.files > 0 || s.running > 0 {
             self.deferred.changed.wait(&mut s);
         }
         Self::failure(&s)
@@ -250,8 +274,8 @@ impl DirStorage {
     }
 
     /// Writes `value` to `path` as [`write_atomic`](Self::write_atomic)
-    /// does, with the `fdatasync` and the rename left to a background
-    /// thread (module docs): returns once the temporary file is written.
+    /// does, with the `fdatasync` and the rename left to background
+    /// threads (module docs): returns once the temporary file is written.
     /// A failure of the background part is reported by every later write
     /// and [`sync`](Self::sync).
     pub(crate) fn write_deferred(&self, path: &Path, value: &[u8]) -> Result<(), StorageError> {
@@ -260,9 +284,10 @@ impl DirStorage {
         // One write of a key at a time, in the order they were made.
         self.wait_written(path);
         let (file, tmp) = self.write_temporary(path, value)?;
-        start_writeback(&file);
         let mut s = self.deferred.lock();
-        while s.bytes > 0 && s.bytes + value.len() > MAX_DEFERRED_BYTES {
+        while s.files > 0
+            && (s.bytes + value.len() > MAX_DEFERRED_BYTES || s.files >= MAX_DEFERRED_FILES)
+        {
             self.deferred.changed.wait(&mut s);
         }
         s.pid = std::process::id();
@@ -274,16 +299,20 @@ impl DirStorage {
         });
         *s.pending.entry(path.to_path_buf()).or_insert(0) += 1;
         s.bytes += value.len();
-        if !s.running {
+        s.files += 1;
+        if s.running < SYNC_WORKERS.min(s.queue.len()) {
             let (deferred, dirs) = (self.deferred.clone(), self.dirty_dirs.clone());
             let spawned = std::thread::Builder::new()
                 .name("chunkyard-sync".into())
                 .spawn(move || deferred.run(dirs));
             match spawned {
-                Ok(_) => s.running = true,
+                Ok(_) => s.running += 1,
+                Err(_) if s.running > 0 => {
+                    // The threads already running will get to it.
+                }
                 Err(_) => {
                     // No thread: this caller does the work itself.
-                    s.running = true;
+                    s.running = 1;
                     drop(s);
                     self.deferred.clone().run(self.dirty_dirs.clone());
                     return self.deferred_failure();
@@ -561,27 +590,6 @@ impl WritableStorageTraits for DirStorage {
     }
 }
 
-/// Starts writing `file`'s dirty pages to disk without waiting for them
-/// (`sync_file_range(SYNC_FILE_RANGE_WRITE)`): when the background
-/// thread's `fdatasync` comes, the file is on its way, and the disk has
-/// several files' writes in flight (about 5% off the 8 GB Zarr build,
-/// docs/benchmarks.md, "Zarr's storing rate"). Its failure loses only
-/// that head start: the `fdatasync` still decides.
-#[cfg(target_os = "linux")]
-#[allow(unsafe_code)]
-fn start_writeback(file: &File) {
-    use std::os::fd::AsRawFd;
-    // SAFETY: sync_file_range takes a descriptor (borrowed from `file`,
-    // open for the whole call) and integers; it touches no memory of
-    // this process.
-    unsafe {
-        libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn start_writeback(_: &File) {}
-
 impl Drop for DirStorage {
     /// Lets the deferred writes finish: a dropped store's chunks are
     /// renamed as if it had lived (their failures, unreported, are lost
@@ -672,14 +680,17 @@ mod tests {
                 &vec![i; 1000 + i as usize][..]
             );
         }
-        for i in 0..20u64 {
+        // Small files: the count bounds the open files, not the bytes.
+        for i in 0..(10 * MAX_DEFERRED_FILES as u64) {
             let k = StoreKey::new(format!("c/1/{i}")).unwrap();
             s.write_deferred(&s.key_path(&k), &i.to_le_bytes()).unwrap();
+            let st = s.deferred.lock();
+            assert!(st.files <= MAX_DEFERRED_FILES, "{} files open", st.files);
         }
         s.sync().unwrap();
         {
             let st = s.deferred.lock();
-            assert!(st.pending.is_empty() && st.queue.is_empty() && st.bytes == 0);
+            assert!(st.pending.is_empty() && st.queue.is_empty() && st.bytes == 0 && st.files == 0);
         }
         assert!(
             s.dirty_dirs.lock().is_empty(),
