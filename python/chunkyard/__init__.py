@@ -106,8 +106,11 @@ def _as_shape(shape: Any, what: str) -> tuple[int, ...]:
 
 
 def global_cache() -> Cache:
-    """The process-wide cache (256 MiB, 2 write-behind writers) of every
-    array opened or created without ``cache=``."""
+    """The process-wide cache (2 write-behind writers) of every array
+    opened or created without ``cache=``, and of every array unpickled in
+    this process (a dask worker's). Its budget is the environment variable
+    ``CHUNKYARD_CACHE`` (``"1GiB"``, any size ``Cache`` takes) when
+    chunkyard is imported, else 256 MiB."""
     return _global_cache
 
 

@@ -4,8 +4,11 @@
 >>> x = chunkyard.dask.to_dask(chunkyard.open("volume.zarr"))   # one block per chunk
 >>> chunkyard.dask.store(x * 2, "doubled.npy")                   # created like x
 
-Writes go block by block from dask's tasks (threads or worker processes),
-each block aligned to the target's chunks (an unaligned dask array is
+Writes go block by block from dask's tasks (threads or worker processes).
+On a Zarr target (on disk or on S3) blocks may cut chunks: each process
+writes a chunk back merging its elements into the chunk's current version,
+so writers sharing a chunk lose nothing. On .npy and HDF5 targets each
+block must be aligned to the target's chunks (an unaligned dask array is
 refused, or rechunked with ``rechunk=True``): two processes writing parts
 of one chunk would each write the whole chunk back over the other's part.
 Each task's writes are durable (flushed and fsynced) when the task ends,
@@ -122,10 +125,13 @@ def store(
     block shape, which must then be regular), ``codec``, ``fill_value``,
     ``overwrite`` and ``cache`` as in :func:`chunkyard.create`.
 
-    Every block of ``x`` must start on a chunk boundary of the target
-    (blocks of one chunk or of several whole chunks); otherwise this is a
-    ``ValueError``, or with ``rechunk=True`` ``x`` is rechunked to the
-    target's chunks first. Each task flushes its block before it ends, so
+    With ``rechunk=True``, ``x`` is first rechunked to the target's chunks
+    if its blocks cut them. Otherwise blocks that cut chunks are written as
+    they are into a target that merges writes (Zarr, on disk or on S3:
+    tasks in different processes sharing a chunk each merge their elements
+    into it, at the cost of reading the chunk back); into .npy and HDF5
+    every block must start on a chunk boundary of the target (blocks of one
+    chunk or of several whole chunks), or this is a ``ValueError``. Each task flushes its block before it ends, so
     the array is complete on disk when the computation returns, whichever
     worker wrote what. The target's values written by tasks in other
     processes are not in the calling process's cache: chunks it read
@@ -135,11 +141,11 @@ def store(
     target array; with ``compute=False`` returns the ``dask.delayed``
     that ``dask.array.store`` gives. Other keywords go to
     ``dask.array.store`` (``lock`` is always False: blocks on chunk
-    boundaries touch disjoint chunks)."""
+    boundaries touch disjoint chunks, and merged writes need none)."""
     if not isinstance(x, da.Array):
         raise TypeError(f"x must be a dask array, got {type(x).__name__}")
     if "lock" in store_kwargs:
-        raise TypeError("store() takes no lock: aligned blocks need none")
+        raise TypeError("store() takes no lock: aligned blocks and merged writes need none")
     if isinstance(target, Array):
         if chunks is not None or codec is not None or fill_value is not None or overwrite:
             raise TypeError(
@@ -175,14 +181,15 @@ def store(
     grid = tuple(arr.chunks)
     wrong = _misaligned(x, grid)
     if wrong is not None:
-        if not rechunk:
+        if rechunk:
+            x = x.rechunk(grid)
+        elif not arr._merges_writes:
             raise ValueError(
                 f"x's blocks are not aligned to the target's chunks {grid} ({wrong}); "
                 "blocks that cut chunks could overwrite each other's writes from "
-                "different processes. Rechunk x (x.rechunk(target.chunks)) or pass "
-                "rechunk=True"
+                "different processes, and this target does not merge writes (Zarr "
+                "targets do). Rechunk x (x.rechunk(target.chunks)) or pass rechunk=True"
             )
-        x = x.rechunk(grid)
     # The target travels to worker processes pickled: flushed first, so
     # that they see what this process wrote into it.
     out = da.store(x, cast(Any, _Target(arr)), lock=False, compute=compute, **store_kwargs)

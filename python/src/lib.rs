@@ -462,14 +462,36 @@ fn global_cache(py: Python<'_>) -> PyResult<Py<PyCache>> {
             Py::new(
                 py,
                 PyCache {
-                    cache: ChunkCache::with_write_behind(
-                        chunkyard::DEFAULT_CACHE_BYTES,
-                        DEFAULT_WRITE_BEHIND,
-                    ),
+                    cache: ChunkCache::with_write_behind(global_budget()?, DEFAULT_WRITE_BEHIND),
                 },
             )
         })
         .map(|c| c.clone_ref(py))
+}
+
+/// The process-wide cache's budget: the environment variable
+/// `CHUNKYARD_CACHE` (a size, as `Cache` takes it) when the package is
+/// imported, else `DEFAULT_CACHE_BYTES`. An environment variable because
+/// the arrays a dask worker unpickles go to its process-wide cache, and
+/// worker processes inherit their nanny's environment (dask's
+/// `distributed.nanny.pre-spawn-environ`). A value that is not a size
+/// fails the import: a misspelt budget silently ignored would surface only
+/// as memory use.
+fn global_budget() -> PyResult<usize> {
+    const VAR: &str = "CHUNKYARD_CACHE";
+    let text = match std::env::var(VAR) {
+        Err(std::env::VarError::NotPresent) => return Ok(chunkyard::DEFAULT_CACHE_BYTES),
+        Err(std::env::VarError::NotUnicode(v)) => {
+            return Err(PyValueError::new_err(format!(
+                "{VAR}={v:?} is not a size such as \"1GiB\""
+            )));
+        }
+        Ok(t) => t,
+    };
+    let bytes = chunkyard::parse_size(text.trim())
+        .map_err(|e| PyValueError::new_err(format!("{VAR}={text:?}: {e}")))?;
+    usize::try_from(bytes)
+        .map_err(|_| PyValueError::new_err(format!("{VAR}={text:?} is too large for this machine")))
 }
 
 #[pymethods]
@@ -1418,6 +1440,17 @@ impl PyArrayObj {
     #[getter]
     fn read_only(&self) -> bool {
         self.read_only
+    }
+
+    /// Whether this array's writes merge with other processes' writes to
+    /// the same chunk (writable Zarr, on disk or on object storage: a
+    /// chunk is written back conditionally on the version read, or under
+    /// a lock after a fresh read), so that writers in several processes
+    /// may share a chunk and lose nothing. `chunkyard.dask.store` accepts
+    /// blocks that cut chunks when it is true.
+    #[getter]
+    fn _merges_writes(&self) -> PyResult<bool> {
+        Ok(self.handle()?.store().merges_writes())
     }
 
     /// The `Cache` holding the array's chunks: the one given to

@@ -1,6 +1,10 @@
 """create()'s codec= and overwrite=, and chunkyard.Cache shared by arrays."""
 
 import json
+import os
+import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -98,6 +102,57 @@ def test_default_is_the_global_cache(tmp_path):
     with chunkyard.open(tmp_path / "a.npy") as a:
         assert a.cache is g
     assert "chunkyard.Cache" in repr(g) and "256.00 MiB" in repr(g)
+
+
+def test_global_cache_budget_from_the_environment(tmp_path):
+    """CHUNKYARD_CACHE sizes the process-wide cache when chunkyard is
+    imported, which is the cache an unpickled array (a dask worker's)
+    goes to; a value that is not a size fails the import."""
+    a = chunkyard.create(tmp_path / "a.zarr", (4, 6), "int16", chunks=(2, 3))
+    a[...] = np.arange(24).reshape(4, 6)
+    (tmp_path / "a.pickle").write_bytes(pickle.dumps(a))
+    code = (
+        "import pickle, sys, chunkyard; "
+        "a = pickle.loads(open(sys.argv[1], 'rb').read()); "
+        "print(chunkyard.global_cache().budget, a.cache is chunkyard.global_cache(), int(a[3, 5]))"
+    )
+
+    def run(value):
+        env = {**os.environ, "CHUNKYARD_CACHE": value}
+        return subprocess.run(
+            [sys.executable, "-c", code, str(tmp_path / "a.pickle")],
+            env=env, capture_output=True, text=True, timeout=60,
+        )
+
+    ok = run(" 1GiB ")
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.split() == [str(1 << 30), "True", "23"]
+    bad = run("lots")
+    assert bad.returncode != 0
+    assert "ValueError" in bad.stderr and 'CHUNKYARD_CACHE="lots"' in bad.stderr, bad.stderr
+    assert "panic" not in bad.stderr.lower()
+
+
+def test_small_zarr_chunks_within_a_low_open_file_limit(tmp_path):
+    """Thousands of 1 KiB Zarr chunks written back at once, in a process
+    allowed 256 open files: the background syncs keep at most 64 chunk
+    files open (they held one per queued chunk, up to 256 MiB of them:
+    "Too many open files" at flush under the usual limit of 1,024)."""
+    code = (
+        "import resource, sys, numpy as np, chunkyard\n"
+        "soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))\n"
+        "want = np.arange(4000 * 256, dtype='float32').reshape(4000, 256)\n"
+        "a = chunkyard.create(sys.argv[1], want.shape, 'float32', chunks=(1, 256))\n"
+        "a[...] = want\n"
+        "a.close()\n"
+        "assert (chunkyard.open(sys.argv[1])[...] == want).all()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "small.zarr")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
 
 
 def test_shared_cache_holds_chunks_of_both_arrays(tmp_path):
