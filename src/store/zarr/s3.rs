@@ -727,7 +727,7 @@ impl S3Storage {
 
     /// Bytes stored under the array's prefix.
     pub(crate) fn stored_bytes(&self) -> object_store::Result<u64> {
-        Ok(self.list_under("")?.iter().map(|(_, n)| n).sum())
+        Ok(total_size(self.list_under("")?.iter().map(|&(_, n)| n)))
     }
 
     /// Whether any object exists under the array's prefix.
@@ -925,6 +925,13 @@ impl WritableStorageTraits for S3Storage {
     }
 }
 
+/// The sum of sizes a listing claims, saturating: the server's sizes are
+/// not trusted (two objects claiming `u64::MAX` bytes overflowed the sum;
+/// fuzz target `s3_responses`, `fuzz/regressions/s3_responses/`).
+fn total_size(sizes: impl Iterator<Item = u64>) -> u64 {
+    sizes.fold(0, u64::saturating_add)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1002,6 +1009,13 @@ mod tests {
             assert!(e.contains("had"), "{e}");
         }
         assert!(body(vec![], 0..0, 0).unwrap().is_empty());
+    }
+
+    #[test]
+    fn listed_sizes_add_up_without_overflow() {
+        assert_eq!(total_size([3, 4].into_iter()), 7);
+        assert_eq!(total_size([u64::MAX - 1, 1, 5].into_iter()), u64::MAX);
+        assert_eq!(total_size(std::iter::empty()), 0);
     }
 
     #[test]

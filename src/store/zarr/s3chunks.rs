@@ -164,19 +164,10 @@ impl ZarrInner {
             return zarrs::storage::WritableStorageTraits::erase(s3, &key)
                 .map_err(|e| self.write_error(chunk, e.into()));
         }
-        let body = self.encode(chunk, data)?;
+        let body = self.encode(chunk, Payload::Borrowed(data))?;
         s3.put(key.as_str(), body, PutMode::Overwrite)
             .map(|_| ())
             .map_err(|e| s3.error(&self.chunk_path(chunk).display().to_string(), &e))
-    }
-
-    /// The chunk's stored bytes, or `None` if it is all fill value (not
-    /// stored).
-    fn encode_chunk(&self, chunk: &[u64], data: &[u8]) -> Result<Option<Bytes>> {
-        if ArrayBytes::new_flen(Cow::Borrowed(data)).is_fill_value(self.array.fill_value()) {
-            return Ok(None);
-        }
-        self.encode(chunk, data).map(Some)
     }
 
     /// Writes `data`, of which this process changed the elements in
@@ -197,10 +188,9 @@ impl ZarrInner {
         for attempt in 0..ATTEMPTS {
             // What to put, on which condition, and whether it is `data`
             // itself (then the cache's copy is what the store holds).
-            let merged: ChunkBuf;
-            let (payload, mode, is_data): (&[u8], PutMode, bool) = match seen.take() {
-                Some(Seen::Absent) => (data, PutMode::Create, true),
-                Some(Seen::At(v)) => (data, PutMode::Update(v), true),
+            let (payload, mode, is_data) = match seen.take() {
+                Some(Seen::Absent) => (Payload::Borrowed(data), PutMode::Create, true),
+                Some(Seen::At(v)) => (Payload::Borrowed(data), PutMode::Update(v), true),
                 None => {
                     let current = self.s3_get_chunk(s3, chunk, key)?;
                     let (mut base, mode) = match current {
@@ -212,34 +202,25 @@ impl ZarrInner {
                     };
                     written.apply(data, &mut base, elem);
                     let same = base[..] == data[..];
-                    merged = base;
-                    (&merged[..], mode, same)
+                    (Payload::Owned(base), mode, same)
                 }
             };
-            let Some(encoded) = self.encode_chunk(chunk, payload)? else {
-                if matches!(mode, PutMode::Create) {
-                    // All fill and still absent when last looked: nothing
-                    // to store. (A writer that creates it meanwhile wrote
-                    // after this one.)
-                    if is_data {
-                        self.versions.set(chunk, Seen::Absent);
-                    } else {
-                        self.versions.forget(chunk);
-                    }
-                    return Ok(());
+            let fill = crate::store::is_fill(payload.bytes(), &self.meta.fill);
+            if fill && matches!(mode, PutMode::Create) {
+                // All fill and still absent when last looked: nothing to
+                // store. (A writer that creates it meanwhile wrote after
+                // this one.)
+                if is_data {
+                    self.versions.set(chunk, Seen::Absent);
+                } else {
+                    self.versions.forget(chunk);
                 }
-                // All fill over an existing object: object stores have no
-                // conditional delete, so the fill chunk is stored, under
-                // the same condition as any other write.
-                let encoded = self.encode(chunk, payload)?;
-                match self.put_conditional(s3, chunk, key, encoded, mode, is_data)? {
-                    true => return Ok(()),
-                    false => {
-                        backoff(attempt);
-                        continue;
-                    }
-                }
-            };
+                return Ok(());
+            }
+            // All fill over an existing object is stored too: object
+            // stores have no conditional delete, so the fill chunk goes
+            // under the same condition as any other write.
+            let encoded = self.encode(chunk, payload)?;
             if self.put_conditional(s3, chunk, key, encoded, mode, is_data)? {
                 return Ok(());
             }
@@ -255,9 +236,9 @@ impl ZarrInner {
         })
     }
 
-    /// The chunk's encoded bytes, whatever they hold (`encode_chunk`
-    /// drops a chunk of fill value; a merge that must replace a version
-    /// with fill encodes it here).
+    /// The chunk's encoded bytes, whatever they hold (a merge that must
+    /// replace a version with fill encodes it too; the callers decide when
+    /// a chunk of fill is stored at all).
     ///
     /// An uncompressed chunk's body is a copy of `data` in a [`ChunkBuf`]
     /// (for a 16 MB chunk an anonymous map, unmapped when the request
@@ -265,10 +246,17 @@ impl ZarrInner {
     /// heaps it does not shrink, and the write-behind writers' bodies
     /// stayed resident beside the cache's budget (docs/benchmarks.md,
     /// "The article on S3").
-    fn encode(&self, chunk: &[u64], data: &[u8]) -> Result<Bytes> {
+    ///
+    /// A merged chunk ([`Payload::Owned`]) becomes the body itself: no
+    /// second 16 MB buffer beside it while the PUT runs.
+    fn encode(&self, chunk: &[u64], payload: Payload<'_>) -> Result<Bytes> {
         if self.object_raw {
-            return Ok(Bytes::from_owner(ChunkBuf::copy_of(data)));
+            return Ok(match payload {
+                Payload::Borrowed(data) => Bytes::from_owner(ChunkBuf::copy_of(data)),
+                Payload::Owned(buf) => Bytes::from_owner(buf),
+            });
         }
+        let data = payload.bytes();
         let shape = self
             .array
             .chunk_shape(chunk)
@@ -315,6 +303,22 @@ impl ZarrInner {
                 Ok(false)
             }
             Err(e) => Err(s3.error(&self.chunk_path(chunk).display().to_string(), &e)),
+        }
+    }
+}
+
+/// The bytes of a chunk write: the caller's (copied into an uncompressed
+/// body), or a chunk merged here, which an uncompressed body takes over.
+enum Payload<'a> {
+    Borrowed(&'a [u8]),
+    Owned(ChunkBuf),
+}
+
+impl Payload<'_> {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Payload::Borrowed(b) => b,
+            Payload::Owned(b) => b,
         }
     }
 }
