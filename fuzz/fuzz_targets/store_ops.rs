@@ -88,11 +88,16 @@ impl Model {
         if axes.iter().any(|a| a.2 == 0) {
             return Vec::new();
         }
-        let mut out = Vec::new();
-        let mut idx = vec![0u64; axes.len()];
+        let mut out = Vec::with_capacity(axes.iter().map(|a| a.2 as usize).product());
+        // At most 4 axes (`run`); no vector per element.
+        let mut idx = [0u64; 4];
+        let idx = &mut idx[..axes.len()];
         loop {
-            let coord: Vec<u64> = idx.iter().zip(&axes).map(|(&i, a)| a.0 + i * a.1).collect();
-            out.push(self.linear(&coord));
+            let coord = idx.iter().zip(&axes).map(|(&i, a)| a.0 + i * a.1);
+            let linear = coord
+                .zip(&self.shape)
+                .fold(0u64, |acc, (i, &n)| acc * n + i) as usize;
+            out.push(linear);
             let mut k = idx.len();
             loop {
                 if k == 0 {
@@ -144,67 +149,55 @@ fn from_bytes(b: &[u8]) -> Vec<i32> {
         .collect()
 }
 
-/// Everything a store holds, read chunk by chunk straight from the store
-/// (not through an array: the oracle shares no code with what it checks,
-/// and costs a copy per row, not a cache and an array per call).
-fn contents(store: MemoryStore) -> Vec<i32> {
+/// Everything a store holds durably (what a crash now would leave), chunk
+/// by chunk straight from the store (not through an array: the oracle
+/// shares no code with what it checks, and costs a copy per row, not a
+/// cache and an array per call).
+fn contents(store: &MemoryStore) -> Vec<i32> {
     let meta = store.meta();
     let (shape, chunks) = (&meta.shape, &meta.chunks);
     let last = shape.len() - 1;
-    let grid: Vec<u64> = shape
-        .iter()
-        .zip(chunks)
-        .map(|(&n, &c)| n.div_ceil(c))
-        .collect();
     // Never-written chunks read as the fill value, 0.
     let mut out = vec![0i32; shape.iter().product::<u64>() as usize];
-    let mut k = vec![0u64; shape.len()];
-    loop {
-        if let Some(buf) = store.read_chunk(&k).unwrap() {
-            let vals = from_bytes(&buf);
-            // The part of the chunk inside the array (the store may keep
-            // rows past a shrunk end in the last chunk).
-            let ext: Vec<u64> = (0..=last)
-                .map(|d| chunks[d].min(shape[d] - k[d] * chunks[d]))
-                .collect();
-            let run = ext[last] as usize;
-            let mut r = vec![0u64; last];
-            'rows: loop {
-                let (mut src, mut dst) = (0u64, 0u64);
-                for d in 0..last {
-                    src = src * chunks[d] + r[d];
-                    dst = dst * shape[d] + k[d] * chunks[d] + r[d];
-                }
-                let src = (src * chunks[last]) as usize;
-                let dst = (dst * shape[last] + k[last] * chunks[last]) as usize;
-                out[dst..dst + run].copy_from_slice(&vals[src..src + run]);
-                let mut d = last;
-                loop {
-                    if d == 0 {
-                        break 'rows;
-                    }
-                    d -= 1;
-                    r[d] += 1;
-                    if r[d] < ext[d] {
-                        break;
-                    }
-                    r[d] = 0;
-                }
-            }
+    store.for_each_durable(|k, buf| {
+        // The part of the chunk inside the array (the store may keep rows
+        // past a shrunk end in the last chunk). At most 4 axes (`run`):
+        // fixed arrays, no vector per chunk or row.
+        let mut ext = [0u64; 4];
+        for d in 0..=last {
+            ext[d] = chunks[d].min(shape[d] - k[d] * chunks[d]);
         }
-        let mut d = last + 1;
+        let run = ext[last] as usize;
+        let mut r = [0u64; 4];
         loop {
-            if d == 0 {
-                return out;
+            let (mut src, mut dst) = (0u64, 0u64);
+            for d in 0..last {
+                src = src * chunks[d] + r[d];
+                dst = dst * shape[d] + k[d] * chunks[d] + r[d];
             }
-            d -= 1;
-            k[d] += 1;
-            if k[d] < grid[d] {
-                break;
+            let src = (src * chunks[last]) as usize * 4;
+            let dst = (dst * shape[last] + k[last] * chunks[last]) as usize;
+            for (o, b) in out[dst..dst + run]
+                .iter_mut()
+                .zip(buf[src..src + run * 4].chunks_exact(4))
+            {
+                *o = i32::from_ne_bytes(b.try_into().unwrap());
             }
-            k[d] = 0;
+            let mut d = last;
+            loop {
+                if d == 0 {
+                    return;
+                }
+                d -= 1;
+                r[d] += 1;
+                if r[d] < ext[d] {
+                    break;
+                }
+                r[d] = 0;
+            }
         }
-    }
+    });
+    out
 }
 
 /// One worker thread runs every input: the library's parallel flush then
@@ -289,7 +282,7 @@ fn run(input: Input) {
                    model: &mut Model,
                    durable: &mut Vec<i32>,
                    since: &mut Vec<(usize, i32)>| {
-        let now = contents(store.reopen());
+        let now = contents(store);
         assert_eq!(now.len(), model.values.len(), "durable shape differs");
         for (i, (&got, &want)) in now.iter().zip(&model.values).enumerate() {
             assert!(
@@ -392,7 +385,7 @@ fn run(input: Input) {
                 if matches!(op, Op::Reopen) {
                     drop(a);
                     store = Arc::new(store.reopen());
-                    let now = contents(store.reopen());
+                    let now = contents(&store);
                     if shape_known {
                         assert_eq!(now.len(), durable.len(), "durable shape differs");
                         if now != durable {
@@ -438,7 +431,7 @@ fn run(input: Input) {
                         // (which flushes first) as the model; an element
                         // a failed write left unknown holds its flushed
                         // value or one written since.
-                        let now = contents(store.reopen());
+                        let now = contents(&store);
                         assert_eq!(now.len(), durable.len(), "durable shape after resize");
                         if now != durable {
                             since.sort_unstable();

@@ -14,12 +14,17 @@ use super::{Capabilities, ChunkStore, StoreMeta};
 use crate::buffer::ChunkBuf;
 use crate::error::{Error, Result};
 
+/// Chunks by their row-major index in the grid (`MemoryStore::index`):
+/// a `u64` key makes every map clone (a flush, a reopen) one allocation,
+/// not one per chunk.
+type Chunks = HashMap<u64, Arc<[u8]>>;
+
 #[derive(Debug, Default)]
 struct State {
     /// What a reader sees now: every completed write.
-    live: HashMap<Vec<u64>, Arc<Vec<u8>>>,
+    live: Chunks,
     /// What survives a crash: the live map as of the last flush.
-    durable: HashMap<Vec<u64>, Arc<Vec<u8>>>,
+    durable: Chunks,
     /// Length of the first axis (a resize is durable at once).
     len: u64,
 }
@@ -30,6 +35,9 @@ struct State {
 pub struct MemoryStore {
     /// Shape as created; the first axis's current length is `State::len`.
     meta: StoreMeta,
+    /// Chunks per step of the first axis's chunk index: the product of
+    /// the other axes' chunk counts (which never change).
+    row_chunks: u64,
     state: Arc<Mutex<State>>,
     /// Operations (reads, writes, erases, flushes) left before every
     /// further operation fails; `u64::MAX` disables injection.
@@ -40,8 +48,16 @@ impl MemoryStore {
     /// An empty store (every chunk never written).
     pub fn new(meta: StoreMeta) -> Self {
         let len = meta.shape.first().copied().unwrap_or(0);
+        let row_chunks = meta
+            .shape
+            .iter()
+            .zip(&meta.chunks)
+            .skip(1)
+            .map(|(&n, &c)| n.div_ceil(c))
+            .product();
         MemoryStore {
             meta,
+            row_chunks,
             state: Arc::new(Mutex::new(State {
                 len,
                 ..State::default()
@@ -59,6 +75,7 @@ impl MemoryStore {
         };
         MemoryStore {
             meta: self.meta.clone(),
+            row_chunks: self.row_chunks,
             state: Arc::new(Mutex::new(State {
                 live: durable.clone(),
                 durable,
@@ -71,6 +88,34 @@ impl MemoryStore {
     /// Makes every operation after the next `n` fail with an I/O error.
     pub fn fail_after(&self, n: u64) {
         self.fail_after.store(n, Ordering::SeqCst);
+    }
+
+    /// Calls `f` with the coordinates and bytes of every chunk held
+    /// durably (what a crash now would leave), in no particular order.
+    /// For oracles that check a store's durable contents without copying
+    /// the store ([`reopen`](Self::reopen)) or each chunk (`read_chunk`).
+    pub fn for_each_durable(&self, mut f: impl FnMut(&[u64], &[u8])) {
+        let grid: Vec<u64> = self
+            .meta
+            .shape
+            .iter()
+            .zip(&self.meta.chunks)
+            .map(|(&n, &c)| n.div_ceil(c))
+            .collect();
+        let mut coord = vec![0u64; grid.len()];
+        let s = self.state.lock();
+        for (&i, bytes) in &s.durable {
+            // `index` inverted: row-major, the first axis unbounded.
+            let mut rest = i;
+            for d in (1..grid.len()).rev() {
+                coord[d] = rest % grid[d];
+                rest /= grid[d];
+            }
+            if let Some(c) = coord.first_mut() {
+                *c = rest;
+            }
+            f(&coord, bytes);
+        }
     }
 
     /// Number of chunks stored (live).
@@ -101,6 +146,20 @@ impl MemoryStore {
             *n = self.state.lock().len;
         }
         shape
+    }
+
+    /// The row-major index of a chunk [`check`](Self::check) accepted:
+    /// one-to-one on the grid, whatever the first axis's length.
+    fn index(&self, chunk: &[u64]) -> u64 {
+        chunk
+            .iter()
+            .zip(&self.meta.shape)
+            .zip(&self.meta.chunks)
+            .skip(1)
+            .fold(
+                chunk.first().copied().unwrap_or(0),
+                |acc, ((&k, &n), &c)| acc * n.div_ceil(c) + k,
+            )
     }
 
     fn check(&self, chunk: &[u64]) -> Result<()> {
@@ -152,7 +211,7 @@ impl ChunkStore for MemoryStore {
             .state
             .lock()
             .live
-            .get(chunk)
+            .get(&self.index(chunk))
             .map(|d| ChunkBuf::copy_of(d)))
     }
 
@@ -172,14 +231,14 @@ impl ChunkStore for MemoryStore {
         self.state
             .lock()
             .live
-            .insert(chunk.to_vec(), Arc::new(data.to_vec()));
+            .insert(self.index(chunk), Arc::from(data));
         Ok(())
     }
 
     fn erase_chunk(&self, chunk: &[u64]) -> Result<()> {
         self.check(chunk)?;
         self.tick()?;
-        self.state.lock().live.remove(chunk);
+        self.state.lock().live.remove(&self.index(chunk));
         Ok(())
     }
 
@@ -205,10 +264,12 @@ impl ChunkStore for MemoryStore {
             return Err(Error::invalid("a 0-d array has no axis to resize"));
         }
         self.tick()?;
-        let rows = len.div_ceil(self.meta.chunks[0]);
+        // The chunks of the first `rows` chunk rows are the indices below
+        // `rows * row_chunks` (row-major, first axis slowest).
+        let end = len.div_ceil(self.meta.chunks[0]) * self.row_chunks;
         let mut s = self.state.lock();
-        s.live.retain(|c, _| c[0] < rows);
-        s.durable.retain(|c, _| c[0] < rows);
+        s.live.retain(|&i, _| i < end);
+        s.durable.retain(|&i, _| i < end);
         s.len = len;
         Ok(())
     }
