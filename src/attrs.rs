@@ -83,6 +83,7 @@ pub fn dropped_by(format: Format, labels: &Labels) -> Vec<String> {
         .is_some_and(|n| n.iter().any(Option::is_some));
     let mut out = Vec::new();
     match format {
+        #[cfg(feature = "zarr")]
         Format::Zarr => {}
         Format::Npy => {
             if !attrs.is_empty() {
@@ -137,6 +138,7 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "zarr")]
     #[test]
     fn arrays_take_attributes_and_names_from_options_and_show_them() {
         let dir = tempfile::tempdir().unwrap();
@@ -202,6 +204,7 @@ mod tests {
             json!({"units": "mV", "meta": {"a": 1}}),
             Some(vec![Some("t"), None]),
         );
+        #[cfg(feature = "zarr")]
         assert!(dropped_by(Format::Zarr, &l).is_empty());
         let npy = dropped_by(Format::Npy, &l);
         assert_eq!(npy.len(), 2, "{npy:?}");

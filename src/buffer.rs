@@ -75,6 +75,10 @@ impl ChunkBuf {
 
     /// A copy of `bytes`.
     pub fn copy_of(bytes: &[u8]) -> ChunkBuf {
+        if bytes.len() < MAP_THRESHOLD {
+            // Not zeroed first, as `zeroed` would.
+            return ChunkBuf::from(bytes.to_vec());
+        }
         let mut b = ChunkBuf::zeroed(bytes.len());
         b.copy_from_slice(bytes);
         b

@@ -90,6 +90,13 @@ impl FromStr for Codec {
     }
 }
 
+/// An upper bound of a chunk's encoded size: lz4, zstd and deflate add at
+/// most a few bytes per 128 input bytes plus a small header.
+#[cfg(any(feature = "zarr", feature = "hdf5"))]
+pub(crate) fn encoded_bound(n: usize) -> usize {
+    n + n / 128 + 1024
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

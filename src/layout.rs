@@ -362,10 +362,8 @@ fn fill_elems<const N: usize>(dst: &mut [u8], value: &[u8], d: usize, n: usize, 
     }
 }
 
-/// Writes `value` (one element's bytes) into every element of a
-/// `counts`-shaped region of `dst`.
-/// Whether every element of a region of `src` equals `value` (a grow
-/// checks that the rows past the old end hold the fill value).
+/// Whether every element of a region of `src` equals `value` (a resize
+/// checks that the rows it would clear hold the fill value already).
 pub(crate) fn region_holds(
     counts: &[usize],
     value: &[u8],
@@ -389,6 +387,8 @@ pub(crate) fn region_holds(
     all
 }
 
+/// Writes `value` (one element's bytes) into every element of a
+/// `counts`-shaped region of `dst`.
 pub(crate) fn fill_region(counts: &[usize], value: &[u8], dst: &mut [u8], dst_at: Strided<'_>) {
     let elem = value.len();
     let zeros = vec![0usize; counts.len()];

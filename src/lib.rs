@@ -13,6 +13,8 @@
 //! array, reduced, converted to a float64 `.npy`, and closed:
 //!
 //! ```
+//! # #[cfg(not(feature = "zarr"))] fn main() {}
+//! # #[cfg(feature = "zarr")]
 //! # fn main() -> chunkyard::Result<()> {
 //! # let dir = tempfile::tempdir().unwrap();
 //! # let (vol, copy) = (dir.path().join("vol.zarr"), dir.path().join("copy.npy"));
@@ -187,7 +189,7 @@ pub use units::{format_bytes, parse_size};
 pub use view::View;
 
 /// `docs/operations.md`, whose Rust examples run as doctests.
-#[cfg(doctest)]
+#[cfg(all(doctest, feature = "zarr"))]
 #[doc = include_str!("../docs/operations.md")]
 pub struct OperationsDoc;
 
@@ -205,7 +207,9 @@ pub mod internals {
     pub use crate::store::hdf5::index::{
         lz4_filter_decode as hdf5_lz4_filter_decode, stored_chunk as hdf5_stored_chunk,
     };
+    #[cfg(feature = "zarr")]
     pub use crate::store::zarr::blosc;
+    #[cfg(feature = "zarr")]
     pub use crate::store::zarr::lz4;
     /// The `s3_responses` fuzz target's seam: an `object_store` of its own
     /// in place of the S3 client (and the crate, so that it implements

@@ -14,10 +14,9 @@ use crate::dtype::{DType, Element, Endian};
 use crate::error::{Error, Result};
 #[cfg(feature = "s3")]
 use crate::store::zarr::S3Options;
-use crate::store::zarr::{is_object_url, is_zarr_dir, object_url};
-use crate::store::{
-    ChunkStore, Labels, NpyOptions, NpyStore, Order, RawLayout, ZarrOptions, ZarrStore,
-};
+use crate::store::{ChunkStore, Labels, NpyOptions, NpyStore, Order, RawLayout};
+#[cfg(feature = "zarr")]
+use crate::store::{ZarrOptions, ZarrStore};
 
 /// On-disk formats chunkyard reads and writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,7 +24,8 @@ use crate::store::{
 pub enum Format {
     /// NumPy `.npy` (or a headerless raw file with a [`RawLayout`]).
     Npy,
-    /// A Zarr v3 (or v2) array directory.
+    /// A Zarr v3 (or v2) array directory (feature `zarr`, on by default).
+    #[cfg(feature = "zarr")]
     Zarr,
     /// A dataset of an HDF5 file: `file.h5:/group/dataset` (feature `hdf5`).
     #[cfg(feature = "hdf5")]
@@ -48,7 +48,7 @@ impl Format {
                     "{url}: object storage holds Zarr arrays only (name it .zarr)"
                 )));
             }
-            return Ok(Format::Zarr);
+            return zarr_format(path);
         }
         if split_hdf5_path(path).is_some() {
             #[cfg(feature = "hdf5")]
@@ -65,14 +65,66 @@ impl Format {
             .map(|e| e.to_ascii_lowercase());
         match ext.as_deref() {
             Some("npy") => Ok(Format::Npy),
-            Some("zarr") => Ok(Format::Zarr),
-            _ if is_zarr_dir(path) => Ok(Format::Zarr),
+            Some("zarr") => zarr_format(path),
+            _ if is_zarr_dir(path) => zarr_format(path),
             _ => Err(Error::invalid(format!(
                 "{}: cannot tell the format from the extension (expected .npy, .zarr, .h5 or .hdf5)",
                 path.display()
             ))),
         }
     }
+
+    /// A Zarr array (false in a build without the `zarr` feature).
+    #[cfg(feature = "zarr")]
+    fn is_zarr(self) -> bool {
+        self == Format::Zarr
+    }
+
+    #[cfg(not(feature = "zarr"))]
+    fn is_zarr(self) -> bool {
+        false
+    }
+}
+
+/// [`Format::Zarr`], or the error of a build without it.
+#[cfg(feature = "zarr")]
+fn zarr_format(_path: &Path) -> Result<Format> {
+    Ok(Format::Zarr)
+}
+
+#[cfg(not(feature = "zarr"))]
+fn zarr_format(path: &Path) -> Result<Format> {
+    Err(Error::Unsupported(format!(
+        "{}: built without Zarr support; rebuild with --features zarr",
+        path.display()
+    )))
+}
+
+/// True if `path` is an object storage URL (`s3://bucket/prefix`); with
+/// the `s3` feature off such a path is refused with a message that says
+/// so.
+pub(crate) fn is_object_url(path: &Path) -> bool {
+    path.to_str().is_some_and(|s| s.starts_with("s3://"))
+}
+
+/// The URL of an object storage path, or an error if chunkyard was built
+/// without the `s3` feature.
+pub(crate) fn object_url(path: &Path) -> Result<&str> {
+    let url = path.to_str().unwrap_or_default();
+    if cfg!(feature = "s3") {
+        Ok(url)
+    } else {
+        Err(Error::Unsupported(format!(
+            "{url}: object storage needs chunkyard built with the `s3` feature \
+             (cargo build --features s3)"
+        )))
+    }
+}
+
+/// True if a path is a Zarr array directory (holds `zarr.json` or
+/// `.zarray`).
+pub(crate) fn is_zarr_dir(path: &Path) -> bool {
+    !is_object_url(path) && (path.join("zarr.json").is_file() || path.join(".zarray").is_file())
 }
 
 /// Splits an HDF5 path, `file.h5:/group/dataset` (or `.hdf5`), into the
@@ -316,7 +368,7 @@ impl ArrayOptions {
         }
         if opts.fill.is_none()
             && src.fill_value().iter().any(|&b| b != 0)
-            && matches!(Format::from_path(path), Ok(Format::Zarr))
+            && Format::from_path(path).is_ok_and(Format::is_zarr)
         {
             let mut fill = vec![0; dtype.size()];
             crate::dtype::cast_bytes(src.dtype(), src.fill_value(), dtype, &mut fill);
@@ -421,9 +473,10 @@ impl ArrayHandle {
         });
         // With shards the store's chunk is the shard; `chunks` (given,
         // or the default for the shard) is the inner chunk shape.
+        #[cfg_attr(not(feature = "zarr"), allow(unused_variables))]
         let (chunks, inner_chunks) = match &opts.shards {
             None => (chunks, None),
-            Some(_) if format != Format::Zarr => {
+            Some(_) if !format.is_zarr() => {
                 return Err(Error::Unsupported(format!(
                     "{}: only Zarr arrays are sharded",
                     path.display()
@@ -459,6 +512,7 @@ impl ArrayHandle {
                 };
                 Arc::new(NpyStore::create(path, dtype, &opts.shape, &chunks, &npy)?)
             }
+            #[cfg(feature = "zarr")]
             Format::Zarr => {
                 if opts.order != Order::C {
                     return Err(Error::Unsupported(format!(
@@ -530,7 +584,7 @@ impl ArrayHandle {
                 Format::Npy => Arc::new(NpyStore::open(path, chunks, writable)?),
                 #[cfg(feature = "s3")]
                 Format::Zarr => Arc::new(ZarrStore::open_with(path, writable, &opts.s3)?),
-                #[cfg(not(feature = "s3"))]
+                #[cfg(all(feature = "zarr", not(feature = "s3")))]
                 Format::Zarr => Arc::new(ZarrStore::open(path, writable)?),
                 #[cfg(feature = "hdf5")]
                 Format::Hdf5 => {

@@ -29,10 +29,12 @@ pub(crate) mod filemap;
 pub(crate) mod hdf5;
 mod memory;
 pub(crate) mod npy;
+#[cfg(any(feature = "zarr", feature = "hdf5"))]
 pub(crate) mod rawio;
 mod region;
 mod wrap;
 mod written;
+#[cfg(feature = "zarr")]
 pub(crate) mod zarr;
 
 // The test suite every store runs: a new backend is one file plus one
@@ -52,6 +54,7 @@ pub use npy::{
 };
 pub use wrap::{Hooks, Wrapped};
 pub use written::Written;
+#[cfg(feature = "zarr")]
 pub use zarr::{ZarrOptions, ZarrStore};
 
 use std::fmt;
@@ -69,6 +72,7 @@ pub(crate) use region::{copy_region_of_chunk, place_region};
 /// 4 KiB pieces against the fill repeated, by `memcmp`, which stops at the
 /// first difference: a chunk of data costs a few bytes' comparison, a
 /// chunk of fill one pass at memory speed.
+#[cfg(any(feature = "zarr", feature = "hdf5"))]
 pub(crate) fn is_fill(data: &[u8], fill: &[u8]) -> bool {
     const PIECE: usize = 4096;
     let k = fill.len();
@@ -526,6 +530,7 @@ mod tests {
     use super::*;
     use parking_lot::Mutex;
 
+    #[cfg(any(feature = "zarr", feature = "hdf5"))]
     #[test]
     fn is_fill_compares_every_element_bytewise() {
         for k in [1usize, 2, 4, 8] {

@@ -11,9 +11,9 @@ use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use chunkyard::store::{
-    ChunkStore, MemoryStore, NpyOptions, NpyStore, StoreMeta, ZarrOptions, ZarrStore,
-};
+use chunkyard::store::{ChunkStore, MemoryStore, NpyOptions, NpyStore, StoreMeta};
+#[cfg(feature = "zarr")]
+use chunkyard::store::{ZarrOptions, ZarrStore};
 use chunkyard::{DType, Element};
 
 /// A backend the model tests run on.
@@ -21,6 +21,7 @@ use chunkyard::{DType, Element};
 pub enum Backend {
     Memory,
     Npy,
+    #[cfg(feature = "zarr")]
     Zarr,
     #[cfg(feature = "hdf5")]
     Hdf5,
@@ -31,6 +32,7 @@ pub fn backends() -> Vec<Backend> {
     vec![
         Backend::Memory,
         Backend::Npy,
+        #[cfg(feature = "zarr")]
         Backend::Zarr,
         #[cfg(feature = "hdf5")]
         Backend::Hdf5,
@@ -69,6 +71,7 @@ impl TestStore {
                     backend,
                 }
             }
+            #[cfg(feature = "zarr")]
             Backend::Zarr => {
                 let path = dir.join("a.zarr");
                 let fill = vec![0; dtype.size()];
@@ -135,6 +138,7 @@ impl TestStore {
                     backend: self.backend,
                 }
             }
+            #[cfg(feature = "zarr")]
             (None, Some(path)) if self.backend == Backend::Zarr => {
                 let s = ZarrStore::open(path, writable).expect("reopen zarr");
                 TestStore {

@@ -464,6 +464,7 @@ fn npy_survives_kill_9() {
     assert_no_loss(Kind::Npy, SHORT_TRIALS);
 }
 
+#[cfg(feature = "zarr")]
 #[test]
 fn zarr_survives_kill_9() {
     assert_no_loss(Kind::Zarr, SHORT_TRIALS);
@@ -472,11 +473,13 @@ fn zarr_survives_kill_9() {
 /// Uncompressed Zarr, whose whole chunks are synced and renamed in the
 /// background: a kill before the rename leaves the old chunk (and a
 /// temporary file the reopen removes), never a torn or empty one.
+#[cfg(feature = "zarr")]
 #[test]
 fn zarr_raw_survives_kill_9() {
     assert_no_loss(Kind::ZarrRaw, SHORT_TRIALS);
 }
 
+#[cfg(feature = "zarr")]
 #[test]
 #[ignore = "200 trials, about a minute: cargo test --release --test external crash -- --ignored --nocapture"]
 fn zarr_raw_survives_kill_9_long() {
@@ -505,6 +508,7 @@ fn npy_survives_kill_9_long() {
     assert_no_loss(Kind::Npy, LONG_TRIALS);
 }
 
+#[cfg(feature = "zarr")]
 #[test]
 #[ignore = "200 trials, about a minute: cargo test --release --test external crash -- --ignored --nocapture"]
 fn zarr_survives_kill_9_long() {

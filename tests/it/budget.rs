@@ -89,6 +89,7 @@ fn one_budget_covers_resident_and_in_flight_bytes() {
 /// The reservation itself: with a store whose write buffer is a whole
 /// chunk, a flush of a cache full of dirty chunks runs fewer writes at
 /// once rather than exceed the budget.
+#[cfg(feature = "zarr")]
 #[test]
 fn flush_of_a_full_cache_stays_within_budget() {
     let dir = tempfile::tempdir().unwrap();
@@ -129,7 +130,11 @@ fn flush_of_a_full_cache_stays_within_budget() {
 #[test]
 fn several_writers_overshoot_by_at_most_a_chunk_each() {
     const THREADS: usize = 4;
-    for backend in [Backend::Npy, Backend::Zarr] {
+    for backend in [
+        Backend::Npy,
+        #[cfg(feature = "zarr")]
+        Backend::Zarr,
+    ] {
         let dir = tempfile::tempdir().unwrap();
         let shape = [64 * 32, 256];
         let t = TestStore::create(backend, dir.path(), DType::U32, &shape, &CHUNK);

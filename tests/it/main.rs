@@ -13,6 +13,7 @@ mod append;
 mod budget;
 mod concurrency;
 mod fail_closed;
+mod left_out;
 mod model;
 mod oversize_reads;
 mod write_behind;

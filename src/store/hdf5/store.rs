@@ -414,7 +414,7 @@ impl Hdf5Inner {
         }
         match &self.access {
             Access::Direct(steps) if self.verbatim(steps) => 0,
-            Access::Direct(_) => 2 * crate::store::zarr::encoded_bound(self.meta.chunk_bytes()),
+            Access::Direct(_) => 2 * crate::codec::encoded_bound(self.meta.chunk_bytes()),
             // The chunk's part inside the array, then as typed values.
             Access::Hyperslab { .. } => 2 * self.meta.chunk_bytes(),
         }

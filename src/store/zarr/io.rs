@@ -224,8 +224,8 @@ impl ZarrInner {
     }
 
     /// Writes a whole chunk; the caller holds its lock (`lock_chunk`).
-    /// Writes a whole chunk; `deferred`: a raw chunk file's sync and
-    /// rename may be left to the storage's background thread.
+    /// `deferred`: a raw chunk file's sync and rename may be left to the
+    /// storage's background threads (`DirStorage::write_deferred`).
     fn write_chunk_locked(&self, chunk: &[u64], data: &[u8], deferred: bool) -> Result<()> {
         let stored = match self.storage.dir() {
             // A raw chunk's file is the chunk's bytes: written straight

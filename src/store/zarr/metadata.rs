@@ -271,7 +271,7 @@ impl ZarrInner {
             );
         }
         #[cfg(feature = "s3")]
-        if super::is_object_url(path) {
+        if crate::open::is_object_url(path) {
             return super::s3meta::create(path, &builder, grid, opts.overwrite, &opts.s3);
         }
         make_dir(path, opts.overwrite)?;
@@ -308,7 +308,7 @@ impl ZarrInner {
         blosc::register();
         capped::register();
         #[cfg(feature = "s3")]
-        let (storage, array) = if super::is_object_url(path) {
+        let (storage, array) = if crate::open::is_object_url(path) {
             super::s3meta::open(path, writable, s3)?
         } else {
             Self::open_dir(path, writable)?

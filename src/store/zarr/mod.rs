@@ -89,6 +89,8 @@ use crate::codec::Codec;
 use crate::dtype::{DType, Endian};
 use crate::error::{Error, Result};
 
+pub(crate) use crate::codec::encoded_bound;
+pub(crate) use crate::open::is_zarr_dir;
 pub(crate) use storage::Storage;
 
 #[cfg(feature = "s3")]
@@ -99,28 +101,6 @@ pub use s3options::S3Options;
 #[derive(Debug, Clone, Default)]
 pub(crate) struct S3Options {
     _none: (),
-}
-
-/// True if `path` is an object storage URL (`s3://bucket/prefix`); with
-/// the `s3` feature off such a path is refused with a message that says
-/// so.
-pub(crate) fn is_object_url(path: &Path) -> bool {
-    path.to_str().is_some_and(|s| s.starts_with("s3://"))
-}
-
-/// The URL of an object storage path, or an error if chunkyard was built
-/// without the `s3` feature.
-#[cfg_attr(not(feature = "s3"), allow(dead_code))]
-pub(crate) fn object_url(path: &Path) -> Result<&str> {
-    let url = path.to_str().unwrap_or_default();
-    if cfg!(feature = "s3") {
-        Ok(url)
-    } else {
-        Err(Error::Unsupported(format!(
-            "{url}: object storage needs chunkyard built with the `s3` feature \
-             (cargo build --features s3)"
-        )))
-    }
 }
 
 /// How [`ZarrStore::create`] lays out a new array.
@@ -158,12 +138,6 @@ impl Default for ZarrOptions {
             s3: S3Options::default(),
         }
     }
-}
-
-/// True if a path is a Zarr array directory (holds `zarr.json` or
-/// `.zarray`).
-pub(crate) fn is_zarr_dir(path: &Path) -> bool {
-    !is_object_url(path) && path.join("zarr.json").is_file() || path.join(".zarray").is_file()
 }
 
 /// A [`ChunkStore`](crate::store::ChunkStore) over one Zarr array
@@ -217,12 +191,6 @@ struct ZarrInner {
     /// written here: the condition of its next merging write.
     #[cfg(feature = "s3")]
     versions: s3chunks::Versions,
-}
-
-/// An upper bound of a chunk's encoded size: lz4, zstd and deflate add at
-/// most a few bytes per 128 input bytes plus a small header.
-pub(crate) fn encoded_bound(n: usize) -> usize {
-    n + n / 128 + 1024
 }
 
 fn store_error(message: String) -> Error {
