@@ -10,9 +10,10 @@ freshly opened file:
 - a random element ``a[i, j, k]`` (µs each, over many);
 - a random 64 x 64 tile ``a[i, r:r+64, c:c+64]`` (µs each);
 - a whole plane ``a[i]`` (GB/s);
-- threads: the same random 256 x 256 tiles read by one Python thread,
-  then split between two (throughput of two / one: what releasing the
-  GIL buys).
+- threads: 2,000 random 256 x 256 tiles read by one Python thread, then
+  2,000 others split between two (throughput of two / one: what
+  releasing the GIL buys; other tiles, so that the second pass does not
+  find pages the first one mapped).
 
     python python/bench/access.py --depth 100 --dir /tmp
 
@@ -107,12 +108,16 @@ def plane_gbps(a, planes) -> float:
     return len(planes) * ROWS * COLS * 4 / (time.perf_counter() - t) / 1e9
 
 
-def two_thread_ratio(a, corners, n=256) -> float:
-    """Throughput of two threads over one, the same tiles."""
+def two_thread_ratio(a, corners, others, n=256) -> float:
+    """Throughput of two threads over one: one thread reads `corners`,
+    two threads split `others`, as many tiles drawn alike. Different
+    tiles, so that neither pass finds pages the other left mapped (a
+    tool that never releases its map's pages, numpy.memmap, would give
+    the second pass hits the first one paid for)."""
     t = time.perf_counter()
     tiles(a, corners, n)
     one = time.perf_counter() - t
-    halves = [corners[0::2], corners[1::2]]
+    halves = [others[0::2], others[1::2]]
     ths = [threading.Thread(target=tiles, args=(a, h, n)) for h in halves]
     t = time.perf_counter()
     for th in ths:
@@ -166,9 +171,9 @@ def main() -> None:
             corners = [tuple(int(x) for x in v) for v in zip(
                 r.integers(0, args.depth, 2000), r.integers(0, ROWS - 64, 2000),
                 r.integers(0, COLS - 64, 2000))]
-            big = [tuple(int(x) for x in v) for v in zip(
+            big, big2 = ([tuple(int(x) for x in v) for v in zip(
                 r.integers(0, args.depth, 2000), r.integers(0, ROWS - 256, 2000),
-                r.integers(0, COLS - 256, 2000))]
+                r.integers(0, COLS - 256, 2000))] for _ in range(2))
             planes = [int(x) for x in r.integers(0, args.depth, 20)]
             order = tools if rnd % 2 == 0 else tools[::-1]
             for t in order:
@@ -176,7 +181,7 @@ def main() -> None:
                 res[t]["element"].append(element_us(o(), picks))
                 res[t]["tile"].append(tile_us(o(), corners))
                 res[t]["plane"].append(plane_gbps(o(), planes))
-                res[t]["threads"].append(two_thread_ratio(o(), big))
+                res[t]["threads"].append(two_thread_ratio(o(), big, big2))
         med = {t: {k: statistics.median(v) for k, v in d.items()} for t, d in res.items()}
         print(f"volume {shape} float32, chunks (1, {ROWS}, {COLS}), warm, "
               f"{args.rounds} rounds alternated; medians")

@@ -61,7 +61,17 @@ struct ArrayInner {
     /// caller: the flush on drop then fails quietly instead of printing
     /// the same failure a second time.
     close_failed: AtomicBool,
+    /// Chunks (by linear index) that a read lately took whole, straight
+    /// from a store that reads parts of chunks into the caller's buffer
+    /// instead of through the cache: the next whole read of one of them
+    /// loads it into the cache. See `read_impl`.
+    read_once: Mutex<lru::LruCache<u64, ()>>,
 }
+
+/// Bounds of how many chunks `ArrayInner::read_once` remembers: as many as
+/// the cache's budget holds, within these.
+const READ_ONCE_MIN: usize = 16;
+const READ_ONCE_MAX: usize = 4096;
 
 impl Drop for ArrayInner {
     fn drop(&mut self) {
@@ -148,7 +158,7 @@ impl ArrayHandle {
         cache: ChunkCache,
         path: Option<PathBuf>,
     ) -> Result<Self> {
-        let meta = store.meta().clone();
+        let meta = store.meta();
         let grid = ChunkGrid::new(&meta.shape, &meta.chunks, meta.dtype.size())?;
         if meta.fill.len() != meta.dtype.size() {
             return Err(Error::invalid(format!(
@@ -160,6 +170,8 @@ impl ArrayHandle {
         }
         let caps = store.capabilities();
         let len0 = grid.shape().first().copied().unwrap_or(1);
+        let chunk_bytes = grid.chunk_elements().saturating_mul(meta.dtype.size());
+        let remembered = (cache.budget() / chunk_bytes.max(1)).clamp(READ_ONCE_MIN, READ_ONCE_MAX);
         let current = Arc::new(grid.clone());
         let owner = cache.register(store, grid, meta.fill);
         Ok(ArrayHandle {
@@ -173,6 +185,11 @@ impl ArrayHandle {
                 len0: AtomicU64::new(len0),
                 resizing: Mutex::new(()),
                 close_failed: AtomicBool::new(false),
+                // Sparse: an array that never reads a whole chunk
+                // allocates no table for up to 4,096 entries.
+                read_once: Mutex::new(lru::LruCache::sparse(
+                    std::num::NonZeroUsize::new(remembered).expect("at least READ_ONCE_MIN"),
+                )),
             }),
         })
     }

@@ -5,7 +5,7 @@
 use std::sync::atomic::Ordering;
 
 use crate::cache::Access;
-use crate::chunk_grid::Piece;
+use crate::chunk_grid::{ChunkGrid, Piece};
 use crate::error::{Error, Result, SelectionError};
 use crate::layout::{Strided, copy_region, fill_region, single_run, small_c_strides};
 use crate::selection::ResolvedSelection;
@@ -21,6 +21,15 @@ impl ArrayHandle {
     /// the store, if the store can; otherwise it is loaded into the cache,
     /// unless it is larger than the cache's whole budget: then it is read
     /// as [`read_bytes_streaming`](Self::read_bytes_streaming) reads.
+    ///
+    /// A whole chunk of such a store (one that reads parts of chunks:
+    /// uncompressed data) that lands as one run of `out` is read straight
+    /// into `out` the first time, and loaded into the cache only when it is
+    /// read whole again while the array still remembers it (as many chunks
+    /// as the cache holds): the file's page cache holds it already, so a
+    /// loop over planes read once each costs one copy, not two, and evicts
+    /// nothing, while a plane read again is cached for the small reads
+    /// that may follow.
     pub fn read_bytes(&self, sel: &ResolvedSelection, out: &mut [u8]) -> Result<()> {
         self.read_impl(sel, out, false)
     }
@@ -58,7 +67,11 @@ impl ArrayHandle {
                 copy_region(&lay.counts, elem, chunk, lay.chunk(), out, out_at)
             };
             let small = piece.num_elements() * 2 < chunk_elems;
-            if !(streaming || oversize || (partial && small)) {
+            let once = partial
+                && !(streaming || oversize || small)
+                && self.whole_run(&lay, out_at).is_some()
+                && self.first_whole_read(&grid, &piece.chunk);
+            if !(streaming || oversize || (partial && small) || once) {
                 cache.with_chunk(owner, &piece.chunk, Access::Read, |c| copy(c, out))?;
                 continue;
             }
@@ -75,6 +88,38 @@ impl ArrayHandle {
         Ok(())
     }
 
+    /// Where the piece lands in `out` (first element, elements) if it is
+    /// its whole chunk and lands as one run, from the chunk's start: the
+    /// store can then read it straight there.
+    fn whole_run(&self, lay: &PieceLayout, out_at: Strided<'_>) -> Option<(usize, usize)> {
+        let whole = lay.counts.len() == self.ndim()
+            && lay
+                .counts
+                .iter()
+                .zip(self.chunks())
+                .all(|(&n, &c)| n as u64 == c);
+        if !whole {
+            return None;
+        }
+        match single_run(&lay.counts, lay.chunk(), out_at) {
+            Some((0, dst, n)) => Some((dst, n)),
+            _ => None,
+        }
+    }
+
+    /// Notes a whole read of `chunk`: true the first time (the chunk is
+    /// then remembered), false if it was read whole lately (and forgotten:
+    /// this read loads it into the cache).
+    fn first_whole_read(&self, grid: &ChunkGrid, chunk: &[u64]) -> bool {
+        let key = grid.linear_index(chunk);
+        let mut seen = self.inner.read_once.lock();
+        if seen.pop(&key).is_some() {
+            return false;
+        }
+        seen.put(key, ());
+        true
+    }
+
     /// Reads one piece from the store into `out` without the cache.
     fn read_uncached(
         &self,
@@ -84,13 +129,7 @@ impl ArrayHandle {
         out_at: Strided<'_>,
     ) -> Result<()> {
         let elem = self.dtype().size();
-        let whole = lay.counts.len() == self.ndim()
-            && lay
-                .counts
-                .iter()
-                .zip(self.chunks())
-                .all(|(&n, &c)| n as u64 == c);
-        if whole && let Some((0, dst, n)) = single_run(&lay.counts, lay.chunk(), out_at) {
+        if let Some((dst, n)) = self.whole_run(lay, out_at) {
             let dst = &mut out[dst * elem..(dst + n) * elem];
             if !self.store().read_chunk_into(&piece.chunk, dst)? {
                 fill_region(

@@ -2,19 +2,20 @@
 //! concurrent appends, and the typed `append`.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
 use parking_lot::MutexGuard;
 
 use ndarray::{AsArray, Dimension};
 
-use crate::chunk_grid::ChunkGrid;
+use crate::cache::Access;
+use crate::chunk_grid::{ChunkGrid, Piece};
 use crate::dtype::Element;
 use crate::error::{Error, Result};
-use crate::layout::{fill_region, region_holds};
+use crate::layout::{Small, Strided, fill_region, region_holds, small_c_strides};
 use crate::selection::{AxisSel, ResolvedSelection};
 
-use super::{Array, ArrayHandle};
+use super::{Array, ArrayHandle, PieceLayout};
 
 impl ArrayHandle {
     /// Changes the length of the first axis to `len`, like h5py's
@@ -24,10 +25,11 @@ impl ArrayHandle {
     /// before keep the region they were made over.
     ///
     /// The new shape is durable when this returns. A shrink flushes the
-    /// array (before cutting, and again after clearing the part of the new
-    /// last chunk past the end). A grow checks that part of the old last
-    /// chunk first, since a shrink cut short (a failure, a crash) leaves
-    /// old rows there, and clears and flushes it if it must. Reads and writes running on other threads
+    /// array before cutting, then clears the part of the new last chunk
+    /// row past the end where it holds data, and flushes again if it did.
+    /// A grow checks that part of the old last chunk row first, since a
+    /// shrink cut short (a failure, a crash) leaves old rows there, and
+    /// clears and flushes it if it must. Reads and writes running on other threads
     /// meanwhile see the old shape or the new one; one that touches rows a
     /// shrink removes may fail.
     ///
@@ -83,32 +85,12 @@ impl ArrayHandle {
             // which failures left the store unchanged).
             let c0 = old.chunk_shape()[0];
             let tail_end = old_len.div_ceil(c0) * c0;
-            if tail_end > old_len {
-                let mut axes = ResolvedSelection::full(grid.shape()).axes().to_vec();
-                axes[0] = AxisSel::Range {
-                    start: old_len,
-                    step: 1,
-                    count: tail_end.min(len) - old_len,
-                };
-                let fill = owner.fill.clone();
-                let no_strides = vec![0; self.ndim()];
-                let stale = AtomicBool::new(false);
-                self.for_each_chunk_mut_in(
-                    &grid,
-                    &ResolvedSelection::from_axes(axes),
-                    &no_strides,
-                    None,
-                    |lay, chunk, _| {
-                        if !region_holds(&lay.counts, &fill, chunk, lay.chunk()) {
-                            fill_region(&lay.counts, &fill, chunk, lay.chunk());
-                            stale.store(true, Ordering::Relaxed);
-                        }
-                    },
-                )
-                .map_err(poison)?;
-                if stale.load(Ordering::Relaxed) {
-                    self.flush().map_err(poison)?;
-                }
+            if tail_end > old_len
+                && self
+                    .clear_rows(&grid, old_len, tail_end.min(len) - old_len)
+                    .map_err(poison)?
+            {
+                self.flush().map_err(poison)?;
             }
             self.store().resize(len).map_err(poison)?;
             publish(grid);
@@ -136,26 +118,83 @@ impl ArrayHandle {
             .cache
             .purge_where(owner, |coord| coord.first().is_some_and(|&k| k >= kept));
         let cut_end = (kept * c0).min(old_len);
-        if len < cut_end {
-            let mut axes = ResolvedSelection::full(old.shape()).axes().to_vec();
-            axes[0] = AxisSel::Range {
-                start: len,
-                step: 1,
-                count: cut_end - len,
-            };
-            let fill = owner.fill.clone();
-            let no_strides = vec![0; self.ndim()];
-            self.for_each_chunk_mut_in(
-                &old,
-                &ResolvedSelection::from_axes(axes),
-                &no_strides,
-                None,
-                |lay, chunk, _| fill_region(&lay.counts, &fill, chunk, lay.chunk()),
-            )
-            .map_err(halfway)?;
+        if len < cut_end && self.clear_rows(&old, len, cut_end - len).map_err(halfway)? {
             self.flush().map_err(halfway)?;
         }
         Ok(())
+    }
+
+    /// Makes rows `start..start + count` of the first axis, within one
+    /// chunk row of `grid`, hold the fill value in every chunk, and says
+    /// whether any chunk had to change (the caller then flushes). Each
+    /// chunk is read first and updated only if that part is not all fill
+    /// already: marking every chunk of the row dirty would write each back
+    /// (storing never-written chunks as fill chunks) on every resize that
+    /// does not end on a chunk boundary, such as each `append` of a row
+    /// into chunks of several rows.
+    fn clear_rows(&self, grid: &ChunkGrid, start: u64, count: u64) -> Result<bool> {
+        let owner = &self.inner.owner;
+        let mut axes = ResolvedSelection::full(grid.shape()).axes().to_vec();
+        axes[0] = AxisSel::Range {
+            start,
+            step: 1,
+            count,
+        };
+        let rows = ResolvedSelection::from_axes(axes);
+        let fill = &owner.fill;
+        let no_strides = vec![0; self.ndim()];
+        let cstrides = small_c_strides(self.chunks());
+        let cache = &self.inner.cache;
+        let mut changed = false;
+        for piece in grid.pieces(&rows) {
+            let lay = PieceLayout::new(&piece, &cstrides, &no_strides);
+            if !self.holds_fill(&piece, &lay, fill)? {
+                let region = (lay.chunk_offset, &lay.counts[..], &lay.chunk_strides[..]);
+                cache.with_chunk_at(
+                    owner,
+                    &piece.chunk,
+                    Access::Update,
+                    Some(region),
+                    |chunk| fill_region(&lay.counts, fill, chunk, lay.chunk()),
+                )?;
+                changed = true;
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Whether the region `lay` of the chunk `piece` holds the fill value,
+    /// checked without loading the chunk into the cache (a row of chunks
+    /// loaded only to be looked at would evict what the caller works on):
+    /// in the cache if the chunk is there, else read from the store, the
+    /// region alone where the store reads parts of chunks. A chunk never
+    /// written holds the fill value. Like a streaming read's, the bytes
+    /// read from the store (at most a chunk) live outside the cache's
+    /// budget for the check.
+    fn holds_fill(&self, piece: &Piece, lay: &PieceLayout, fill: &[u8]) -> Result<bool> {
+        let owner = &self.inner.owner;
+        self.inner
+            .cache
+            .read_or_else(owner, &piece.chunk, |cached| match cached {
+                Some(c) => Ok(region_holds(&lay.counts, fill, c, lay.chunk())),
+                None if self.inner.caps.partial_reads => {
+                    let counts: Small<u64> = lay.counts.iter().map(|&n| n as u64).collect();
+                    let strides = small_c_strides(&counts);
+                    let at = Strided {
+                        offset: 0,
+                        strides: &strides,
+                    };
+                    let mut buf = vec![0u8; piece.num_elements() as usize * fill.len()];
+                    Ok(!self
+                        .store()
+                        .read_region_into(&piece.chunk, &piece.region, &mut buf, at)?
+                        || region_holds(&lay.counts, fill, &buf, at))
+                }
+                None => Ok(match self.store().read_chunk(&piece.chunk)? {
+                    Some(c) => region_holds(&lay.counts, fill, &c, lay.chunk()),
+                    None => true,
+                }),
+            })
     }
 
     /// Grows the first axis by `rows` and returns where the new rows start

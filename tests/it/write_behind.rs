@@ -161,6 +161,11 @@ fn a_failed_background_write_closes_the_array(backend: Backend) {
         gated.failed.load(SeqCst) >= 1
     });
     gated.fail.store(false, SeqCst);
+    // The store counts the failure before the writer thread, which holds
+    // chunk 1's lock across its write-back, poisons the array: reading
+    // chunk 1 waits for that lock, so the poisoning is done after it
+    // (without it the next write could slip in first and succeed).
+    assert_eq!(a.get([1, 0, 2]).unwrap(), 100_002.0, "{backend:?}");
     match a.write(s![2, .., ..], &plane(2, 0.0)) {
         Err(Error::Poisoned(m)) => assert!(
             m.contains("background write-back of chunk [1, 0, 0]") && m.contains("injected"),
