@@ -172,6 +172,70 @@ mod tests {
         assert!(c.attrs().is_empty() && c.dimension_names().is_none());
     }
 
+    /// `update_attrs` on Zarr: set and removed keys are in the metadata
+    /// file when it returns (a fresh open sees them), a change that fails
+    /// writes nothing, an array opened read-only refuses, `.npy` holds
+    /// none.
+    #[test]
+    fn attributes_change_in_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let npy = dir.path().join("c.npy");
+        crate::create::<u8>(&npy, crate::ArrayOptions::new([2]))
+            .unwrap()
+            .close()
+            .unwrap();
+        let err = crate::open::<u8>(&npy)
+            .unwrap()
+            .update_attrs(|_| Ok(()))
+            .unwrap_err();
+        assert!(
+            matches!(err, crate::Error::Unsupported(_))
+                && err.to_string().contains("no attributes"),
+            "{err}"
+        );
+        #[cfg(feature = "zarr")]
+        {
+            let path = dir.path().join("a.zarr");
+            let opts = crate::ArrayOptions::new([2, 3])
+                .attr("units", "mV")
+                .attr("n", 3);
+            let a = crate::create::<f32>(&path, opts).unwrap();
+            a.update_attrs(|m| {
+                m.insert("scale".into(), json!([0.5, 2]));
+                m.remove("n");
+                Ok(())
+            })
+            .unwrap();
+            let want = json!({"units": "mV", "scale": [0.5, 2]});
+            assert_eq!(serde_json::Value::Object(a.attrs()), want);
+            let b = crate::open::<f32>(&path).unwrap();
+            assert_eq!(serde_json::Value::Object(b.attrs()), want);
+            let err = b
+                .update_attrs(|m| {
+                    m.clear();
+                    Err(crate::Error::invalid("refused"))
+                })
+                .unwrap_err();
+            assert!(err.to_string().contains("refused"), "{err}");
+            assert_eq!(serde_json::Value::Object(b.attrs()), want);
+            assert_eq!(
+                serde_json::Value::Object(crate::open::<f32>(&path).unwrap().attrs()),
+                want
+            );
+            let r =
+                crate::open_with::<f32>(&path, &crate::OpenOptions::new().read_only(true)).unwrap();
+            let err = r.update_attrs(|m| {
+                m.clear();
+                Ok(())
+            });
+            assert!(
+                err.unwrap_err().to_string().contains("opened read-only"),
+                "read-only"
+            );
+            assert_eq!(serde_json::Value::Object(r.attrs()), want);
+        }
+    }
+
     #[test]
     fn hdf5_holds_scalars_and_flat_lists_of_one_kind() {
         for ok in [

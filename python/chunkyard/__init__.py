@@ -162,8 +162,9 @@ def create(
     attributes of numbers, booleans and strings, and the names as h5py's
     ``dims[i].label`` (no dimension scales); a format that cannot hold
     what is given (``.npy``) is a ``ValueError``, not a silent loss. They
-    are read back as ``a.attrs`` and ``a.dimension_names`` and cannot be
-    changed afterwards. ``shards`` (Zarr only) is the shape of Zarr v3
+    are read back as ``a.attrs`` and ``a.dimension_names``; ``a.attrs``
+    changes them afterwards (``a.attrs["units"] = "mV"``), the names stay
+    as created. ``shards`` (Zarr only) is the shape of Zarr v3
     shards, each a file holding inner chunks of shape ``chunks``, which
     must divide it. ``storage_options`` configures the S3 client for an
     ``s3://`` URL (see :func:`open`). Returns the array open for reading

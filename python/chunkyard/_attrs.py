@@ -1,25 +1,40 @@
-"""``Array.attrs``: a read-only mapping of an array's attributes."""
+"""``Array.attrs``: a mapping of an array's attributes that writes
+through to its file."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any
 
 import numpy as np
 
 
-class Attributes(Mapping[str, Any]):
-    """An array's attributes as read from its file: a read-only mapping of
-    JSON values (``dict``, ``list``, ``str``, ``int``, ``float``, ``bool``,
-    ``None``). They are written at :func:`chunkyard.create` (``attrs=``);
-    chunkyard has no call that changes them afterwards, so item assignment
-    and deletion raise ``TypeError``. ``dict(a.attrs)`` is a plain copy."""
+class Attributes(MutableMapping[str, Any]):
+    """An array's attributes: a mapping of JSON values (``dict``, ``list``,
+    ``str``, ``int``, ``float``, ``bool``, ``None``) as stored when
+    ``a.attrs`` was taken.
 
-    __slots__ = ("_d",)
+    Assigning or deleting an item changes the file at once and durably (a
+    Zarr array's metadata file is replaced atomically, an HDF5 file is
+    flushed), as h5py's and zarr's ``attrs`` do; ``update()`` and
+    ``clear()`` change several keys in one write. Values are checked as at
+    :func:`chunkyard.create`'s ``attrs=``: numpy scalars and arrays become
+    numbers and lists, NaN and infinity are a ``ValueError``, anything
+    else not JSON a ``TypeError``, and in HDF5 only numbers, booleans and
+    strings, alone or in a flat list of one kind (``ValueError``), all
+    before anything is written. On S3 a change is applied to the stored
+    version and written on the condition that no other writer changed it
+    meanwhile, so changes of different keys from several processes all
+    land. ``.npy`` files hold no attributes (``ValueError``); an array
+    opened with ``mode="r"`` refuses (``io.UnsupportedOperation``).
+    ``dict(a.attrs)`` is a plain copy."""
 
-    def __init__(self, d: Mapping[str, Any]) -> None:
+    __slots__ = ("_array", "_d")
+
+    def __init__(self, d: Mapping[str, Any], array: Any = None) -> None:
         self._d = dict(d)
+        self._array = array
 
     def __getitem__(self, key: str) -> Any:
         return self._d[key]
@@ -30,14 +45,32 @@ class Attributes(Mapping[str, Any]):
     def __len__(self) -> int:
         return len(self._d)
 
+    def _change(self, new: Mapping[str, Any], remove: list[str]) -> None:
+        if self._array is None:
+            raise TypeError("these attributes belong to no array: a detached copy cannot change")
+        text = _attrs_json(new)
+        assert text is not None
+        self._d = json.loads(self._array._update_attrs(text, remove))
+
     def __setitem__(self, key: str, value: Any) -> None:
-        raise TypeError(
-            "chunkyard attributes are read-only: set them at "
-            "create(..., attrs={...}); the library cannot change them afterwards"
-        )
+        self._change({key: value}, [])
 
     def __delitem__(self, key: str) -> None:
-        self.__setitem__(key, None)
+        if key not in self._d:
+            raise KeyError(key)
+        self._change({}, [key])
+
+    def update(self, other: Any = (), /, **kwds: Any) -> None:
+        """Sets every key of ``other`` (a mapping or pairs) and ``kwds`` in
+        one write."""
+        new = dict(other, **kwds)
+        if new:
+            self._change(new, [])
+
+    def clear(self) -> None:
+        """Removes every attribute in one write."""
+        if self._d:
+            self._change({}, list(self._d))
 
     def __repr__(self) -> str:
         return f"<chunkyard.Attributes {self._d!r}>"

@@ -1403,21 +1403,48 @@ impl PyArrayObj {
             .get_item(0)
     }
 
-    /// The array's attributes, a read-only mapping (`chunkyard.Attributes`)
-    /// of JSON values: Zarr's (v3 `zarr.json`, v2 `.zattrs`, as read at
-    /// open), an HDF5 dataset's numbers, booleans and strings; empty for
-    /// `.npy`. Set at `create(..., attrs=)`; the library has no call that
-    /// changes them afterwards.
+    /// The array's attributes, a mapping (`chunkyard.Attributes`) of JSON
+    /// values: Zarr's (v3 `zarr.json`, v2 `.zattrs`, as read at open or
+    /// last changed here), an HDF5 dataset's numbers, booleans and
+    /// strings; empty for `.npy`. Item assignment and deletion change them
+    /// in the file (`_update_attrs`).
     #[getter]
-    fn attrs<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let h = self.handle()?;
+    fn attrs<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let h = slf.borrow().handle()?;
         let text = py
             .detach(|| guarded(|| Ok(h.store().labels().map(|l| l.attributes))))?
             .unwrap_or_else(|| "{}".into());
         let dict = py.import("json")?.call_method1("loads", (text,))?;
         py.import("chunkyard")?
             .getattr("Attributes")?
-            .call1((dict,))
+            .call1((dict, slf))
+    }
+
+    /// Sets the attributes of `set` (a JSON object's text, checked and
+    /// made by `chunkyard.Attributes`) and removes the keys of `remove`
+    /// (absent ones are no error), durably, with the GIL released; returns
+    /// the attributes afterwards as a JSON object's text.
+    fn _update_attrs(&self, py: Python<'_>, set: &str, remove: Vec<String>) -> PyResult<String> {
+        self.check_writable()?;
+        let h = self.handle()?;
+        let set: chunkyard::Attrs = serde_json::from_str(set)
+            .map_err(|e| PyValueError::new_err(format!("attributes: {e}")))?;
+        py.detach(|| {
+            guarded(|| {
+                h.update_attrs(|attrs| {
+                    for k in &remove {
+                        attrs.remove(k);
+                    }
+                    attrs.extend(set.iter().map(|(k, v)| (k.clone(), v.clone())));
+                    Ok(())
+                })?;
+                Ok(h.store()
+                    .labels()
+                    .map(|l| l.attributes)
+                    .unwrap_or_else(|| "{}".into()))
+            })
+        })
     }
 
     /// One name (or `None`) per axis, as a tuple, or `None` when the array

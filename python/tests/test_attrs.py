@@ -1,7 +1,11 @@
 """Attributes, dimension names and shards: `create(..., attrs=,
-dimension_names=, shards=)`, read back as `a.attrs` (read-only) and
-`a.dimension_names`, by chunkyard and by zarr-python / h5py."""
+dimension_names=, shards=)`, read back as `a.attrs` and
+`a.dimension_names`, by chunkyard and by zarr-python / h5py; attributes
+changed through `a.attrs` (item assignment, deletion, update, clear) and
+read back by them."""
 
+import io
+import json
 import pickle
 from collections.abc import Mapping
 
@@ -52,17 +56,85 @@ def test_attrs_written_by_zarr_python_are_read_v2_and_v3(tmp_path):
     assert a2[3, 4] == 8
 
 
-def test_attrs_are_read_only_with_a_message(tmp_path):
-    a = chunkyard.create(tmp_path / "r.zarr", (2,), "int8", attrs={"a": 1})
-    with pytest.raises(TypeError, match="read-only.*create"):
-        a.attrs["a"] = 2
-    with pytest.raises(TypeError, match="read-only"):
-        del a.attrs["a"]
-    assert a.attrs["a"] == 1
+def test_attrs_change_in_the_file_and_zarr_python_reads_them(tmp_path):
+    zarr = pytest.importorskip("zarr")
+    path = tmp_path / "w.zarr"
+    a = chunkyard.create(path, (2,), "int8", attrs={"a": 1, "b": "x"})
+    at = a.attrs
+    at["a"] = 2
+    at["c"] = np.arange(3)  # numpy values become JSON, as at create
+    del at["b"]
+    assert dict(at) == {"a": 2, "c": [0, 1, 2]}
+    assert dict(a.attrs) == {"a": 2, "c": [0, 1, 2]}
+    # Durable at once: a fresh open and zarr-python see it, before close.
+    assert dict(chunkyard.open(path).attrs) == {"a": 2, "c": [0, 1, 2]}
+    assert zarr.open_array(path, mode="r").attrs.asdict() == {"a": 2, "c": [0, 1, 2]}
+    at.update({"d": {"nested": [1.5, None]}}, e=True)
+    assert at.pop("a") == 2
+    assert at.setdefault("f", "g") == "g"
+    with pytest.raises(KeyError):
+        del at["missing"]
+    want = {"c": [0, 1, 2], "d": {"nested": [1.5, None]}, "e": True, "f": "g"}
+    assert dict(at) == want
+    assert json.loads((path / "zarr.json").read_text())["attributes"] == want
+    at.clear()
+    assert dict(at) == {} and dict(chunkyard.open(path).attrs) == {}
+    assert zarr.open_array(path, mode="r").attrs.asdict() == {}
     # A copy is a plain dict.
+    at["k"] = 1
     d = dict(a.attrs)
-    d["a"] = 2
-    assert a.attrs["a"] == 1
+    d["k"] = 2
+    assert a.attrs["k"] == 1
+
+
+def test_zarr_v2_attrs_written_by_zarr_python_change_and_clear(tmp_path):
+    zarr = pytest.importorskip("zarr")
+    path = tmp_path / "v2.zarr"
+    z = zarr.create_array(path, shape=(4,), chunks=(2,), dtype="int16",
+                          attributes={"k": "two"}, zarr_format=2)
+    z[...] = 8
+    a = chunkyard.open(path, mode="r+")
+    a.attrs["n"] = 5
+    assert zarr.open_array(path, mode="r").attrs.asdict() == {"k": "two", "n": 5}
+    assert not (path / "zarr.json").exists()
+    a.attrs.clear()
+    assert zarr.open_array(path, mode="r").attrs.asdict() == {}
+    assert dict(chunkyard.open(path).attrs) == {}
+    assert a[3] == 8
+
+
+@pytest.mark.parametrize(
+    ("change", "exc", "match"),
+    [
+        (lambda at: at.__setitem__("x", float("nan")), ValueError, "attrs"),
+        (lambda at: at.__setitem__("x", object()), TypeError, "not JSON"),
+        (lambda at: at.__setitem__(1, "x"), TypeError, "names must be str"),
+        (lambda at: at.update({"ok": 1, "x": float("inf")}), ValueError, "attrs"),
+    ],
+)
+def test_bad_values_are_refused_before_anything_is_written(tmp_path, change, exc, match):
+    path = tmp_path / "b.zarr"
+    a = chunkyard.create(path, (2,), "int8", attrs={"a": 1})
+    before = (path / "zarr.json").read_bytes()
+    with pytest.raises(exc, match=match):
+        change(a.attrs)
+    assert (path / "zarr.json").read_bytes() == before
+    assert dict(a.attrs) == {"a": 1}
+
+
+def test_read_only_arrays_npy_and_detached_copies_refuse_changes(tmp_path):
+    chunkyard.create(tmp_path / "r.zarr", (2,), "int8", attrs={"a": 1}).close()
+    r = chunkyard.open(tmp_path / "r.zarr")  # mode="r"
+    with pytest.raises(io.UnsupportedOperation, match="read-only"):
+        r.attrs["a"] = 2
+    with pytest.raises(io.UnsupportedOperation, match="read-only"):
+        del r.attrs["a"]
+    assert dict(chunkyard.open(tmp_path / "r.zarr").attrs) == {"a": 1}
+    n = chunkyard.create(tmp_path / "n.npy", (2,), "int8")
+    with pytest.raises(ValueError, match="hold no attributes"):
+        n.attrs["a"] = 1
+    with pytest.raises(TypeError, match="belong to no array"):
+        chunkyard.Attributes({"a": 1})["a"] = 2
 
 
 def test_numpy_values_become_json(tmp_path):
@@ -162,6 +234,28 @@ def test_hdf5_attributes_are_read_by_h5py(tmp_path):
     assert dict(chunkyard.open(f"{tmp_path}/a.h5:/d").attrs) == attrs
     with pytest.raises(ValueError, match="attribute nested"):
         chunkyard.create(f"{tmp_path}/b.h5:/d", (4,), "float32", attrs={"nested": {"a": 1}})
+
+
+@needs_hdf5
+def test_hdf5_attributes_change_and_h5py_reads_them(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    a = chunkyard.create(f"{tmp_path}/a.h5:/d", (4,), "float32", attrs={"units": "mV", "n": 3},
+                         dimension_names=("t",))
+    a.attrs["n"] = "three"  # another type: rewritten
+    a.attrs.update(v=[1.5, 2.5], on=True)
+    del a.attrs["units"]
+    with pytest.raises(ValueError, match="attribute nested"):
+        a.attrs["nested"] = {"a": 1}
+    assert dict(a.attrs) == {"n": "three", "v": [1.5, 2.5], "on": True}
+    a.close()  # HDF5 locks the file while chunkyard has it open
+    with h5py.File(tmp_path / "a.h5", "r") as f:
+        got = dict(f["d"].attrs)
+        assert [d.label for d in f["d"].dims] == ["t"]
+    assert got.pop("DIMENSION_LABELS") is not None
+    assert got.keys() == {"n", "v", "on"} and got["n"] == "three" and got["on"]
+    np.testing.assert_array_equal(got["v"], [1.5, 2.5])
+    assert dict(chunkyard.open(f"{tmp_path}/a.h5:/d").attrs) == {"n": "three", "v": [1.5, 2.5],
+                                                                "on": True}
 
 
 @needs_hdf5

@@ -97,6 +97,17 @@ os._exit(0)
 
 
 @needs_server
+def test_attributes_change_on_s3_and_a_reopen_sees_them(url):
+    a = chunkyard.create(url, (4,), "int16", attrs={"a": 1})
+    b = chunkyard.open(url, mode="r+")  # opened before a's change
+    a.attrs["x"] = [1, 2]
+    b.attrs["y"] = "z"  # a conditional update: a's key stays
+    assert dict(b.attrs) == {"a": 1, "x": [1, 2], "y": "z"}
+    del a.attrs["a"]
+    assert dict(chunkyard.open(url).attrs) == {"x": [1, 2], "y": "z"}
+
+
+@needs_server
 def test_zarr_python_reads_it_through_obstore(url):
     pytest.importorskip("zarr")
     pytest.importorskip("obstore")

@@ -285,6 +285,39 @@ impl ArrayHandle {
             .unwrap_or_default()
     }
 
+    /// Changes the array's attributes: `change` edits them as stored now,
+    /// and they are durable when this returns (Zarr's metadata file
+    /// replaced atomically, an HDF5 file flushed). Nothing is written if
+    /// `change` returns an error or sets a value the format cannot hold
+    /// (HDF5: numbers, booleans and strings, alone or in a flat list of
+    /// one kind). On object storage `change` may run more than once: it is
+    /// applied to the stored version and written on the condition that
+    /// no other writer changed it meanwhile, so concurrent changes of
+    /// different keys all land ([`ChunkStore::update_attributes`]).
+    /// `.npy` files hold none (`Unsupported`); an array opened read-only
+    /// refuses.
+    ///
+    /// ```
+    /// # #[cfg(not(feature = "zarr"))]
+    /// # fn main() {}
+    /// # #[cfg(feature = "zarr")]
+    /// # fn main() -> chunkyard::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let path = dir.path().join("v.zarr");
+    /// let a = chunkyard::create::<f32>(&path, chunkyard::ArrayOptions::new([4, 4]))?;
+    /// a.handle().update_attrs(|attrs| {
+    ///     attrs.insert("units".into(), "mV".into());
+    ///     attrs.remove("draft");
+    ///     Ok(())
+    /// })?;
+    /// assert_eq!(chunkyard::open::<f32>(&path)?.attrs()["units"], "mV");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn update_attrs(&self, change: impl Fn(&mut crate::Attrs) -> Result<()>) -> Result<()> {
+        self.store().update_attributes(&change)
+    }
+
     /// One optional name per axis (Zarr v3 `dimension_names`; HDF5
     /// `DIMENSION_LABELS` or attached dimension scales' names), or `None`
     /// when the array names none (always for `.npy`).

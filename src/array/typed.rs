@@ -99,6 +99,11 @@ impl<T: Element> Array<T> {
         self.handle.attrs()
     }
 
+    /// Changes the array's attributes ([`ArrayHandle::update_attrs`]).
+    pub fn update_attrs(&self, change: impl Fn(&mut crate::Attrs) -> Result<()>) -> Result<()> {
+        self.handle.update_attrs(change)
+    }
+
     /// One optional name per axis ([`ArrayHandle::dimension_names`]).
     pub fn dimension_names(&self) -> Option<Vec<Option<String>>> {
         self.handle.dimension_names()

@@ -59,6 +59,7 @@ pub use zarr::{ZarrOptions, ZarrStore};
 
 use std::fmt;
 
+use crate::attrs::Attrs;
 use crate::buffer::ChunkBuf;
 use crate::dtype::DType;
 use crate::error::Result;
@@ -175,12 +176,13 @@ pub type ChunkRegion<'a> = &'a [(u64, u64, u64)];
 
 /// The backend boundary. See the [module docs](self) for the contract.
 ///
-/// Seven methods are required: what every backend must do. The other six
-/// have defaults that are correct for any store and are overridden for
-/// speed (`read_chunk_into`, `read_region_into`, announced in
-/// [`Capabilities`]) or for what a format has (`describe`, `labels`,
-/// `stored_bytes`, `resize`). Conveniences built on these are in
-/// [`ChunkStoreExt`].
+/// Seven methods are required: what every backend must do. The other
+/// nine have defaults that are correct for any store and are overridden
+/// for speed (`read_chunk_into`, `read_region_into`, announced in
+/// [`Capabilities`]), for what a format has (`describe`, `labels`,
+/// `update_attributes`, `stored_bytes`, `resize`) or for writers in
+/// several processes (`merges_writes`, `write_chunk_merging`).
+/// Conveniences built on these are in [`ChunkStoreExt`].
 ///
 /// A store that wraps another implements it with [`forward_chunk_store!`],
 /// the one place that lists every method: adding a method here means
@@ -312,6 +314,26 @@ pub trait ChunkStore: Send + Sync + fmt::Debug {
         self.write_chunk(chunk, data)
     }
 
+    /// Changes the array's attributes and makes them durable before
+    /// returning: `change` edits the attributes as the store holds them
+    /// now, and may refuse with an error (then nothing is written). A
+    /// store whose attributes other processes may change at the same time
+    /// (Zarr on object storage) applies `change` to the version it read and
+    /// writes it back on the condition that it is still current, calling
+    /// `change` again on the newer version otherwise: so `change` must
+    /// depend only on its argument and what it captured, and another
+    /// writer's change of other keys is never lost. Values the format
+    /// cannot hold are an `InvalidArgument` error naming them.
+    ///
+    /// The default refuses: a format that holds no attributes says so.
+    fn update_attributes(&self, change: &dyn Fn(&mut Attrs) -> Result<()>) -> Result<()> {
+        let _ = change;
+        Err(crate::error::Error::Unsupported(format!(
+            "{} arrays hold no attributes",
+            self.backend()
+        )))
+    }
+
     /// Changes the length of the first axis to `len` and makes the new
     /// shape durable before returning. Chunk coordinates keep their
     /// meaning. Elements added read as the fill value once the layer
@@ -358,10 +380,10 @@ impl<S: ChunkStore + ?Sized> ChunkStoreExt for S {}
 /// Implements [`ChunkStore`] for a store that hands every call to another
 /// one: the one place outside the trait that lists all its methods, so a
 /// wrapper cannot silently fall back to a default the inner store
-/// overrides. Reads, metadata and descriptions go to `read`; the four
+/// overrides. Reads, metadata and descriptions go to `read`; the five
 /// calls that change what is stored each name their own expression (the
-/// locked stores take their lock exclusively to resize; `Wrapped` runs
-/// its hooks around writes). Each `|s, ...|` binds `&self` and the
+/// locked stores take their lock exclusively to resize and to change
+/// attributes; `Wrapped` runs its hooks around writes). Each `|s, ...|` binds `&self` and the
 /// method's arguments.
 ///
 /// Two optional trailing clauses, `merges_writes: |s| ...` and
@@ -378,6 +400,7 @@ impl<S: ChunkStore + ?Sized> ChunkStoreExt for S {}
 ///     erase_chunk: |s, chunk| s.hooks.erase(&*s.inner, chunk),
 ///     flush: |s| s.hooks.flush(&*s.inner),
 ///     resize: |s, len| s.inner.resize(len),
+///     update_attributes: |s, change| s.inner.update_attributes(change),
 /// }
 /// ```
 #[macro_export]
@@ -391,7 +414,8 @@ macro_rules! forward_chunk_store {
         write_chunk: |$ws:ident, $wc:ident, $wd:ident| $write:expr,
         erase_chunk: |$es:ident, $ec:ident| $erase:expr,
         flush: |$fs:ident| $flush:expr,
-        resize: |$zs:ident, $zl:ident| $resize:expr $(,)?
+        resize: |$zs:ident, $zl:ident| $resize:expr,
+        update_attributes: |$us:ident, $uc:ident| $update:expr $(,)?
     ) => {
         $crate::store::forward_chunk_store! {
             [$($gen)*] $ty,
@@ -400,6 +424,7 @@ macro_rules! forward_chunk_store {
             erase_chunk: |$es, $ec| $erase,
             flush: |$fs| $flush,
             resize: |$zs, $zl| $resize,
+            update_attributes: |$us, $uc| $update,
             merges_writes: |_s| false,
             write_chunk_merging: |$ws, $wc, $wd, _written| $write,
         }
@@ -411,6 +436,7 @@ macro_rules! forward_chunk_store {
         erase_chunk: |$es:ident, $ec:ident| $erase:expr,
         flush: |$fs:ident| $flush:expr,
         resize: |$zs:ident, $zl:ident| $resize:expr,
+        update_attributes: |$us:ident, $uc:ident| $update:expr,
         merges_writes: |$ms:ident| $merges:expr,
         write_chunk_merging: |$mws:ident, $mwc:ident, $mwd:ident, $mww:ident| $merging:expr $(,)?
     ) => {
@@ -489,24 +515,38 @@ macro_rules! forward_chunk_store {
                 let $zs = self;
                 $resize
             }
+            fn update_attributes(
+                &self,
+                $uc: &dyn Fn(&mut $crate::Attrs) -> $crate::Result<()>,
+            ) -> $crate::Result<()> {
+                let $us = self;
+                $update
+            }
         }
     };
 }
 pub use forward_chunk_store;
 
-/// The shape-changing half of a store that keeps its state behind a
+/// The metadata-changing half of a store that keeps its state behind a
 /// read-write lock: every [`ChunkStore`] call holds the lock shared for its
-/// whole duration, a resize holds it exclusively, so no read or write sees
-/// a half-changed shape. See [`locked_store!`].
-pub(crate) trait ResizeInPlace {
+/// whole duration, a resize or a change of attributes holds it
+/// exclusively, so no read or write sees a half-changed shape. See
+/// [`locked_store!`].
+pub(crate) trait ChangeInPlace {
     /// Changes the length of the first axis (see [`ChunkStore::resize`]).
     fn resize_in_place(&mut self, len: u64) -> Result<()>;
+
+    /// Changes the attributes (see [`ChunkStore::update_attributes`]).
+    fn update_attributes_in_place(
+        &mut self,
+        change: &dyn Fn(&mut Attrs) -> Result<()>,
+    ) -> Result<()>;
 }
 
 /// Implements [`ChunkStore`] for `$outer`, whose field `$field` is a
-/// `parking_lot::RwLock<$inner>` where `$inner: ChunkStore + ResizeInPlace`:
-/// every call under the lock held shared, `resize` under it held
-/// exclusively.
+/// `parking_lot::RwLock<$inner>` where `$inner: ChunkStore + ChangeInPlace`:
+/// every call under the lock held shared, `resize` and
+/// `update_attributes` under it held exclusively.
 macro_rules! locked_store {
     ($outer:ty, $field:ident) => {
         $crate::store::forward_chunk_store! {
@@ -515,7 +555,10 @@ macro_rules! locked_store {
             write_chunk: |s, chunk, data| s.$field.read().write_chunk(chunk, data),
             erase_chunk: |s, chunk| s.$field.read().erase_chunk(chunk),
             flush: |s| s.$field.read().flush(),
-            resize: |s, len| $crate::store::ResizeInPlace::resize_in_place(&mut *s.$field.write(), len),
+            resize: |s, len| $crate::store::ChangeInPlace::resize_in_place(&mut *s.$field.write(), len),
+            update_attributes: |s, change| {
+                $crate::store::ChangeInPlace::update_attributes_in_place(&mut *s.$field.write(), change)
+            },
             merges_writes: |s| s.$field.read().merges_writes(),
             write_chunk_merging: |s, chunk, data, written| {
                 s.$field.read().write_chunk_merging(chunk, data, written)
@@ -630,6 +673,10 @@ mod tests {
             self.saw("resize");
             Ok(())
         }
+        fn update_attributes(&self, _: &dyn Fn(&mut Attrs) -> Result<()>) -> Result<()> {
+            self.saw("update_attributes");
+            Ok(())
+        }
         fn merges_writes(&self) -> bool {
             self.saw("merges_writes");
             false
@@ -650,6 +697,7 @@ mod tests {
         erase_chunk: |s, chunk| s.0.erase_chunk(chunk),
         flush: |s| s.0.flush(),
         resize: |s, len| s.0.resize(len),
+        update_attributes: |s, change| s.0.update_attributes(change),
         merges_writes: |s| s.0.merges_writes(),
         write_chunk_merging: |s, chunk, data, written| s.0.write_chunk_merging(chunk, data, written),
     }
@@ -680,6 +728,7 @@ mod tests {
             .unwrap();
         s.stored_bytes().unwrap();
         s.resize(2).unwrap();
+        s.update_attributes(&|_| Ok(())).unwrap();
         s.merges_writes();
         s.write_chunk_merging(&[0], &[0, 0], &Written::default())
             .unwrap();
@@ -699,6 +748,7 @@ mod tests {
             "read_region_into",
             "stored_bytes",
             "resize",
+            "update_attributes",
             "merges_writes",
             "write_chunk_merging",
         ];

@@ -65,6 +65,7 @@ crate::store::forward_chunk_store! {
     erase_chunk: |s, chunk| s.hooks.erase(&*s.inner, chunk),
     flush: |s| s.hooks.flush(&*s.inner),
     resize: |s, len| s.inner.resize(len),
+    update_attributes: |s, change| s.inner.update_attributes(change),
 }
 
 #[cfg(test)]

@@ -279,6 +279,57 @@ fn resize_is_a_conditional_update_that_keeps_the_longest_growth() {
     assert_eq!(chunkyard::open::<i16>(&url).unwrap().shape(), &[23, 3]);
 }
 
+/// Changes of attributes are conditional updates of `zarr.json`: handles
+/// opened before any change (each with the attributes of its open) that
+/// set different keys at once all land, and removing one key keeps the
+/// others.
+#[test]
+fn attribute_changes_from_many_writers_all_land() {
+    let url = fresh("attrs.zarr");
+    chunkyard::create::<i16>(&url, ArrayOptions::new([4, 3]).attr("origin", "test")).unwrap();
+    let opened = std::sync::Arc::new(std::sync::Barrier::new(4));
+    let threads: Vec<_> = (0..4u64)
+        .map(|k| {
+            let (url, opened) = (url.clone(), opened.clone());
+            std::thread::spawn(move || {
+                let h = chunkyard::open::<i16>(&url).unwrap();
+                opened.wait();
+                h.update_attrs(|a| {
+                    a.insert(format!("k{k}"), k.into());
+                    Ok(())
+                })
+                .unwrap();
+                // This handle's own view follows its change.
+                assert_eq!(h.attrs()[&format!("k{k}")], k);
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let a = chunkyard::open::<i16>(&url).unwrap();
+    let mut keys: Vec<String> = a.attrs().keys().cloned().collect();
+    keys.sort();
+    assert_eq!(keys, ["k0", "k1", "k2", "k3", "origin"]);
+    a.update_attrs(|m| {
+        m.remove("origin");
+        Ok(())
+    })
+    .unwrap();
+    let b = chunkyard::open::<i16>(&url).unwrap();
+    assert_eq!(b.attrs().len(), 4);
+    assert!(!b.attrs().contains_key("origin"));
+    // A change that fails writes nothing.
+    let err = b
+        .update_attrs(|m| {
+            m.clear();
+            Err(chunkyard::Error::invalid("no"))
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("no"), "{err}");
+    assert_eq!(chunkyard::open::<i16>(&url).unwrap().attrs().len(), 4);
+}
+
 #[test]
 fn works_when_called_from_inside_a_tokio_runtime() {
     let url = fresh("rt.zarr");

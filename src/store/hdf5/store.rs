@@ -117,7 +117,56 @@ impl Hdf5Store {
 
 crate::store::locked_store!(Hdf5Store, inner);
 
-impl crate::store::ResizeInPlace for Hdf5Inner {
+impl crate::store::ChangeInPlace for Hdf5Inner {
+    /// Checks every new or changed value first (what HDF5 cannot hold is
+    /// refused before anything is written), then deletes the attributes
+    /// removed or changed and writes the changed and new ones, then
+    /// flushes and syncs the file. Attributes chunkyard does not read
+    /// (compound ones, say) stay unless `change` sets one of their names.
+    fn update_attributes_in_place(
+        &mut self,
+        change: &dyn Fn(&mut crate::Attrs) -> Result<()>,
+    ) -> Result<()> {
+        use crate::attrs::{hdf5_reserved, hdf5_unsupported};
+        if !self.writable {
+            return Err(store_err(format!(
+                "{}: cannot change attributes, the file was opened read-only",
+                self.here()
+            )));
+        }
+        let (old, _) = super::attrs::read_attrs(&self.ds);
+        let mut new = old.clone();
+        change(&mut new)?;
+        let changed: crate::Attrs = new
+            .iter()
+            .filter(|&(k, v)| old.get(k) != Some(v))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (k, v) in &changed {
+            let why = hdf5_unsupported(v).or_else(|| {
+                hdf5_reserved(k).then_some("the name is HDF5's dimension scale convention's")
+            });
+            if let Some(why) = why {
+                return Err(Error::invalid(format!(
+                    "{}: attribute {k}: {why}",
+                    self.here()
+                )));
+            }
+        }
+        let present = self.ds.attr_names().map_err(self.h5("attributes"))?;
+        for k in &present {
+            let gone = old.contains_key(k) && !new.contains_key(k);
+            if gone || changed.contains_key(k) {
+                self.ds
+                    .delete_attr(k)
+                    .map_err(self.h5("delete attribute"))?;
+            }
+        }
+        super::attrs::write_attrs(&self.ds, &changed).map_err(self.h5("write attributes"))?;
+        self.dirty.store(true, Ordering::Release);
+        ChunkStore::flush(self)
+    }
+
     /// `H5Dset_extent` on the first axis (HDF5 drops chunks wholly past a
     /// shorter end), then a flush and sync, so the new shape is durable.
     fn resize_in_place(&mut self, len: u64) -> Result<()> {

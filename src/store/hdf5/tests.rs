@@ -339,6 +339,62 @@ fn attributes_round_trip_and_unwritable_ones_are_left_out() {
     assert_eq!(got, serde_json::Value::Object(want));
 }
 
+/// `update_attributes` on HDF5: changed values are rewritten (also with
+/// another type), removed ones deleted, the dimension labels untouched,
+/// all durable at return; a value HDF5 cannot hold, or a name of the
+/// dimension scale convention, is refused with nothing written; a store
+/// opened read-only refuses.
+#[test]
+fn attributes_change_in_the_file() {
+    use serde_json::json;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("change.h5");
+    let opts = Hdf5Options {
+        labels: Some(crate::store::Labels {
+            dimension_names: Some(vec![Some("t".into()), None]),
+            attributes: json!({"units": "mV", "n": 3, "gone": true}).to_string(),
+            dropped: Vec::new(),
+        }),
+        ..Hdf5Options::default()
+    };
+    let s = Hdf5Store::create(&path, "x", DType::F32, &[4, 2], &[2, 2], &[0; 4], &opts).unwrap();
+    s.update_attributes(&|m| {
+        m.insert("n".into(), json!("three"));
+        m.insert("scale".into(), json!([0.5, 2.0]));
+        m.remove("gone");
+        Ok(())
+    })
+    .unwrap();
+    let want = json!({"units": "mV", "n": "three", "scale": [0.5, 2.0]});
+    let attrs = |s: &Hdf5Store| -> serde_json::Value {
+        serde_json::from_str(&s.labels().unwrap().attributes).unwrap()
+    };
+    assert_eq!(attrs(&s), want);
+    for (key, value) in [("meta", json!({"a": 1})), ("DIMENSION_LIST", json!("x"))] {
+        let err = s
+            .update_attributes(&|m| {
+                m.remove("units");
+                m.insert(key.into(), value.clone());
+                Ok(())
+            })
+            .unwrap_err();
+        assert!(
+            err.to_string().contains(&format!("attribute {key}")),
+            "{err}"
+        );
+    }
+    assert_eq!(attrs(&s), want);
+    drop(s);
+    let s = Hdf5Store::open(&path, "x", None, false).unwrap();
+    assert_eq!(attrs(&s), want);
+    assert_eq!(
+        s.labels().unwrap().dimension_names,
+        Some(vec![Some("t".into()), None])
+    );
+    let err = s.update_attributes(&|_| Ok(())).unwrap_err();
+    assert!(err.to_string().contains("opened read-only"), "{err}");
+}
+
 /// A dense strided region of an unfiltered chunk whose pages are not in
 /// the page cache (read in pieces by `store::cover`) is what HDF5 reads.
 #[test]

@@ -148,7 +148,18 @@ impl NpyStore {
 
 crate::store::locked_store!(NpyStore, inner);
 
-impl crate::store::ResizeInPlace for NpyFile {
+impl crate::store::ChangeInPlace for NpyFile {
+    /// A `.npy` file's header holds no attributes.
+    fn update_attributes_in_place(
+        &mut self,
+        _: &dyn Fn(&mut crate::Attrs) -> Result<()>,
+    ) -> Result<()> {
+        Err(Error::Unsupported(format!(
+            "{}: .npy files hold no attributes (Zarr and HDF5 do)",
+            self.path.display()
+        )))
+    }
+
     /// Grows or shrinks the first axis: a longer file gets its new bytes
     /// as a hole (zeros, NumPy's fill) before the header says so; a
     /// shorter one gets its header first and is cut after. Either way the

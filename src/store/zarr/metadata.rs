@@ -109,7 +109,54 @@ pub(super) fn make_dir(path: &Path, overwrite: bool) -> Result<()> {
     std::fs::create_dir(path).map_err(|e| Error::io(path, e))
 }
 
-impl crate::store::ResizeInPlace for ZarrInner {
+impl crate::store::ChangeInPlace for ZarrInner {
+    /// The attributes `change` makes, in the metadata file (v3
+    /// `zarr.json`, v2 `.zattrs`), written atomically and synced before
+    /// returning; on object storage a conditional update of `zarr.json`
+    /// (`s3meta::update_attributes`). This process's copy changes only
+    /// once the file did.
+    fn update_attributes_in_place(
+        &mut self,
+        change: &dyn Fn(&mut crate::Attrs) -> Result<()>,
+    ) -> Result<()> {
+        self.check_writable()?;
+        let v2 = matches!(self.array.metadata(), ArrayMetadata::V2(_));
+        #[cfg(feature = "s3")]
+        if let Some(s3) = self.storage.s3() {
+            if v2 {
+                return Err(Error::Unsupported(format!(
+                    "{}: attributes of a Zarr v2 array on object storage cannot be changed \
+                     (chunkyard creates v3 there)",
+                    self.path.display()
+                )));
+            }
+            *self.array.attributes_mut() = super::s3meta::update_attributes(s3, change)?;
+            return Ok(());
+        }
+        let mut attrs = self.array.attributes().clone();
+        change(&mut attrs)?;
+        let old = std::mem::replace(self.array.attributes_mut(), attrs);
+        let stored = self
+            .array
+            .store_metadata_opt(&ArrayMetadataOptions::default().with_include_zarrs_metadata(false))
+            .map_err(|e| store_error(format!("{}: {e}", self.path.display())))
+            .and_then(|()| {
+                // zarrs writes a v2 array's `.zattrs` only when there are
+                // attributes: emptied, the old file would stay.
+                if v2 && self.array.attributes().is_empty() {
+                    let key = zarrs::storage::StoreKey::new(".zattrs")
+                        .map_err(|e| store_error(e.to_string()))?;
+                    zarrs::storage::WritableStorageTraits::erase(&*self.storage, &key)
+                        .map_err(|e| store_error(format!("{}: {e}", self.path.display())))?;
+                }
+                self.storage.sync().map_err(|e| Error::io(&self.path, e))
+            });
+        if stored.is_err() {
+            *self.array.attributes_mut() = old;
+        }
+        stored
+    }
+
     /// A longer array gets its new metadata only (new chunks are missing,
     /// so they read as the fill value); a shorter one loses the chunk
     /// files wholly past its end first, then gets its metadata. Both are

@@ -1,7 +1,7 @@
 //! Zarr metadata on object storage (feature `s3`): `create` writes
 //! `zarr.json` with a conditional create, `open` reads it and writes
-//! nothing, `resize` updates it conditionally on the version it read and
-//! retries on a conflict.
+//! nothing, `resize` and `update_attributes` update it conditionally on
+//! the version they read and retry on a conflict.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -24,7 +24,7 @@ const META: &str = "zarr.json";
 
 /// Conflicting metadata updates are retried this many times (with a short
 /// growing pause) before `resize` gives up with an error.
-const RESIZE_ATTEMPTS: u32 = 20;
+const METADATA_ATTEMPTS: u32 = 20;
 
 fn url_of(path: &Path) -> &str {
     path.to_str().unwrap_or_default()
@@ -135,7 +135,7 @@ pub(super) fn open(
 /// racing keep the largest length), a shrink sets the length it asks for.
 pub(super) fn resize(s3: &S3Storage, shape: &[u64], growing: bool) -> Result<()> {
     let url = format!("{}/{META}", s3.url());
-    for attempt in 0..RESIZE_ATTEMPTS {
+    for attempt in 0..METADATA_ATTEMPTS {
         let (bytes, version) = s3
             .get_versioned(META, METADATA_LIMIT)
             .map_err(|e| s3.error(&url, &e))?
@@ -171,15 +171,60 @@ pub(super) fn resize(s3: &S3Storage, shape: &[u64], growing: bool) -> Result<()>
             Err(e) => return Err(s3.error(&url, &e)),
         }
     }
-    Err(store_conflict(&url))
+    Err(store_conflict(&url, "resize"))
 }
 
-fn store_conflict(url: &str) -> Error {
+/// Applies `change` to the attributes of `zarr.json` as stored now and
+/// writes the result on the condition that `zarr.json` is still the
+/// version read; on a conflict (another writer changed the metadata)
+/// reads it again and applies `change` to that, so that no writer's
+/// change of other keys is lost. Returns the attributes written.
+pub(super) fn update_attributes(
+    s3: &S3Storage,
+    change: &dyn Fn(&mut crate::Attrs) -> Result<()>,
+) -> Result<crate::Attrs> {
+    let url = format!("{}/{META}", s3.url());
+    for attempt in 0..METADATA_ATTEMPTS {
+        let (bytes, version) = s3
+            .get_versioned(META, METADATA_LIMIT)
+            .map_err(|e| s3.error(&url, &e))?
+            .ok_or_else(|| Error::format(&url, "the metadata was removed by another writer"))?;
+        let mut json: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| Error::format(&url, e.to_string()))?;
+        let Some(object) = json.as_object_mut() else {
+            return Err(Error::format(&url, "the metadata is not a JSON object"));
+        };
+        let mut attrs = match object.remove("attributes") {
+            None => crate::Attrs::new(),
+            Some(serde_json::Value::Object(m)) => m,
+            Some(_) => return Err(Error::format(&url, "\"attributes\" is not a JSON object")),
+        };
+        change(&mut attrs)?;
+        if !attrs.is_empty() {
+            object.insert(
+                "attributes".into(),
+                serde_json::Value::Object(attrs.clone()),
+            );
+        }
+        let body =
+            serde_json::to_vec_pretty(&json).map_err(|e| Error::invalid(format!("{url}: {e}")))?;
+        match s3.put(META, body.into(), PutMode::Update(version)) {
+            Ok(_) => return Ok(attrs),
+            Err(object_store::Error::Precondition { .. }) => {
+                std::thread::sleep(Duration::from_millis(10 << attempt.min(6)));
+            }
+            Err(e) => return Err(s3.error(&url, &e)),
+        }
+    }
+    Err(store_conflict(&url, "change of attributes"))
+}
+
+fn store_conflict(url: &str, what: &str) -> Error {
     Error::Store {
         backend: "zarr",
         message: format!(
-            "{url}: the metadata kept changing under {RESIZE_ATTEMPTS} conditional updates; \
-             retry the resize"
+            "{url}: the metadata kept changing under {METADATA_ATTEMPTS} conditional updates; \
+             retry the {what}"
         ),
     }
 }
