@@ -8,8 +8,9 @@
 //! start, the array's `zarr.json` and chunk objects may be edited too.
 //!
 //! Checked:
-//! - every outcome of open, read, get, write, flush, resize and the
-//!   memory report is a value or a typed error, never a panic;
+//! - every outcome of open, read, get, write, flush, resize, a change of
+//!   attributes and the memory report is a value or a typed error, never
+//!   a panic;
 //! - nothing allocates what a response claims (run.sh's
 //!   `-malloc_limit_mb`); in particular an object whose claimed size is
 //!   over any limit chunkyard reads (64 MiB for metadata, a chunk's bound
@@ -346,6 +347,9 @@ enum Op {
     Flush,
     Resize(u8),
     Report,
+    /// Sets attribute `k{n % 4}` to `n` (a conditional update of
+    /// `zarr.json`), or removes it when `n` is odd.
+    Attrs(u8),
 }
 
 #[derive(Arbitrary, Debug)]
@@ -556,6 +560,21 @@ fuzz_target!(|input: Input| {
                 }
                 Op::Report => {
                     let _ = a.memory_report().to_string();
+                }
+                Op::Attrs(n) => {
+                    let key = format!("k{}", n % 4);
+                    let set = a.update_attrs(|m| {
+                        if n % 2 == 1 {
+                            m.remove(&key);
+                        } else {
+                            m.insert(key.clone(), (*n).into());
+                        }
+                        Ok(())
+                    });
+                    // What this handle shows follows a change that landed.
+                    if set.is_ok() && n % 2 == 0 {
+                        assert_eq!(a.attrs().get(&key), Some(&(*n).into()));
+                    }
                 }
             }
         }
