@@ -261,22 +261,31 @@ fn resize_is_a_conditional_update_that_keeps_the_longest_growth() {
     // Each opens before any resizes (the barrier): a handle opened after
     // another's growth to 23 would see 23, and its resize to 20 would be
     // the shrink it asked for (a race of the test, seen in CI).
+    four_at_once(&url, |k, h| {
+        assert_eq!(h.shape(), &[3, 3]);
+        h.resize(20 + k).unwrap();
+    });
+    assert_eq!(chunkyard::open::<i16>(&url).unwrap().shape(), &[23, 3]);
+}
+
+/// Four threads each open the array at `url`, wait until all have
+/// opened it, then run `f(k, handle)` (`k` = 0..4) at once.
+fn four_at_once(url: &str, f: impl Fn(u64, chunkyard::Array<i16>) + Send + Sync + 'static) {
     let opened = std::sync::Arc::new(std::sync::Barrier::new(4));
+    let f = std::sync::Arc::new(f);
     let threads: Vec<_> = (0..4u64)
         .map(|k| {
-            let (url, opened) = (url.clone(), opened.clone());
+            let (url, opened, f) = (url.to_string(), opened.clone(), f.clone());
             std::thread::spawn(move || {
                 let h = chunkyard::open::<i16>(&url).unwrap();
-                assert_eq!(h.shape(), &[3, 3]);
                 opened.wait();
-                h.resize(20 + k).unwrap();
+                f(k, h);
             })
         })
         .collect();
     for t in threads {
         t.join().unwrap();
     }
-    assert_eq!(chunkyard::open::<i16>(&url).unwrap().shape(), &[23, 3]);
 }
 
 /// Changes of attributes are conditional updates of `zarr.json`: handles
@@ -287,26 +296,15 @@ fn resize_is_a_conditional_update_that_keeps_the_longest_growth() {
 fn attribute_changes_from_many_writers_all_land() {
     let url = fresh("attrs.zarr");
     chunkyard::create::<i16>(&url, ArrayOptions::new([4, 3]).attr("origin", "test")).unwrap();
-    let opened = std::sync::Arc::new(std::sync::Barrier::new(4));
-    let threads: Vec<_> = (0..4u64)
-        .map(|k| {
-            let (url, opened) = (url.clone(), opened.clone());
-            std::thread::spawn(move || {
-                let h = chunkyard::open::<i16>(&url).unwrap();
-                opened.wait();
-                h.update_attrs(|a| {
-                    a.insert(format!("k{k}"), k.into());
-                    Ok(())
-                })
-                .unwrap();
-                // This handle's own view follows its change.
-                assert_eq!(h.attrs()[&format!("k{k}")], k);
-            })
+    four_at_once(&url, |k, h| {
+        h.update_attrs(|a| {
+            a.insert(format!("k{k}"), k.into());
+            Ok(())
         })
-        .collect();
-    for t in threads {
-        t.join().unwrap();
-    }
+        .unwrap();
+        // This handle's own view follows its change.
+        assert_eq!(h.attrs()[&format!("k{k}")], k);
+    });
     let a = chunkyard::open::<i16>(&url).unwrap();
     let mut keys: Vec<String> = a.attrs().keys().cloned().collect();
     keys.sort();

@@ -128,12 +128,17 @@ pub(super) fn open(
     }
 }
 
-/// Sets the first axis to `shape[0]` in the stored metadata, conditionally
-/// on the version read (`If-Match`), re-reading and retrying on a
-/// conflict. The other axes must still be those this process knows; a
-/// growth never shrinks an array another writer grew further (appenders
-/// racing keep the largest length), a shrink sets the length it asks for.
-pub(super) fn resize(s3: &S3Storage, shape: &[u64], growing: bool) -> Result<()> {
+/// Reads `zarr.json`, lets `edit` change it (the URL for its errors),
+/// and writes it back on the condition that it is still the version read
+/// (`If-Match`); on a conflict (another writer changed it meanwhile)
+/// reads it again and calls `edit` on the newer version. `edit` returns
+/// `None` when nothing needs writing, which is returned as is. `what`
+/// names the operation in the error after too many conflicts.
+fn update_metadata<R>(
+    s3: &S3Storage,
+    what: &str,
+    edit: impl Fn(&mut serde_json::Value, &str) -> Result<Option<R>>,
+) -> Result<Option<R>> {
     let url = format!("{}/{META}", s3.url());
     for attempt in 0..METADATA_ATTEMPTS {
         let (bytes, version) = s3
@@ -142,62 +147,72 @@ pub(super) fn resize(s3: &S3Storage, shape: &[u64], growing: bool) -> Result<()>
             .ok_or_else(|| Error::format(&url, "the metadata was removed by another writer"))?;
         let mut json: serde_json::Value =
             serde_json::from_slice(&bytes).map_err(|e| Error::format(&url, e.to_string()))?;
-        let current: Option<Vec<u64>> = json
-            .get("shape")
-            .and_then(|s| s.as_array())
-            .and_then(|a| a.iter().map(serde_json::Value::as_u64).collect());
-        let Some(current) = current else {
-            return Err(Error::format(&url, "no shape in the metadata"));
+        let Some(done) = edit(&mut json, &url)? else {
+            return Ok(None);
         };
-        if current.len() != shape.len() || current[1..] != shape[1..] {
-            return Err(Error::format(
-                &url,
-                format!(
-                    "another writer changed the shape to {current:?}; this process has {shape:?}"
-                ),
-            ));
-        }
-        if growing && current[0] >= shape[0] {
-            return Ok(());
-        }
-        json["shape"] = serde_json::json!(shape);
         let body =
             serde_json::to_vec_pretty(&json).map_err(|e| Error::invalid(format!("{url}: {e}")))?;
         match s3.put(META, body.into(), PutMode::Update(version)) {
-            Ok(_) => return Ok(()),
+            Ok(_) => return Ok(Some(done)),
             Err(object_store::Error::Precondition { .. }) => {
                 std::thread::sleep(Duration::from_millis(10 << attempt.min(6)));
             }
             Err(e) => return Err(s3.error(&url, &e)),
         }
     }
-    Err(store_conflict(&url, "resize"))
+    Err(store_conflict(&url, what))
+}
+
+/// Sets the first axis to `shape[0]` in the stored metadata, conditionally
+/// on the version read, re-reading and retrying on a conflict
+/// ([`update_metadata`]). The other axes must still be those this process
+/// knows; a growth never shrinks an array another writer grew further
+/// (appenders racing keep the largest length), a shrink sets the length
+/// it asks for.
+pub(super) fn resize(s3: &S3Storage, shape: &[u64], growing: bool) -> Result<()> {
+    update_metadata(s3, "resize", |json, url| {
+        let current: Option<Vec<u64>> = json
+            .get("shape")
+            .and_then(|s| s.as_array())
+            .and_then(|a| a.iter().map(serde_json::Value::as_u64).collect());
+        let Some(current) = current else {
+            return Err(Error::format(url, "no shape in the metadata"));
+        };
+        if current.len() != shape.len() || current[1..] != shape[1..] {
+            return Err(Error::format(
+                url,
+                format!(
+                    "another writer changed the shape to {current:?}; this process has {shape:?}"
+                ),
+            ));
+        }
+        if growing && current[0] >= shape[0] {
+            return Ok(None);
+        }
+        json["shape"] = serde_json::json!(shape);
+        Ok(Some(()))
+    })
+    .map(|_| ())
 }
 
 /// Applies `change` to the attributes of `zarr.json` as stored now and
 /// writes the result on the condition that `zarr.json` is still the
 /// version read; on a conflict (another writer changed the metadata)
-/// reads it again and applies `change` to that, so that no writer's
-/// change of other keys is lost. Returns the attributes written.
+/// applies `change` to the newer version ([`update_metadata`]), so that
+/// no writer's change of other keys is lost. Returns the attributes
+/// written.
 pub(super) fn update_attributes(
     s3: &S3Storage,
     change: &dyn Fn(&mut crate::Attrs) -> Result<()>,
 ) -> Result<crate::Attrs> {
-    let url = format!("{}/{META}", s3.url());
-    for attempt in 0..METADATA_ATTEMPTS {
-        let (bytes, version) = s3
-            .get_versioned(META, METADATA_LIMIT)
-            .map_err(|e| s3.error(&url, &e))?
-            .ok_or_else(|| Error::format(&url, "the metadata was removed by another writer"))?;
-        let mut json: serde_json::Value =
-            serde_json::from_slice(&bytes).map_err(|e| Error::format(&url, e.to_string()))?;
+    let written = update_metadata(s3, "change of attributes", |json, url| {
         let Some(object) = json.as_object_mut() else {
-            return Err(Error::format(&url, "the metadata is not a JSON object"));
+            return Err(Error::format(url, "the metadata is not a JSON object"));
         };
         let mut attrs = match object.remove("attributes") {
             None => crate::Attrs::new(),
             Some(serde_json::Value::Object(m)) => m,
-            Some(_) => return Err(Error::format(&url, "\"attributes\" is not a JSON object")),
+            Some(_) => return Err(Error::format(url, "\"attributes\" is not a JSON object")),
         };
         change(&mut attrs)?;
         if !attrs.is_empty() {
@@ -206,17 +221,9 @@ pub(super) fn update_attributes(
                 serde_json::Value::Object(attrs.clone()),
             );
         }
-        let body =
-            serde_json::to_vec_pretty(&json).map_err(|e| Error::invalid(format!("{url}: {e}")))?;
-        match s3.put(META, body.into(), PutMode::Update(version)) {
-            Ok(_) => return Ok(attrs),
-            Err(object_store::Error::Precondition { .. }) => {
-                std::thread::sleep(Duration::from_millis(10 << attempt.min(6)));
-            }
-            Err(e) => return Err(s3.error(&url, &e)),
-        }
-    }
-    Err(store_conflict(&url, "change of attributes"))
+        Ok(Some(attrs))
+    })?;
+    Ok(written.unwrap_or_default())
 }
 
 fn store_conflict(url: &str, what: &str) -> Error {
