@@ -35,8 +35,9 @@ target=${1:?$usage}
 secs=${2:-30}
 limits=(-malloc_limit_mb=512 -rss_limit_mb=2048 -timeout=20)
 
-# RUNS: stop fuzzing after this many new inputs (a deep run:
-# `RUNS=1000000 fuzz/run.sh --all 3600`), or at SECONDS, whichever first.
+# RUNS: stop fuzzing after this many inputs run, counting the corpus
+# libFuzzer loads first (a deep run: `RUNS=1000000 fuzz/run.sh --all
+# 3600`), or at SECONDS, whichever first.
 # Not part of `limits`: the replay below must stay `-runs=0`.
 runs=()
 if [ -n "${RUNS:-}" ]; then
