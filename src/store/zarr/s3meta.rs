@@ -132,13 +132,14 @@ pub(super) fn open(
 /// and writes it back on the condition that it is still the version read
 /// (`If-Match`); on a conflict (another writer changed it meanwhile)
 /// reads it again and calls `edit` on the newer version. `edit` returns
-/// `None` when nothing needs writing, which is returned as is. `what`
-/// names the operation in the error after too many conflicts.
+/// its result and whether the metadata needs writing (if not, the result
+/// is returned at once). `what` names the operation in the error after
+/// too many conflicts.
 fn update_metadata<R>(
     s3: &S3Storage,
     what: &str,
-    edit: impl Fn(&mut serde_json::Value, &str) -> Result<Option<R>>,
-) -> Result<Option<R>> {
+    edit: impl Fn(&mut serde_json::Value, &str) -> Result<(R, bool)>,
+) -> Result<R> {
     let url = format!("{}/{META}", s3.url());
     for attempt in 0..METADATA_ATTEMPTS {
         let (bytes, version) = s3
@@ -147,13 +148,14 @@ fn update_metadata<R>(
             .ok_or_else(|| Error::format(&url, "the metadata was removed by another writer"))?;
         let mut json: serde_json::Value =
             serde_json::from_slice(&bytes).map_err(|e| Error::format(&url, e.to_string()))?;
-        let Some(done) = edit(&mut json, &url)? else {
-            return Ok(None);
-        };
+        let (done, write) = edit(&mut json, &url)?;
+        if !write {
+            return Ok(done);
+        }
         let body =
             serde_json::to_vec_pretty(&json).map_err(|e| Error::invalid(format!("{url}: {e}")))?;
         match s3.put(META, body.into(), PutMode::Update(version)) {
-            Ok(_) => return Ok(Some(done)),
+            Ok(_) => return Ok(done),
             Err(object_store::Error::Precondition { .. }) => {
                 std::thread::sleep(Duration::from_millis(10 << attempt.min(6)));
             }
@@ -187,12 +189,11 @@ pub(super) fn resize(s3: &S3Storage, shape: &[u64], growing: bool) -> Result<()>
             ));
         }
         if growing && current[0] >= shape[0] {
-            return Ok(None);
+            return Ok(((), false));
         }
         json["shape"] = serde_json::json!(shape);
-        Ok(Some(()))
+        Ok(((), true))
     })
-    .map(|_| ())
 }
 
 /// Applies `change` to the attributes of `zarr.json` as stored now and
@@ -205,7 +206,7 @@ pub(super) fn update_attributes(
     s3: &S3Storage,
     change: &dyn Fn(&mut crate::Attrs) -> Result<()>,
 ) -> Result<crate::Attrs> {
-    let written = update_metadata(s3, "change of attributes", |json, url| {
+    update_metadata(s3, "change of attributes", |json, url| {
         let Some(object) = json.as_object_mut() else {
             return Err(Error::format(url, "the metadata is not a JSON object"));
         };
@@ -221,9 +222,8 @@ pub(super) fn update_attributes(
                 serde_json::Value::Object(attrs.clone()),
             );
         }
-        Ok(Some(attrs))
-    })?;
-    Ok(written.unwrap_or_default())
+        Ok((attrs, true))
+    })
 }
 
 fn store_conflict(url: &str, what: &str) -> Error {
